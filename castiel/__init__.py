@@ -1,0 +1,1 @@
+"""Castiel: an open-source integration platform."""

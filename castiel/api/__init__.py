@@ -1,0 +1,1 @@
+"""The versioned tenant REST API: base classes, errors, pagination and routing."""

@@ -1,0 +1,201 @@
+"""``OutboundClient``: the single place outbound requests are made.
+
+Adapters never call ``requests`` directly (STYLE.md rule 5). The client:
+
+* applies the credential (a ``requests.auth.AuthBase``; if it also has
+  ``on_unauthorized(response) -> bool`` a 401 triggers one refresh and one retry, and its
+  ``send_kwargs`` such as a client certificate are passed to the transport);
+* asks the rate-limit gate before each request and feeds the response back after it;
+* always uses timeouts, checks every URL and redirect hop against the SSRF guard;
+* turns failures into typed, classified errors (:mod:`castiel.http.errors`);
+* logs one structured line per request (method, host, path — never the query string, headers
+  or body, which can carry credentials) and counts/times it per provider;
+* sends the current correlation id as ``X-Correlation-ID``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from django.conf import settings
+
+from castiel.http import ssrf
+from castiel.http.errors import classify, classify_exception
+from castiel.observability import metrics
+from castiel.observability.context import get_correlation_id
+from castiel.observability.logging import get_logger
+
+log = get_logger(__name__)
+
+MAX_REDIRECTS = 5
+_REDIRECT_STATUSES = {301, 302, 303, 307, 308}
+
+
+class RateLimitGate(Protocol):
+    def acquire(self, operation: str, cost: int = 1) -> None:
+        """Return when the request may go, or raise (refused / deferred)."""
+
+    def feedback(self, response: requests.Response) -> None:
+        """Adjust limits from the provider's rate-limit headers."""
+
+
+class NullGate:
+    def acquire(self, operation: str, cost: int = 1) -> None:
+        return None
+
+    def feedback(self, response: requests.Response) -> None:
+        return None
+
+
+class OutboundClient:
+    def __init__(
+        self,
+        *,
+        provider: str = "generic",
+        base_url: str = "",
+        auth: requests.auth.AuthBase | None = None,
+        gate: RateLimitGate | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: tuple[float, float] | None = None,
+        session: requests.Session | None = None,
+        check_ssrf: bool = True,
+    ):
+        self.provider = provider
+        self.base_url = base_url
+        self.auth = auth
+        self.gate = gate or NullGate()
+        self.timeout = timeout or (
+            settings.CASTIEL_OUTBOUND_CONNECT_TIMEOUT,
+            settings.CASTIEL_OUTBOUND_TIMEOUT,
+        )
+        self.session = session or requests.Session()
+        self.session.headers.update({"User-Agent": "Castiel/1.0", **(headers or {})})
+        self.check_ssrf = check_ssrf
+
+    def url(self, path_or_url: str) -> str:
+        if path_or_url.startswith(("http://", "https://")) or not self.base_url:
+            return path_or_url
+        return urljoin(self.base_url.rstrip("/") + "/", path_or_url.lstrip("/"))
+
+    def request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        operation: str = "fetch",
+        cost: int = 1,
+        raise_for_status: bool = True,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """Send one request; retry once after a credential refresh on 401."""
+        url = self.url(path_or_url)
+        response = self._send(method, url, operation=operation, cost=cost, **kwargs)
+        if response.status_code == 401 and self._refresh_after(response):
+            response = self._send(method, url, operation=operation, cost=cost, **kwargs)
+        if raise_for_status:
+            error = classify(response, what=f"{method} {_describe(url)}")
+            if error is not None:
+                raise error
+        return response
+
+    def get(self, path_or_url: str, **kwargs: Any) -> requests.Response:
+        return self.request("GET", path_or_url, **kwargs)
+
+    def post(self, path_or_url: str, **kwargs: Any) -> requests.Response:
+        return self.request(
+            "POST", path_or_url, operation=kwargs.pop("operation", "create"), **kwargs
+        )
+
+    def patch(self, path_or_url: str, **kwargs: Any) -> requests.Response:
+        return self.request(
+            "PATCH", path_or_url, operation=kwargs.pop("operation", "update"), **kwargs
+        )
+
+    def put(self, path_or_url: str, **kwargs: Any) -> requests.Response:
+        return self.request(
+            "PUT", path_or_url, operation=kwargs.pop("operation", "update"), **kwargs
+        )
+
+    def delete(self, path_or_url: str, **kwargs: Any) -> requests.Response:
+        return self.request(
+            "DELETE", path_or_url, operation=kwargs.pop("operation", "delete"), **kwargs
+        )
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _refresh_after(self, response: requests.Response) -> bool:
+        hook = getattr(self.auth, "on_unauthorized", None)
+        if hook is None:
+            return False
+        return bool(hook(response))
+
+    def _send(self, method: str, url: str, *, operation: str, cost: int, **kwargs: Any):
+        self.gate.acquire(operation, cost)
+        headers = dict(kwargs.pop("headers", None) or {})
+        correlation_id = get_correlation_id()
+        if correlation_id:
+            headers.setdefault("X-Correlation-ID", correlation_id)
+        send_kwargs = dict(getattr(self.auth, "send_kwargs", None) or {})
+        send_kwargs.setdefault("timeout", kwargs.pop("timeout", self.timeout))
+        request = requests.Request(method, url, headers=headers, auth=self.auth, **kwargs)
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            response = self._send_following_redirects(request, send_kwargs)
+            outcome = f"{response.status_code // 100}xx"
+        except Exception as exc:
+            raise classify_exception(exc) from exc
+        finally:
+            duration = time.perf_counter() - started
+            metrics.OUTBOUND_REQUESTS.labels(self.provider, outcome).inc()
+            metrics.OUTBOUND_DURATION.labels(self.provider).observe(duration)
+            log.info(
+                "outbound.request",
+                provider=self.provider,
+                method=method,
+                target=_describe(url),
+                outcome=outcome,
+                duration_ms=round(duration * 1000, 1),
+            )
+        self.gate.feedback(response)
+        return response
+
+    def _send_following_redirects(self, request: requests.Request, send_kwargs: dict):
+        prepared = self.session.prepare_request(request)
+        origin = urlsplit(prepared.url).netloc
+        for _hop in range(MAX_REDIRECTS + 1):
+            if self.check_ssrf:
+                ssrf.check_url(prepared.url)
+            response = self.session.send(prepared, allow_redirects=False, **send_kwargs)
+            location = response.headers.get("location")
+            if response.status_code not in _REDIRECT_STATUSES or not location:
+                return response
+            next_url = urljoin(prepared.url, location)
+            method = prepared.method
+            if response.status_code == 303 or (
+                response.status_code in (301, 302) and method == "POST"
+            ):
+                method = "GET"
+            same_origin = urlsplit(next_url).netloc == origin
+            request = requests.Request(
+                method,
+                next_url,
+                headers={
+                    k: v
+                    for k, v in prepared.headers.items()
+                    if same_origin or k.lower() not in ("authorization", "cookie")
+                },
+                auth=self.auth if same_origin else None,
+                data=prepared.body if method == prepared.method else None,
+            )
+            prepared = self.session.prepare_request(request)
+        raise requests.TooManyRedirects(f"more than {MAX_REDIRECTS} redirects")
+
+
+def _describe(url: str) -> str:
+    """host + path, without the query string (which may carry an API key)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"

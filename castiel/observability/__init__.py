@@ -1,0 +1,1 @@
+"""Correlation ids, structured logs, Prometheus metrics, worker heartbeats and health checks."""

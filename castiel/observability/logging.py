@@ -1,0 +1,91 @@
+"""Structured JSON logs through structlog, for both structlog and stdlib loggers.
+
+Every line carries the correlation and execution ids bound in the current context, and keys
+that look like secrets are redacted before rendering.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import structlog
+
+from castiel.observability.context import correlation_id_var, execution_id_var
+
+# Substrings of event keys whose values are never rendered.
+_SECRET_KEY_PARTS = (
+    "authorization",
+    "password",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "private_key",
+    "cookie",
+    "signature",
+    "credential",
+)
+REDACTED = "[redacted]"
+
+
+def add_context_ids(_logger, _method, event_dict):
+    correlation_id = correlation_id_var.get()
+    if correlation_id and "correlation_id" not in event_dict:
+        event_dict["correlation_id"] = correlation_id
+    execution_id = execution_id_var.get()
+    if execution_id and "execution_id" not in event_dict:
+        event_dict["execution_id"] = execution_id
+    return event_dict
+
+
+def redact_secrets(_logger, _method, event_dict):
+    for key in list(event_dict):
+        lowered = key.lower()
+        if lowered in ("event", "correlation_id", "execution_id"):
+            continue
+        if any(part in lowered for part in _SECRET_KEY_PARTS):
+            event_dict[key] = REDACTED
+    return event_dict
+
+
+_shared = [
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+
+
+def formatter_factory(fmt: str = "json") -> logging.Formatter:
+    renderer = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*_shared, structlog.stdlib.ExtraAdder()],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            add_context_ids,
+            redact_secrets,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+    )
+
+
+def configure_structlog() -> None:
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *_shared,
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+
+
+def get_logger(name: str):
+    return structlog.get_logger(name)

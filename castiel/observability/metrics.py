@@ -1,0 +1,57 @@
+"""Prometheus metrics shared by every web and worker process.
+
+prometheus_client's multiprocess mode is on (settings set ``PROMETHEUS_MULTIPROC_DIR`` before
+anything imports the client), so counters and histograms written by gunicorn workers and
+qcluster workers are summed at scrape time. Values that are cheaper to read than to keep in
+step (queue depths, dead-letter depth) are computed at scrape time by registered collectors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from prometheus_client import Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+HTTP_REQUESTS = Counter(
+    "castiel_http_requests_total", "HTTP requests served", ["method", "route", "status"]
+)
+HTTP_DURATION = Histogram(
+    "castiel_http_request_duration_seconds", "HTTP request duration", ["method", "route"]
+)
+TASKS = Counter("castiel_tasks_total", "Worker task runs", ["task", "outcome"])
+TASK_DURATION = Histogram("castiel_task_duration_seconds", "Worker task duration", ["task"])
+OUTBOUND_REQUESTS = Counter(
+    "castiel_outbound_requests_total", "Outbound HTTP requests", ["provider", "outcome"]
+)
+OUTBOUND_DURATION = Histogram(
+    "castiel_outbound_request_duration_seconds", "Outbound HTTP request duration", ["provider"]
+)
+
+# name -> function returning metric families, evaluated at every scrape.
+_scrape_collectors: dict[str, Callable[[], Iterable[Metric]]] = {}
+
+
+def register_scrape_collector(name: str, collect: Callable[[], Iterable[Metric]]) -> None:
+    """Register a function evaluated at scrape time (e.g. a queue depth read from the DB)."""
+    _scrape_collectors[name] = collect
+
+
+class ScrapeTimeCollector:
+    def collect(self):
+        for collect in list(_scrape_collectors.values()):
+            yield from collect()
+
+
+def queue_depths() -> Iterable[Metric]:
+    from castiel.queue import queue_depths as read_depths
+
+    family = GaugeMetricFamily(
+        "castiel_queue_depth", "Tasks waiting in each worker queue", labels=["cluster"]
+    )
+    for cluster, depth in read_depths().items():
+        family.add_metric([cluster], depth)
+    yield family
+
+
+register_scrape_collector("queue_depth", queue_depths)

@@ -1,0 +1,351 @@
+"""Castiel settings — one module, driven by the environment.
+
+Two profiles (``CASTIEL_PROFILE``):
+
+* ``embedded`` (the default, nothing set): SQLite in ``CASTIEL_DATA_DIR``, django-q2's ORM
+  broker, a process-local cache, DEBUG on. Runs the whole product on a laptop.
+* ``production``: ``SECRET_KEY`` is required, DEBUG is off, cookies are secure, HSTS is on.
+  ``DATABASE_URL`` should point at PostgreSQL and ``REDIS_URL`` at Redis (system checks warn
+  otherwise).
+
+Every variable read here is documented in README.md ("Configuration reference").
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import environ
+
+from castiel.config_errors import ConfigurationError
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env()
+
+PROFILE = env.str("CASTIEL_PROFILE", default="embedded")
+if PROFILE not in ("embedded", "production"):
+    raise ConfigurationError(f"CASTIEL_PROFILE must be 'embedded' or 'production', not {PROFILE!r}")
+PRODUCTION = PROFILE == "production"
+
+DATA_DIR = Path(env.str("CASTIEL_DATA_DIR", default=str(BASE_DIR / "var")))
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _embedded_secret_key() -> str:
+    """A random key generated once per data folder, so sessions survive restarts."""
+    path = DATA_DIR / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+if PRODUCTION:
+    SECRET_KEY = env.str("SECRET_KEY", default="")
+    if not SECRET_KEY:
+        raise ConfigurationError(
+            "SECRET_KEY must be set when CASTIEL_PROFILE=production "
+            '(generate one: python -c "import secrets; print(secrets.token_urlsafe(50))")'
+        )
+else:
+    SECRET_KEY = env.str("SECRET_KEY", default="") or _embedded_secret_key()
+
+DEBUG = env.bool("DEBUG", default=not PRODUCTION)
+ALLOWED_HOSTS = env.list(
+    "ALLOWED_HOSTS", default=[] if PRODUCTION else ["127.0.0.1", "localhost", "[::1]"]
+)
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# ---------------------------------------------------------------------------------------------
+# Applications
+# ---------------------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "django_q",
+    "castiel",
+    "castiel.tenancy",
+    "castiel.observability",
+    "integrations",
+    "credentials",
+    "syncing",
+    "webhooks",
+]
+
+MIDDLEWARE = [
+    "castiel.observability.middleware.CorrelationIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "castiel.urls"
+WSGI_APPLICATION = "castiel.wsgi.application"
+ASGI_APPLICATION = "castiel.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# ---------------------------------------------------------------------------------------------
+# Database
+# ---------------------------------------------------------------------------------------------
+DATABASES = {
+    "default": env.db_url_config(
+        env.str("DATABASE_URL", default="") or f"sqlite:///{DATA_DIR / 'castiel.sqlite3'}"
+    ),
+}
+_db = DATABASES["default"]
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    # Web process and qcluster workers share one file: WAL lets readers run beside the
+    # writer, IMMEDIATE takes the write lock at BEGIN (no lock-upgrade deadlocks) and the
+    # timeout makes writers queue instead of failing with "database is locked".
+    _db.setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": env.int("SQLITE_TIMEOUT", default=30),
+            "init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;",
+        }
+    )
+    # Tests that start worker subprocesses need a file, not an in-memory database.
+    _db.setdefault("TEST", {})["NAME"] = str(DATA_DIR / "test_castiel.sqlite3")
+else:
+    _db["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    _db["CONN_HEALTH_CHECKS"] = True
+    if env.str("TEST_DATABASE_NAME", default=""):
+        _db.setdefault("TEST", {})["NAME"] = env.str("TEST_DATABASE_NAME")
+DB_IS_POSTGRES = _db["ENGINE"].startswith("django.db.backends.postgresql")
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# ---------------------------------------------------------------------------------------------
+# Cache and Redis
+# ---------------------------------------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+CACHE_KEY_PREFIX = env.str("CACHE_KEY_PREFIX", default="castiel")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": CACHE_KEY_PREFIX,
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                "SOCKET_CONNECT_TIMEOUT": 2,
+                "SOCKET_TIMEOUT": 2,
+                # A cache outage must degrade features, never take the platform down.
+                "IGNORE_EXCEPTIONS": True,
+            },
+        }
+    }
+    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+else:
+    # Without Redis, the database cache is shared by the web process and every worker.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "castiel_cache",
+            "KEY_PREFIX": CACHE_KEY_PREFIX,
+        }
+    }
+
+# ---------------------------------------------------------------------------------------------
+# Workers (django-q2)
+# ---------------------------------------------------------------------------------------------
+# The database is the source of truth for every piece of work (sync tasks, outbox rows,
+# webhook events carry their own state and leases); the broker only wakes workers up. The
+# Redis broker is the fast choice for production but loses a task held by a worker that dies,
+# so the reaper re-enqueues anything whose lease expired. CASTIEL_BROKER=orm selects the
+# database broker instead (redelivery after `retry` seconds, slower wake-ups).
+CASTIEL_BROKER = env.str("CASTIEL_BROKER", default="redis" if REDIS_URL else "orm")
+if CASTIEL_BROKER not in ("redis", "orm"):
+    raise ConfigurationError(f"CASTIEL_BROKER must be 'redis' or 'orm', not {CASTIEL_BROKER!r}")
+if CASTIEL_BROKER == "redis" and not REDIS_URL:
+    raise ConfigurationError("CASTIEL_BROKER=redis needs REDIS_URL")
+
+# Work kinds → django-q2 cluster (queue) names. Production runs one cluster per kind so each
+# scales on its own; the embedded default runs them all in one cluster.
+CASTIEL_SPLIT_CLUSTERS = env.bool("CASTIEL_SPLIT_CLUSTERS", default=PRODUCTION)
+WORK_KINDS = ("inbound", "outbound", "webhooks", "maintenance")
+# The queue (cluster) name; several Castiel sites (or test runs) can share one Redis with
+# different names.
+Q_DEFAULT_CLUSTER = env.str("CASTIEL_QUEUE_NAME", default="castiel")
+
+
+def _cluster_conf(workers: int, timeout: int) -> dict:
+    return {"workers": workers, "timeout": timeout, "retry": timeout + 60}
+
+
+_q_timeout = env.int("Q_TIMEOUT", default=600)
+Q_CLUSTER = {
+    "name": Q_DEFAULT_CLUSTER,
+    "workers": env.int("Q_WORKERS", default=2),
+    "timeout": _q_timeout,
+    "retry": env.int("Q_RETRY", default=_q_timeout + 60),
+    "max_attempts": 1,  # retries are decided by Castiel from the DB state, not redelivery
+    "ack_failures": True,
+    "catch_up": False,
+    "save_limit": env.int("Q_SAVE_LIMIT", default=500),
+    "poll": 0.2,
+    "label": "Worker tasks",
+    "queue_limit": 100,
+}
+if CASTIEL_BROKER == "redis":
+    Q_CLUSTER["django_redis"] = "default"
+else:
+    Q_CLUSTER["orm"] = "default"
+if CASTIEL_SPLIT_CLUSTERS:
+    Q_CLUSTER["ALT_CLUSTERS"] = {
+        "inbound": _cluster_conf(env.int("Q_INBOUND_WORKERS", default=4), _q_timeout),
+        "outbound": _cluster_conf(env.int("Q_OUTBOUND_WORKERS", default=4), 300),
+        "webhooks": _cluster_conf(env.int("Q_WEBHOOKS_WORKERS", default=4), 120),
+        "maintenance": _cluster_conf(env.int("Q_MAINTENANCE_WORKERS", default=2), 600),
+    }
+
+# Worker heartbeat: every worker process records that it is alive; /healthz turns stale.
+CASTIEL_HEARTBEAT_INTERVAL = env.float("CASTIEL_HEARTBEAT_INTERVAL", default=10.0)
+CASTIEL_HEARTBEAT_STALE_AFTER = env.float("CASTIEL_HEARTBEAT_STALE_AFTER", default=45.0)
+
+# ---------------------------------------------------------------------------------------------
+# REST API
+# ---------------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["castiel.tenancy.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["castiel.tenancy.permissions.IsTenant"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "castiel.api.pagination.Pagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "castiel.api.errors.exception_handler",
+    "DEFAULT_VERSIONING_CLASS": "rest_framework.versioning.URLPathVersioning",
+    "ALLOWED_VERSIONS": ["v1"],
+    "DEFAULT_VERSION": "v1",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Castiel API",
+    "DESCRIPTION": (
+        "Tenant API of Castiel, the open-source integration platform. Authenticate with "
+        "`Authorization: Bearer <api key>`; every object is scoped to the key's tenant."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "ENUM_NAME_OVERRIDES": {},
+}
+
+# ---------------------------------------------------------------------------------------------
+# Outbound HTTP
+# ---------------------------------------------------------------------------------------------
+# Tenant-configured URLs may not reach these networks (SSRF guard) unless listed in
+# CASTIEL_OUTBOUND_ALLOWED_NETWORKS. The embedded default allows loopback so the built-in
+# sandbox and local test servers are reachable.
+CASTIEL_OUTBOUND_ALLOWED_NETWORKS = env.list(
+    "CASTIEL_OUTBOUND_ALLOWED_NETWORKS",
+    default=[] if PRODUCTION else ["127.0.0.0/8", "::1/128"],
+)
+CASTIEL_OUTBOUND_TIMEOUT = env.float("CASTIEL_OUTBOUND_TIMEOUT", default=30.0)
+CASTIEL_OUTBOUND_CONNECT_TIMEOUT = env.float("CASTIEL_OUTBOUND_CONNECT_TIMEOUT", default=5.0)
+
+# ---------------------------------------------------------------------------------------------
+# Observability
+# ---------------------------------------------------------------------------------------------
+# Metrics are shared by every web and worker process through prometheus_client's multiprocess
+# mode; the folder must exist before prometheus_client is imported (settings load first).
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default=str(DATA_DIR / "metrics"))
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
+Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+
+# When set, GET /metrics requires "Authorization: Bearer <token>".
+CASTIEL_METRICS_TOKEN = env.str("CASTIEL_METRICS_TOKEN", default="")
+
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")  # json | console
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "structured": {
+            "()": "castiel.observability.logging.formatter_factory",
+            "fmt": LOG_FORMAT,
+        },
+    },
+    "handlers": {
+        "stderr": {"class": "logging.StreamHandler", "formatter": "structured"},
+    },
+    "root": {"handlers": ["stderr"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "django-q": {"handlers": ["stderr"], "level": LOG_LEVEL, "propagate": False},
+    },
+}
+
+# ---------------------------------------------------------------------------------------------
+# Auth, i18n, static
+# ---------------------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = env.str("STATIC_ROOT", default=str(DATA_DIR / "static"))
+
+# ---------------------------------------------------------------------------------------------
+# Production hardening
+# ---------------------------------------------------------------------------------------------
+if PRODUCTION:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    SECURE_REFERRER_POLICY = "same-origin"
+    X_FRAME_OPTIONS = "DENY"
+    SILENCED_SYSTEM_CHECKS = env.list(
+        "SILENCED_SYSTEM_CHECKS", default=[] if SECURE_HSTS_PRELOAD else ["security.W021"]
+    )
+
+# Extra views used only by the benchmark harness (a bare Django view as the baseline).
+CASTIEL_BENCH_VIEWS = env.bool("CASTIEL_BENCH_VIEWS", default=False)

@@ -1,0 +1,68 @@
+"""Writes for tenants and API keys (HackSoft style: keyword-only, one job each)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from castiel.tenancy.models import ApiKey, Tenant
+
+KEY_PREFIX = "cst"
+_LAST_USED_GRANULARITY = timedelta(minutes=1)
+
+
+def _digest(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def tenant_create(*, name: str, slug: str | None = None) -> Tenant:
+    name = name.strip()
+    if not name:
+        raise ValueError("tenant name must not be empty")
+    base = slug or slugify(name)[:90] or "tenant"
+    candidate, n = base, 1
+    while Tenant.objects.filter(slug=candidate).exists():
+        n += 1
+        candidate = f"{base}-{n}"
+    return Tenant.objects.create(name=name, slug=candidate)
+
+
+@transaction.atomic
+def api_key_create(*, tenant: Tenant, name: str = "default") -> tuple[ApiKey, str]:
+    """Create a key; the raw key is returned once and never stored."""
+    prefix = secrets.token_hex(4)
+    raw = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    key = ApiKey.objects.create(tenant=tenant, name=name, prefix=prefix, key_hash=_digest(raw))
+    return key, raw
+
+
+def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+    return api_key
+
+
+def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
+    """The active key matching ``raw_key`` (with an active tenant), or None."""
+    parts = raw_key.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX:
+        return None
+    key = (
+        ApiKey.objects.select_related("tenant")
+        .filter(prefix=parts[1], revoked_at__isnull=True, tenant__is_active=True)
+        .first()
+    )
+    if key is None or not hmac.compare_digest(key.key_hash, _digest(raw_key)):
+        return None
+    now = timezone.now()
+    if key.last_used_at is None or now - key.last_used_at > _LAST_USED_GRANULARITY:
+        # Bounded write amplification: at most one update per key per minute.
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+    return key

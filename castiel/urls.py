@@ -1,0 +1,29 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from castiel.api.errors import api_not_found
+from castiel.observability.health import healthz
+from castiel.observability.views import metrics_view
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    re_path(r"^api/(?P<version>v1)/", include("castiel.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(api_version="v1"), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
+    # Anything else under /api/ is a JSON 404, also with DEBUG on.
+    re_path(r"^api/", api_not_found),
+]
+
+if settings.CASTIEL_BENCH_VIEWS:
+    from castiel.bench_views import bare_view
+
+    urlpatterns.append(path("bench/bare/", bare_view))
+
+handler400 = "castiel.api.errors.handler400"
+handler403 = "castiel.api.errors.handler403"
+handler404 = "castiel.api.errors.handler404"
+handler500 = "castiel.api.errors.handler500"

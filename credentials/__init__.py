@@ -1,0 +1,1 @@
+"""Credentials: secret stores, credential types, OAuth2 connect and token refresh."""

@@ -1,0 +1,1 @@
+"""External systems: the provider catalogue, adapters and connected integrations."""

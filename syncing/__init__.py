@@ -1,0 +1,1 @@
+"""Sync: scheduler, inbound pipeline, record stores, outbound outbox, runs and reaper."""

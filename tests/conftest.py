@@ -1,0 +1,87 @@
+"""Shared fixtures: tenants and API clients, real services, subprocess helpers."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from castiel.tenancy import services as tenancy
+from tests.support import processes
+from tests.support.services import require_postgres, require_redis
+
+
+@pytest.fixture
+def tenant(db):
+    return tenancy.tenant_create(name="Tenant A")
+
+
+@pytest.fixture
+def other_tenant(db):
+    return tenancy.tenant_create(name="Tenant B")
+
+
+def client_for(tenant) -> APIClient:
+    _key, raw = tenancy.api_key_create(tenant=tenant, name="test")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    client.raw_key = raw
+    return client
+
+
+@pytest.fixture
+def api(tenant) -> APIClient:
+    """An API client authenticated as ``tenant``."""
+    return client_for(tenant)
+
+
+@pytest.fixture
+def other_api(other_tenant) -> APIClient:
+    return client_for(other_tenant)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return require_redis()
+
+
+@pytest.fixture
+def postgres(db) -> None:
+    require_postgres()
+
+
+@pytest.fixture
+def spawn(tmp_path):
+    """Start real Castiel processes against the test database; all stopped afterwards."""
+    started: list[processes.Process] = []
+
+    def start(*args: str, env: dict[str, str] | None = None, name: str = "proc"):
+        proc = processes.Process(
+            list(args),
+            env=processes.process_env(tmp_path, **(env or {})),
+            log_path=tmp_path / f"{name}-{len(started)}.log",
+        )
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture
+def run_tasks_inline(monkeypatch, django_capture_on_commit_callbacks):
+    """Run queued tasks synchronously in this process (after commit, as in production)."""
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", True)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        yield callbacks
+
+
+@pytest.fixture
+def http_server():
+    """A real HTTP server on 127.0.0.1 recording requests (tests/support/httpserver.py)."""
+    from tests.support.httpserver import running_server
+
+    with running_server() as server:
+        yield server

@@ -1,0 +1,1 @@
+"""Test infrastructure: real services, subprocesses, factories."""

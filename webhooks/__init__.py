@@ -1,0 +1,1 @@
+"""Webhooks: registrations, signature schemes, receiver, processing, audit and replay."""

@@ -1,0 +1,1 @@
+"""Multi-level rate limiting shared by every process."""

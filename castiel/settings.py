@@ -280,6 +280,16 @@ CASTIEL_OUTBOUND_TIMEOUT = env.float("CASTIEL_OUTBOUND_TIMEOUT", default=30.0)
 CASTIEL_OUTBOUND_CONNECT_TIMEOUT = env.float("CASTIEL_OUTBOUND_CONNECT_TIMEOUT", default=5.0)
 
 # ---------------------------------------------------------------------------------------------
+# Secrets
+# ---------------------------------------------------------------------------------------------
+# Where credential values and signing secrets live: "db" (Fernet-encrypted rows; keys from
+# CASTIEL_SECRET_KEYS, newest first — generated into the data folder in the embedded
+# profile) or "azure_keyvault" (AZURE_KEYVAULT_URL, DefaultAzureCredential).
+CASTIEL_SECRET_STORE = env.str("CASTIEL_SECRET_STORE", default="db")
+CASTIEL_SECRET_KEYS = env.list("CASTIEL_SECRET_KEYS", default=[])
+AZURE_KEYVAULT_URL = env.str("AZURE_KEYVAULT_URL", default="")
+
+# ---------------------------------------------------------------------------------------------
 # Observability
 # ---------------------------------------------------------------------------------------------
 # Metrics are shared by every web and worker process through prometheus_client's multiprocess

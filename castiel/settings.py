@@ -357,5 +357,47 @@ if PRODUCTION:
         "SILENCED_SYSTEM_CHECKS", default=[] if SECURE_HSTS_PRELOAD else ["security.W021"]
     )
 
+# ---------------------------------------------------------------------------------------------
+# Webhooks (webhooks/ — receiver, processing, audit; see docs/webhooks.md)
+# ---------------------------------------------------------------------------------------------
+# Largest request body the receiver reads; bigger deliveries are answered 413 without being
+# read. GitHub caps payloads at 25 MB but real events are a few kB; raise it if a provider
+# sends more.
+CASTIEL_WEBHOOK_MAX_BODY_BYTES = env.int("CASTIEL_WEBHOOK_MAX_BODY_BYTES", default=1024 * 1024)
+# Registration lookups are cached (Redis in production) for this long; changes invalidate.
+CASTIEL_WEBHOOK_REGISTRATION_CACHE_SECONDS = env.int(
+    "CASTIEL_WEBHOOK_REGISTRATION_CACHE_SECONDS", default=300
+)
+# Default per-registration and per-tenant receive limits (requests per minute; 0 = no limit).
+# A registration may set its own limit.
+CASTIEL_WEBHOOK_RATE_LIMIT_PER_MINUTE = env.int(
+    "CASTIEL_WEBHOOK_RATE_LIMIT_PER_MINUTE", default=6000
+)
+CASTIEL_WEBHOOK_TENANT_RATE_LIMIT_PER_MINUTE = env.int(
+    "CASTIEL_WEBHOOK_TENANT_RATE_LIMIT_PER_MINUTE", default=30000
+)
+# Rejected and duplicate deliveries are audited up to this many per registration and minute;
+# beyond it they are only counted in metrics, so a flood of forgeries cannot fill the table.
+CASTIEL_WEBHOOK_NOISE_AUDIT_PER_MINUTE = env.int(
+    "CASTIEL_WEBHOOK_NOISE_AUDIT_PER_MINUTE", default=120
+)
+# How long the previous signing secret stays valid after a rotation, unless the rotation
+# names its own overlap.
+CASTIEL_WEBHOOK_SECRET_OVERLAP_SECONDS = env.int(
+    "CASTIEL_WEBHOOK_SECRET_OVERLAP_SECONDS", default=24 * 3600
+)
+# Processing: attempts before an event is marked failed (dead), and the backoff cap.
+CASTIEL_WEBHOOK_MAX_ATTEMPTS = env.int("CASTIEL_WEBHOOK_MAX_ATTEMPTS", default=8)
+CASTIEL_WEBHOOK_RETRY_BASE_SECONDS = env.float("CASTIEL_WEBHOOK_RETRY_BASE_SECONDS", default=30.0)
+CASTIEL_WEBHOOK_RETRY_CAP_SECONDS = env.float("CASTIEL_WEBHOOK_RETRY_CAP_SECONDS", default=3600.0)
+# A worker's claim on an event expires after this long (a crashed worker's event is retried).
+CASTIEL_WEBHOOK_LEASE_SECONDS = env.int("CASTIEL_WEBHOOK_LEASE_SECONDS", default=300)
+# Audit retention: events older than this are deleted by a maintenance schedule.
+CASTIEL_WEBHOOK_RETENTION_DAYS = env.int("CASTIEL_WEBHOOK_RETENTION_DAYS", default=30)
+# Public base URL the providers call (https://castiel.example.com). Needed by schemes that
+# sign the URL (Twilio, HubSpot v3) when Castiel runs behind a proxy that rewrites it; empty
+# means "the URL of the request as Django sees it".
+CASTIEL_WEBHOOK_PUBLIC_BASE_URL = env.str("CASTIEL_WEBHOOK_PUBLIC_BASE_URL", default="")
+
 # Extra views used only by the benchmark harness (a bare Django view as the baseline).
 CASTIEL_BENCH_VIEWS = env.bool("CASTIEL_BENCH_VIEWS", default=False)

@@ -16,8 +16,9 @@ The routing table maps (parser, event-type pattern) to a list of action names, o
 :data:`AUTO`, which picks by the event's shape: deleted → ``sync.delete_record``; a complete
 payload → ``sync.upsert_record``; otherwise ``sync.fetch_entity`` (a targeted inbound sync
 of the changed entity); then ``push.evaluate_rules`` (rule-triggered outbound push). A
-registration's own ``routes`` are consulted first. The first matching pattern wins; an empty
-list means "ignore".
+registration's own ``routes`` are consulted first, then the defaults; within each, the most
+specific matching pattern wins (an exact type, else the longest pattern), because a JSON
+object's key order is not kept by PostgreSQL's jsonb. An empty list means "ignore".
 """
 
 from __future__ import annotations
@@ -120,9 +121,10 @@ def validate_routes(routes) -> str | None:
 
 def actions_for(event: NormalisedEvent, *, parser: str, overrides: dict | None = None) -> list[str]:
     """The action names an event routes to ([] = nothing to do)."""
-    table = list((overrides or {}).items()) + DEFAULT_ROUTES.get(parser, [])
-    for pattern, actions in table:
-        if fnmatchcase(event.type, pattern):
+    for table in ((overrides or {}).items(), DEFAULT_ROUTES.get(parser, [])):
+        matching = [(p, a) for p, a in table if fnmatchcase(event.type, p)]
+        if matching:
+            _, actions = max(matching, key=lambda item: (item[0] == event.type, len(item[0])))
             return auto_actions(event) if actions == AUTO else list(actions)
     return []
 

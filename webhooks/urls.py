@@ -8,5 +8,6 @@ from webhooks.views import receive
 UUID = r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 
 urlpatterns = [
-    re_path(rf"^webhooks/(?P<registration_id>{UUID})/?$", receive, name="webhook-receive"),
+    re_path(rf"^webhooks/(?P<registration_id>{UUID})/$", receive, name="webhook-receive"),
+    re_path(rf"^webhooks/(?P<registration_id>{UUID})$", receive),
 ]

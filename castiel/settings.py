@@ -368,6 +368,9 @@ CASTIEL_WEBHOOK_MAX_BODY_BYTES = env.int("CASTIEL_WEBHOOK_MAX_BODY_BYTES", defau
 CASTIEL_WEBHOOK_REGISTRATION_CACHE_SECONDS = env.int(
     "CASTIEL_WEBHOOK_REGISTRATION_CACHE_SECONDS", default=300
 )
+# …and kept in each web process for this long (saves a Redis round trip per delivery; a
+# change reaches other processes within this time). 0 disables the per-process copy.
+CASTIEL_WEBHOOK_LOCAL_CACHE_SECONDS = env.float("CASTIEL_WEBHOOK_LOCAL_CACHE_SECONDS", default=2.0)
 # Default per-registration and per-tenant receive limits (requests per minute; 0 = no limit).
 # A registration may set its own limit.
 CASTIEL_WEBHOOK_RATE_LIMIT_PER_MINUTE = env.int(

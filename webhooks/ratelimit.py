@@ -2,7 +2,7 @@
 
 One small function, :func:`check`, so it can later be swapped for the shared multi-level
 limiter (castiel/ratelimit/). Counters live in the Django cache: with django-redis both
-counters are incremented in one pipelined round trip (INCR + EXPIRE NX, atomic per key);
+counters are incremented by one Lua script (one round trip, atomic);
 other caches use ``add`` + ``incr`` (atomic on Redis/memcached, best effort on the database
 cache of the embedded profile). If the cache is down the receiver does not rate-limit: an
 outage of a protection must not turn into rejected deliveries.
@@ -36,18 +36,27 @@ def _window(now: float) -> tuple[int, int]:
     return bucket, retry_after
 
 
+# INCR every key and give new ones their expiry, in one round trip and one command.
+_INCR_SCRIPT = """
+local counts = {}
+for i, key in ipairs(KEYS) do
+  counts[i] = redis.call('INCR', key)
+  if counts[i] == 1 then redis.call('EXPIRE', key, ARGV[1]) end
+end
+return counts
+"""
+_scripts: dict[int, object] = {}
+
+
 def _incr_many(keys: list[str]) -> list[int]:
     ttl = WINDOW + 5
     client = getattr(cache, "client", None)
     if client is not None and hasattr(client, "get_client"):  # django-redis
         connection = client.get_client(write=True)
-        pipe = connection.pipeline(transaction=False)
-        for key in keys:
-            full = cache.make_key(key)
-            pipe.incr(full)
-            pipe.expire(full, ttl, nx=True)
-        results = pipe.execute()
-        return [int(n) for n in results[0::2]]
+        script = _scripts.get(id(connection))
+        if script is None:
+            script = _scripts[id(connection)] = connection.register_script(_INCR_SCRIPT)
+        return [int(n) for n in script(keys=[cache.make_key(k) for k in keys], args=[ttl])]
     counts = []
     for key in keys:
         cache.add(key, 0, ttl)

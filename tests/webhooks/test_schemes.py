@@ -538,10 +538,11 @@ def test_generic_hmac_config_is_validated():
 
 
 # ---------------------------------------------------------------------------------------------
-# Microsoft Graph
-# Source: https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks
-# (notification example with "clientState": "secretClientValue"; validation request
-# "POST {notificationUrl}?validationToken={opaqueTokenCreatedByMicrosoftGraph}").
+# Microsoft Graph (no cryptographic vector exists: Graph echoes a shared clientState)
+# Source: https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks —
+# the body is shaped after its notification example ("clientState": "secretClientValue");
+# validation is "POST {notificationUrl}?validationToken={opaqueToken}", answered 200
+# text/plain with the token (same page, "Notification endpoint validation").
 GRAPH_BODY = (
     b'{"value":[{"id":"lsgTZMr9KwAAA","subscriptionId":"{subscription_guid}",'
     b'"subscriptionExpirationDateTime":"2016-03-19T22:11:09.952Z",'

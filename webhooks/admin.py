@@ -91,15 +91,13 @@ class WebhookRegistrationAdmin(admin.ModelAdmin):
 
     @admin.display(description="URL for the provider")
     def receive_url(self, obj):
-        return receive_url(getattr(self, "_request", None), obj.pk) if obj.pk else "—"
+        # The path (or the full URL with CASTIEL_WEBHOOK_PUBLIC_BASE_URL set): the admin may be
+        # served on another host than the one providers reach.
+        return receive_url(None, obj.pk) if obj.pk else "—"
 
     @admin.display(boolean=True, description="Secret set")
     def has_secret(self, obj):
         return obj.has_secret
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        self._request = request
-        return super().get_form(request, obj, change, **kwargs)
 
     def save_model(self, request, obj, form, change):
         if not change:

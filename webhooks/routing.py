@@ -13,7 +13,8 @@ event runs them again). Raise an exception whose ``retryable`` attribute is Fals
 backoff.
 
 The routing table maps (parser, event-type pattern) to a list of action names, or to
-:data:`AUTO`, which picks by the event's shape: deleted → ``sync.delete_record``; a complete
+:data:`AUTO`, which picks by the event's shape (nothing when the event names no record):
+deleted → ``sync.delete_record``; a complete
 payload → ``sync.upsert_record``; otherwise ``sync.fetch_entity`` (a targeted inbound sync
 of the changed entity); then ``push.evaluate_rules`` (rule-triggered outbound push). A
 registration's own ``routes`` are consulted first, then the defaults; within each, the most
@@ -99,6 +100,8 @@ def registered_actions() -> dict[str, Action]:
 
 
 def auto_actions(event: NormalisedEvent) -> list[str]:
+    if not event.external_id:  # names no record: there is nothing to sync or push
+        return []
     if event.deleted:
         first = DELETE_RECORD
     elif event.complete:

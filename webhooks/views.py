@@ -115,11 +115,19 @@ def _request_data(request, body: bytes) -> dict:
     }
 
 
+AUDIT_BODY_BYTES = 64 * 1024
+
+
 def _audit(snapshot, scheme_slug: str, *, outcome, reason, status, data, **extra) -> None:
-    """Record a delivery that was not accepted (bounded; never changes the response)."""
+    """Record a delivery that was not accepted (bounded; never changes the response).
+
+    Only the first 64 KiB of such a body is kept (``body_size`` keeps the real size): it is
+    evidence, not something to process, and forgeries must not cost megabytes each.
+    """
     metrics.DELIVERIES.labels(scheme_slug, outcome, reason).inc()
     if not ratelimit.noise_allowed(snapshot):
         return
+    data = {**data, "body": data["body"][:AUDIT_BODY_BYTES]}
     try:
         services.event_store(
             snapshot=snapshot,

@@ -54,6 +54,10 @@ def standard_headers(secret: str, body: bytes, msg_id: str, timestamp: int | Non
 
 
 def octokit_examples(event: str) -> list[dict]:
+    from tests.support.services import unavailable
+
+    if not (OCTOKIT_EXAMPLES / "index.json").exists():
+        unavailable("@octokit/webhooks-examples is not installed (npm ci in tests/node)")
     index = json.loads((OCTOKIT_EXAMPLES / "index.json").read_text())
     for entry in index:
         if entry["name"] == event:

@@ -303,3 +303,22 @@ def test_retention_purges_finished_events_only(make_reg):
     remaining = set(WebhookEvent.objects.values_list("pk", flat=True))
     assert remaining == {e.pk for e in kept}
     assert not remaining & {e.pk for e in gone}
+
+
+def test_events_that_name_no_record_route_nowhere(make_reg, recorded_actions):
+    registration = make_reg(scheme="slack", secret="x")
+    body = {"type": "event_callback", "event_id": "Ev1", "event": {"type": "app_mention"}}
+    event = make_event(registration, status="received", body=json.dumps(body).encode())
+    assert services.event_process(event_id=event.pk) == "ignored"
+    assert recorded_actions == []
+    event.refresh_from_db()
+    assert event.event_type == "event_callback"
+
+
+def test_schedules_are_declared():
+    from castiel.schedules import declared
+
+    specs = declared()
+    assert specs["webhooks-requeue-due"].func == "webhooks.tasks.requeue_due"
+    assert specs["webhooks-requeue-due"].kind == "webhooks"
+    assert specs["webhooks-purge"].func == "webhooks.tasks.purge_events"

@@ -400,3 +400,10 @@ def test_form_encoded_twilio_delivery(client, make_reg, settings):
     )
     assert response.status_code == 200
     assert events(registration, dedupe_key="idem-1").exists()
+
+
+def test_rejected_bodies_are_kept_only_in_part(client, github):
+    body = b'{"x": "' + b"a" * 100_000 + b'"}'
+    assert post(client, github, body, **gh(body, secret="forged")).status_code == 401
+    row = events(github).get()
+    assert row.body_size == len(body) and len(bytes(row.body)) == 64 * 1024

@@ -126,8 +126,14 @@ class WebhookEvent(TenantOwned):
     PENDING_STATUSES = (Status.RECEIVED, Status.PROCESSING, Status.RETRYING)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # Every index costs each delivery an insert on the hot path: the tenant and registration
+    # foreign keys are served by the composite indexes below (their leading column), so they
+    # get no single-column index of their own.
+    tenant = models.ForeignKey(
+        "tenancy.Tenant", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     registration = models.ForeignKey(
-        WebhookRegistration, on_delete=models.CASCADE, related_name="events"
+        WebhookRegistration, on_delete=models.CASCADE, related_name="events", db_index=False
     )
     outcome = models.CharField(max_length=16, choices=Outcome.choices)
     reason = models.CharField(max_length=64, help_text="Stable reason code (ok, bad_signature …).")
@@ -135,7 +141,12 @@ class WebhookEvent(TenantOwned):
     status = models.CharField(max_length=16, choices=Status.choices, blank=True, default="")
     dedupe_key = models.CharField(max_length=255, blank=True, default="")
     duplicate_of = models.ForeignKey(
-        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="duplicates"
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="duplicates",
+        db_index=False,  # a partial index below: almost every row has none
     )
 
     # The request as received (headers redacted; the body as raw bytes).
@@ -184,7 +195,16 @@ class WebhookEvent(TenantOwned):
         indexes = [
             models.Index(fields=["tenant", "-received_at"], name="webhook_event_tenant_recv"),
             models.Index(fields=["registration", "-received_at"], name="webhook_event_reg_recv"),
-            models.Index(fields=["status", "next_attempt_at"], name="webhook_event_due"),
+            models.Index(
+                fields=["status", "next_attempt_at"],
+                name="webhook_event_due",
+                condition=Q(status__in=["received", "processing", "retrying"]),
+            ),
+            models.Index(
+                fields=["duplicate_of"],
+                name="webhook_event_duplicate_of",
+                condition=Q(duplicate_of__isnull=False),
+            ),
             models.Index(fields=["received_at"], name="webhook_event_received"),
             models.Index(fields=["tenant", "external_id"], name="webhook_event_external"),
         ]

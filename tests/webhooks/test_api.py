@@ -205,3 +205,36 @@ def test_admin_rotates_the_secret(client, tenant):
     keys = signing.signing_keys(lookup.snapshot(registration))
     assert [(k.value, k.label) for k in keys] == [("second", "current"), ("first", "previous")]
     assert WebhookEvent.objects.count() == 0
+
+
+def test_admin_adds_a_registration_with_its_secret(client, tenant):
+    user = get_user_model().objects.create_superuser("admin", "a@example.com", "pw-12345-long")
+    client.force_login(user)
+    form = {
+        "tenant": str(tenant.pk),
+        "integration": "",
+        "name": "from admin",
+        "scheme": "stripe",
+        "scheme_config": "{}",
+        "parser": "",
+        "parser_config": "{}",
+        "timestamp_tolerance": "300",
+        "dedupe_rule": "[]",
+        "event_types": '["customer.*"]',
+        "routes": "{}",
+        "rate_limit_per_minute": "",
+        "is_active": "on",
+        "new_secret": "whsec_from_admin",
+        "overlap_seconds": "",
+    }
+    response = client.post("/admin/webhooks/webhookregistration/add/", form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    registration = WebhookRegistration.objects.get(name="from admin")
+    assert registration.secret_name == "webhook-" + registration.pk.hex
+    from webhooks import lookup, signing
+
+    keys = signing.signing_keys(lookup.snapshot(registration))
+    assert [(k.value, k.label) for k in keys] == [("whsec_from_admin", "current")]
+    bad = {**form, "name": "broken", "scheme_config": '{"colour": "red"}'}
+    assert client.post("/admin/webhooks/webhookregistration/add/", bad).status_code == 200
+    assert not WebhookRegistration.objects.filter(name="broken").exists()

@@ -6,12 +6,13 @@ import json
 import time
 
 import pytest
-from django.test import override_settings
+from django.test import RequestFactory, override_settings
 from django.urls import path
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from castiel.observability.views import metrics_view
 from castiel.queue import enqueue
 from tests.support.processes import manage
 
@@ -66,6 +67,10 @@ def test_correlation_id_of_a_request_appears_in_the_log_lines_of_its_task(client
     assert all(line["correlation_id"] == "corr-abc-123" for line in task_lines)
     execution_ids = {line["execution_id"] for line in task_lines}
     assert len(execution_ids) == 1 and None not in execution_ids
+
+    # The worker's counters are visible from the web process (Prometheus multiprocess mode).
+    metrics = metrics_view(RequestFactory().get("/metrics")).content.decode()
+    assert 'castiel_tasks_total{outcome="ok",task="tests.foundation.tasks.record"}' in metrics
 
 
 @pytest.mark.embedded

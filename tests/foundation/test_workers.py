@@ -12,6 +12,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from castiel.observability.models import WorkerHeartbeat
 from castiel.observability.views import metrics_view
 from castiel.queue import enqueue
 from tests.support.processes import manage
@@ -94,8 +95,15 @@ def test_a_stopped_worker_turns_the_heartbeat_check_to_503(client, spawn):
     }
 
     worker.kill()
-    time.sleep(2.5)
+    killed_at = time.monotonic()
+    deadline = killed_at + 20
+    while client.get("/healthz").status_code != 503 and time.monotonic() < deadline:
+        time.sleep(0.2)
     after = client.get("/healthz")
-    assert after.status_code == 503
+    rows = list(WorkerHeartbeat.objects.values("pid", "last_seen"))
+    assert after.status_code == 503, (
+        f"still healthy {time.monotonic() - killed_at:.1f}s after: {rows}"
+    )
+    assert time.monotonic() - killed_at >= 1.5, "turned unhealthy before the heartbeat went stale"
     assert after.json()["checks"]["workers"]["status"] == "fail"
     assert after.json()["checks"]["database"]["status"] == "ok"

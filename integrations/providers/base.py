@@ -169,6 +169,13 @@ class ProviderInfo:
     # Config keys an integration may set, with the default used when it does not.
     optional_config: dict[str, str] = field(default_factory=dict)
 
+    def api_base_for(self, config: dict) -> str:
+        """The API base for one integration: its ``api_base`` config if set (GitHub Enterprise
+        Server), else the catalogue's, with ``{key}`` placeholders filled from the config
+        (Salesforce: ``{instance_url}/services/data/{api_version}``)."""
+        merged = self.config_with_defaults(config)
+        return (merged.get("api_base") or self.api_base).format(**merged).rstrip("/")
+
     def config_with_defaults(self, config: dict) -> dict:
         """``config`` with ``optional_config`` defaults filled in for keys it does not set."""
         merged = dict(self.optional_config)

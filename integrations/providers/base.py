@@ -174,7 +174,9 @@ class ProviderInfo:
         Server), else the catalogue's, with ``{key}`` placeholders filled from the config
         (Salesforce: ``{instance_url}/services/data/{api_version}``)."""
         merged = self.config_with_defaults(config)
-        return (merged.get("api_base") or self.api_base).format(**merged).rstrip("/")
+        # Users paste instance URLs with or without a trailing slash; never produce "//".
+        values = {k: v.rstrip("/") if isinstance(v, str) else v for k, v in merged.items()}
+        return (values.get("api_base") or self.api_base).format(**values).rstrip("/")
 
     def config_with_defaults(self, config: dict) -> dict:
         """``config`` with ``optional_config`` defaults filled in for keys it does not set."""

@@ -1,0 +1,8 @@
+from tests.syncing.fixtures import (  # noqa: F401  (fixtures)
+    cosmos_endpoint,
+    cosmos_store,
+    enqueued,
+    fast_retries,
+    json_server,
+)
+from tests.syncing.sandbox_fixtures import sandbox  # noqa: F401

@@ -4,5 +4,6 @@ from tests.syncing.fixtures import (  # noqa: F401  (fixtures)
     enqueued,
     fast_retries,
     json_server,
+    record_store,
 )
 from tests.syncing.sandbox_fixtures import sandbox  # noqa: F401

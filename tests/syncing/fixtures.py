@@ -204,3 +204,16 @@ def fast_retries(settings):
     settings.CASTIEL_SYNC_RETRY_CAP_SECONDS = 0.05
     settings.CASTIEL_SYNC_FAILURE_BACKOFF_SECONDS = 60
     return settings
+
+
+@pytest.fixture(params=["orm", "cosmos"])
+def record_store(request, monkeypatch):
+    """Each test using this runs once per record store; the worker and services use it."""
+    if request.param == "orm":
+        from syncing.stores.orm import OrmRecordStore
+
+        store = OrmRecordStore()
+    else:
+        store = request.getfixturevalue("cosmos_store")
+    monkeypatch.setattr("syncing.stores._configured", lambda kind: store)
+    return store

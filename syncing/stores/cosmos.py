@@ -247,7 +247,8 @@ class CosmosRecordStore(RecordStore):
         if not include_deleted:
             clauses.append("c.deleted_at = null")
         pager = self.container.query_items(
-            f"SELECT * FROM c WHERE {' AND '.join(clauses)} ORDER BY c.id",
+            # Only fixed clause strings are joined; every value is a query parameter.
+            f"SELECT * FROM c WHERE {' AND '.join(clauses)} ORDER BY c.id",  # noqa: S608
             parameters=_params(t=str(tenant_id), **params),
             partition_key=str(tenant_id),
             max_item_count=page_size,

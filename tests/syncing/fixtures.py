@@ -191,10 +191,10 @@ def enqueued(monkeypatch):
     """Capture the scheduler's queue messages instead of sending them to the broker."""
     captured = Enqueued()
 
-    def fake_enqueue(func_path, *args, kind, **kwargs):
-        captured.messages.append((func_path, args, kind))
+    def fake_enqueue_many(func_path, arg_lists, *, kind):
+        captured.messages.extend((func_path, tuple(args), kind) for args in arg_lists)
 
-    monkeypatch.setattr("syncing.scheduler.enqueue", fake_enqueue)
+    monkeypatch.setattr("syncing.scheduler.enqueue_many", fake_enqueue_many)
     return captured
 
 

@@ -56,7 +56,7 @@ TRANSFORMS: dict[str, Callable[[Any], Any]] = {
 
 class FieldMapping:
     def __init__(self, spec: dict | None):
-        self.spec = spec or {}
+        self.spec = {} if spec is None else spec
         self._compiled: list[tuple[str, str, Callable | None, Any]] = []
         self.validate()
 

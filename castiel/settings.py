@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "credentials",
     "syncing",
     "webhooks",
+    "sandbox",
 ]
 
 MIDDLEWARE = [
@@ -368,6 +369,50 @@ if PRODUCTION:
     SILENCED_SYSTEM_CHECKS = env.list(
         "SILENCED_SYSTEM_CHECKS", default=[] if SECURE_HSTS_PRELOAD else ["security.W021"]
     )
+
+# ---------------------------------------------------------------------------------------------
+# Sync engine (syncing/, docs/sync.md)
+# ---------------------------------------------------------------------------------------------
+# Where synced records live: "orm" (the Record table) or "cosmos" (Azure Cosmos DB, one
+# container partitioned by tenant).
+CASTIEL_RECORD_STORE = env.str("CASTIEL_RECORD_STORE", default="orm")
+if CASTIEL_RECORD_STORE not in ("orm", "cosmos"):
+    raise ConfigurationError(
+        f"CASTIEL_RECORD_STORE must be 'orm' or 'cosmos', not {CASTIEL_RECORD_STORE!r}"
+    )
+CASTIEL_COSMOS_ENDPOINT = env.str("CASTIEL_COSMOS_ENDPOINT", default="")
+CASTIEL_COSMOS_KEY = env.str("CASTIEL_COSMOS_KEY", default="")
+CASTIEL_COSMOS_DATABASE = env.str("CASTIEL_COSMOS_DATABASE", default="castiel")
+CASTIEL_COSMOS_CONTAINER = env.str("CASTIEL_COSMOS_CONTAINER", default="records")
+if CASTIEL_RECORD_STORE == "cosmos" and not (CASTIEL_COSMOS_ENDPOINT and CASTIEL_COSMOS_KEY):
+    raise ConfigurationError(
+        "CASTIEL_RECORD_STORE=cosmos needs CASTIEL_COSMOS_ENDPOINT and CASTIEL_COSMOS_KEY"
+    )
+# Scheduler: tasks claimed per transaction, and at most this many batches per tick.
+CASTIEL_SYNC_BATCH_SIZE = env.int("CASTIEL_SYNC_BATCH_SIZE", default=100)
+CASTIEL_SYNC_TICK_MAX_BATCHES = env.int("CASTIEL_SYNC_TICK_MAX_BATCHES", default=500)
+# Leases: a running task's lease (renewed before every request and at every page) and how
+# long a claimed task may wait in the queue before the reaper assumes its message was lost.
+CASTIEL_SYNC_LEASE_SECONDS = env.int("CASTIEL_SYNC_LEASE_SECONDS", default=300)
+CASTIEL_SYNC_QUEUE_LEASE_SECONDS = env.int("CASTIEL_SYNC_QUEUE_LEASE_SECONDS", default=900)
+# Retries of a page fetch (timeouts, 429, 5xx, malformed pages): full-jitter backoff that
+# never undercuts Retry-After; waits longer than MAX_INLINE_WAIT release the task instead.
+CASTIEL_SYNC_MAX_RETRIES = env.int("CASTIEL_SYNC_MAX_RETRIES", default=5)
+CASTIEL_SYNC_RETRY_BASE_SECONDS = env.float("CASTIEL_SYNC_RETRY_BASE_SECONDS", default=1.0)
+CASTIEL_SYNC_RETRY_CAP_SECONDS = env.float("CASTIEL_SYNC_RETRY_CAP_SECONDS", default=120.0)
+CASTIEL_SYNC_MAX_INLINE_WAIT = env.float("CASTIEL_SYNC_MAX_INLINE_WAIT", default=60.0)
+CASTIEL_SYNC_FAILURE_BACKOFF_SECONDS = env.float(
+    "CASTIEL_SYNC_FAILURE_BACKOFF_SECONDS", default=60.0
+)
+# One execution stops (and re-queues itself from its checkpoint) before the worker timeout.
+CASTIEL_SYNC_RUN_BUDGET_SECONDS = env.float(
+    "CASTIEL_SYNC_RUN_BUDGET_SECONDS", default=_q_timeout * 0.8
+)
+# Subtracted from the incremental watermark (for providers whose updated-at is not ordered).
+CASTIEL_SYNC_SINCE_OVERLAP_SECONDS = env.float("CASTIEL_SYNC_SINCE_OVERLAP_SECONDS", default=0)
+
+# The sandbox: a simulated SaaS API served under /sandbox/ (demo and tests; off in production).
+CASTIEL_SANDBOX = env.bool("CASTIEL_SANDBOX", default=not PRODUCTION)
 
 # Extra views used only by the benchmark harness (a bare Django view as the baseline).
 CASTIEL_BENCH_VIEWS = env.bool("CASTIEL_BENCH_VIEWS", default=False)

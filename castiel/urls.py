@@ -18,6 +18,10 @@ urlpatterns = [
     re_path(r"^api/", api_not_found),
 ]
 
+if settings.CASTIEL_SANDBOX:
+    # The simulated SaaS API (demo and tests); never served in production by default.
+    urlpatterns.insert(0, path("sandbox/", include("sandbox.urls")))
+
 if settings.CASTIEL_BENCH_VIEWS:
     from castiel.bench_views import bare_view
 

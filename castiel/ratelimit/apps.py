@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+
+
+class RatelimitConfig(AppConfig):
+    name = "castiel.ratelimit"
+    label = "ratelimit"
+    verbose_name = "Rate limits"
+
+    def ready(self):
+        from castiel.observability.health import register_check
+        from castiel.ratelimit import signals  # noqa: F401  (policy cache invalidation)
+        from castiel.ratelimit.limiter import health_check
+
+        register_check("ratelimit", health_check)

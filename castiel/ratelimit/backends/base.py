@@ -61,7 +61,8 @@ class Adjustment:
         value = (
             min(self.target, value + self.step) if self.target is not None else value + self.step
         )
-        return min(1.0, max(self.minimum, value))
+        # Rounded so that repeated steps land exactly on 1.0 (as the Lua script does).
+        return round(min(1.0, max(self.minimum, value)), 6)
 
 
 @dataclass(frozen=True)

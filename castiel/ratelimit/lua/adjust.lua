@@ -12,6 +12,7 @@ else
   m = m + tonumber(ARGV[3])
 end
 m = math.min(1, math.max(tonumber(ARGV[5]), m))
+m = math.floor(m * 1000000 + 0.5) / 1000000
 local blocked = tonumber(st[2]) or 0
 local block = tonumber(ARGV[4])
 if block > 0 then

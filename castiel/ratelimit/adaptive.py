@@ -43,7 +43,9 @@ def adjustment_for(signal: ProviderSignal, *, multiplier: float) -> Adjustment |
         block = max(block, signal.side_quota_exhausted_for)
 
     if signal.rate_limited:
-        if not block:
+        # "Retry-After: 0" means "now": only a rate limit that names no time at all blocks
+        # for the quota's reset, or the default.
+        if not block and signal.retry_after is None:
             block = quota.reset_after if quota and quota.reset_after else unknown_reset
         return Adjustment(scale=DECREASE, block=block, minimum=MINIMUM)
     if quota is not None and quota.fraction < LOW_WATER:

@@ -90,17 +90,18 @@ class IntegrationUsageAdmin(admin.ModelAdmin):
     def levels(self, obj):
         rows = format_html_join(
             "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:g}s</td><td>{}</td>"
-            "<td>{:.0%}</td><td>{}</td></tr>",
+            # format_html escapes its arguments into strings first: format numbers here.
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+            "<td>{}</td><td>{}</td></tr>",
             (
                 (
                     _level_name(level),
                     level.used,
                     level.limit.limit,
                     level.effective_limit,
-                    level.limit.window,
+                    f"{level.limit.window:g}s",
                     level.remaining,
-                    level.headroom,
+                    f"{level.headroom:.0%}",
                     level.limit.source,
                 )
                 for level in self._usage(obj).levels

@@ -220,8 +220,9 @@ def _ietf(headers: Mapping[str, str], now: float) -> list[Quota]:
                 quota_value = max(remaining, 1)
             reset = _float(params.get("t"))
             quotas.append(Quota(quota_value, remaining, reset, name))
-    # draft-06 and earlier: separate fields.
-    limit = _int(headers.get("ratelimit-limit"))
+    # draft-06 and earlier: separate fields; the limit may be followed by its policies
+    # ("100, 100;w=60"): the first item is the expiring limit.
+    limit = _int(re.split(r"[,;]", headers.get("ratelimit-limit", ""))[0] or None)
     remaining = _int(headers.get("ratelimit-remaining"))
     if limit is not None and remaining is not None:
         quotas.append(

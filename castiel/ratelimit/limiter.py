@@ -58,6 +58,8 @@ class Limiter:
         self._degraded_since: float | None = None
         self._retry_at = 0.0
         self._lock = threading.Lock()
+        if fallback is not None:
+            metrics.DEGRADED.set(0)  # a new limiter starts on its backend
 
     @property
     def degraded(self) -> bool:

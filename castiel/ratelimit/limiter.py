@@ -17,7 +17,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
 from django.conf import settings
 
@@ -58,6 +57,7 @@ class Limiter:
         self._degraded_since: float | None = None
         self._retry_at = 0.0
         self._lock = threading.Lock()
+        self._counters: dict[tuple, object] = {}  # labelled children, looked up once
         if fallback is not None:
             metrics.DEGRADED.set(0)  # a new limiter starts on its backend
 
@@ -76,21 +76,32 @@ class Limiter:
     ) -> Decision:
         if cost < 1:
             raise ValueError("cost must be at least 1")
-        decision = self._call(
-            lambda: self.backend.acquire(subject, policy, cost),
-            lambda: replace(
-                self.fallback.acquire(subject, policy.shared_by(self.processes), cost),
-                degraded=True,
-            ),
-        )
-        metrics.DECISIONS.labels(
+        if self._degraded_since is None:
+            # The hot path, without closures: every outbound request comes through here.
+            try:
+                decision = self.backend.acquire(subject, policy, cost)
+            except BackendUnavailable as exc:
+                if self.fallback is None:
+                    raise
+                self._enter_degraded(exc)
+                decision = self._fallback_acquire(subject, policy, cost)
+        else:
+            decision = self._call(
+                lambda: self.backend.acquire(subject, policy, cost),
+                lambda: self._fallback_acquire(subject, policy, cost),
+            )
+        labels = (
             provider or "unknown",
             decision.level or "none",
             "allowed"
             if decision.allowed
             else ("rejected" if decision.reason == "capacity" else "throttled"),
             self.backend_name,
-        ).inc()
+        )
+        counter = self._counters.get(labels)
+        if counter is None:
+            counter = self._counters[labels] = metrics.DECISIONS.labels(*labels)
+        counter.inc()
         return decision
 
     def adjust(self, tenant_id: str, integration_id: str, adjustment: Adjustment) -> AdaptiveState:

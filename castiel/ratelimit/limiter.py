@@ -58,8 +58,6 @@ class Limiter:
         self._retry_at = 0.0
         self._lock = threading.Lock()
         self._counters: dict[tuple, object] = {}  # labelled children, looked up once
-        if fallback is not None:
-            metrics.DEGRADED.set(0)  # a new limiter starts on its backend
 
     @property
     def degraded(self) -> bool:
@@ -102,6 +100,11 @@ class Limiter:
         if counter is None:
             counter = self._counters[labels] = metrics.DECISIONS.labels(*labels)
         counter.inc()
+        return decision
+
+    def _fallback_acquire(self, subject: Subject, policy: Policy, cost: int) -> Decision:
+        decision = self.fallback.acquire(subject, policy.shared_by(self.processes), cost)
+        decision.degraded = True
         return decision
 
     def adjust(self, tenant_id: str, integration_id: str, adjustment: Adjustment) -> AdaptiveState:
@@ -185,7 +188,6 @@ class Limiter:
                 self._degraded_since = now
             self._retry_at = now + self.retry_seconds
         if first:
-            metrics.DEGRADED.set(1)
             log.warning(
                 "ratelimit.degraded",
                 backend=self.backend.name,
@@ -200,7 +202,6 @@ class Limiter:
             since = self._degraded_since
             self._degraded_since = None
         if since is not None:
-            metrics.DEGRADED.set(0)
             log.warning(
                 "ratelimit.recovered",
                 backend=self.backend.name,

@@ -117,3 +117,16 @@ def test_a_cost_above_the_limit_is_rejected_not_waited_for():
     decision = backend.acquire(SUBJECT, single_level_policy(5, 1.0), cost=6)
     assert decision.outcome == "reject"
     assert decision.level == "integration"
+
+
+def test_the_local_backend_forgets_idle_counters():
+    clock = Clock()
+    backend = LocalBackend(prefix="p", buckets=10, clock=clock)
+    policy = single_level_policy(5, 1.0)
+    for n in range(200):
+        backend.acquire(Subject("t", f"i{n}", "fetch"), policy)
+    assert len(backend._counts) > 200
+    clock.now += 10_000
+    for _ in range(1000):
+        backend.acquire(SUBJECT, policy)
+    assert len(backend._counts) == 3  # only the active integration's levels remain

@@ -36,6 +36,10 @@ class LocalBackend:
         # key -> (state, expires at ms): adaptive state is forgotten after its TTL, as in Redis.
         self._states: dict[str, tuple[dict[str, float], int]] = {}
         self._lock = threading.Lock()
+        # key -> ms after which it holds nothing live; swept now and then so idle integrations
+        # do not accumulate in a long-lived process.
+        self._expires: dict[str, int] = {}
+        self._decisions = 0
 
     def acquire(self, subject: Subject, policy: Policy, cost: int = 1) -> Decision:
         levels = self.keys.levels(subject, policy)
@@ -51,7 +55,19 @@ class LocalBackend:
             )
             if updated:
                 self._counts.update(updated)
+                for spec in levels:
+                    self._expires[spec.key] = now_ms + 2 * spec.limit.window_ms
+            self._decisions += 1
+            if self._decisions % 1000 == 0:
+                self._sweep(now_ms)
         return decision
+
+    def _sweep(self, now_ms: int) -> None:
+        for key in [k for k, until in self._expires.items() if until < now_ms]:
+            self._counts.pop(key, None)
+            del self._expires[key]
+        for key in [k for k, (_s, until) in self._states.items() if until < now_ms]:
+            del self._states[key]
 
     def adjust(self, tenant_id: str, integration_id: str, adjustment: Adjustment, *, ttl: float):
         key = self.keys.state(tenant_id, integration_id)

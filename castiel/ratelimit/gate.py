@@ -95,15 +95,15 @@ class IntegrationGate:
         risky = operation in settings.CASTIEL_RATELIMIT_RISKY_OPERATIONS
         limiter = get_limiter()
         started = time.monotonic()
-        waited = False
+        waited_for: str | None = None  # the level that first made us wait
         while True:
             decision = limiter.acquire(
                 self._subject(operation), policy, cost, provider=self.provider
             )
             self._multiplier = decision.multiplier
             if decision.allowed:
-                self._count(operation, "waited" if waited else "allowed")
-                if waited:
+                self._count(operation, waited_for, "waited" if waited_for else "allowed")
+                if waited_for:
                     metrics.WAIT_SECONDS.labels(self.provider).observe(time.monotonic() - started)
                 return
             reason = describe(decision, policy, operation)
@@ -115,7 +115,7 @@ class IntegrationGate:
                 "wait_s": round(decision.wait, 3),
             }
             if decision.reason == "capacity":
-                self._count(operation, "rejected")
+                self._count(operation, decision.level, "rejected")
                 log.warning("ratelimit.rejected", reason=reason, **context)
                 raise RateLimitExceedsCapacity(
                     f"{operation} (cost {cost}) rejected: {reason}",
@@ -125,7 +125,7 @@ class IntegrationGate:
                     operation=operation,
                 )
             if risky:
-                self._count(operation, "refused")
+                self._count(operation, decision.level, "refused")
                 log.warning("ratelimit.refused", reason=reason, **context)
                 raise RateLimitRefused(
                     f"{operation} refused while throttled: {reason}",
@@ -136,7 +136,7 @@ class IntegrationGate:
                 )
             left = self.max_wait - (time.monotonic() - started)
             if decision.wait > left:
-                self._count(operation, "deferred")
+                self._count(operation, decision.level, "deferred")
                 log.info("ratelimit.deferred", reason=reason, **context)
                 raise RateLimitDeferred(
                     f"{operation} deferred: {reason}",
@@ -145,7 +145,7 @@ class IntegrationGate:
                     reason=reason,
                     operation=operation,
                 )
-            waited = True
+            waited_for = waited_for or decision.level
             # A little jitter so processes woken by the same freed bucket do not collide.
             self.sleep(decision.wait + random.uniform(0, 0.01))  # noqa: S311
 
@@ -182,8 +182,8 @@ class IntegrationGate:
                 blocked_for_s=round(adjustment.block, 1) if adjustment.block else None,
             )
 
-    def _count(self, operation: str, outcome: str) -> None:
-        metrics.GATE.labels(self.provider, operation, outcome).inc()
+    def _count(self, operation: str, level: str | None, outcome: str) -> None:
+        metrics.GATE.labels(self.provider, operation, level or "none", outcome).inc()
 
 
 def gate_for(integration):

@@ -12,11 +12,12 @@ DECISIONS = Counter(
     ["provider", "level", "outcome", "backend"],
 )
 # What the gate did with a request: allowed at once, waited in-process, deferred (rescheduled),
-# refused (risky operation while throttled), rejected (can never fit).
+# refused (risky operation while throttled), rejected (can never fit); level = the level that
+# made it wait or said no ("none" when allowed at once).
 GATE = Counter(
     "castiel_ratelimit_requests_total",
     "Outbound requests through the rate-limit gate",
-    ["provider", "operation", "outcome"],
+    ["provider", "operation", "level", "outcome"],
 )
 WAIT_SECONDS = Histogram(
     "castiel_ratelimit_wait_seconds",

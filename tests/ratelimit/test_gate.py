@@ -87,7 +87,7 @@ def test_fetch_over_a_long_wait_is_deferred_with_retry_after_not_dropped(integra
 
 def test_fetch_over_a_short_wait_waits_in_process_and_is_sent(integration, server):
     limit(integration, "integration", 2, 1)
-    waited = metrics.GATE.labels("generic_rest", "fetch", "waited")
+    waited = metrics.GATE.labels("generic_rest", "fetch", "integration", "waited")
     before = waited._value.get()
     client = client_for(integration)
     for _ in range(3):

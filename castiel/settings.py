@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "castiel",
     "castiel.tenancy",
     "castiel.observability",
+    "castiel.ratelimit",
     "integrations",
     "credentials",
     "syncing",
@@ -231,6 +232,62 @@ if CASTIEL_SPLIT_CLUSTERS:
 # Worker heartbeat: every worker process records that it is alive; /healthz turns stale.
 CASTIEL_HEARTBEAT_INTERVAL = env.float("CASTIEL_HEARTBEAT_INTERVAL", default=10.0)
 CASTIEL_HEARTBEAT_STALE_AFTER = env.float("CASTIEL_HEARTBEAT_STALE_AFTER", default=45.0)
+
+# ---------------------------------------------------------------------------------------------
+# Rate limiting (castiel.ratelimit, docs/ratelimit.md)
+# ---------------------------------------------------------------------------------------------
+# Where the three-level counters live: "redis" (one Lua round trip, shared by every process on
+# every host), "database" (rows in the main database, serialised by the transaction: correct
+# across every process sharing the database, the embedded default) or "local" (this process
+# only: development and the degraded fallback).
+CASTIEL_RATELIMIT_BACKEND = env.str(
+    "CASTIEL_RATELIMIT_BACKEND", default="redis" if REDIS_URL else "database"
+)
+if CASTIEL_RATELIMIT_BACKEND not in ("redis", "database", "local"):
+    raise ConfigurationError(
+        "CASTIEL_RATELIMIT_BACKEND must be 'redis', 'database' or 'local', "
+        f"not {CASTIEL_RATELIMIT_BACKEND!r}"
+    )
+CASTIEL_RATELIMIT_REDIS_URL = env.str("CASTIEL_RATELIMIT_REDIS_URL", default=REDIS_URL)
+if CASTIEL_RATELIMIT_BACKEND == "redis" and not CASTIEL_RATELIMIT_REDIS_URL:
+    raise ConfigurationError("CASTIEL_RATELIMIT_BACKEND=redis needs REDIS_URL")
+# Socket timeout for limiter calls: a hung Redis must not stall outbound work for long.
+CASTIEL_RATELIMIT_REDIS_TIMEOUT = env.float("CASTIEL_RATELIMIT_REDIS_TIMEOUT", default=0.5)
+# While Redis is unreachable each process limits alone to limit / this many processes, and
+# tries Redis again every CASTIEL_RATELIMIT_REDIS_RETRY_SECONDS.
+CASTIEL_RATELIMIT_EXPECTED_PROCESSES = env.int("CASTIEL_RATELIMIT_EXPECTED_PROCESSES", default=4)
+CASTIEL_RATELIMIT_REDIS_RETRY_SECONDS = env.float(
+    "CASTIEL_RATELIMIT_REDIS_RETRY_SECONDS", default=5.0
+)
+# Sub-buckets per window: memory per counter and the worst-case throughput loss (1/(N+1)).
+CASTIEL_RATELIMIT_BUCKETS = env.int("CASTIEL_RATELIMIT_BUCKETS", default=30)
+# Level defaults (the integration level comes from the provider catalogue).
+CASTIEL_RATELIMIT_TENANT_LIMIT = env.int("CASTIEL_RATELIMIT_TENANT_LIMIT", default=5000)
+CASTIEL_RATELIMIT_TENANT_WINDOW = env.float("CASTIEL_RATELIMIT_TENANT_WINDOW", default=60.0)
+CASTIEL_RATELIMIT_OPERATION_LIMITS = {
+    "fetch": env.int("CASTIEL_RATELIMIT_FETCH_PER_MINUTE", default=200),
+    "create": env.int("CASTIEL_RATELIMIT_CREATE_PER_MINUTE", default=100),
+    "update": env.int("CASTIEL_RATELIMIT_UPDATE_PER_MINUTE", default=150),
+    "delete": env.int("CASTIEL_RATELIMIT_DELETE_PER_MINUTE", default=60),
+}
+# Operations refused (never waited for) while throttled.
+CASTIEL_RATELIMIT_RISKY_OPERATIONS = env.list(
+    "CASTIEL_RATELIMIT_RISKY_OPERATIONS", default=["delete"]
+)
+# Safe operations sleep in-process up to this long; longer waits are re-scheduled.
+CASTIEL_RATELIMIT_MAX_INPROCESS_WAIT = env.float(
+    "CASTIEL_RATELIMIT_MAX_INPROCESS_WAIT", default=5.0
+)
+# Resolved policies (defaults + overrides) are cached per process for this long.
+CASTIEL_RATELIMIT_POLICY_CACHE_SECONDS = env.float(
+    "CASTIEL_RATELIMIT_POLICY_CACHE_SECONDS", default=10.0
+)
+# Adaptive state (multiplier, block) is forgotten after this long without provider feedback.
+CASTIEL_RATELIMIT_ADAPTIVE_TTL = env.float("CASTIEL_RATELIMIT_ADAPTIVE_TTL", default=900.0)
+# Block length when a provider reports an exhausted quota without saying when it resets.
+CASTIEL_RATELIMIT_UNKNOWN_RESET_BLOCK = env.float(
+    "CASTIEL_RATELIMIT_UNKNOWN_RESET_BLOCK", default=60.0
+)
 
 # ---------------------------------------------------------------------------------------------
 # REST API

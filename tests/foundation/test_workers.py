@@ -87,12 +87,11 @@ def test_a_stopped_worker_turns_the_heartbeat_check_to_503(client, spawn):
         lambda: client.get("/healthz").status_code == 200, timeout=60, what="a live heartbeat"
     )
     body = client.get("/healthz").json()
-    assert {name: check["status"] for name, check in body["checks"].items()} == {
-        "database": "ok",
-        "cache": "ok",
-        "broker": "ok",
-        "workers": "ok",
-    }
+    statuses = {name: check["status"] for name, check in body["checks"].items()}
+    # Apps add their own checks (register_check); the foundation's four must be there and
+    # everything must be ok.
+    assert {"database", "cache", "broker", "workers"} <= statuses.keys()
+    assert set(statuses.values()) == {"ok"}, statuses
 
     worker.kill()
     killed_at = time.monotonic()

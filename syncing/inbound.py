@@ -27,6 +27,7 @@ from castiel.http.errors import OutboundError
 from castiel.http.retry import full_jitter_delay
 from castiel.observability.context import get_correlation_id, get_execution_id
 from castiel.observability.logging import get_logger
+from castiel.ratelimit.errors import RateLimitDeferred
 from integrations.adapters.base import AdapterError, InvalidCursor, adapter_for
 from integrations.adapters.mapping import FieldMapping, MappingError
 from integrations.adapters.normalize import parse_timestamp
@@ -212,6 +213,10 @@ class InboundRun:
                 return self.adapter.fetch_page(self.cursor, since=self.since)
             except InvalidCursor as exc:
                 raise SyncFailure("invalid_cursor", str(exc)) from None
+            except RateLimitDeferred as exc:
+                # Castiel's own limiter: nothing was sent and nothing failed, so this is not
+                # a retry attempt; the gate already waited what is reasonable in-process.
+                raise Deferred(exc.retry_after or 1.0, str(exc)) from None
             except AdapterError as exc:
                 if not exc.retryable:
                     raise

@@ -24,10 +24,13 @@ ROWS = [{"id": str(i), "n": i, "updatedAt": f"2024-01-01T00:00:{i:02d}.000Z"} fo
 
 
 def adapter(base_url, **config):
+    """An adapter over a plain client: these tests are about paging, not auth or limits
+    (the integration is unsaved, so it has no credential and no rate-limit policy)."""
     integration = Integration(
         provider="generic_rest", name="x", config={"base_url": base_url, **config}
     )
-    return adapter_for(integration, "contacts")
+    client = OutboundClient(provider="generic_rest", base_url=base_url)
+    return adapter_for(integration, "contacts", client=client)
 
 
 def walk(adapter, since=None, limit=50):

@@ -8,6 +8,8 @@ embedded profile generates one key into the data folder on first use.
 
 from __future__ import annotations
 
+import random
+import time
 from datetime import datetime
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -70,7 +72,7 @@ class EncryptedDatabaseStore(SecretStore):
 
         validate_name(name)
         token = self.fernet.encrypt(value.encode()).decode()
-        for _attempt in range(5):
+        for attempt in range(20):
             try:
                 with transaction.atomic():
                     latest = StoredSecret.objects.filter(name=name).aggregate(v=Max("version"))
@@ -84,6 +86,8 @@ class EncryptedDatabaseStore(SecretStore):
                     )
                 return self._meta(row)
             except IntegrityError:  # a concurrent put took that version number: try the next
+                # Jittered pause so a crowd of writers does not collide again in lock-step.
+                time.sleep(random.uniform(0, 0.005 * (attempt + 1)))  # noqa: S311 - jitter
                 continue
         raise SecretStoreError(f"could not allocate a new version of secret {name}")
 

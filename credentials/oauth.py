@@ -27,7 +27,7 @@ from authlib.integrations.requests_client import OAuth2Session
 from django.conf import settings
 
 from castiel.http import ssrf
-from castiel.http.errors import OutboundError, classify, classify_exception
+from castiel.http.errors import HttpError, OutboundError, classify, classify_exception
 from castiel.observability import metrics
 from castiel.observability.logging import get_logger
 from credentials.errors import GrantError, OAuthConfigError
@@ -125,13 +125,17 @@ class TokenEndpointSession(OAuth2Session):
         started = time.perf_counter()
         outcome = "error"
         try:
-            response = super().send(request, **kwargs)
+            try:
+                response = super().send(request, **kwargs)
+            except Exception as exc:
+                raise classify_exception(exc) from exc
             outcome = f"{response.status_code // 100}xx"
+            # Rate limits and server errors are transient whatever the body says (a 429
+            # with an OAuth-looking JSON error is still "try later", with its Retry-After).
+            error = classify(response, what="token request")
+            if error is not None and error.retryable:
+                raise error
             return response
-        except OutboundError:
-            raise
-        except Exception as exc:
-            raise classify_exception(exc) from exc
         finally:
             duration = time.perf_counter() - started
             metrics.OUTBOUND_REQUESTS.labels(self.provider, outcome).inc()
@@ -228,8 +232,9 @@ def call_token_endpoint(fn, *args, **kwargs) -> dict:
             retry_after=error.retry_after if error else None,
         ) from None
     except OutboundError as exc:
+        code = f"http_{exc.status}" if isinstance(exc, HttpError) else exc.code
         raise GrantError(
-            exc.code, str(exc), transient=exc.retryable, retry_after=exc.retry_after
+            code, str(exc), transient=exc.retryable, retry_after=exc.retry_after
         ) from None
     except ValueError as exc:  # authlib: the response body is not a JSON object
         raise GrantError("invalid_response", str(exc)[:300], transient=False) from None

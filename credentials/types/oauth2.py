@@ -11,6 +11,7 @@ from __future__ import annotations
 from authlib.oauth2.rfc7523 import JWTBearerGrant
 from authlib.oauth2.rfc7523.assertion import sign_jwt_bearer_assertion
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from joserfc.jwk import ECKey, RSAKey
 
 from credentials.errors import GrantError
 from credentials.oauth import (
@@ -144,8 +145,10 @@ class OAuth2JwtBearer(BearerFromToken):
         header = {"alg": settings.get("algorithm", "RS256")}
         if settings.get("key_id"):
             header["kid"] = settings["key_id"]
+        # A joserfc key object (authlib 1.9 deprecates PEM strings here).
+        key_class = ECKey if header["alg"].startswith("ES") else RSAKey
         assertion = sign_jwt_bearer_assertion(
-            key=secret["private_key"],
+            key=key_class.import_key(secret["private_key"]),
             issuer=settings["issuer"],
             audience=settings.get("audience") or settings["token_url"],
             subject=settings.get("subject"),

@@ -43,7 +43,8 @@ class Basic(CredentialKind):
     secret_fields = (Field("username"), Field("password"))
 
     def applier(self, secret, settings):
-        return requests.auth.HTTPBasicAuth(secret["username"], secret["password"])
+        # UTF-8, as RFC 7617 §2.1 recommends (requests would encode str as Latin-1).
+        return requests.auth.HTTPBasicAuth(secret["username"].encode(), secret["password"].encode())
 
 
 class BearerToken(CredentialKind):

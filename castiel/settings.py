@@ -361,6 +361,9 @@ LOGGING = {
     "root": {"handlers": ["stderr"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        # urllib3 logs whole request lines, query strings included, at DEBUG: a query-string
+        # API key would end up in the logs (credentials; see tests/credentials).
+        "urllib3": {"level": "INFO"},
         "django-q": {"handlers": ["stderr"], "level": LOG_LEVEL, "propagate": False},
     },
 }

@@ -110,9 +110,13 @@ def _clean_group(
         errors[prefix] = "must be a JSON object"
         return {}
     known = {f.name for f in fields}
-    for key in data:
-        if key not in known:
-            allowed = ", ".join(sorted(known)) or "none"
+    allowed = ", ".join(sorted(known)) or "none"
+    unknown = [key for key in data if key not in known]
+    if unknown and prefix == "secret":
+        # Not named: a secret pasted in the wrong place must not be echoed back.
+        errors[prefix] = f"{len(unknown)} unknown field(s) (allowed: {allowed})"
+    else:
+        for key in unknown:
             errors[f"{prefix}.{key}"] = f"unknown field (allowed: {allowed})"
     cleaned: dict[str, Any] = {}
     for spec in fields:

@@ -67,7 +67,10 @@ class TestCreate:
         assert response.status_code == 400
         details = response.json()["details"]
         assert details["secret.consumer_secret"] == "this field is required"
-        assert details["secret.extra"].startswith("unknown field")
+        assert (
+            details["secret"]
+            == "1 unknown field(s) (allowed: consumer_key, consumer_secret, token, token_secret)"
+        )
         assert details["settings.colour"].startswith("unknown field")
         assert _nothing_stored()
 

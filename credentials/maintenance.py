@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextvars
+import queue
+import threading
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from django.conf import settings
@@ -42,41 +43,62 @@ def due_for_refresh(*, now=None, lookahead: timedelta | None = None):
 def refresh_due(*, concurrency: int | None = None, limit: int | None = None) -> dict:
     """Refresh every due credential (each single-flight); returns counts by outcome."""
     concurrency = concurrency or settings.CASTIEL_TOKEN_REFRESH_CONCURRENCY
-    ids = list(
-        due_for_refresh().values_list("pk", flat=True)[
-            : limit or settings.CASTIEL_TOKEN_REFRESH_BATCH
-        ]
-    )
+    batch = limit or settings.CASTIEL_TOKEN_REFRESH_BATCH
+    ids = list(due_for_refresh().values_list("pk", flat=True)[:batch])
     outcomes: Counter[str] = Counter()
     if concurrency <= 1 or len(ids) <= 1:
         for credential_id in ids:
-            outcomes[_refresh_one(credential_id, close=False)] += 1
+            outcomes[_refresh_one(credential_id)] += 1
     else:
-        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="refresh") as pool:
-            futures = [
-                pool.submit(contextvars.copy_context().run, _refresh_one, credential_id)
-                for credential_id in ids
-            ]
-            for future in futures:
-                outcomes[future.result()] += 1
+        _refresh_in_threads(ids, min(concurrency, len(ids)), outcomes)
     flagged = mark_expiring()
     summary = {"due": len(ids), **outcomes, "flagged_expiring": flagged}
     log.info("credentials.refresh_due", **summary)
     return summary
 
 
-def _refresh_one(credential_id, *, close: bool = True) -> str:
+def _refresh_in_threads(ids: list, threads: int, outcomes: Counter) -> None:
+    """``threads`` long-lived workers: each keeps its database connection for the whole run
+    (a connection per refresh would cost more than the refresh on PostgreSQL)."""
+    pending = queue.SimpleQueue()
+    for credential_id in ids:
+        pending.put(credential_id)
+    lock = threading.Lock()
+
+    def worker():
+        try:
+            while True:
+                try:
+                    credential_id = pending.get_nowait()
+                except queue.Empty:
+                    return
+                outcome = _refresh_one(credential_id)
+                with lock:
+                    outcomes[outcome] += 1
+        finally:
+            connections.close_all()  # this thread's connections
+
+    pool = [
+        threading.Thread(target=contextvars.copy_context().run, args=(worker,), name=f"refresh-{i}")
+        for i in range(threads)
+    ]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+
+
+def _refresh_one(credential_id) -> str:
     try:
-        return credential_refresh(
-            credential_id=credential_id, trigger=TokenRefreshAudit.Trigger.SCHEDULE
-        ).outcome
+        return str(
+            credential_refresh(
+                credential_id=credential_id, trigger=TokenRefreshAudit.Trigger.SCHEDULE
+            ).outcome
+        )
     except Credential.DoesNotExist:
         return "gone"
     except Exception:  # one broken credential must not stop the others (already audited)
-        return TokenRefreshAudit.Outcome.ERROR
-    finally:
-        if close:
-            connections.close_all()  # pool threads must not leak connections
+        return str(TokenRefreshAudit.Outcome.ERROR)
 
 
 def mark_expiring(*, now=None) -> int:

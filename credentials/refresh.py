@@ -157,9 +157,16 @@ def _refresh_locked(credential, trigger, seen_version, force, started, correlati
     credential.last_error = ""
     credential.status = CredentialStatus.ACTIVE
     credential.status_reason = ""
+    lease_fields = []
+    lease = getattr(credential, "_refresh_lease", None)
+    if lease is not None:  # release the lease in the same write (one SQLite write fewer)
+        credential.refresh_lease_until = None
+        credential.refresh_lease_owner = ""
+        lease_fields = ["refresh_lease_until", "refresh_lease_owner"]
     with transaction.atomic():
         credential.save(
             update_fields=[
+                *lease_fields,
                 "secret_version",
                 "secret_fields",
                 "expires_at",
@@ -184,6 +191,8 @@ def _refresh_locked(credential, trigger, seen_version, force, started, correlati
             attempts=attempts,
             message="refresh token rotated" if result.refresh_token_rotated else "",
         )
+    if lease is not None:
+        lease.released = True
     log.info(
         "credential.refreshed",
         cred=str(credential.pk),
@@ -387,14 +396,23 @@ def _db_lock(credential_id):
                 ) from exc
             yield credential
         return
-    with _lease(credential_id):
-        yield Credential.objects.select_related("integration").get(pk=credential_id)
+    with _lease(credential_id) as lease:
+        credential = Credential.objects.select_related("integration").get(pk=credential_id)
+        credential._refresh_lease = lease
+        yield credential
+
+
+@dataclass
+class _Lease:
+    owner: str
+    released: bool = False
 
 
 @contextmanager
 def _lease(credential_id):
     """Row lease by conditional UPDATE, for databases where SELECT FOR UPDATE is a no-op."""
-    owner = uuid.uuid4().hex
+    lease = _Lease(owner=uuid.uuid4().hex)
+    owner = lease.owner
     ttl = timedelta(seconds=settings.CASTIEL_TOKEN_REFRESH_LOCK_SECONDS)
     deadline = time.monotonic() + settings.CASTIEL_TOKEN_REFRESH_LOCK_SECONDS
     while True:
@@ -414,11 +432,12 @@ def _lease(credential_id):
             )
         time.sleep(random.uniform(0.02, 0.1))  # noqa: S311 - jitter
     try:
-        yield
+        yield lease
     finally:
-        Credential.objects.filter(pk=credential_id, refresh_lease_owner=owner).update(
-            refresh_lease_until=None, refresh_lease_owner=""
-        )
+        if not lease.released:
+            Credential.objects.filter(pk=credential_id, refresh_lease_owner=owner).update(
+                refresh_lease_until=None, refresh_lease_owner=""
+            )
 
 
 def _inside_caller_transaction() -> bool:

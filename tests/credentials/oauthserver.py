@@ -164,9 +164,9 @@ def start_oauth_server(
         if process.poll() is not None:
             raise RuntimeError(f"oauth server exited:\n{log_path.read_text()[-3000:]}")
         try:
-            requests.get(f"{url}/test/stats/", timeout=1)
+            requests.get(f"{url}/test/stats/", timeout=5)
             break
-        except requests.ConnectionError:
+        except requests.RequestException:
             time.sleep(0.1)
     else:
         process.kill()

@@ -39,6 +39,9 @@ class CredentialAuth(requests.auth.AuthBase):
         self.credential = credential
         self._applier = None
         self._applier_version: str | None = None
+        # The version whose on-demand refresh just failed: not retried for every request
+        # of this client (the schedule and next_retry_at take over).
+        self._failed_refresh_version: str | None = None
 
     def __repr__(self) -> str:  # never the secret
         return f"CredentialAuth({self.credential.type}, {self.credential.pk})"
@@ -80,11 +83,14 @@ class CredentialAuth(requests.auth.AuthBase):
             from credentials.refresh import credential_refresh
             from credentials.timing import needs_new_token
 
-            if needs_new_token(credential):
+            stale = credential.secret_version == self._failed_refresh_version
+            if needs_new_token(credential) and not stale:
                 result = credential_refresh(
                     credential_id=credential.pk, trigger=TokenRefreshAudit.Trigger.ON_DEMAND
                 )
                 self.credential = credential = result.credential
+                if result.outcome not in ("refreshed", "skipped"):
+                    self._failed_refresh_version = credential.secret_version
                 self._ensure_usable(credential)
         if self._applier is None or self._applier_version != credential.secret_version:
             document = read_document(credential)

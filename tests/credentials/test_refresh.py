@@ -141,6 +141,22 @@ def test_transient_failure_past_the_attempts_backs_off_without_losing_the_creden
     assert due_for_refresh().exists()
 
 
+def test_a_failing_on_demand_refresh_is_tried_once_per_client_not_per_request(
+    credential, provider, settings
+):
+    settings.CASTIEL_TOKEN_REFRESH_ATTEMPTS = 1
+    provider.route("GET", "/probe")(lambda r: (200, {}, {"ok": True}))
+    Credential.objects.filter(pk=credential.pk).update(expires_at=timezone.now())
+    from integrations.clients import client_for
+
+    client = client_for(Integration.objects.get(pk=credential.integration_id))
+    client.get("/probe")  # the token endpoint answers 500: the old token is tried
+    client.get("/probe")
+    assert len(provider.seen) == 1
+    assert TokenRefreshAudit.objects.get().outcome == "transient_error"
+    assert provider.requests[-1].headers["authorization"] == "Bearer at-0"
+
+
 def test_unreachable_token_endpoint_is_transient(credential, settings):
     settings.CASTIEL_TOKEN_REFRESH_ATTEMPTS = 1
     Integration.objects.filter(pk=credential.integration_id).update(

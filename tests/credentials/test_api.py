@@ -200,3 +200,24 @@ class TestLifecycle:
         )
         listed = api.get("/api/v1/token-refresh-audits/", {"credential": created["id"]})
         assert [r["id"] for r in listed.json()["results"]] == [row["id"]]
+
+
+def test_connect_cannot_target_another_tenants_integration(api, other_tenant):
+    from credentials.models import OAuthState
+
+    theirs = IntegrationFactory(
+        tenant=other_tenant,
+        provider="oauth2_generic",
+        config={
+            "base_url": "http://x",
+            "oauth": {"client_id": "c", "authorize_url": "http://a", "token_url": "http://t"},
+        },
+    )
+    response = api.post(
+        "/api/v1/credentials/connect/",
+        {"integration": str(theirs.pk), "client_secret": "never-stored-secret"},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert "integration" in response.json()["details"]
+    assert not OAuthState.objects.exists() and not StoredSecret.objects.exists()

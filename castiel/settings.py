@@ -349,6 +349,49 @@ CASTIEL_SECRET_KEYS = env.list("CASTIEL_SECRET_KEYS", default=[])
 AZURE_KEYVAULT_URL = env.str("AZURE_KEYVAULT_URL", default="")
 
 # ---------------------------------------------------------------------------------------------
+# Credentials: OAuth2 connect and token refresh (credentials app, docs/credentials.md)
+# ---------------------------------------------------------------------------------------------
+# Public base URL of this site (e.g. https://castiel.example.com): OAuth2 redirect URIs are
+# built from it. Empty: from the request that starts the connection.
+CASTIEL_PUBLIC_URL = env.str("CASTIEL_PUBLIC_URL", default="")
+# How long an OAuth2 authorization may take between "connect" and the provider's redirect.
+CASTIEL_OAUTH_STATE_TTL_SECONDS = env.int("CASTIEL_OAUTH_STATE_TTL_SECONDS", default=600)
+# Proactive refresh: a maintenance schedule every INTERVAL minutes refreshes tokens expiring
+# within LOOKAHEAD minutes. LOOKAHEAD must be longer than INTERVAL (system check
+# credentials.E001), or a token can expire between two runs.
+CASTIEL_TOKEN_REFRESH_INTERVAL_MINUTES = env.int(
+    "CASTIEL_TOKEN_REFRESH_INTERVAL_MINUTES", default=10
+)
+CASTIEL_TOKEN_REFRESH_LOOKAHEAD_MINUTES = env.int(
+    "CASTIEL_TOKEN_REFRESH_LOOKAHEAD_MINUTES", default=60
+)
+# Refreshes run in parallel by the maintenance job, and at most BATCH credentials per run.
+CASTIEL_TOKEN_REFRESH_CONCURRENCY = env.int("CASTIEL_TOKEN_REFRESH_CONCURRENCY", default=4)
+CASTIEL_TOKEN_REFRESH_BATCH = env.int("CASTIEL_TOKEN_REFRESH_BATCH", default=5000)
+# On demand, a token expiring within this many seconds is refreshed before it is sent.
+CASTIEL_TOKEN_REFRESH_LEEWAY_SECONDS = env.int("CASTIEL_TOKEN_REFRESH_LEEWAY_SECONDS", default=60)
+# In-process attempts for transient token-endpoint failures (network, 5xx, 429) and the
+# base of their exponential backoff with jitter; later retries follow next_retry_at.
+CASTIEL_TOKEN_REFRESH_ATTEMPTS = env.int("CASTIEL_TOKEN_REFRESH_ATTEMPTS", default=3)
+CASTIEL_TOKEN_REFRESH_BACKOFF_SECONDS = env.float(
+    "CASTIEL_TOKEN_REFRESH_BACKOFF_SECONDS", default=0.5
+)
+# Longest wait for (and hold of) the per-credential refresh lock.
+CASTIEL_TOKEN_REFRESH_LOCK_SECONDS = env.int("CASTIEL_TOKEN_REFRESH_LOCK_SECONDS", default=60)
+# Credentials that cannot renew themselves (API keys, certificates, refresh tokens with an
+# end date) turn "expiring" this many days before they expire.
+CASTIEL_CREDENTIAL_EXPIRY_WARNING_DAYS = env.int(
+    "CASTIEL_CREDENTIAL_EXPIRY_WARNING_DAYS", default=14
+)
+# Azure Key Vault store (CASTIEL_SECRET_STORE=azure_keyvault): an optional name prefix so
+# several sites can share one vault, and what to do with a soft-deleted name that is written
+# again: "purge" it (falls back to "recover" when purge protection forbids it) or "recover".
+AZURE_KEYVAULT_SECRET_PREFIX = env.str("AZURE_KEYVAULT_SECRET_PREFIX", default="")
+AZURE_KEYVAULT_DELETED_NAMES = env.str("AZURE_KEYVAULT_DELETED_NAMES", default="purge")
+if AZURE_KEYVAULT_DELETED_NAMES not in ("purge", "recover"):
+    raise ConfigurationError("AZURE_KEYVAULT_DELETED_NAMES must be 'purge' or 'recover'")
+
+# ---------------------------------------------------------------------------------------------
 # Observability
 # ---------------------------------------------------------------------------------------------
 # Metrics are shared by every web and worker process through prometheus_client's multiprocess
@@ -377,6 +420,9 @@ LOGGING = {
     "root": {"handlers": ["stderr"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        # urllib3 logs whole request lines, query strings included, at DEBUG: a query-string
+        # API key would end up in the logs (credentials; see tests/credentials).
+        "urllib3": {"level": "INFO"},
         "django-q": {"handlers": ["stderr"], "level": LOG_LEVEL, "propagate": False},
     },
 }

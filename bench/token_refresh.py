@@ -189,7 +189,7 @@ def _castiel_credentials(server, tokens: list[dict]) -> list:
     tenant = tenant_create(name="Bench")
     config = {"base_url": server.url, "oauth": server.oauth_config()}
     integrations = Integration.objects.bulk_create(
-        Integration(tenant=tenant, provider="oauth2_generic", name=f"bench-{i}", config=config)
+        Integration(tenant=tenant, provider="generic_rest", name=f"bench-{i}", config=config)
         for i in range(len(tokens))
     )
     later = timezone.now() + timedelta(days=1)  # not due until its round

@@ -40,6 +40,7 @@ from integrations.adapters.pagination import STYLES, dig, paginator_for
 
 OPTION_KEYS = {
     "base_url",
+    "oauth",  # OAuth2 client settings for the credential (credentials/oauth.py)
     "list_path",
     "records_path",
     "id_field",

@@ -28,7 +28,7 @@ def tls(tmp_path_factory) -> TlsMaterial:
 def oauth_integration(tenant, oauth_server):
     return IntegrationFactory(
         tenant=tenant,
-        provider="oauth2_generic",
+        provider="generic_rest",
         name="Generic OAuth",
         config={"base_url": oauth_server.url, "oauth": oauth_server.oauth_config()},
     )

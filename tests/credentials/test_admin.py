@@ -54,7 +54,7 @@ def test_connect_button_sends_the_operator_to_the_provider_and_back(
 
 def test_connect_form_reports_configuration_problems(operator, tenant):
     broken = IntegrationFactory(
-        tenant=tenant, provider="oauth2_generic", config={"base_url": "http://x", "oauth": {}}
+        tenant=tenant, provider="generic_rest", config={"base_url": "http://x", "oauth": {}}
     )
     response = operator.post(
         "/admin/credentials/credential/connect/", {"integration": str(broken.pk)}

@@ -207,7 +207,7 @@ def test_connect_cannot_target_another_tenants_integration(api, other_tenant):
 
     theirs = IntegrationFactory(
         tenant=other_tenant,
-        provider="oauth2_generic",
+        provider="generic_rest",
         config={
             "base_url": "http://x",
             "oauth": {"client_id": "c", "authorize_url": "http://a", "token_url": "http://t"},

@@ -128,7 +128,7 @@ class TestConnect:
 
     def test_connect_needs_oauth_configuration(self, api, tenant):
         bare = IntegrationFactory(
-            tenant=tenant, provider="oauth2_generic", config={"base_url": "http://x", "oauth": {}}
+            tenant=tenant, provider="generic_rest", config={"base_url": "http://x", "oauth": {}}
         )
         response = api.post(
             "/api/v1/credentials/connect/", {"integration": str(bare.pk)}, format="json"
@@ -137,8 +137,16 @@ class TestConnect:
         assert response.json()["code"] == "oauth_not_configured"
         assert "client_id" in response.json()["message"]
 
-    def test_connect_refuses_providers_without_oauth(self, api, tenant):
-        rest = IntegrationFactory(tenant=tenant, provider="generic_rest")
+    def test_connect_refuses_providers_without_oauth(self, api, tenant, monkeypatch):
+        import dataclasses
+
+        from integrations.providers import registry
+
+        api_key_only = dataclasses.replace(
+            registry.get("generic_rest"), slug="api_key_only", auth_types=("api_key",)
+        )
+        monkeypatch.setitem(registry._providers, "api_key_only", api_key_only)
+        rest = IntegrationFactory(tenant=tenant, provider="api_key_only")
         response = api.post(
             "/api/v1/credentials/connect/", {"integration": str(rest.pk)}, format="json"
         )

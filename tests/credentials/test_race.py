@@ -45,7 +45,7 @@ def shared_credential(tenant, oauth_server, lock_mode):
     [tokens] = oauth_server.seed(1)
     integration = IntegrationFactory(
         tenant=tenant,
-        provider="oauth2_generic",
+        provider="generic_rest",
         config={"base_url": oauth_server.url, "oauth": oauth_server.oauth_config()},
     )
     oauth_client_secret_set(integration=integration, client_secret=oauth_server.client_secret)

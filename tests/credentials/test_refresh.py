@@ -49,7 +49,7 @@ def provider(http_server):
 def credential(tenant, provider):
     integration = IntegrationFactory(
         tenant=tenant,
-        provider="oauth2_generic",
+        provider="generic_rest",
         config={
             "base_url": provider.url,
             "oauth": {

@@ -9,13 +9,19 @@ class CredentialError(OutboundError):
     """A credential cannot be applied. Raised inside outbound calls, so it is an
     ``OutboundError`` (not retryable): the HTTP client passes it through unchanged."""
 
+    code = "credential_error"  # stable codes recorded on runs and pushes
+
 
 class CredentialUnavailableError(CredentialError):
     """The credential needs re-authorisation or was revoked: calls must wait for a human."""
 
+    code = "credential_unavailable"
+
 
 class OAuthConfigError(CredentialError):
     """The integration's OAuth2 client configuration is incomplete or invalid."""
+
+    code = "oauth_config_error"
 
 
 class GrantError(Exception):

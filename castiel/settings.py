@@ -75,15 +75,18 @@ INSTALLED_APPS = [
     "castiel",
     "castiel.tenancy",
     "castiel.observability",
+    "castiel.ratelimit",
     "integrations",
     "credentials",
     "syncing",
     "webhooks",
+    "sandbox",
 ]
 
 MIDDLEWARE = [
     "castiel.observability.middleware.CorrelationIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -231,6 +234,62 @@ CASTIEL_HEARTBEAT_INTERVAL = env.float("CASTIEL_HEARTBEAT_INTERVAL", default=10.
 CASTIEL_HEARTBEAT_STALE_AFTER = env.float("CASTIEL_HEARTBEAT_STALE_AFTER", default=45.0)
 
 # ---------------------------------------------------------------------------------------------
+# Rate limiting (castiel.ratelimit, docs/ratelimit.md)
+# ---------------------------------------------------------------------------------------------
+# Where the three-level counters live: "redis" (one Lua round trip, shared by every process on
+# every host), "database" (rows in the main database, serialised by the transaction: correct
+# across every process sharing the database, the embedded default) or "local" (this process
+# only: development and the degraded fallback).
+CASTIEL_RATELIMIT_BACKEND = env.str(
+    "CASTIEL_RATELIMIT_BACKEND", default="redis" if REDIS_URL else "database"
+)
+if CASTIEL_RATELIMIT_BACKEND not in ("redis", "database", "local"):
+    raise ConfigurationError(
+        "CASTIEL_RATELIMIT_BACKEND must be 'redis', 'database' or 'local', "
+        f"not {CASTIEL_RATELIMIT_BACKEND!r}"
+    )
+CASTIEL_RATELIMIT_REDIS_URL = env.str("CASTIEL_RATELIMIT_REDIS_URL", default=REDIS_URL)
+if CASTIEL_RATELIMIT_BACKEND == "redis" and not CASTIEL_RATELIMIT_REDIS_URL:
+    raise ConfigurationError("CASTIEL_RATELIMIT_BACKEND=redis needs REDIS_URL")
+# Socket timeout for limiter calls: a hung Redis must not stall outbound work for long.
+CASTIEL_RATELIMIT_REDIS_TIMEOUT = env.float("CASTIEL_RATELIMIT_REDIS_TIMEOUT", default=0.5)
+# While Redis is unreachable each process limits alone to limit / this many processes, and
+# tries Redis again every CASTIEL_RATELIMIT_REDIS_RETRY_SECONDS.
+CASTIEL_RATELIMIT_EXPECTED_PROCESSES = env.int("CASTIEL_RATELIMIT_EXPECTED_PROCESSES", default=4)
+CASTIEL_RATELIMIT_REDIS_RETRY_SECONDS = env.float(
+    "CASTIEL_RATELIMIT_REDIS_RETRY_SECONDS", default=5.0
+)
+# Sub-buckets per window: memory per counter and the worst-case throughput loss (1/(N+1)).
+CASTIEL_RATELIMIT_BUCKETS = env.int("CASTIEL_RATELIMIT_BUCKETS", default=30)
+# Level defaults (the integration level comes from the provider catalogue).
+CASTIEL_RATELIMIT_TENANT_LIMIT = env.int("CASTIEL_RATELIMIT_TENANT_LIMIT", default=5000)
+CASTIEL_RATELIMIT_TENANT_WINDOW = env.float("CASTIEL_RATELIMIT_TENANT_WINDOW", default=60.0)
+CASTIEL_RATELIMIT_OPERATION_LIMITS = {
+    "fetch": env.int("CASTIEL_RATELIMIT_FETCH_PER_MINUTE", default=200),
+    "create": env.int("CASTIEL_RATELIMIT_CREATE_PER_MINUTE", default=100),
+    "update": env.int("CASTIEL_RATELIMIT_UPDATE_PER_MINUTE", default=150),
+    "delete": env.int("CASTIEL_RATELIMIT_DELETE_PER_MINUTE", default=60),
+}
+# Operations refused (never waited for) while throttled.
+CASTIEL_RATELIMIT_RISKY_OPERATIONS = env.list(
+    "CASTIEL_RATELIMIT_RISKY_OPERATIONS", default=["delete"]
+)
+# Safe operations sleep in-process up to this long; longer waits are re-scheduled.
+CASTIEL_RATELIMIT_MAX_INPROCESS_WAIT = env.float(
+    "CASTIEL_RATELIMIT_MAX_INPROCESS_WAIT", default=5.0
+)
+# Resolved policies (defaults + overrides) are cached per process for this long.
+CASTIEL_RATELIMIT_POLICY_CACHE_SECONDS = env.float(
+    "CASTIEL_RATELIMIT_POLICY_CACHE_SECONDS", default=10.0
+)
+# Adaptive state (multiplier, block) is forgotten after this long without provider feedback.
+CASTIEL_RATELIMIT_ADAPTIVE_TTL = env.float("CASTIEL_RATELIMIT_ADAPTIVE_TTL", default=900.0)
+# Block length when a provider reports an exhausted quota without saying when it resets.
+CASTIEL_RATELIMIT_UNKNOWN_RESET_BLOCK = env.float(
+    "CASTIEL_RATELIMIT_UNKNOWN_RESET_BLOCK", default=60.0
+)
+
+# ---------------------------------------------------------------------------------------------
 # REST API
 # ---------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -290,6 +349,49 @@ CASTIEL_SECRET_KEYS = env.list("CASTIEL_SECRET_KEYS", default=[])
 AZURE_KEYVAULT_URL = env.str("AZURE_KEYVAULT_URL", default="")
 
 # ---------------------------------------------------------------------------------------------
+# Credentials: OAuth2 connect and token refresh (credentials app, docs/credentials.md)
+# ---------------------------------------------------------------------------------------------
+# Public base URL of this site (e.g. https://castiel.example.com): OAuth2 redirect URIs are
+# built from it. Empty: from the request that starts the connection.
+CASTIEL_PUBLIC_URL = env.str("CASTIEL_PUBLIC_URL", default="")
+# How long an OAuth2 authorization may take between "connect" and the provider's redirect.
+CASTIEL_OAUTH_STATE_TTL_SECONDS = env.int("CASTIEL_OAUTH_STATE_TTL_SECONDS", default=600)
+# Proactive refresh: a maintenance schedule every INTERVAL minutes refreshes tokens expiring
+# within LOOKAHEAD minutes. LOOKAHEAD must be longer than INTERVAL (system check
+# credentials.E001), or a token can expire between two runs.
+CASTIEL_TOKEN_REFRESH_INTERVAL_MINUTES = env.int(
+    "CASTIEL_TOKEN_REFRESH_INTERVAL_MINUTES", default=10
+)
+CASTIEL_TOKEN_REFRESH_LOOKAHEAD_MINUTES = env.int(
+    "CASTIEL_TOKEN_REFRESH_LOOKAHEAD_MINUTES", default=60
+)
+# Refreshes run in parallel by the maintenance job, and at most BATCH credentials per run.
+CASTIEL_TOKEN_REFRESH_CONCURRENCY = env.int("CASTIEL_TOKEN_REFRESH_CONCURRENCY", default=4)
+CASTIEL_TOKEN_REFRESH_BATCH = env.int("CASTIEL_TOKEN_REFRESH_BATCH", default=5000)
+# On demand, a token expiring within this many seconds is refreshed before it is sent.
+CASTIEL_TOKEN_REFRESH_LEEWAY_SECONDS = env.int("CASTIEL_TOKEN_REFRESH_LEEWAY_SECONDS", default=60)
+# In-process attempts for transient token-endpoint failures (network, 5xx, 429) and the
+# base of their exponential backoff with jitter; later retries follow next_retry_at.
+CASTIEL_TOKEN_REFRESH_ATTEMPTS = env.int("CASTIEL_TOKEN_REFRESH_ATTEMPTS", default=3)
+CASTIEL_TOKEN_REFRESH_BACKOFF_SECONDS = env.float(
+    "CASTIEL_TOKEN_REFRESH_BACKOFF_SECONDS", default=0.5
+)
+# Longest wait for (and hold of) the per-credential refresh lock.
+CASTIEL_TOKEN_REFRESH_LOCK_SECONDS = env.int("CASTIEL_TOKEN_REFRESH_LOCK_SECONDS", default=60)
+# Credentials that cannot renew themselves (API keys, certificates, refresh tokens with an
+# end date) turn "expiring" this many days before they expire.
+CASTIEL_CREDENTIAL_EXPIRY_WARNING_DAYS = env.int(
+    "CASTIEL_CREDENTIAL_EXPIRY_WARNING_DAYS", default=14
+)
+# Azure Key Vault store (CASTIEL_SECRET_STORE=azure_keyvault): an optional name prefix so
+# several sites can share one vault, and what to do with a soft-deleted name that is written
+# again: "purge" it (falls back to "recover" when purge protection forbids it) or "recover".
+AZURE_KEYVAULT_SECRET_PREFIX = env.str("AZURE_KEYVAULT_SECRET_PREFIX", default="")
+AZURE_KEYVAULT_DELETED_NAMES = env.str("AZURE_KEYVAULT_DELETED_NAMES", default="purge")
+if AZURE_KEYVAULT_DELETED_NAMES not in ("purge", "recover"):
+    raise ConfigurationError("AZURE_KEYVAULT_DELETED_NAMES must be 'purge' or 'recover'")
+
+# ---------------------------------------------------------------------------------------------
 # Observability
 # ---------------------------------------------------------------------------------------------
 # Metrics are shared by every web and worker process through prometheus_client's multiprocess
@@ -318,6 +420,9 @@ LOGGING = {
     "root": {"handlers": ["stderr"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        # urllib3 logs whole request lines, query strings included, at DEBUG: a query-string
+        # API key would end up in the logs (credentials; see tests/credentials).
+        "urllib3": {"level": "INFO"},
         "django-q": {"handlers": ["stderr"], "level": LOG_LEVEL, "propagate": False},
     },
 }
@@ -337,6 +442,17 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = env.str("STATIC_ROOT", default=str(DATA_DIR / "static"))
+Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)
+# gunicorn does not serve files: whitenoise serves the admin's static files (run
+# `manage.py collectstatic` at deploy time); compressed, cache-busting names in production.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if PRODUCTION
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
 
 # ---------------------------------------------------------------------------------------------
 # Production hardening
@@ -401,6 +517,50 @@ CASTIEL_WEBHOOK_RETENTION_DAYS = env.int("CASTIEL_WEBHOOK_RETENTION_DAYS", defau
 # sign the URL (Twilio, HubSpot v3) when Castiel runs behind a proxy that rewrites it; empty
 # means "the URL of the request as Django sees it".
 CASTIEL_WEBHOOK_PUBLIC_BASE_URL = env.str("CASTIEL_WEBHOOK_PUBLIC_BASE_URL", default="")
+
+# ---------------------------------------------------------------------------------------------
+# Sync engine (syncing/, docs/sync.md)
+# ---------------------------------------------------------------------------------------------
+# Where synced records live: "orm" (the Record table) or "cosmos" (Azure Cosmos DB, one
+# container partitioned by tenant).
+CASTIEL_RECORD_STORE = env.str("CASTIEL_RECORD_STORE", default="orm")
+if CASTIEL_RECORD_STORE not in ("orm", "cosmos"):
+    raise ConfigurationError(
+        f"CASTIEL_RECORD_STORE must be 'orm' or 'cosmos', not {CASTIEL_RECORD_STORE!r}"
+    )
+CASTIEL_COSMOS_ENDPOINT = env.str("CASTIEL_COSMOS_ENDPOINT", default="")
+CASTIEL_COSMOS_KEY = env.str("CASTIEL_COSMOS_KEY", default="")
+CASTIEL_COSMOS_DATABASE = env.str("CASTIEL_COSMOS_DATABASE", default="castiel")
+CASTIEL_COSMOS_CONTAINER = env.str("CASTIEL_COSMOS_CONTAINER", default="records")
+if CASTIEL_RECORD_STORE == "cosmos" and not (CASTIEL_COSMOS_ENDPOINT and CASTIEL_COSMOS_KEY):
+    raise ConfigurationError(
+        "CASTIEL_RECORD_STORE=cosmos needs CASTIEL_COSMOS_ENDPOINT and CASTIEL_COSMOS_KEY"
+    )
+# Scheduler: tasks claimed per transaction, and at most this many batches per tick.
+CASTIEL_SYNC_BATCH_SIZE = env.int("CASTIEL_SYNC_BATCH_SIZE", default=100)
+CASTIEL_SYNC_TICK_MAX_BATCHES = env.int("CASTIEL_SYNC_TICK_MAX_BATCHES", default=500)
+# Leases: a running task's lease (renewed before every request and at every page) and how
+# long a claimed task may wait in the queue before the reaper assumes its message was lost.
+CASTIEL_SYNC_LEASE_SECONDS = env.int("CASTIEL_SYNC_LEASE_SECONDS", default=300)
+CASTIEL_SYNC_QUEUE_LEASE_SECONDS = env.int("CASTIEL_SYNC_QUEUE_LEASE_SECONDS", default=900)
+# Retries of a page fetch (timeouts, 429, 5xx, malformed pages): full-jitter backoff that
+# never undercuts Retry-After; waits longer than MAX_INLINE_WAIT release the task instead.
+CASTIEL_SYNC_MAX_RETRIES = env.int("CASTIEL_SYNC_MAX_RETRIES", default=5)
+CASTIEL_SYNC_RETRY_BASE_SECONDS = env.float("CASTIEL_SYNC_RETRY_BASE_SECONDS", default=1.0)
+CASTIEL_SYNC_RETRY_CAP_SECONDS = env.float("CASTIEL_SYNC_RETRY_CAP_SECONDS", default=120.0)
+CASTIEL_SYNC_MAX_INLINE_WAIT = env.float("CASTIEL_SYNC_MAX_INLINE_WAIT", default=60.0)
+CASTIEL_SYNC_FAILURE_BACKOFF_SECONDS = env.float(
+    "CASTIEL_SYNC_FAILURE_BACKOFF_SECONDS", default=60.0
+)
+# One execution stops (and re-queues itself from its checkpoint) before the worker timeout.
+CASTIEL_SYNC_RUN_BUDGET_SECONDS = env.float(
+    "CASTIEL_SYNC_RUN_BUDGET_SECONDS", default=_q_timeout * 0.8
+)
+# Subtracted from the incremental watermark (for providers whose updated-at is not ordered).
+CASTIEL_SYNC_SINCE_OVERLAP_SECONDS = env.float("CASTIEL_SYNC_SINCE_OVERLAP_SECONDS", default=0)
+
+# The sandbox: a simulated SaaS API served under /sandbox/ (demo and tests; off in production).
+CASTIEL_SANDBOX = env.bool("CASTIEL_SANDBOX", default=not PRODUCTION)
 
 # Extra views used only by the benchmark harness (a bare Django view as the baseline).
 CASTIEL_BENCH_VIEWS = env.bool("CASTIEL_BENCH_VIEWS", default=False)

@@ -14,10 +14,15 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),
+    path("oauth/", include("credentials.urls")),
     path("", include("webhooks.urls")),
     # Anything else under /api/ is a JSON 404, also with DEBUG on.
     re_path(r"^api/", api_not_found),
 ]
+
+if settings.CASTIEL_SANDBOX:
+    # The simulated SaaS API (demo and tests); never served in production by default.
+    urlpatterns.insert(0, path("sandbox/", include("sandbox.urls")))
 
 if settings.CASTIEL_BENCH_VIEWS:
     from castiel.bench_views import bare_view

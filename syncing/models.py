@@ -1,1 +1,311 @@
-from django.db import models  # noqa: F401
+"""Sync state: tasks (what to pull, when, and where the last page left off), runs, conflicts,
+and the ORM record store's table.
+
+The database is the source of truth for every task: its lease (who runs it, until when), its
+checkpoint (the cursor of the last page committed) and its schedule live on the row, so a lost
+broker message or a killed worker never loses work (DESIGN.md, "Pull").
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+from castiel.tenancy.models import TenantOwned
+
+
+class DedupStrategy(models.TextChoices):
+    EXTERNAL_ID = "external_id", "External id"
+    COMPOSITE_KEY = "composite_key", "Composite key"
+    NORMALIZED_MATCH = "normalized_match", "Normalised match (email, phone, domain)"
+    CONTENT_HASH = "content_hash", "Content hash"
+
+
+class ConflictStrategy(models.TextChoices):
+    REMOTE_WINS = "remote_wins", "Remote wins"
+    LOCAL_WINS = "local_wins", "Local wins"
+    LAST_WRITE_WINS = "last_write_wins", "Last write wins"
+    FIELD_MERGE = "field_merge", "Three-way field merge"
+    MANUAL = "manual", "Manual review"
+
+
+class SyncTask(TenantOwned):
+    """One entity type of one integration, pulled on a schedule.
+
+    ``state`` survives between runs (the incremental watermark); ``checkpoint`` is the cursor
+    of the run in progress, written in the same transaction as each page's records, so a new
+    run after a crash starts exactly where the last committed page ended.
+    """
+
+    class Direction(models.TextChoices):
+        INBOUND = "inbound", "Inbound (pull)"
+
+    class Mode(models.TextChoices):
+        INCREMENTAL = "incremental", "Incremental"
+        FULL = "full", "Full refresh"
+
+    class Status(models.TextChoices):
+        IDLE = "idle", "Idle"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        PAUSED = "paused", "Paused"
+        FAILED = "failed", "Failed (will retry)"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    integration = models.ForeignKey(
+        "integrations.Integration", on_delete=models.CASCADE, related_name="sync_tasks"
+    )
+    name = models.CharField(max_length=200, blank=True, default="")
+    entity_type = models.CharField(max_length=100)
+    direction = models.CharField(max_length=16, choices=Direction.choices, default="inbound")
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.INCREMENTAL)
+    interval_seconds = models.PositiveIntegerField(
+        default=3600, help_text="Run every N seconds (ignored when a cron expression is set)."
+    )
+    cron = models.CharField(max_length=100, blank=True, default="")
+    priority = models.SmallIntegerField(default=0, help_text="Higher runs first.")
+    enabled = models.BooleanField(default=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.IDLE)
+    status_reason = models.TextField(blank=True, default="")
+
+    # Scheduling and the lease (a task never runs twice at once: see syncing/leases.py).
+    next_run_at = models.DateTimeField(default=timezone.now)
+    lease_owner = models.CharField(max_length=64, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    run_requested = models.BooleanField(
+        default=False, help_text="'Run now' was asked while the task was busy."
+    )
+
+    state = models.JSONField(default=dict, blank=True)
+    checkpoint = models.JSONField(default=dict, blank=True)
+    full_refresh_generation = models.PositiveBigIntegerField(default=0)
+
+    # Per-task pipeline configuration.
+    field_mapping = models.JSONField(default=dict, blank=True)
+    dedup_strategy = models.CharField(
+        max_length=32, choices=DedupStrategy.choices, default=DedupStrategy.EXTERNAL_ID
+    )
+    dedup_config = models.JSONField(default=dict, blank=True)
+    conflict_strategy = models.CharField(
+        max_length=32, choices=ConflictStrategy.choices, default=ConflictStrategy.REMOTE_WINS
+    )
+    conflict_config = models.JSONField(default=dict, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["tenant", "integration", "entity_type"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "entity_type", "direction"], name="synctask_unique_entity"
+            )
+        ]
+        indexes = [
+            # The scheduler's "due and free" scan.
+            models.Index(fields=["enabled", "next_run_at"], name="synctask_due"),
+            models.Index(fields=["lease_expires_at"], name="synctask_lease"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or f"{self.integration.name}: {self.entity_type}"
+
+    def save(self, *args, **kwargs):
+        if self.integration_id and not self.tenant_id:
+            self.tenant_id = self.integration.tenant_id
+        super().save(*args, **kwargs)
+
+
+class SyncRun(TenantOwned):
+    """One execution of a task (one worker's hold of the lease), updated per page."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        DEFERRED = "deferred", "Deferred (continues from its checkpoint)"
+        LOST = "lost", "Lost (worker died; resumed from its checkpoint)"
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule", "Schedule"
+        MANUAL = "manual", "Run now"
+        RESUME = "resume", "Resume"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    task = models.ForeignKey(SyncTask, on_delete=models.CASCADE, related_name="runs")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    mode = models.CharField(max_length=16, choices=SyncTask.Mode.choices)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default="schedule")
+    resumed_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    lease_owner = models.CharField(max_length=64, blank=True, default="")
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(default=timezone.now)
+
+    pages = models.PositiveIntegerField(default=0)
+    fetched = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    deleted = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    conflicts = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    echoes = models.PositiveIntegerField(
+        default=0, help_text="Records that came back exactly as Castiel pushed them (no echo)."
+    )
+    retries = models.PositiveIntegerField(default=0)
+    waited_seconds = models.FloatField(default=0.0)
+    dedup_rules = models.JSONField(
+        default=dict, blank=True, help_text="How many records each dedup rule matched."
+    )
+
+    execution_id = models.CharField(max_length=64, blank=True, default="")
+    correlation_id = models.CharField(max_length=128, blank=True, default="")
+    error_code = models.CharField(max_length=64, blank=True, default="")
+    error_summary = models.TextField(blank=True, default="")
+    retry_log = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["task", "-started_at"], name="syncrun_task_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.task} @ {self.started_at:%Y-%m-%d %H:%M:%S} ({self.status})"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        end = self.finished_at or self.heartbeat_at
+        if end is None:
+            return None
+        return max(0.0, (end - self.started_at).total_seconds())
+
+    @property
+    def records_per_second(self) -> float | None:
+        duration = self.duration_seconds
+        if not duration:
+            return None
+        return round(self.fetched / duration, 1)
+
+
+class Conflict(TenantOwned):
+    """Both sides changed a record since the last sync and the task asked for manual review.
+
+    The record is left untouched until an operator resolves the conflict (admin or API).
+    Records may live in Cosmos DB, so the record is named by its stable id, not a foreign key.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        RESOLVED = "resolved", "Resolved"
+
+    class Resolution(models.TextChoices):
+        REMOTE = "remote", "Take the remote version"
+        LOCAL = "local", "Keep the local version"
+        MERGED = "merged", "Use merged data"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    task = models.ForeignKey(SyncTask, on_delete=models.CASCADE, related_name="conflicts")
+    run = models.ForeignKey(SyncRun, null=True, blank=True, on_delete=models.SET_NULL)
+    record_id = models.UUIDField(db_index=True)
+    entity_type = models.CharField(max_length=100)
+    external_id = models.CharField(max_length=255)
+    fields = models.JSONField(default=list, blank=True, help_text="Fields changed on both sides.")
+    base_data = models.JSONField(default=dict, blank=True)
+    local_data = models.JSONField(default=dict, blank=True)
+    remote_data = models.JSONField(default=dict, blank=True)
+    remote_updated_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    resolution = models.CharField(max_length=16, choices=Resolution.choices, blank=True)
+    resolved_data = models.JSONField(null=True, blank=True)
+    resolved_by = models.CharField(max_length=200, blank=True, default="")
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # One open conflict per record: a newer remote version updates it.
+            models.UniqueConstraint(
+                fields=["record_id"],
+                condition=models.Q(status="open"),
+                name="conflict_one_open_per_record",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entity_type} {self.external_id} ({self.status})"
+
+
+class Record(TenantOwned):
+    """A synced entity in the ORM record store (see syncing/stores/).
+
+    ``id`` is uuid5(tenant/integration/entity/external id), so the same remote object always
+    lands on the same row, in either store. ``data`` is the local copy; ``base_data`` is the
+    remote version as of the last sync (the ancestor for three-way merges); a record whose
+    ``content_hash`` differs from ``base_hash`` was edited locally since.
+    """
+
+    id = models.UUIDField(primary_key=True, editable=False)
+    integration = models.ForeignKey(
+        "integrations.Integration", on_delete=models.CASCADE, related_name="+"
+    )
+    entity_type = models.CharField(max_length=100)
+    external_id = models.CharField(max_length=255)
+    data = models.JSONField(default=dict)
+    content_hash = models.CharField(max_length=64)
+    base_data = models.JSONField(default=dict)
+    base_hash = models.CharField(max_length=64, blank=True, default="")
+    remote_updated_at = models.DateTimeField(null=True, blank=True)
+    local_updated_at = models.DateTimeField(null=True, blank=True)
+    version = models.PositiveIntegerField(default=1)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    last_pushed_hash = models.CharField(max_length=64, blank=True, default="")
+    match_keys = models.JSONField(default=list, blank=True)
+    seen_generation = models.PositiveBigIntegerField(default=0)
+    synced_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["entity_type", "external_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "entity_type", "external_id"], name="record_unique_external"
+            )
+        ]
+        indexes = [models.Index(fields=["tenant", "entity_type"], name="record_tenant_entity")]
+
+    def __str__(self) -> str:
+        return f"{self.entity_type} {self.external_id}"
+
+
+class RecordKey(models.Model):
+    """Dedup keys of ORM records (composite / normalised / content-hash strategies).
+
+    A separate indexed table so one query finds every stored record matching a page's keys.
+    """
+
+    record = models.ForeignKey(Record, on_delete=models.CASCADE, related_name="keys")
+    integration_id = models.UUIDField()
+    entity_type = models.CharField(max_length=100)
+    key = models.CharField(max_length=255)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["record", "key"], name="recordkey_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["integration_id", "entity_type", "key"], name="recordkey_lookup")
+        ]
+
+    def __str__(self) -> str:
+        return self.key

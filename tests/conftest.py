@@ -69,13 +69,27 @@ def spawn(tmp_path):
 
 
 @pytest.fixture
-def run_tasks_inline(monkeypatch, django_capture_on_commit_callbacks):
-    """Run queued tasks synchronously in this process (after commit, as in production)."""
+def run_tasks_inline(monkeypatch):
+    """Run queued tasks synchronously in this process.
+
+    Yields ``flush()``: it runs every task queued so far (and the tasks those queue), as the
+    commit of the surrounding transaction would in production.
+    """
+    from django.db import connection
     from django_q.conf import Conf
 
     monkeypatch.setattr(Conf, "SYNC", True)
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        yield callbacks
+
+    def flush() -> int:
+        # The test transaction never commits, so run what commit would have run.
+        ran = 0
+        while connection.run_on_commit:
+            _savepoints, callback, _robust = connection.run_on_commit.pop(0)
+            callback()
+            ran += 1
+        return ran
+
+    yield flush
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ embedded profile generates one key into the data folder on first use.
 
 from __future__ import annotations
 
+import random
+import time
 from datetime import datetime
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -70,7 +72,9 @@ class EncryptedDatabaseStore(SecretStore):
 
         validate_name(name)
         token = self.fernet.encrypt(value.encode()).decode()
-        for _attempt in range(5):
+        # Version numbers come from max+1 under a unique constraint: a writer that loses the
+        # race retries with the next number (rare: refreshes of one secret are single-flight).
+        for attempt in range(30):
             try:
                 with transaction.atomic():
                     latest = StoredSecret.objects.filter(name=name).aggregate(v=Max("version"))
@@ -84,7 +88,7 @@ class EncryptedDatabaseStore(SecretStore):
                     )
                 return self._meta(row)
             except IntegrityError:  # a concurrent put took that version number: try the next
-                continue
+                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 - jitter
         raise SecretStoreError(f"could not allocate a new version of secret {name}")
 
     def get(self, name: str, version: str | None = None) -> SecretValue:

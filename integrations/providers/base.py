@@ -7,7 +7,124 @@ A provider folder ``integrations/providers/<slug>/`` exposes ``PROVIDER`` in its
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
+
+# The ways a provider's API can authenticate a request. A provider lists the ones it supports;
+# the credentials app implements them. Kept here (not in credentials/) because the catalogue is
+# the stateless description every other app reads.
+AUTH_TYPES = (
+    "oauth2_authorization_code",
+    "oauth2_client_credentials",
+    "oauth2_jwt_bearer",
+    "api_key",
+    "basic",
+    "bearer_token",
+    "oauth1",
+    "hmac_signing_secret",
+    "mtls_certificate",
+)
+
+# What a provider counts a limit against. The rate limiter keys its buckets per integration;
+# the scope tells an operator when several integrations share one provider budget (two
+# Salesforce integrations on one org share its 24-hour allocation, two GitHub integrations
+# with different tokens do not).
+RATE_LIMIT_SCOPES = (
+    "credential",  # per token/user (GitHub)
+    "account",  # per provider account (Stripe account, HubSpot account)
+    "org",  # per organisation, shared by every app and user in it (Salesforce)
+    "app_installation",  # per app per installed workspace/account (HubSpot OAuth apps)
+    "method",  # per API method per installation (Slack tiers)
+    "endpoint",  # per endpoint per credential (GitHub secondary limits)
+    "ip",  # per client IP address (unauthenticated requests)
+)
+
+
+class RateLimitWindow(TypedDict):
+    """``limit`` requests per sliding ``window`` seconds, counted per ``scope``."""
+
+    limit: int
+    window: float
+    scope: str
+    # The provider's own words for the figure, shown to operators next to the number.
+    source: str
+
+
+class RateLimitPolicy(RateLimitWindow, total=False):
+    """A provider's default rate-limit policy as documented.
+
+    The required keys are the primary limit the rate limiter enforces per integration (the
+    same shape as ``castiel.ratelimit``'s catalogue entries: limit, window, source). The
+    optional keys describe what else the provider enforces so adapters and operators can
+    read it from one place:
+
+    - ``additional``: further published limits that also apply (daily caps, secondary
+      limits, per-endpoint limits);
+    - ``headers``: response headers that report usage or ask the client to wait;
+    - ``test_mode``: the limit when the credential is a test/sandbox one (Stripe).
+
+    A TypedDict rather than a dataclass so ``ProviderInfo.rate_limit`` stays a plain dict
+    (its original type): readers that did ``rate_limit.get("limit")`` keep working.
+    """
+
+    additional: tuple[RateLimitWindow, ...]
+    headers: tuple[str, ...]
+    test_mode: RateLimitWindow
+
+
+# Runtime check of RateLimitWindow (TypedDicts are not checked at runtime).
+_WINDOW_TYPES: dict[str, tuple[type, ...]] = {
+    "limit": (int,),
+    "window": (int, float),
+    "scope": (str,),
+    "source": (str,),
+}
+
+
+def _window_problems(window: Any, where: str, *, allow_extra: bool = False) -> list[str]:
+    if not isinstance(window, dict):
+        return [f"{where} must be a mapping"]
+    problems = []
+    for key, types in _WINDOW_TYPES.items():
+        value = window.get(key)
+        if isinstance(value, bool) or not isinstance(value, types):
+            problems.append(f"{where}.{key} is missing or not {types[0].__name__}")
+    extra = set(window) - set(_WINDOW_TYPES)
+    if extra and not allow_extra:
+        problems.append(f"{where} has unknown keys {sorted(extra)}")
+    if not problems:
+        if window["limit"] < 1:
+            problems.append(f"{where}.limit must be at least 1")
+        if window["window"] <= 0:
+            problems.append(f"{where}.window must be positive")
+        if window["scope"] not in RATE_LIMIT_SCOPES:
+            problems.append(f"{where}.scope {window['scope']!r} is not one of {RATE_LIMIT_SCOPES}")
+        if not window["source"].strip():
+            problems.append(f"{where}.source must say where the figure comes from")
+    return problems
+
+
+def rate_limit_problems(policy: Any) -> list[str]:
+    """Why ``policy`` is not a valid :class:`RateLimitPolicy` (empty when it is, or is ``{}``).
+
+    TypedDicts are not checked at runtime; the catalogue tests call this for every provider so
+    all policies keep one shape.
+    """
+    if policy == {}:
+        return []
+    problems = _window_problems(policy, "rate_limit", allow_extra=True)
+    if problems:
+        return problems
+    unknown = set(policy) - RateLimitPolicy.__required_keys__ - RateLimitPolicy.__optional_keys__
+    if unknown:
+        problems.append(f"rate_limit has unknown keys {sorted(unknown)}")
+    for index, window in enumerate(policy.get("additional", ())):
+        problems += _window_problems(window, f"rate_limit.additional[{index}]")
+    if "test_mode" in policy:
+        problems += _window_problems(policy["test_mode"], "rate_limit.test_mode")
+    headers = policy.get("headers", ())
+    if not isinstance(headers, tuple) or not all(isinstance(h, str) and h for h in headers):
+        problems.append("rate_limit.headers must be a tuple of header names")
+    return problems
 
 
 @dataclass(frozen=True)
@@ -31,13 +148,41 @@ class ProviderInfo:
     docs_url: str = ""
     oauth: OAuthSpec | None = None
     # Catalogue default rate-limit policy (see castiel rate limiter), e.g.
-    # {"limit": 5000, "window": 3600, "scope": "credential"}.
-    rate_limit: dict[str, Any] = field(default_factory=dict)
+    # {"limit": 5000, "window": 3600, "scope": "credential", "source": "..."}; the shape is
+    # RateLimitPolicy above (empty: no catalogue default).
+    rate_limit: RateLimitPolicy | dict[str, Any] = field(default_factory=dict)
     webhook_scheme: str | None = None
     # Keys an Integration of this provider must have in its ``config``.
     required_config: tuple[str, ...] = ()
     # Dotted path of the adapter class (issue: adapter contract), resolved lazily.
     adapter: str | None = None
+    # --- added with the provider catalogue (all optional; defaults keep older providers valid)
+    # The provider's webhook event names (as its webhook parser reads them: GitHub's
+    # X-GitHub-Event header, Stripe's ``type``, Slack's ``event.type``, HubSpot's
+    # ``subscriptionType``) mapped to the entity type in ``entity_types`` they change.
+    # Events not listed are stored but not acted on (Zulip's ALL_EVENT_TYPES idea).
+    webhook_events: dict[str, str] = field(default_factory=dict)
+    # One cheap authenticated call that proves the credential works: "METHOD /path", the path
+    # relative to the API base, ``{key}`` filled from the integration config (with
+    # ``optional_config`` defaults).
+    test_connection: str = ""
+    # Config keys an integration may set, with the default used when it does not.
+    optional_config: dict[str, str] = field(default_factory=dict)
+
+    def api_base_for(self, config: dict) -> str:
+        """The API base for one integration: its ``api_base`` config if set (GitHub Enterprise
+        Server), else the catalogue's, with ``{key}`` placeholders filled from the config
+        (Salesforce: ``{instance_url}/services/data/{api_version}``)."""
+        merged = self.config_with_defaults(config)
+        # Users paste instance URLs with or without a trailing slash; never produce "//".
+        values = {k: v.rstrip("/") if isinstance(v, str) else v for k, v in merged.items()}
+        return (values.get("api_base") or self.api_base).format(**values).rstrip("/")
+
+    def config_with_defaults(self, config: dict) -> dict:
+        """``config`` with ``optional_config`` defaults filled in for keys it does not set."""
+        merged = dict(self.optional_config)
+        merged.update({k: v for k, v in (config or {}).items() if v not in (None, "")})
+        return merged
 
     def validate_config(self, config: dict) -> dict[str, str]:
         """Field errors for an integration config (empty when valid)."""

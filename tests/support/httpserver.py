@@ -110,7 +110,9 @@ class running_server:
             self.httpd.socket = self.ssl_context.wrap_socket(self.httpd.socket, server_side=True)
             scheme = "https"
         self.state.url = f"{scheme}://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
         return self.state
 

@@ -78,17 +78,29 @@ class Process:
         raise AssertionError(f"timed out waiting for {what}:\n{self.output[-4000:]}")
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.popen.poll() is None:
+        """Kill the whole process group at once (a crash: no shutdown code runs)."""
+        try:
             os.killpg(self.popen.pid, sig)
-            self.popen.wait(timeout=30)
+        except ProcessLookupError:
+            return
+        self.popen.wait(timeout=30)
 
     def stop(self, timeout: float = 15.0) -> None:
+        """Orderly stop: SIGTERM to the main process only (it stops its own children; a
+        signal to the whole group can kill django-q2's sentinel mid-shutdown), then SIGKILL
+        whatever is left in the group."""
         if self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGTERM)
+            self.popen.send_signal(signal.SIGTERM)
             try:
                 self.popen.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                self.kill()
+                pass
+        try:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if self.popen.poll() is None:
+            self.popen.wait(timeout=30)
         self._log.close()
 
 

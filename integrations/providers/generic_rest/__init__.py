@@ -1,11 +1,44 @@
-"""Generic REST: any paginated JSON API, configured per integration."""
+"""Generic REST: any paginated JSON API, configured per integration.
+
+The options (list path, pagination style, id / updated-at / deleted fields, since parameter)
+are documented in :mod:`integrations.adapters.rest`; auth comes from the credential. For an
+API behind an OAuth2 authorization server, ``config.oauth`` holds the endpoints and client id
+(``authorize_url``, ``token_url``, ``client_id``, optional ``revoke_url``, ``scopes``,
+``pkce``, ``token_endpoint_auth_method``, ``extra_authorize_params``, ``redirect_uri``); the
+client secret is kept in the secret store (see docs/credentials.md).
+"""
+
+from dataclasses import dataclass
 
 from integrations.providers.base import ProviderInfo
 
-PROVIDER = ProviderInfo(
+
+@dataclass(frozen=True)
+class GenericRestProvider(ProviderInfo):
+    def validate_config(self, config: dict) -> dict[str, str]:
+        from integrations.adapters.rest import validate_config
+
+        errors = super().validate_config(config)
+        for key, message in validate_config(config).items():
+            errors.setdefault(key, message)
+        return errors
+
+
+PROVIDER = GenericRestProvider(
     slug="generic_rest",
     name="Generic REST API",
-    auth_types=("api_key", "bearer_token", "basic", "oauth2_client_credentials"),
+    auth_types=(
+        "api_key",
+        "bearer_token",
+        "basic",
+        "oauth2_authorization_code",
+        "oauth2_client_credentials",
+        "oauth2_jwt_bearer",
+        "oauth1",
+        "hmac_signing_secret",
+        "mtls_certificate",
+    ),
     required_config=("base_url",),
     docs_url="https://github.com/typicode/json-server",
+    adapter="integrations.adapters.rest.GenericRestAdapter",
 )

@@ -1,0 +1,1 @@
+"""Where counters live: Redis (production), the database (embedded), process memory."""

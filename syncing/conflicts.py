@@ -1,0 +1,121 @@
+"""Conflict resolution: both the local copy and the remote changed since the last sync.
+
+"Changed" is measured against the record's *base* — the remote version stored at the last
+sync — so a conflict is ``local != base`` and ``remote != base`` and ``local != remote``.
+Strategies (per task, ``SyncTask.conflict_strategy`` + ``conflict_config``):
+
+* ``remote_wins`` / ``local_wins``.
+* ``last_write_wins``: the later of the local edit time and the remote updated-at wins;
+  within ``skew_seconds`` (default 5) the clocks cannot be trusted to order them, so the
+  configured ``tie`` side wins (``remote`` by default). A missing timestamp is a tie.
+* ``field_merge``: three-way per field against the base: a field changed on one side takes
+  that side; changed on both sides to different values goes to ``fields[name]`` or
+  ``default`` (``remote``, ``local`` or ``manual``).
+* ``manual``: no automatic answer; a ``Conflict`` row is opened and the record is untouched.
+
+Everything here is pure (dicts in, decision out), so it is tested table-driven.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+SIDES = ("remote", "local")
+_MISSING = object()
+
+
+class ConflictConfigError(ValueError):
+    pass
+
+
+@dataclass
+class Resolution:
+    data: dict | None  # None: needs an operator (manual)
+    winner: str  # remote | local | merged | manual
+    fields: list[str] = field(default_factory=list)  # fields changed on both sides
+
+
+def changed_fields(base: dict, local: dict, remote: dict) -> list[str]:
+    """Fields changed on both sides to different values."""
+    both = []
+    for name in sorted(set(base) | set(local) | set(remote)):
+        b, lo, r = base.get(name, _MISSING), local.get(name, _MISSING), remote.get(name, _MISSING)
+        if lo != b and r != b and lo != r:
+            both.append(name)
+    return both
+
+
+def validate_config(strategy: str, config: dict | None) -> dict:
+    config = config or {}
+    if not isinstance(config, dict):
+        raise ConflictConfigError("conflict config must be an object")
+    if strategy == "last_write_wins":
+        skew = config.get("skew_seconds", 5)
+        if not isinstance(skew, int | float) or isinstance(skew, bool) or skew < 0:
+            raise ConflictConfigError("skew_seconds must be a number ≥ 0")
+        if config.get("tie", "remote") not in SIDES:
+            raise ConflictConfigError("tie must be 'remote' or 'local'")
+    elif strategy == "field_merge":
+        if config.get("default", "remote") not in (*SIDES, "manual"):
+            raise ConflictConfigError("default must be 'remote', 'local' or 'manual'")
+        fields = config.get("fields", {})
+        if not isinstance(fields, dict) or any(
+            v not in (*SIDES, "manual") for v in fields.values()
+        ):
+            raise ConflictConfigError("fields must map field names to remote, local or manual")
+    elif strategy not in ("remote_wins", "local_wins", "manual"):
+        raise ConflictConfigError(f"unknown conflict strategy {strategy!r}")
+    return config
+
+
+def resolve(
+    strategy: str,
+    *,
+    base: dict,
+    local: dict,
+    remote: dict,
+    local_updated_at: datetime | None,
+    remote_updated_at: datetime | None,
+    config: dict | None = None,
+) -> Resolution:
+    config = validate_config(strategy, config)
+    both = changed_fields(base, local, remote)
+    if strategy == "remote_wins":
+        return Resolution(remote, "remote", both)
+    if strategy == "local_wins":
+        return Resolution(local, "local", both)
+    if strategy == "manual":
+        return Resolution(None, "manual", both)
+    if strategy == "last_write_wins":
+        skew = float(config.get("skew_seconds", 5))
+        tie = config.get("tie", "remote")
+        if local_updated_at is None or remote_updated_at is None:
+            side = tie
+        else:
+            delta = (remote_updated_at - local_updated_at).total_seconds()
+            side = tie if abs(delta) <= skew else ("remote" if delta > 0 else "local")
+        return Resolution(remote if side == "remote" else local, side, both)
+    # field_merge
+    per_field = config.get("fields", {})
+    default = config.get("default", "remote")
+    merged: dict = {}
+    manual: list[str] = []
+    for name in sorted(set(base) | set(local) | set(remote)):
+        b, lo, r = base.get(name, _MISSING), local.get(name, _MISSING), remote.get(name, _MISSING)
+        if lo == r or r == b:
+            value = lo
+        elif lo == b:
+            value = r
+        else:
+            side = per_field.get(name, default)
+            if side == "manual":
+                manual.append(name)
+                value = lo
+            else:
+                value = r if side == "remote" else lo
+        if value is not _MISSING:
+            merged[name] = value
+    if manual:
+        return Resolution(None, "manual", both)
+    return Resolution(merged, "merged", both)

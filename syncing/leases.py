@@ -1,0 +1,82 @@
+"""Task leases: who may run a sync task, until when. A task never runs twice at once.
+
+A claim (scheduler tick or "run now") writes a fresh random ``lease_owner`` token on a free
+task (``status=queued``) and sends the token in the queue message. The worker *takes* the
+lease only if the row still carries that token and is still queued, then renews it before
+every request and at every page commit. Every write a worker makes to the task is *fenced*:
+``UPDATE … WHERE id = … AND lease_owner = <token>``; zero rows means the lease was lost (it
+expired and the reaper handed the task to someone else), and the worker stops without
+committing. A duplicate or late queue message (django-q2's ORM broker redelivers, the reaper
+re-enqueues) finds the token gone or the task already running and does nothing.
+
+These are plain conditional UPDATEs, so they are correct on SQLite too, where
+``select_for_update`` is a no-op (its IMMEDIATE transactions serialise writers instead).
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from syncing.models import SyncTask
+
+
+class LeaseLost(Exception):
+    """The worker no longer holds the task's lease; it must stop without committing."""
+
+
+def new_token() -> str:
+    return secrets.token_hex(16)
+
+
+def lease_seconds() -> int:
+    return settings.CASTIEL_SYNC_LEASE_SECONDS
+
+
+def take(task_id, token: str) -> bool:
+    """Queued → running, if the claim that sent this message still holds the task."""
+    now = timezone.now()
+    return bool(
+        SyncTask.objects.filter(id=task_id, lease_owner=token, status=SyncTask.Status.QUEUED)
+        .filter(lease_expires_at__gt=now)
+        .update(
+            status=SyncTask.Status.RUNNING,
+            lease_expires_at=now + timedelta(seconds=lease_seconds()),
+            last_run_at=now,
+        )
+    )
+
+
+def renew(task_id, token: str, **fields) -> None:
+    """Extend the lease (and write ``fields``), or raise LeaseLost."""
+    now = timezone.now()
+    updated = SyncTask.objects.filter(
+        id=task_id, lease_owner=token, status=SyncTask.Status.RUNNING, lease_expires_at__gt=now
+    ).update(lease_expires_at=now + timedelta(seconds=lease_seconds()), **fields)
+    if not updated:
+        raise LeaseLost(f"lease on task {task_id} lost")
+
+
+def lock_for_page(task_id, token: str) -> None:
+    """Inside the page transaction: hold the task row so the reaper cannot take it meanwhile.
+
+    PostgreSQL: a row lock (the reaper's UPDATE waits, then re-checks the renewed expiry).
+    SQLite: the renewing UPDATE itself takes the database write lock for the transaction.
+    """
+    if connection.features.has_select_for_update:
+        list(SyncTask.objects.select_for_update().filter(id=task_id).values_list("id"))
+    renew(task_id, token)
+
+
+def release(task_id, token: str, **fields) -> bool:
+    """Give the lease back (fenced) and write the task's next state."""
+    fields.setdefault("status", SyncTask.Status.IDLE)
+    return bool(
+        SyncTask.objects.filter(id=task_id, lease_owner=token).update(
+            lease_owner="", lease_expires_at=None, queued_at=None, **fields
+        )
+    )

@@ -1,0 +1,285 @@
+"""The per-page inbound pipeline: map → dedup → conflict check → bulk upsert.
+
+:class:`PagePipeline` is built once per run and applied to each page inside the worker's page
+transaction (see :mod:`syncing.inbound`), which also writes the cursor checkpoint. It decides,
+for every remote record, one outcome:
+
+created · updated · unchanged (same content, or a stale/out-of-order version) · deleted
+(tombstone) · echo (the record came back exactly as Castiel pushed it: not a remote change,
+not a conflict) · conflict (both sides changed; resolved by the task's strategy, or a
+``Conflict`` row for manual review that leaves the record untouched) · error (unmappable).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.utils import timezone
+
+from integrations.adapters.mapping import FieldMapping, RecordMappingError
+from integrations.adapters.normalize import parse_timestamp
+from syncing import conflicts as conflict_rules
+from syncing.dedup import Decision, Incoming, Strategy, deduplicate
+from syncing.hashing import content_hash, record_id
+from syncing.models import Conflict, SyncTask
+from syncing.stores.base import RecordStore, Scope, StoredRecord
+
+MAX_ERROR_SAMPLES = 5
+OUTCOMES = (
+    "fetched",
+    "created",
+    "updated",
+    "unchanged",
+    "deleted",
+    "duplicates",
+    "conflicts",
+    "errors",
+    "echoes",
+)
+
+
+@dataclass
+class PageResult:
+    counts: Counter = field(default_factory=Counter)
+    rules: Counter = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+    max_updated_at: datetime | None = None
+    # The provider's own spelling of that timestamp: providers such as json-server compare
+    # updated-at filters as strings, so the watermark must keep their format.
+    max_updated_raw: str | None = None
+
+
+class PagePipeline:
+    def __init__(
+        self,
+        *,
+        task: SyncTask,
+        adapter,
+        mapping: FieldMapping,
+        strategy: Strategy,
+        store: RecordStore,
+        generation: int | None,
+        run=None,
+    ):
+        self.task = task
+        self.adapter = adapter
+        self.mapping = mapping
+        self.strategy = strategy
+        self.store = store
+        self.generation = generation  # full refresh: stamp every record seen
+        self.run = run
+        self.scope = Scope(task.tenant_id, task.integration_id, task.entity_type)
+        conflict_rules.validate_config(task.conflict_strategy, task.conflict_config)
+
+    # -- mapping -------------------------------------------------------------------------
+
+    def map(self, raw_records: list[dict], result: PageResult) -> list[Incoming]:
+        incoming = []
+        for position, raw in enumerate(raw_records):
+            external_id = self.adapter.external_id(raw)
+            if external_id is None:
+                self._error(result, f"record #{position} has no id")
+                continue
+            try:
+                data = self.mapping.apply(raw)
+            except RecordMappingError as exc:
+                self._error(result, f"record {external_id}: {exc}")
+                continue
+            updated_raw = self.adapter.updated_at(raw)
+            updated = parse_timestamp(updated_raw)
+            if updated and (result.max_updated_at is None or updated > result.max_updated_at):
+                result.max_updated_at, result.max_updated_raw = updated, updated_raw
+            incoming.append(
+                Incoming(
+                    position=position,
+                    external_id=external_id,
+                    record_id=record_id(
+                        self.scope.tenant_id,
+                        self.scope.integration_id,
+                        self.scope.entity_type,
+                        external_id,
+                    ),
+                    data=data,
+                    content_hash=content_hash(data),
+                    remote_updated_at=updated,
+                    deleted=self.adapter.is_deleted(raw),
+                    match_keys=self.strategy.keys(data),
+                )
+            )
+        return incoming
+
+    def _error(self, result: PageResult, message: str) -> None:
+        result.counts["errors"] += 1
+        if len(result.errors) < MAX_ERROR_SAMPLES:
+            result.errors.append(message)
+
+    # -- the page ------------------------------------------------------------------------
+
+    def apply(self, raw_records: list[dict]) -> PageResult:
+        """Run the whole pipeline for one page. Call inside the page transaction."""
+        result = PageResult()
+        result.counts["fetched"] = len(raw_records)
+        incoming = self.map(raw_records, result)
+        decisions, rules = deduplicate(incoming, store=self.store, scope=self.scope)
+        result.rules.update(rules)
+        existing_ids = [d.existing.id for d in decisions if d.existing]
+        open_conflicts = {
+            c.record_id: c
+            for c in Conflict.objects.filter(record_id__in=existing_ids, status="open")
+        }
+        now = timezone.now()
+        creates: list[StoredRecord] = []
+        updates: list[StoredRecord] = []
+        seen: list = []
+        new_conflicts: list[Conflict] = []
+        for decision in decisions:
+            result.counts["duplicates"] += decision.duplicates
+            outcome, record = self._decide(decision, now, open_conflicts, new_conflicts)
+            result.counts[outcome] += 1
+            if record is None:
+                if decision.existing is not None:
+                    seen.append(decision.existing.id)
+            elif decision.existing is None:
+                creates.append(record)
+            else:
+                updates.append(record)
+        self.store.write(self.scope, creates, updates)
+        if new_conflicts:
+            Conflict.objects.bulk_create(new_conflicts)
+        for conflict in open_conflicts.values():
+            if conflict.pk and getattr(conflict, "_touched", False):
+                conflict.save(update_fields=["remote_data", "remote_updated_at", "fields", "run"])
+        if self.generation is not None and seen:
+            self.store.mark_seen(self.scope, seen, self.generation)
+        return result
+
+    def _stamp(self, record: StoredRecord) -> StoredRecord:
+        if self.generation is not None:
+            record.seen_generation = self.generation
+        return record
+
+    def _decide(
+        self, decision: Decision, now, open_conflicts, new_conflicts
+    ) -> tuple[str, StoredRecord | None]:
+        """(outcome, record to write or None)."""
+        inc, ex = decision.incoming, decision.existing
+        if ex is None:
+            if inc.deleted:
+                return "unchanged", None  # a tombstone for something we never had
+            return "created", self._stamp(
+                StoredRecord(
+                    id=decision.target_id,
+                    tenant_id=self.scope.tenant_id,
+                    integration_id=self.scope.integration_id,
+                    entity_type=self.scope.entity_type,
+                    external_id=decision.external_id,
+                    data=inc.data,
+                    content_hash=inc.content_hash,
+                    base_data=inc.data,
+                    base_hash=inc.content_hash,
+                    remote_updated_at=inc.remote_updated_at,
+                    match_keys=inc.match_keys,
+                    synced_at=now,
+                    created_at=now,
+                )
+            )
+        open_conflict = open_conflicts.get(ex.id)
+        if open_conflict is not None:
+            # Waiting for an operator: keep the record as it is, show them the newest remote.
+            if open_conflict.remote_data != inc.data:
+                open_conflict.remote_data = inc.data
+                open_conflict.remote_updated_at = inc.remote_updated_at
+                open_conflict.fields = conflict_rules.changed_fields(
+                    ex.base_data, ex.data, inc.data
+                )
+                open_conflict.run = self.run
+                open_conflict._touched = True
+            return "conflicts", None
+        if inc.deleted:
+            if ex.deleted_at is not None:
+                return "unchanged", None
+            return "deleted", self._stamp(
+                ex.copy(deleted_at=now, version=ex.version + 1, synced_at=now)
+            )
+        if (
+            ex.remote_updated_at
+            and inc.remote_updated_at
+            and inc.remote_updated_at < ex.remote_updated_at
+        ):
+            return "unchanged", None  # an older version than the one we hold (out of order)
+        if ex.last_pushed_hash and inc.content_hash == ex.last_pushed_hash:
+            if inc.content_hash == ex.base_hash and ex.deleted_at is None:
+                return "unchanged", None
+            # Our own write coming back: the remote now equals what we pushed.
+            return "echoes", self._stamp(
+                ex.copy(
+                    base_data=inc.data,
+                    base_hash=inc.content_hash,
+                    remote_updated_at=inc.remote_updated_at,
+                    deleted_at=None,
+                    synced_at=now,
+                )
+            )
+        if inc.content_hash == ex.base_hash:
+            if ex.deleted_at is not None:  # came back after a full refresh removed it
+                return "updated", self._stamp(
+                    ex.copy(deleted_at=None, version=ex.version + 1, synced_at=now)
+                )
+            return "unchanged", None
+        remote_changes = dict(
+            base_data=inc.data,
+            base_hash=inc.content_hash,
+            remote_updated_at=inc.remote_updated_at,
+            match_keys=inc.match_keys,
+            deleted_at=None,
+            synced_at=now,
+        )
+        if inc.content_hash == ex.content_hash:
+            # Both sides arrived at the same data (or the local edit was undone remotely).
+            return "unchanged", self._stamp(ex.copy(**remote_changes))
+        if not ex.locally_modified:
+            return "updated", self._stamp(
+                ex.copy(
+                    data=inc.data,
+                    content_hash=inc.content_hash,
+                    version=ex.version + 1,
+                    **remote_changes,
+                )
+            )
+        resolution = conflict_rules.resolve(
+            self.task.conflict_strategy,
+            base=ex.base_data,
+            local=ex.data,
+            remote=inc.data,
+            local_updated_at=ex.local_updated_at,
+            remote_updated_at=inc.remote_updated_at,
+            config=self.task.conflict_config,
+        )
+        if resolution.data is None:
+            new_conflicts.append(
+                Conflict(
+                    tenant_id=self.scope.tenant_id,
+                    task=self.task,
+                    run=self.run,
+                    record_id=ex.id,
+                    entity_type=ex.entity_type,
+                    external_id=ex.external_id,
+                    fields=resolution.fields,
+                    base_data=ex.base_data,
+                    local_data=ex.data,
+                    remote_data=inc.data,
+                    remote_updated_at=inc.remote_updated_at,
+                )
+            )
+            return "conflicts", None
+        data = resolution.data
+        return "conflicts", self._stamp(
+            ex.copy(
+                data=data,
+                content_hash=content_hash(data),
+                version=ex.version + 1,
+                **remote_changes,
+            )
+        )

@@ -1,0 +1,8 @@
+"""Recurring sync work (applied idempotently by castiel.schedules after migrate)."""
+
+from castiel.schedules import declare
+
+# django-q2 schedules run at most once a minute; a tick claims every due task (in batches)
+# each time, and "run now" claims at once, so the minute is the scheduling granularity.
+declare("sync-scheduler-tick", "syncing.tasks.scheduler_tick", minutes=1, kind="maintenance")
+declare("sync-reaper", "syncing.tasks.reap", minutes=1, kind="maintenance")

@@ -1,0 +1,145 @@
+"""Writes for sync tasks and conflicts (keyword-only, one job each)."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from integrations.adapters.base import AdapterError
+from integrations.adapters.mapping import FieldMapping, MappingError
+from syncing import conflicts as conflict_rules
+from syncing import scheduler
+from syncing.dedup import DedupConfigError, strategy_for
+from syncing.hashing import content_hash
+from syncing.models import Conflict, SyncTask
+from syncing.schedule import MIN_INTERVAL_SECONDS, validate_cron
+from syncing.stores import get_store
+
+
+class SyncConfigError(ValueError):
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+def sync_task_config_errors(
+    *,
+    integration,
+    entity_type: str,
+    field_mapping,
+    dedup_strategy: str,
+    dedup_config,
+    conflict_strategy: str,
+    conflict_config,
+    interval_seconds: int,
+    cron: str,
+) -> dict[str, str]:
+    """Everything a task's configuration can get wrong, as field errors."""
+    errors: dict[str, str] = {}
+    try:
+        FieldMapping(field_mapping)
+    except MappingError as exc:
+        errors["field_mapping"] = str(exc)
+    try:
+        strategy_for(dedup_strategy, dedup_config)
+    except DedupConfigError as exc:
+        errors["dedup_config"] = str(exc)
+    try:
+        conflict_rules.validate_config(conflict_strategy, conflict_config)
+    except conflict_rules.ConflictConfigError as exc:
+        errors["conflict_config"] = str(exc)
+    if cron:
+        message = validate_cron(cron)
+        if message:
+            errors["cron"] = message
+    elif interval_seconds < MIN_INTERVAL_SECONDS:
+        errors["interval_seconds"] = f"must be at least {MIN_INTERVAL_SECONDS} seconds"
+    if integration is not None:
+        provider = integration.provider_info
+        if not provider.adapter:
+            errors["integration"] = f"provider {provider.slug!r} cannot be synced (no adapter)"
+        elif provider.entity_types and entity_type not in provider.entity_types:
+            errors["entity_type"] = (
+                f"{provider.name} syncs {', '.join(provider.entity_types)}, not {entity_type!r}"
+            )
+        else:
+            from integrations.adapters.base import adapter_for
+
+            try:
+                adapter_for(integration, entity_type).validate()
+            except AdapterError as exc:
+                errors["integration"] = f"integration config: {exc}"
+    return errors
+
+
+def sync_task_run_now(*, task: SyncTask) -> bool:
+    """Queue the task now (True), or flag it to run again when its current run ends."""
+    return scheduler.run_now(task)
+
+
+def sync_task_pause(*, task: SyncTask) -> SyncTask:
+    """Stop scheduling (a run in progress finishes its current execution)."""
+    SyncTask.objects.filter(pk=task.pk).update(enabled=False)
+    SyncTask.objects.filter(pk=task.pk, lease_owner="").update(status=SyncTask.Status.PAUSED)
+    task.refresh_from_db()
+    return task
+
+
+def sync_task_resume(*, task: SyncTask) -> SyncTask:
+    SyncTask.objects.filter(pk=task.pk).update(enabled=True)
+    SyncTask.objects.filter(pk=task.pk, status=SyncTask.Status.PAUSED).update(
+        status=SyncTask.Status.IDLE
+    )
+    task.refresh_from_db()
+    return task
+
+
+class ConflictError(ValueError):
+    pass
+
+
+@transaction.atomic
+def conflict_resolve(
+    *, conflict: Conflict, resolution: str, data: dict | None = None, by: str = ""
+) -> Conflict:
+    """Apply an operator's decision: the record takes the chosen data; the remote version
+    becomes its base, so the next sync does not raise the same conflict again."""
+    conflict = Conflict.objects.select_for_update().get(pk=conflict.pk)
+    if conflict.status != Conflict.Status.OPEN:
+        raise ConflictError("this conflict is already resolved")
+    if resolution == Conflict.Resolution.REMOTE:
+        chosen = conflict.remote_data
+    elif resolution == Conflict.Resolution.LOCAL:
+        chosen = conflict.local_data
+    elif resolution == Conflict.Resolution.MERGED:
+        if not isinstance(data, dict):
+            raise ConflictError("a merged resolution needs 'data' (a JSON object)")
+        chosen = data
+    else:
+        raise ConflictError("resolution must be remote, local or merged")
+    store = get_store()
+    record = store.get(conflict.tenant_id, conflict.record_id)
+    if record is None:
+        raise ConflictError("the record no longer exists")
+    now = timezone.now()
+    changed = chosen != record.data
+    store.save_record(
+        record.copy(
+            data=chosen,
+            content_hash=content_hash(chosen),
+            base_data=conflict.remote_data,
+            base_hash=content_hash(conflict.remote_data),
+            remote_updated_at=conflict.remote_updated_at or record.remote_updated_at,
+            local_updated_at=now
+            if resolution != Conflict.Resolution.REMOTE
+            else record.local_updated_at,
+            version=record.version + (1 if changed else 0),
+        )
+    )
+    conflict.status = Conflict.Status.RESOLVED
+    conflict.resolution = resolution
+    conflict.resolved_data = chosen
+    conflict.resolved_by = by[:200]
+    conflict.resolved_at = now
+    conflict.save()
+    return conflict

@@ -1,0 +1,30 @@
+"""Record stores: ``get_store()`` returns the configured one (``CASTIEL_RECORD_STORE``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from django.conf import settings
+
+from syncing.stores.base import RecordStore, Scope, StaleRecordError, StoredRecord
+
+__all__ = ["RecordStore", "Scope", "StaleRecordError", "StoredRecord", "get_store"]
+
+
+@lru_cache(maxsize=1)
+def _configured(kind: str) -> RecordStore:
+    if kind == "cosmos":
+        from syncing.stores.cosmos import CosmosRecordStore
+
+        return CosmosRecordStore.from_settings()
+    from syncing.stores.orm import OrmRecordStore
+
+    return OrmRecordStore()
+
+
+def get_store() -> RecordStore:
+    return _configured(settings.CASTIEL_RECORD_STORE)
+
+
+def reset_store_cache() -> None:
+    _configured.cache_clear()

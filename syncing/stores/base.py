@@ -1,0 +1,151 @@
+"""The record store interface: where synced entities live (ORM or Azure Cosmos DB).
+
+Both stores hold the same :class:`StoredRecord` shape under the same stable id (uuid5 of
+tenant/integration/entity/external id) and pass one shared test suite
+(``tests/syncing/test_stores.py``). The inbound pipeline only talks to this interface.
+
+Transactions: the ORM store's writes join the page transaction (records and cursor checkpoint
+commit together). Cosmos DB cannot join a relational transaction, so the worker writes a
+page's records first and commits the checkpoint after; a crash in between replays the page,
+which is harmless because writes are idempotent (same content hash → no change).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from uuid import UUID
+
+from syncing.hashing import content_hash
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The records one sync task owns."""
+
+    tenant_id: UUID
+    integration_id: UUID
+    entity_type: str
+
+
+@dataclass
+class StoredRecord:
+    id: UUID
+    tenant_id: UUID
+    integration_id: UUID
+    entity_type: str
+    external_id: str
+    data: dict
+    content_hash: str
+    base_data: dict = field(default_factory=dict)
+    base_hash: str = ""
+    remote_updated_at: datetime | None = None
+    local_updated_at: datetime | None = None
+    version: int = 1
+    deleted_at: datetime | None = None
+    last_pushed_hash: str = ""
+    match_keys: list[str] = field(default_factory=list)
+    seen_generation: int = 0
+    synced_at: datetime | None = None
+    created_at: datetime | None = None
+    # Store concurrency token (Cosmos ``_etag``; the ORM uses ``version``).
+    etag: str | None = None
+
+    @property
+    def locally_modified(self) -> bool:
+        """Changed locally since the last sync (local copy differs from the synced base)."""
+        return bool(self.base_hash) and self.content_hash != self.base_hash
+
+    def copy(self, **changes) -> StoredRecord:
+        return replace(self, **changes)
+
+
+class StaleRecordError(Exception):
+    """Optimistic concurrency: someone changed these records after we read them."""
+
+    def __init__(self, ids: Iterable[UUID]):
+        self.ids = set(ids)
+        super().__init__(f"{len(self.ids)} record(s) changed concurrently")
+
+
+class RecordStore:
+    name = "base"
+
+    def atomic(self):
+        """Context manager the page's writes run in (a DB transaction for the ORM store)."""
+        return contextlib.nullcontext()
+
+    # -- reads used by the pipeline -----------------------------------------------------------
+
+    def get_many(self, scope: Scope, ids: Iterable[UUID], *, lock: bool = False) -> dict:
+        raise NotImplementedError
+
+    def find_by_keys(self, scope: Scope, keys: Iterable[str]) -> dict[str, set[UUID]]:
+        """Live (not deleted) records carrying each dedup key."""
+        raise NotImplementedError
+
+    # -- writes used by the pipeline ----------------------------------------------------------
+
+    def write(self, scope: Scope, creates: list[StoredRecord], updates: list[StoredRecord]):
+        """Insert ``creates`` and replace ``updates`` (raising StaleRecordError on a race)."""
+        raise NotImplementedError
+
+    def mark_seen(self, scope: Scope, ids: Iterable[UUID], generation: int) -> None:
+        raise NotImplementedError
+
+    def soft_delete_unseen(self, scope: Scope, generation: int, at: datetime) -> int:
+        """Full refresh: soft-delete live records not seen in ``generation``; return count."""
+        raise NotImplementedError
+
+    # -- reads for the API, admin and tests -----------------------------------------------------
+
+    def get(self, tenant_id: UUID, record_id: UUID) -> StoredRecord | None:
+        raise NotImplementedError
+
+    def iter_scope(self, scope: Scope, *, include_deleted: bool = False) -> Iterator[StoredRecord]:
+        raise NotImplementedError
+
+    def list_page(
+        self,
+        tenant_id: UUID,
+        *,
+        integration_id: UUID | None = None,
+        entity_type: str | None = None,
+        include_deleted: bool = False,
+        page_size: int = 50,
+        continuation: str | None = None,
+    ) -> tuple[list[StoredRecord], str | None]:
+        raise NotImplementedError
+
+    # -- local changes (API edits, conflict resolution, the outbound push) --------------------
+
+    def save_record(self, record: StoredRecord) -> StoredRecord:
+        """Replace one record (optimistic: StaleRecordError if it changed since read)."""
+        self.write(_scope_of(record), [], [record])
+        return self.get(record.tenant_id, record.id)
+
+    def local_edit(self, tenant_id: UUID, record_id: UUID, data: dict, *, at: datetime):
+        """A local change to a record's data (what the API/outbound work will call)."""
+        record = self.get(tenant_id, record_id)
+        if record is None:
+            raise KeyError(record_id)
+        edited = record.copy(
+            data=data,
+            content_hash=content_hash(data),
+            local_updated_at=at,
+            version=record.version + 1,
+        )
+        return self.save_record(edited)
+
+    def mark_pushed(self, tenant_id: UUID, record_id: UUID, pushed_hash: str) -> StoredRecord:
+        """Remember what the outbound push sent, so the next pull sees its echo as ours."""
+        record = self.get(tenant_id, record_id)
+        if record is None:
+            raise KeyError(record_id)
+        return self.save_record(record.copy(last_pushed_hash=pushed_hash))
+
+
+def _scope_of(record: StoredRecord) -> Scope:
+    return Scope(record.tenant_id, record.integration_id, record.entity_type)

@@ -1,0 +1,85 @@
+"""Settings profiles, checked in fresh processes (settings are read once at start-up)."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from tests.support.processes import REPO, manage
+
+
+def run_manage(tmp_path, *args, **env):
+    base = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "CASTIEL_DATA_DIR": str(tmp_path / "data"),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+    }
+    return subprocess.run(
+        manage(*args), cwd=REPO, env={**base, **env}, capture_output=True, text=True, timeout=120
+    )
+
+
+PRODUCTION = {
+    "CASTIEL_PROFILE": "production",
+    "SECRET_KEY": "x" * 64 + "production-grade-secret-key-for-tests-only",
+    "ALLOWED_HOSTS": "castiel.example.com",
+    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "CASTIEL_SECRET_KEYS": "ZmDfcTF7_60GrrY167zsiPd67pEvs0aGOv2oasOM1Pg=",
+}
+
+
+def test_production_without_secret_key_fails_with_one_clear_line(tmp_path):
+    env = {k: v for k, v in PRODUCTION.items() if k != "SECRET_KEY"}
+    result = run_manage(tmp_path, "check", **env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "SECRET_KEY must be set when CASTIEL_PROFILE=production" in lines[0]
+
+
+def test_unknown_profile_is_a_clear_error(tmp_path):
+    result = run_manage(tmp_path, "check", CASTIEL_PROFILE="staging")
+    assert result.returncode == 2
+    assert "CASTIEL_PROFILE must be 'embedded' or 'production'" in result.stderr
+
+
+def test_production_passes_the_deploy_checks(tmp_path):
+    result = run_manage(tmp_path, "check", "--deploy", "--fail-level", "WARNING", **PRODUCTION)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_embedded_profile_needs_nothing_set(tmp_path):
+    result = run_manage(tmp_path, "check")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "data" / "secret_key").exists()
+
+
+def test_retry_not_above_timeout_is_refused_at_start_up(tmp_path):
+    result = run_manage(tmp_path, "check", Q_TIMEOUT="300", Q_RETRY="300")
+    assert result.returncode != 0
+    assert "castiel.E001" in result.stderr
+    assert "retry (300s) must be greater than timeout (300s)" in result.stderr
+
+
+@pytest.mark.parametrize("broker", ["redis", "orm"])
+def test_production_splits_work_into_four_clusters(tmp_path, broker):
+    code = (
+        "from django.conf import settings as s; from castiel.queue import cluster_for;"
+        "print(sorted(s.Q_CLUSTER['ALT_CLUSTERS']), cluster_for('webhooks'),"
+        " 'django_redis' in s.Q_CLUSTER, 'orm' in s.Q_CLUSTER)"
+    )
+    result = run_manage(tmp_path, "shell", "-c", code, CASTIEL_BROKER=broker, **PRODUCTION)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].split() == [
+        "['inbound',",
+        "'maintenance',",
+        "'outbound',",
+        "'webhooks']",
+        "webhooks",
+        str(broker == "redis"),
+        str(broker == "orm"),
+    ]

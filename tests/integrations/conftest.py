@@ -1,0 +1,1 @@
+from tests.syncing.fixtures import json_server  # noqa: F401

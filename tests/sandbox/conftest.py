@@ -1,0 +1,1 @@
+from tests.syncing.sandbox_fixtures import sandbox  # noqa: F401

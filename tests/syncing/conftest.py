@@ -1,0 +1,9 @@
+from tests.syncing.fixtures import (  # noqa: F401  (fixtures)
+    cosmos_endpoint,
+    cosmos_store,
+    enqueued,
+    fast_retries,
+    json_server,
+    record_store,
+)
+from tests.syncing.sandbox_fixtures import sandbox  # noqa: F401

@@ -1,0 +1,55 @@
+"""Isolation makers for the sync API's models."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from syncing.hashing import content_hash, record_id
+from syncing.models import Conflict, Record, SyncRun, SyncTask
+from tests.factories import IntegrationFactory, isolation_maker
+
+
+@isolation_maker(SyncTask)
+def make_sync_task(tenant):
+    integration = IntegrationFactory(tenant=tenant)
+    return SyncTask.objects.create(tenant=tenant, integration=integration, entity_type="contacts")
+
+
+@isolation_maker(SyncRun)
+def make_sync_run(tenant):
+    task = make_sync_task(tenant)
+    return SyncRun.objects.create(tenant=tenant, task=task, mode=task.mode)
+
+
+@isolation_maker(Record)
+def make_record(tenant):
+    integration = IntegrationFactory(tenant=tenant)
+    data = {"id": "1", "name": "x"}
+    return Record.objects.create(
+        id=record_id(tenant.id, integration.id, "contacts", "1"),
+        tenant=tenant,
+        integration=integration,
+        entity_type="contacts",
+        external_id="1",
+        data=data,
+        content_hash=content_hash(data),
+        base_data=data,
+        base_hash=content_hash(data),
+        synced_at=timezone.now(),
+    )
+
+
+@isolation_maker(Conflict)
+def make_conflict(tenant):
+    task = make_sync_task(tenant)
+    record = make_record(tenant)
+    return Conflict.objects.create(
+        tenant=tenant,
+        task=task,
+        record_id=record.id,
+        entity_type="contacts",
+        external_id="1",
+        local_data={"name": "local"},
+        remote_data={"name": "remote"},
+        base_data={"name": "x"},
+    )

@@ -1,0 +1,122 @@
+"""One test suite for both record stores (ORM and Cosmos DB against cosmosdb-server)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from syncing.hashing import content_hash, record_id
+from syncing.stores.base import Scope, StaleRecordError, StoredRecord
+from tests.factories import IntegrationFactory
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning"),
+]
+
+
+@pytest.fixture
+def scope(tenant):
+    integration = IntegrationFactory(tenant=tenant)
+    return Scope(tenant.id, integration.id, "contacts")
+
+
+def make(scope: Scope, external_id: str, keys=(), **data) -> StoredRecord:
+    data = {"id": external_id, **data}
+    now = timezone.now()
+    return StoredRecord(
+        id=record_id(scope.tenant_id, scope.integration_id, scope.entity_type, external_id),
+        tenant_id=scope.tenant_id,
+        integration_id=scope.integration_id,
+        entity_type=scope.entity_type,
+        external_id=external_id,
+        data=data,
+        content_hash=content_hash(data),
+        base_data=data,
+        base_hash=content_hash(data),
+        match_keys=list(keys),
+        synced_at=now,
+        created_at=now,
+    )
+
+
+def test_create_read_and_iterate(record_store, scope):
+    a, b = make(scope, "a", name="Ada"), make(scope, "b", name="Bob")
+    record_store.write(scope, [a, b], [])
+    found = record_store.get_many(scope, [a.id, b.id, uuid.uuid4()])
+    assert {r.external_id: r.data for r in found.values()} == {"a": a.data, "b": b.data}
+    assert record_store.get(scope.tenant_id, a.id).data == {"id": "a", "name": "Ada"}
+    ids = [r.id for r in record_store.iter_scope(scope)]
+    assert ids == sorted([a.id, b.id], key=str), "iterated in id order"
+
+
+def test_records_of_another_tenant_are_invisible(record_store, scope, other_tenant):
+    a = make(scope, "a")
+    record_store.write(scope, [a], [])
+    assert record_store.get(other_tenant.id, a.id) is None
+    others = Scope(other_tenant.id, scope.integration_id, scope.entity_type)
+    assert record_store.get_many(others, [a.id]) == {}
+    assert record_store.list_page(other_tenant.id)[0] == []
+
+
+def test_update_replaces_and_a_stale_write_is_refused(record_store, scope):
+    a = make(scope, "a", name="Ada")
+    record_store.write(scope, [a], [])
+    current = record_store.get(scope.tenant_id, a.id)
+    edited = record_store.local_edit(
+        scope.tenant_id, a.id, {"id": "a", "name": "Ada L."}, at=timezone.now()
+    )
+    assert edited.version == 2 and edited.locally_modified
+    with pytest.raises(StaleRecordError):
+        record_store.save_record(current.copy(data={"id": "a", "name": "lost update"}))
+    assert record_store.get(scope.tenant_id, a.id).data["name"] == "Ada L."
+
+
+def test_find_by_keys_sees_only_live_records(record_store, scope):
+    a = make(scope, "a", keys=["email:x@y.com", "phone:+14155550100"])
+    b = make(scope, "b", keys=["email:x@y.com"])
+    c = make(scope, "c", keys=["email:gone@y.com"])
+    record_store.write(scope, [a, b, c], [])
+    record_store.save_record(
+        record_store.get(scope.tenant_id, c.id).copy(deleted_at=timezone.now())
+    )
+    found = record_store.find_by_keys(
+        scope, ["email:x@y.com", "phone:+14155550100", "email:gone@y.com", "email:none"]
+    )
+    assert found == {"email:x@y.com": {a.id, b.id}, "phone:+14155550100": {a.id}}
+
+
+def test_full_refresh_soft_deletes_what_was_not_seen(record_store, scope):
+    records = [make(scope, str(i)) for i in range(5)]
+    record_store.write(scope, records, [])
+    record_store.mark_seen(scope, [records[0].id, records[3].id], 1)
+    at = timezone.now()
+    assert record_store.soft_delete_unseen(scope, 1, at) == 3
+    live = {r.external_id for r in record_store.iter_scope(scope)}
+    assert live == {"0", "3"}
+    everything = {
+        r.external_id: r.deleted_at for r in record_store.iter_scope(scope, include_deleted=True)
+    }
+    assert len(everything) == 5 and abs(everything["1"] - at) < timedelta(seconds=1)
+
+
+def test_listing_pages_with_continuation_tokens(record_store, scope):
+    record_store.write(scope, [make(scope, f"r{i}") for i in range(7)], [])
+    seen, token = [], None
+    for _ in range(10):
+        page, token = record_store.list_page(scope.tenant_id, page_size=3, continuation=token)
+        seen.extend(r.external_id for r in page)
+        if not token:
+            break
+    assert sorted(seen) == sorted(f"r{i}" for i in range(7))
+    assert len(seen) == 7, "no record listed twice"
+
+
+def test_push_hash_is_remembered(record_store, scope):
+    a = make(scope, "a")
+    record_store.write(scope, [a], [])
+    record_store.mark_pushed(scope.tenant_id, a.id, "abc")
+    assert record_store.get(scope.tenant_id, a.id).last_pushed_hash == "abc"

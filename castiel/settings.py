@@ -474,6 +474,51 @@ if PRODUCTION:
     )
 
 # ---------------------------------------------------------------------------------------------
+# Webhooks (webhooks/ — receiver, processing, audit; see docs/webhooks.md)
+# ---------------------------------------------------------------------------------------------
+# Largest request body the receiver reads; bigger deliveries are answered 413 without being
+# read. GitHub caps payloads at 25 MB but real events are a few kB; raise it if a provider
+# sends more.
+CASTIEL_WEBHOOK_MAX_BODY_BYTES = env.int("CASTIEL_WEBHOOK_MAX_BODY_BYTES", default=1024 * 1024)
+# Registration lookups are cached (Redis in production) for this long; changes invalidate.
+CASTIEL_WEBHOOK_REGISTRATION_CACHE_SECONDS = env.int(
+    "CASTIEL_WEBHOOK_REGISTRATION_CACHE_SECONDS", default=300
+)
+# …and kept in each web process for this long (saves a Redis round trip per delivery; a
+# change reaches other processes within this time). 0 disables the per-process copy.
+CASTIEL_WEBHOOK_LOCAL_CACHE_SECONDS = env.float("CASTIEL_WEBHOOK_LOCAL_CACHE_SECONDS", default=2.0)
+# Default per-registration and per-tenant receive limits (requests per minute; 0 = no limit).
+# A registration may set its own limit.
+CASTIEL_WEBHOOK_RATE_LIMIT_PER_MINUTE = env.int(
+    "CASTIEL_WEBHOOK_RATE_LIMIT_PER_MINUTE", default=6000
+)
+CASTIEL_WEBHOOK_TENANT_RATE_LIMIT_PER_MINUTE = env.int(
+    "CASTIEL_WEBHOOK_TENANT_RATE_LIMIT_PER_MINUTE", default=30000
+)
+# Rejected and duplicate deliveries are audited up to this many per registration and minute;
+# beyond it they are only counted in metrics, so a flood of forgeries cannot fill the table.
+CASTIEL_WEBHOOK_NOISE_AUDIT_PER_MINUTE = env.int(
+    "CASTIEL_WEBHOOK_NOISE_AUDIT_PER_MINUTE", default=120
+)
+# How long the previous signing secret stays valid after a rotation, unless the rotation
+# names its own overlap.
+CASTIEL_WEBHOOK_SECRET_OVERLAP_SECONDS = env.int(
+    "CASTIEL_WEBHOOK_SECRET_OVERLAP_SECONDS", default=24 * 3600
+)
+# Processing: attempts before an event is marked failed (dead), and the backoff cap.
+CASTIEL_WEBHOOK_MAX_ATTEMPTS = env.int("CASTIEL_WEBHOOK_MAX_ATTEMPTS", default=8)
+CASTIEL_WEBHOOK_RETRY_BASE_SECONDS = env.float("CASTIEL_WEBHOOK_RETRY_BASE_SECONDS", default=30.0)
+CASTIEL_WEBHOOK_RETRY_CAP_SECONDS = env.float("CASTIEL_WEBHOOK_RETRY_CAP_SECONDS", default=3600.0)
+# A worker's claim on an event expires after this long (a crashed worker's event is retried).
+CASTIEL_WEBHOOK_LEASE_SECONDS = env.int("CASTIEL_WEBHOOK_LEASE_SECONDS", default=300)
+# Audit retention: events older than this are deleted by a maintenance schedule.
+CASTIEL_WEBHOOK_RETENTION_DAYS = env.int("CASTIEL_WEBHOOK_RETENTION_DAYS", default=30)
+# Public base URL the providers call (https://castiel.example.com). Needed by schemes that
+# sign the URL (Twilio, HubSpot v3) when Castiel runs behind a proxy that rewrites it; empty
+# means "the URL of the request as Django sees it".
+CASTIEL_WEBHOOK_PUBLIC_BASE_URL = env.str("CASTIEL_WEBHOOK_PUBLIC_BASE_URL", default="")
+
+# ---------------------------------------------------------------------------------------------
 # Sync engine (syncing/, docs/sync.md)
 # ---------------------------------------------------------------------------------------------
 # Where synced records live: "orm" (the Record table) or "cosmos" (Azure Cosmos DB, one

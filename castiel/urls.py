@@ -15,6 +15,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),
     path("oauth/", include("credentials.urls")),
+    path("", include("webhooks.urls")),
     # Anything else under /api/ is a JSON 404, also with DEBUG on.
     re_path(r"^api/", api_not_found),
 ]

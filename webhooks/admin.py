@@ -1,0 +1,174 @@
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.utils.html import format_html
+
+from webhooks import services, signing
+from webhooks.api.serializers import receive_url
+from webhooks.models import WebhookEvent, WebhookRegistration
+from webhooks.schemes import choices as scheme_choices
+from webhooks.schemes import get_scheme
+from webhooks.validation import validate_secret
+
+
+class WebhookRegistrationForm(forms.ModelForm):
+    # Write-only: the form never renders a stored secret, and the value goes straight to the
+    # secret store through services (never into this table).
+    new_secret = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False),
+        label="New signing secret",
+        help_text="Leave empty to keep the current secret. Setting it rotates the secret.",
+    )
+    overlap_seconds = forms.IntegerField(
+        required=False,
+        min_value=0,
+        label="Keep the previous secret for (seconds)",
+        help_text="Empty: the default overlap. 0: the previous secret stops working now.",
+    )
+    scheme = forms.ChoiceField(choices=())
+
+    class Meta:
+        model = WebhookRegistration
+        fields = [
+            "tenant",
+            "integration",
+            "name",
+            "scheme",
+            "scheme_config",
+            "parser",
+            "parser_config",
+            "timestamp_tolerance",
+            "dedupe_rule",
+            "event_types",
+            "routes",
+            "rate_limit_per_minute",
+            "is_active",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["scheme"].choices = scheme_choices()
+
+    def clean(self):
+        cleaned = super().clean()
+        secret = cleaned.get("new_secret")
+        if secret and cleaned.get("scheme"):
+            try:
+                validate_secret(cleaned["scheme"], secret)
+            except ValidationError as exc:
+                self.add_error("new_secret", exc.message_dict["secret"])
+        return cleaned
+
+
+@admin.register(WebhookRegistration)
+class WebhookRegistrationAdmin(admin.ModelAdmin):
+    form = WebhookRegistrationForm
+    list_display = (
+        "name",
+        "tenant",
+        "scheme",
+        "integration",
+        "is_active",
+        "has_secret",
+        "updated_at",
+    )
+    list_filter = ("scheme", "is_active", "tenant")
+    search_fields = ("name", "tenant__name", "id")
+    list_select_related = ("tenant", "integration")
+    readonly_fields = (
+        "id",
+        "receive_url",
+        "has_secret",
+        "secret_rotated_at",
+        "previous_secret_expires_at",
+        "created_at",
+        "updated_at",
+    )
+
+    @admin.display(description="URL for the provider")
+    def receive_url(self, obj):
+        # The path (or the full URL with CASTIEL_WEBHOOK_PUBLIC_BASE_URL set): the admin may be
+        # served on another host than the one providers reach.
+        return receive_url(None, obj.pk) if obj.pk else "—"
+
+    @admin.display(boolean=True, description="Secret set")
+    def has_secret(self, obj):
+        return obj.has_secret
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.secret_name = signing.secret_name_for(obj.pk)
+        super().save_model(request, obj, form, change)
+        secret = form.cleaned_data.get("new_secret")
+        if secret:
+            services.registration_rotate_secret(
+                registration=obj,
+                secret=secret,
+                overlap_seconds=form.cleaned_data.get("overlap_seconds"),
+            )
+            obj.refresh_from_db()
+            messages.info(request, "The signing secret was stored in the secret store.")
+
+    def delete_model(self, request, obj):
+        services.registration_delete(registration=obj)
+
+    def delete_queryset(self, request, queryset):
+        for registration in queryset:
+            services.registration_delete(registration=registration)
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(admin.ModelAdmin):
+    list_display = (
+        "received_at",
+        "registration",
+        "outcome",
+        "reason",
+        "status",
+        "event_type",
+        "external_id",
+        "http_status",
+        "attempts",
+    )
+    list_filter = ("outcome", "status", "reason", "registration__scheme", "tenant")
+    search_fields = ("=id", "dedupe_key", "external_id", "event_type", "correlation_id")
+    list_select_related = ("registration", "tenant")
+    date_hierarchy = "received_at"
+    actions = ["replay"]
+    exclude = ("body",)
+    readonly_fields = [
+        field.name for field in WebhookEvent._meta.fields if field.name != "body"
+    ] + ["body_display"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.resolver_match and request.resolver_match.url_name.endswith("changelist"):
+            queryset = queryset.defer("body", "headers", "actions")
+        return queryset
+
+    @admin.display(description="Body")
+    def body_display(self, obj):
+        raw = bytes(obj.body or b"")
+        try:
+            raw = get_scheme(obj.registration.scheme).display_body(raw)
+        except KeyError:
+            pass
+        return format_html("<pre>{}</pre>", raw.decode("utf-8", errors="replace")[:100_000])
+
+    @admin.action(description="Replay (process the stored event again)", permissions=["change"])
+    def replay(self, request, queryset):
+        replayed, refused = 0, 0
+        for event in queryset:
+            try:
+                services.event_replay(event=event)
+                replayed += 1
+            except services.ReplayRefused:
+                refused += 1
+        messages.info(request, f"Replayed {replayed} event(s); {refused} could not be replayed.")

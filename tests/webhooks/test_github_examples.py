@@ -81,9 +81,9 @@ def test_every_octokit_example_is_accepted_and_parsed(client, make_reg, recorded
     assert not failed.exists(), list(failed.values_list("event_type", "last_error"))
 
     issues = WebhookEvent.objects.filter(registration=registration, event_type="issues.opened")
-    assert issues.exists() and all(e.entity_type == "issue" and e.external_id for e in issues)
+    assert issues.exists() and all(e.entity_type == "issues" and e.external_id for e in issues)
     pushes = WebhookEvent.objects.filter(registration=registration, event_type="push")
-    assert pushes.exists() and all(e.entity_type == "repository" for e in pushes)
+    assert pushes.exists() and all(e.entity_type == "repositories" for e in pushes)
     routed = {(name, ev.type.split(".")[0]) for name, ev, _ in recorded_actions}
     assert ("sync.upsert_record", "issues") in routed
     assert ("sync.fetch_entity", "push") in routed

@@ -48,7 +48,7 @@ def test_localstripe_webhooks_are_accepted_and_processed(tenant, spawn):
     for event in events.values():
         assert event.status == "processed", event.last_error
         assert event.matched_secret == "current"
-        assert event.external_id == customer.id and event.entity_type == "customer"
+        assert event.external_id == customer.id and event.entity_type == "customers"
         assert event.dedupe_key.startswith("evt_")
         assert event.headers["Stripe-Signature"].startswith("t=")
     updated = events["customer.updated"].actions

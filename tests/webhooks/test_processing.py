@@ -51,7 +51,7 @@ def test_github_issue_opened_routes_to_upsert_and_rules(make_reg, recorded_actio
     normalised = recorded_actions[0][1]
     assert normalised.provider == "github"
     assert normalised.type == "issues.opened"
-    assert normalised.entity_type == "issue"
+    assert normalised.entity_type == "issues"
     assert normalised.external_id == str(payload["issue"]["id"])
     assert normalised.complete and not normalised.deleted
     assert normalised.payload["title"] == payload["issue"]["title"]
@@ -59,7 +59,7 @@ def test_github_issue_opened_routes_to_upsert_and_rules(make_reg, recorded_actio
     assert context.webhook_event_id == str(event.pk)
     assert context.tenant_id == str(registration.tenant_id)
     event.refresh_from_db()
-    assert (event.event_type, event.entity_type) == ("issues.opened", "issue")
+    assert (event.event_type, event.entity_type) == ("issues.opened", "issues")
     assert event.external_id == str(payload["issue"]["id"])
     assert event.occurred_at is not None
     assert event.attempts == 1 and event.processed_at and event.processing_ms is not None
@@ -75,8 +75,8 @@ def test_github_issue_deleted_and_push(make_reg, recorded_actions):
     push = example("push")
     services.event_process(event_id=github_event(registration, "push", push).pk)
     names = [(name, ev.type, ev.entity_type) for name, ev, _ in recorded_actions]
-    assert names[0] == ("sync.delete_record", "issues.deleted", "issue")
-    assert ("sync.fetch_entity", "push", "repository") in names
+    assert names[0] == ("sync.delete_record", "issues.deleted", "issues")
+    assert ("sync.fetch_entity", "push", "repositories") in names
     fetch = next(ev for name, ev, _ in recorded_actions if name == "sync.fetch_entity")
     assert fetch.external_id == str(push["repository"]["id"])
     assert not fetch.complete

@@ -45,6 +45,18 @@ class NormalisedEvent:
         }
 
 
+def catalogue_entity(provider: str, event_type: str, fallback: str) -> str:
+    """The entity type the provider catalogue maps this event to (``webhook_events``), so a
+    webhook names records exactly as sync tasks do (``issues``, ``customers``)."""
+    from integrations.providers import registry
+
+    try:
+        events = registry.get(provider).webhook_events
+    except registry.UnknownProvider:
+        return fallback
+    return events.get(event_type) or events.get(event_type.split(".", 1)[0]) or fallback
+
+
 def parse_time(value: Any) -> datetime | None:
     """ISO 8601 text or a Unix time (seconds, or milliseconds when it is that large)."""
     if value is None or value == "" or isinstance(value, bool):

@@ -1,14 +1,21 @@
 """GitHub events: ``X-GitHub-Event`` names the event, ``action`` in the body refines it.
 
-``issues`` → entity ``issue`` (the payload carries the whole issue: upsert; ``deleted``
-removes it). ``push`` → entity ``repository`` (commits changed: the repository's data must be
-fetched). Other events are parsed generically (``<event>.<action>``, the object named like
-the event when there is one) so routes can be added without a parser change.
+``issues`` → entity ``issues`` (the payload carries the whole issue: upsert; ``deleted``
+removes it). ``push`` → entity ``repositories`` (commits changed: the repository's data must be
+fetched). Entity names come from the provider catalogue's ``webhook_events``. Other events
+are parsed generically (``<event>.<action>``, the object named like the event when there is
+one) so routes can be added without a parser change.
 """
 
 from __future__ import annotations
 
-from webhooks.parsers.base import Delivery, NormalisedEvent, ParseError, parse_time
+from webhooks.parsers.base import (
+    Delivery,
+    NormalisedEvent,
+    ParseError,
+    catalogue_entity,
+    parse_time,
+)
 
 PROVIDER = "github"
 
@@ -35,7 +42,7 @@ def parse(delivery: Delivery) -> list[NormalisedEvent]:
             NormalisedEvent(
                 provider=PROVIDER,
                 type=event_type,
-                entity_type="issue",
+                entity_type=catalogue_entity(PROVIDER, name, "issues"),
                 external_id=str(issue["id"]),
                 payload=payload,
                 occurred_at=parse_time(issue.get("updated_at")),
@@ -54,7 +61,7 @@ def parse(delivery: Delivery) -> list[NormalisedEvent]:
             NormalisedEvent(
                 provider=PROVIDER,
                 type=event_type,
-                entity_type="repository",
+                entity_type=catalogue_entity(PROVIDER, name, "repositories"),
                 external_id=str(repository["id"]),
                 payload={
                     "repository": repository,

@@ -7,7 +7,13 @@ are complete (a direct upsert is possible); ``*.deleted`` events delete.
 
 from __future__ import annotations
 
-from webhooks.parsers.base import Delivery, NormalisedEvent, ParseError, parse_time
+from webhooks.parsers.base import (
+    Delivery,
+    NormalisedEvent,
+    ParseError,
+    catalogue_entity,
+    parse_time,
+)
 
 PROVIDER = "stripe"
 
@@ -25,7 +31,9 @@ def parse(delivery: Delivery) -> list[NormalisedEvent]:
         NormalisedEvent(
             provider=PROVIDER,
             type=event_type,
-            entity_type=str(obj.get("object") or event_type.split(".")[0]),
+            entity_type=catalogue_entity(
+                PROVIDER, event_type, str(obj.get("object") or event_type.split(".")[0])
+            ),
             external_id=str(obj.get("id") or ""),
             payload=obj,
             occurred_at=parse_time(body.get("created")),

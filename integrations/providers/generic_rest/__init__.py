@@ -40,5 +40,12 @@ PROVIDER = GenericRestProvider(
     ),
     required_config=("base_url",),
     docs_url="https://github.com/typicode/json-server",
+    # No published limit for an arbitrary API: a polite default; override per integration.
+    rate_limit={
+        "limit": 300,
+        "window": 60,
+        "scope": "credential",
+        "source": "Generic REST: 300 requests/min default",
+    },
     adapter="integrations.adapters.rest.GenericRestAdapter",
 )

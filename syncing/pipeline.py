@@ -93,6 +93,8 @@ class PagePipeline:
                 result.max_updated_at, result.max_updated_raw = updated, updated_raw
             incoming.append(
                 Incoming(
+                    remote_version=self._remote_version(raw),
+                    by_self=self._by_self(raw),
                     position=position,
                     external_id=external_id,
                     record_id=record_id(
@@ -109,6 +111,15 @@ class PagePipeline:
                 )
             )
         return incoming
+
+    def _remote_version(self, raw: dict) -> str:
+        # Optional in the adapter contract (the push half): older adapters omit it.
+        accessor = getattr(self.adapter, "remote_version", None)
+        return (accessor(raw) or "") if accessor else ""
+
+    def _by_self(self, raw: dict) -> bool:
+        accessor = getattr(self.adapter, "modified_by_self", None)
+        return bool(accessor(raw)) if accessor else False
 
     def _error(self, result: PageResult, message: str) -> None:
         result.counts["errors"] += 1
@@ -180,6 +191,7 @@ class PagePipeline:
                     base_data=inc.data,
                     base_hash=inc.content_hash,
                     remote_updated_at=inc.remote_updated_at,
+                    remote_version=inc.remote_version,
                     match_keys=inc.match_keys,
                     synced_at=now,
                     created_at=now,
@@ -209,17 +221,21 @@ class PagePipeline:
             and inc.remote_updated_at < ex.remote_updated_at
         ):
             return "unchanged", None  # an older version than the one we hold (out of order)
-        if ex.last_pushed_hash and inc.content_hash == ex.last_pushed_hash:
-            if inc.content_hash == ex.base_hash and ex.deleted_at is None:
-                return "unchanged", None
-            # Our own write coming back: the remote now equals what we pushed.
+        if (ex.last_pushed_hash and inc.content_hash == ex.last_pushed_hash) or inc.by_self:
+            # Our own write coming back (the exact content the push left on the provider, or
+            # a version the provider says our integration user made): not a remote change,
+            # never a conflict. The base moves to it; the local data stays (a local edit made
+            # since is still on its way out). Counted once: the marker is cleared.
+            adopt = inc.by_self and not ex.locally_modified and ex.deleted_at is None
             return "echoes", self._stamp(
                 ex.copy(
                     base_data=inc.data,
                     base_hash=inc.content_hash,
                     remote_updated_at=inc.remote_updated_at,
-                    deleted_at=None,
+                    remote_version=inc.remote_version or ex.remote_version,
+                    last_pushed_hash="",
                     synced_at=now,
+                    **({"data": inc.data, "content_hash": inc.content_hash} if adopt else {}),
                 )
             )
         if inc.content_hash == ex.base_hash:
@@ -232,6 +248,7 @@ class PagePipeline:
             base_data=inc.data,
             base_hash=inc.content_hash,
             remote_updated_at=inc.remote_updated_at,
+            remote_version=inc.remote_version,
             match_keys=inc.match_keys,
             deleted_at=None,
             synced_at=now,

@@ -26,6 +26,7 @@ UPSERT_FIELDS = [
     "base_data",
     "base_hash",
     "remote_updated_at",
+    "remote_version",
     "local_updated_at",
     "version",
     "deleted_at",
@@ -48,6 +49,7 @@ def to_stored(row: Record) -> StoredRecord:
         base_data=row.base_data,
         base_hash=row.base_hash,
         remote_updated_at=row.remote_updated_at,
+        remote_version=row.remote_version,
         local_updated_at=row.local_updated_at,
         version=row.version,
         deleted_at=row.deleted_at,
@@ -72,6 +74,7 @@ def to_row(record: StoredRecord) -> Record:
         base_data=record.base_data,
         base_hash=record.base_hash,
         remote_updated_at=record.remote_updated_at,
+        remote_version=record.remote_version,
         local_updated_at=record.local_updated_at,
         version=record.version,
         deleted_at=record.deleted_at,
@@ -121,6 +124,18 @@ class OrmRecordStore(RecordStore):
         for key, record_id in rows:
             found.setdefault(key, set()).add(record_id)
         return found
+
+    def find_by_external_ids(self, scope, external_ids, *, lock=False):
+        external_ids = list(set(external_ids))
+        if not external_ids:
+            return {}
+        qs = _scoped(scope).filter(external_id__in=external_ids)
+        if lock and connection.features.has_select_for_update:
+            qs = qs.select_for_update()
+        return {row.external_id: to_stored(row) for row in qs}
+
+    def remove(self, tenant_id, record_id):
+        Record.objects.filter(tenant_id=tenant_id, id=record_id).delete()
 
     def write(self, scope, creates, updates):
         records = [*creates, *updates]

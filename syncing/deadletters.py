@@ -18,6 +18,7 @@ import json
 from urllib.parse import urlsplit, urlunsplit
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from castiel.http.errors import BODY_EXCERPT_CHARS, HttpError
@@ -163,15 +164,24 @@ def dead_letter_create(
 
 
 def dead_letter_replay(*, dead_letter: DeadLetter, by: str = "") -> DeadLetter:
-    """Put the change back in the outbox: attempts start again, the idempotency key stays."""
+    """Put the change back in the outbox: attempts start again.
+
+    The idempotency key stays — unless the provider answered the last attempt with a 4xx:
+    then it definitely applied nothing, and it keeps that answer under the old key (a replay
+    with fixed data under it would only get the stored error, or Stripe's
+    ``idempotency_error``), so the replay gets a new key. After timeouts or 5xx the outcome is
+    unknown and the key must stay, or a create could land twice.
+    """
     with transaction.atomic():
         dead_letter = DeadLetter.objects.select_for_update().get(pk=dead_letter.pk)
         if dead_letter.status != DeadLetter.Status.OPEN:
             raise DeadLetterError(f"this dead letter is already {dead_letter.status}")
         now = timezone.now()
+        rejected = not dead_letter.retryable and 400 <= (dead_letter.response_status or 0) < 500
         revived = OutboundChange.objects.filter(
             pk=dead_letter.change_id, status=OutboundChange.Status.DEAD
         ).update(
+            key_generation=F("key_generation") + (1 if rejected else 0),
             status=OutboundChange.Status.PENDING,
             status_reason=f"replayed by {by or 'an operator'}",
             attempts=0,

@@ -353,7 +353,8 @@ class OutboundChange(TenantOwned):
     claimed yet absorb later updates (``coalesced``).
 
     ``id`` is the idempotency key sent to the provider: stable across retries, restarts and
-    replays of this change, so a retried create never creates twice.
+    replays of this change, so a retried create never creates twice (only the replay of a
+    request the provider rejected outright takes a new one, see ``key_generation``).
     """
 
     class Operation(models.TextChoices):
@@ -412,6 +413,9 @@ class OutboundChange(TenantOwned):
     )
     # Skip the remote-version check once (a manual conflict resolved in favour of local).
     force = models.BooleanField(default=False)
+    # Bumped when a dead letter the provider definitively rejected (a 4xx) is replayed: the
+    # provider stored that answer under the old key and would only repeat it (Stripe does).
+    key_generation = models.PositiveSmallIntegerField(default=0)
 
     # Scheduling and the lease (see syncing/outbound.py).
     next_attempt_at = models.DateTimeField(default=timezone.now)
@@ -458,7 +462,7 @@ class OutboundChange(TenantOwned):
 
     @property
     def idempotency_key(self) -> str:
-        return str(self.id)
+        return str(self.id) if not self.key_generation else f"{self.id}.{self.key_generation}"
 
 
 class DeadLetter(TenantOwned):

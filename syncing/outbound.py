@@ -396,7 +396,9 @@ class PushBatch:
         payload = ctx.mapping.to_remote(record.data, change.fields or None)
         strategy = PushConflictStrategy.LOCAL_WINS if change.force else ctx.strategy
         adapter = ctx.adapter
-        conditional = adapter.supports_conditional_writes and bool(record.remote_version)
+        conditional = (
+            adapter.supports_conditional_writes and bool(record.remote_version) and not change.force
+        )
         if strategy != PushConflictStrategy.LOCAL_WINS and not conditional:
             current = adapter.get_one(external_id)
             if current is None:
@@ -418,7 +420,11 @@ class PushBatch:
                     raise RemoteMissing(f"{external_id} was deleted remotely") from None
                 return self._on_remote_change(change, ctx, record, current)
             notes.append("the remote changed since the last sync; local wins: pushed anyway")
-            result = adapter.update(external_id, payload, idempotency_key=change.idempotency_key)
+            # A new key: the provider keeps its 412 under the first one (and would replay
+            # it); the refused request applied nothing, so this cannot apply anything twice.
+            result = adapter.update(
+                external_id, payload, idempotency_key=f"{change.idempotency_key}.unconditional"
+            )
         return self._ack(change, ctx, record, result, notes=notes)
 
     def _delete(self, change, ctx: PushContext, record) -> str:
@@ -490,6 +496,10 @@ class PushBatch:
                 status=Status.CONFLICT,
                 lease_owner="",
                 lease_expires_at=None,
+                # Nothing was applied (a refused conditional write or only a read): once
+                # released it is a new request, under a new key (the provider may have stored
+                # its 412 under the old one).
+                key_generation=F("key_generation") + 1,
                 status_reason="the remote changed since the last sync; held for review",
                 attempt_log=self._log(change, "conflict"),
             )

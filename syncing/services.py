@@ -121,6 +121,10 @@ def conflict_resolve(
     record = store.get(conflict.tenant_id, conflict.record_id)
     if record is None:
         raise ConflictError("the record no longer exists")
+    if resolution == Conflict.Resolution.LOCAL:
+        # The local version as it is now: edits made after the conflict opened are local too
+        # (and their outbound changes are queued behind it), so they must not be undone.
+        chosen = record.data
     now = timezone.now()
     changed = chosen != record.data
     held = OutboundChange.objects.filter(

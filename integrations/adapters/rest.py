@@ -192,6 +192,15 @@ def _option_errors(options: dict) -> dict[str, str]:
     return errors
 
 
+def _bare_etag(value: str | None) -> str | None:
+    """An ETag without its weak marker and quotes (compared with body versions; If-Match
+    quotes it again)."""
+    if not value:
+        return None
+    value = value.strip().removeprefix("W/")
+    return value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
+
+
 def format_since(value: str | None, fmt: str) -> str | None:
     if not value or fmt == "iso":
         return value
@@ -367,7 +376,7 @@ class GenericRestAdapter(Adapter):
             )
         version = None
         if self.options["version_header"]:
-            version = response.headers.get(self.options["version_header"])
+            version = _bare_etag(response.headers.get(self.options["version_header"]))
         if version is None and record is not None:
             version = self.remote_version(record)
         replayed = response.headers.get("Idempotent-Replayed", "").lower() == "true"

@@ -117,3 +117,23 @@ def test_the_next_pull_after_a_push_sees_no_remote_change(tenant, json_server, e
     assert (again.created, again.updated, again.conflicts, again.echoes) == (0, 0, 0, 0)
     assert get_store().get(tenant.id, created.record.id).external_id in records_of(task)
     assert not OutboundChange.objects.exclude(status="succeeded").exists()
+
+
+def test_versions_our_integration_user_made_are_not_remote_changes(
+    tenant, json_server, enqueued
+):
+    """The provider reports who changed a record: Castiel's own user's edits are echoes."""
+    rows = [{**row, "updatedBy": "someone"} for row in contacts(3)]
+    server = json_server("1", {"contacts": rows})
+    config = {**CONFIGS["1"], "modified_by_field": "updatedBy", "self_user": "castiel-bot"}
+    task = make_task(make_integration(tenant, server.url, **config), mode="full")
+    assert run_once(task, enqueued).created == 3
+
+    ours = {**rows[0], "name": "Written by us", "updatedBy": "castiel-bot"}
+    theirs = {**rows[1], "name": "Written by them", "updatedBy": "someone"}
+    for row in (ours, theirs):
+        requests.put(f"{server.url}/contacts/{row['id']}", json=row, timeout=5).raise_for_status()
+
+    run = run_once(task, enqueued)
+    assert (run.updated, run.echoes, run.conflicts) == (1, 1, 0)
+    assert records_of(task) == {r["id"]: r for r in remote(server)}

@@ -119,9 +119,7 @@ def test_the_next_pull_after_a_push_sees_no_remote_change(tenant, json_server, e
     assert not OutboundChange.objects.exclude(status="succeeded").exists()
 
 
-def test_versions_our_integration_user_made_are_not_remote_changes(
-    tenant, json_server, enqueued
-):
+def test_versions_our_integration_user_made_are_not_remote_changes(tenant, json_server, enqueued):
     """The provider reports who changed a record: Castiel's own user's edits are echoes."""
     rows = [{**row, "updatedBy": "someone"} for row in contacts(3)]
     server = json_server("1", {"contacts": rows})

@@ -439,6 +439,10 @@ CASTIEL_OUTBOUND_BATCH_BUDGET_SECONDS = env.float(
 CASTIEL_OUTBOUND_WAKE_DEBOUNCE_SECONDS = env.float(
     "CASTIEL_OUTBOUND_WAKE_DEBOUNCE_SECONDS", default=2.0
 )
+# Push results are committed in groups of up to this many (one commit for several pushes) when
+# pushing a change again after a crash is harmless (idempotency key, or update/delete); 1 = each
+# result commits alone.
+CASTIEL_OUTBOUND_ACK_GROUP = env.int("CASTIEL_OUTBOUND_ACK_GROUP", default=20)
 # Finished changes (pushed, skipped, superseded, discarded) are deleted after this many days.
 CASTIEL_OUTBOUND_RETENTION_DAYS = env.int("CASTIEL_OUTBOUND_RETENTION_DAYS", default=14)
 

@@ -388,14 +388,8 @@ class OutboundChange(TenantOwned):
     integration = models.ForeignKey(
         "integrations.Integration", on_delete=models.CASCADE, related_name="outbound_changes"
     )
-    task = models.ForeignKey(
-        SyncTask,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="outbound_changes",
-        help_text="The entity's sync task (its push policy); none: the defaults apply.",
-    )
+    # The push policy is the entity's SyncTask's (integration + entity type), read when the
+    # change is pushed, so a policy changed meanwhile applies.
     entity_type = models.CharField(max_length=100)
     record_id = models.UUIDField()
     external_id = models.CharField(max_length=255, blank=True, default="")

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import heapq
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
@@ -57,11 +57,11 @@ from syncing.conflicts import changed_fields
 from syncing.deadletters import dead_letter_create, error_code, error_message
 from syncing.hashing import content_hash
 from syncing.leases import new_token
-from syncing.models import Conflict, OutboundChange, PushConflictStrategy
+from syncing.models import Conflict, OutboundChange, PushConflictStrategy, SyncTask
 from syncing.outbox import is_pending_external_id
 from syncing.queueing import enqueue_many
 from syncing.stores import get_store
-from syncing.stores.base import StaleRecordError
+from syncing.stores.base import Scope, StaleRecordError
 
 log = get_logger(__name__)
 
@@ -197,6 +197,17 @@ class PushContext:
     max_attempts: int
 
 
+ACK_GROUP_SECONDS = 0.2  # a push result waits at most this long for its group's commit
+
+
+@dataclass
+class _Ack:
+    change: OutboundChange
+    fields: dict
+    push: dict
+    at: float = field(default_factory=time.monotonic)
+
+
 def push_batch(token: str) -> dict:
     batch = PushBatch(token)
     counts = batch.run()
@@ -214,6 +225,8 @@ class PushBatch:
         self.renewed = time.monotonic()
         self.execution_id = get_execution_id() or ""
         self.taken = 0
+        self.records: dict = {}
+        self.acks: list[_Ack] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -235,12 +248,32 @@ class PushBatch:
             return []
         return list(
             OutboundChange.objects.filter(lease_owner=self.token, status=Status.RUNNING)
-            .select_related("integration", "task")
+            .select_related("integration")
             .order_by("seq")
         )
 
     def run(self) -> dict:
         changes = self.take()
+        self.records = self._prefetch(changes)
+        try:
+            return self._run(changes)
+        finally:
+            self._flush_acks()
+
+    def _prefetch(self, changes) -> dict:
+        """The batch's records in one read per scope (each change's first attempt uses it;
+        a retry re-reads). A local edit landing after this read has its own outbound change
+        queued behind, and the push result never overwrites it (``mark_pushed``)."""
+        scopes: dict[Scope, list] = {}
+        for change in changes:
+            scope = Scope(change.tenant_id, change.integration_id, change.entity_type)
+            scopes.setdefault(scope, []).append(change.record_id)
+        records = {}
+        for scope, ids in scopes.items():
+            records.update(self.store.get_many(scope, ids))
+        return records
+
+    def _run(self, changes) -> dict:
         counts: dict[str, int] = {}
         # (due on the monotonic clock, position, change): retries wait here, inside the batch.
         queue = [(0.0, i, change) for i, change in enumerate(changes)]
@@ -258,6 +291,7 @@ class PushBatch:
                     )
                 break
             if wait > 0:
+                self._flush_acks()
                 self._sleep(wait)
             if due_at:  # an inline retry: a new attempt
                 if not self._count_attempt(change):
@@ -331,7 +365,10 @@ class PushBatch:
         return found
 
     def _build_context(self, change: OutboundChange) -> PushContext:
-        integration, task = change.integration, change.task
+        integration = change.integration
+        task = SyncTask.objects.filter(
+            integration_id=integration.pk, entity_type=change.entity_type
+        ).first()
         adapter = adapter_for(integration, change.entity_type)
         adapter.validate()
         return PushContext(
@@ -354,7 +391,9 @@ class PushBatch:
                 attempted=False,
             )
             return "paused"
-        record = self.store.get(change.tenant_id, change.record_id)
+        record = self.records.pop(change.record_id, None)
+        if record is None or change.attempts > 1:
+            record = self.store.get(change.tenant_id, change.record_id)
         if record is None:
             return self._skip(change, "the record no longer exists")
         if change.operation == Operation.CREATE:
@@ -532,45 +571,83 @@ class PushBatch:
         remote = self._mapped(ctx, raw)
         pushed_hash = content_hash(remote) if remote is not None else ""
         updated_at = parse_timestamp(ctx.adapter.updated_at(raw)) if raw else None
+        self.acks.append(
+            _Ack(
+                change=change,
+                fields=self._finish_fields(
+                    change,
+                    Status.SUCCEEDED,
+                    remote_id=result.external_id,
+                    remote_version=version or "",
+                    replayed=result.replayed,
+                    status_reason="; ".join(notes),
+                ),
+                push=dict(
+                    tenant_id=change.tenant_id,
+                    record_id=record.id,
+                    pushed_hash=pushed_hash,
+                    remote=remote,
+                    local_hash=record.content_hash,
+                    external_id=result.external_id
+                    if change.operation == Operation.CREATE
+                    else None,
+                    remote_version=version or "",
+                    remote_updated_at=updated_at,
+                ),
+            )
+        )
+        # Results are committed in groups (one transaction, one commit for several pushes)
+        # when sending a change again after a crash is harmless: the provider honours the
+        # idempotency key, or the write is an update/delete of content that is already
+        # there. A create that could land twice is committed at once.
+        harmless = ctx.adapter.supports_idempotency_keys or change.operation != Operation.CREATE
+        if (
+            not harmless
+            or len(self.acks) >= settings.CASTIEL_OUTBOUND_ACK_GROUP
+            or time.monotonic() - self.acks[0].at > ACK_GROUP_SECONDS
+        ):
+            self._flush_acks()
+        return "succeeded"
+
+    def _flush_acks(self) -> None:
+        """Commit the pending push results: each change's outcome and its record's new state
+        (``mark_pushed``) together, fenced by the lease."""
+        acks, self.acks = self.acks, []
+        if not acks:
+            return
+        with transaction.atomic(), self.store.atomic():  # one commit (ORM store)
+            for ack in acks:
+                fenced = OutboundChange.objects.filter(
+                    pk=ack.change.pk, lease_owner=self.token, status=Status.RUNNING
+                ).update(**ack.fields)
+                if not fenced:
+                    log.warning("outbound.lease_lost", change_id=str(ack.change.pk))
+                    continue  # its new holder pushes it again (same key) and records it
+                self._record_push(ack.push)
+
+    def _record_push(self, push: dict) -> None:
         for _ in range(5):
             try:
-                with transaction.atomic(), self.store.atomic():
-                    self._finish(
-                        change,
-                        Status.SUCCEEDED,
-                        remote_id=result.external_id,
-                        remote_version=version or "",
-                        replayed=result.replayed,
-                        status_reason="; ".join(notes),
-                    )
-                    self.store.mark_pushed(
-                        change.tenant_id,
-                        record.id,
-                        pushed_hash,
-                        remote=remote,
-                        local_hash=record.content_hash,
-                        external_id=result.external_id
-                        if change.operation == Operation.CREATE
-                        else None,
-                        remote_version=version or "",
-                        remote_updated_at=updated_at,
-                    )
-                return "succeeded"
+                self.store.mark_pushed(**push)
+                return
             except StaleRecordError:
-                continue  # a local edit landed meanwhile: record the result on the fresh copy
+                continue  # a local edit landed meanwhile (stores without a conditional UPDATE)
             except KeyError:
-                return "succeeded"  # the record vanished locally; the change itself is done
-        raise StaleRecordError([record.id])
+                return  # the record vanished locally; the change itself is done
+        raise StaleRecordError([push["record_id"]])
 
     def _skip(self, change, reason: str) -> str:
         self._finish(change, Status.SKIPPED, status_reason=reason)
         return "skipped"
 
     def _finish(self, change, status: str, **fields) -> str:
+        self._fenced(change, **self._finish_fields(change, status, **fields))
+        return status
+
+    def _finish_fields(self, change, status: str, **fields) -> dict:
         now = timezone.now()
         started = change.last_attempt_at or now
-        self._fenced(
-            change,
+        return dict(
             status=status,
             lease_owner="",
             lease_expires_at=None,
@@ -580,7 +657,6 @@ class PushBatch:
             attempt_log=self._log(change, status, **{k: v for k, v in fields.items() if v}),
             **fields,
         )
-        return status
 
     def _fenced(self, change, **fields) -> None:
         updated = OutboundChange.objects.filter(

@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from castiel.observability.context import get_correlation_id
 from syncing.hashing import content_hash, record_id
-from syncing.models import OutboundChange, SyncTask
+from syncing.models import OutboundChange
 from syncing.stores import get_store
 from syncing.stores.base import StaleRecordError, StoredRecord
 
@@ -211,16 +211,10 @@ def _changed_fields(old: dict, new: dict) -> list[str]:
     return sorted(name for name in set(old) | set(new) if old.get(name) != new.get(name))
 
 
-def _task_for(integration_id, entity_type: str):
-    return SyncTask.objects.filter(integration_id=integration_id, entity_type=entity_type).first()
-
-
 def _new_change(record: StoredRecord, operation: str, fields, *, origin, actor):
-    task = _task_for(record.integration_id, record.entity_type)
     return OutboundChange.objects.create(
         tenant_id=record.tenant_id,
         integration_id=record.integration_id,
-        task=task,
         entity_type=record.entity_type,
         record_id=record.id,
         external_id="" if is_pending_external_id(record.external_id) else record.external_id,

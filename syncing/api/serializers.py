@@ -186,7 +186,6 @@ class OutboundChangeSerializer(TenantModelSerializer):
         fields = [
             "id",
             "integration",
-            "task",
             "entity_type",
             "record_id",
             "external_id",

@@ -168,7 +168,7 @@ class RecordStore:
         external_id: str | None = None,
         remote_version: str | None = None,
         remote_updated_at: datetime | None = None,
-    ) -> StoredRecord:
+    ) -> None:
         """Remember what the outbound push sent, so the next pull sees its echo as ours.
 
         ``pushed_hash`` is the content hash of the record as the provider now holds it (the
@@ -201,7 +201,7 @@ class RecordStore:
             twin = self.find_by_external_ids(scope, [external_id]).get(external_id)
             if twin is not None and twin.id != record.id:
                 self.remove(tenant_id, twin.id)
-        return self.save_record(record.copy(**changes))
+        self.save_record(record.copy(**changes))
 
 
 def _scope_of(record: StoredRecord) -> Scope:

@@ -15,6 +15,7 @@ from datetime import datetime
 from uuid import UUID
 
 from django.db import connection, transaction
+from django.db.models import Case, F, JSONField, Q, Subquery, Value, When
 
 from syncing.models import Record, RecordKey
 from syncing.stores.base import RecordStore, Scope, StaleRecordError, StoredRecord
@@ -98,7 +99,8 @@ class OrmRecordStore(RecordStore):
     name = "orm"
 
     def atomic(self):
-        return transaction.atomic()
+        # Joins the caller's transaction (no savepoint: a failure inside aborts it all anyway).
+        return transaction.atomic(savepoint=False)
 
     def get_many(self, scope, ids, *, lock=False):
         ids = list(ids)
@@ -141,7 +143,7 @@ class OrmRecordStore(RecordStore):
         records = [*creates, *updates]
         if not records:
             return
-        with transaction.atomic():
+        with transaction.atomic(savepoint=False):
             Record.objects.bulk_create(
                 [to_row(r) for r in records],
                 update_conflicts=True,
@@ -171,19 +173,79 @@ class OrmRecordStore(RecordStore):
         )
 
     def save_record(self, record):
-        """Optimistic single-record replace: the version read must still be current."""
+        """Optimistic single-record replace: the version read must still be current.
+
+        One UPDATE. Match keys are computed by the pull, whose bulk write keeps the key index
+        in step; single-record saves (local edits, conflict resolutions, push results) carry
+        the stored keys along unchanged, so the index is only rewritten when there are keys.
+        """
         expected = int(record.etag) if record.etag else record.version
         new_version = max(record.version, expected + 1)
         fields = {f: getattr(record, f) for f in UPSERT_FIELDS if f != "version"}
-        with transaction.atomic():
+        # No savepoint (it costs two round trips); errors are raised outside the block, so a
+        # caller that handles StaleRecordError keeps a usable transaction.
+        with transaction.atomic(savepoint=False):
             changed = Record.objects.filter(
                 id=record.id, tenant_id=record.tenant_id, version=expected
             ).update(version=new_version, **fields)
-            if not changed:
-                raise StaleRecordError([record.id])
-            scope = Scope(record.tenant_id, record.integration_id, record.entity_type)
-            self._sync_keys(scope, [record.copy(version=new_version)])
-        return self.get(record.tenant_id, record.id)
+            if changed and record.match_keys:
+                scope = Scope(record.tenant_id, record.integration_id, record.entity_type)
+                self._sync_keys(scope, [record.copy(version=new_version)])
+        if not changed:
+            raise StaleRecordError([record.id])
+        return record.copy(version=new_version, etag=str(new_version))
+
+    def mark_pushed(
+        self,
+        tenant_id,
+        record_id,
+        pushed_hash,
+        *,
+        remote=None,
+        local_hash=None,
+        external_id=None,
+        remote_version=None,
+        remote_updated_at=None,
+    ):
+        """The push result in ONE conditional UPDATE (see RecordStore.mark_pushed).
+
+        "Take the provider's copy as the data unless a local edit came in meanwhile" is a
+        CASE on the stored content hash, evaluated under the row lock: no read, and no retry
+        when a local edit races the push result.
+        """
+        fields: dict = {"last_pushed_hash": pushed_hash, "version": F("version") + 1}
+        if remote is not None:
+            fields.update(base_data=remote, base_hash=pushed_hash)
+            if local_hash is None:
+                fields.update(data=remote, content_hash=pushed_hash)
+            else:
+                unchanged = Q(content_hash=local_hash)
+                fields["data"] = Case(
+                    When(unchanged, then=Value(remote, output_field=JSONField())),
+                    default=F("data"),
+                )
+                fields["content_hash"] = Case(
+                    When(unchanged, then=Value(pushed_hash)), default=F("content_hash")
+                )
+        if remote_version is not None:
+            fields["remote_version"] = remote_version
+        if remote_updated_at is not None:
+            fields["remote_updated_at"] = remote_updated_at
+        rows = Record.objects.filter(tenant_id=tenant_id, id=record_id)
+        with transaction.atomic(savepoint=False):
+            if external_id:
+                # A pull may have stored the provider's copy of this record while the create's
+                # answer was outstanding: that duplicate goes, ours keeps its id.
+                Record.objects.filter(
+                    tenant_id=tenant_id,
+                    integration_id=Subquery(rows.values("integration_id")[:1]),
+                    entity_type=Subquery(rows.values("entity_type")[:1]),
+                    external_id=external_id,
+                ).exclude(id=record_id).delete()
+                fields["external_id"] = external_id
+            updated = rows.update(**fields)
+        if not updated:
+            raise KeyError(record_id)
 
     def mark_seen(self, scope, ids, generation):
         ids = list(ids)

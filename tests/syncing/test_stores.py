@@ -130,7 +130,7 @@ def test_records_are_found_by_external_id_and_a_push_result_is_recorded(record_s
     assert set(record_store.find_by_external_ids(scope, ["r-42", "nope"])) == {"r-42"}
 
     remote = {"id": "r-42", "name": "as the provider holds it"}
-    pushed = record_store.mark_pushed(
+    record_store.mark_pushed(
         scope.tenant_id,
         local.id,
         "hash-of-remote",
@@ -139,6 +139,7 @@ def test_records_are_found_by_external_id_and_a_push_result_is_recorded(record_s
         external_id="r-42",
         remote_version="v7",
     )
+    pushed = record_store.get(scope.tenant_id, local.id)
     assert (pushed.id, pushed.external_id, pushed.remote_version) == (local.id, "r-42", "v7")
     assert pushed.data == remote and pushed.base_data == remote
     assert pushed.last_pushed_hash == "hash-of-remote"
@@ -149,7 +150,8 @@ def test_records_are_found_by_external_id_and_a_push_result_is_recorded(record_s
     edited = record_store.local_edit(
         scope.tenant_id, local.id, {"name": "mine"}, at=pushed.synced_at
     )
-    again = record_store.mark_pushed(
+    record_store.mark_pushed(
         scope.tenant_id, local.id, "h2", remote={"name": "old"}, local_hash=local.content_hash
     )
+    again = record_store.get(scope.tenant_id, local.id)
     assert again.data == edited.data == {"name": "mine"} and again.base_data == {"name": "old"}

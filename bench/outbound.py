@@ -7,7 +7,8 @@ and the clock runs until every change is ``succeeded``: claims with leases, batc
 re-reading each record, the adapter's PATCH through the outbound client (rate-limit gate,
 SSRF guard, logging, metrics) and the fenced result + ``mark_pushed`` per change.
 Baseline, in the same run: the same N PATCH requests sent straight to the same sink with
-``requests`` from as many threads as there are workers (and from one thread, for reference).
+``requests``, from as many threads as there are workers and from one thread; the faster of
+the two is the baseline.
 
 The sink is a tiny Node HTTP server answering every write with its JSON body (Node keeps up
 with both clients, so the client side is what is measured); without Node, a threaded Python
@@ -209,9 +210,11 @@ def _measure(args, url: str, sink_kind: str) -> dict:
             worker.kill()
     assert not OutboundChange.objects.exclude(status="succeeded").exists()
 
-    baseline_seconds = direct(url, n, args.workers)
-    single_seconds = direct(url, n, 1)
-    rate, baseline = n / push_seconds, n / baseline_seconds
+    threaded = n / direct(url, n, args.workers)
+    single = n / direct(url, n, 1)
+    # The baseline is the faster of the two (one thread often wins: the GIL), so the ratio
+    # is never flattered by a slow baseline.
+    rate, baseline = n / push_seconds, max(threaded, single)
     return {
         "value": round(rate),
         "baseline": round(baseline),
@@ -222,8 +225,8 @@ def _measure(args, url: str, sink_kind: str) -> dict:
         "batch_size": args.batch_size,
         "sink": sink_kind,
         "push_seconds": round(push_seconds, 2),
-        "baseline_seconds": round(baseline_seconds, 2),
-        "baseline_one_thread_per_s": round(n / single_seconds),
+        "baseline_threads_per_s": round(threaded),
+        "baseline_one_thread_per_s": round(single),
         "outbox_write_seconds": round(write_seconds, 2),
         "outbox_writes_per_s": round(n / write_seconds),
     }

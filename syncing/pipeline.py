@@ -132,6 +132,7 @@ class PagePipeline:
         """Run the whole pipeline for one page. Call inside the page transaction."""
         result = PageResult()
         result.counts["fetched"] = len(raw_records)
+        self._pushes: list = []
         incoming = self.map(raw_records, result)
         decisions, rules = deduplicate(incoming, store=self.store, scope=self.scope)
         result.rules.update(rules)
@@ -157,6 +158,8 @@ class PagePipeline:
             else:
                 updates.append(record)
         self.store.write(self.scope, creates, updates)
+        if self._pushes:
+            self._queue_pushes()
         if new_conflicts:
             Conflict.objects.bulk_create(new_conflicts)
         for conflict in open_conflicts.values():
@@ -165,6 +168,25 @@ class PagePipeline:
         if self.generation is not None and seen:
             self.store.mark_seen(self.scope, seen, self.generation)
         return result
+
+    def _queue_pushes(self) -> None:
+        """Outbound changes for conflicts resolved in favour of local data, in this page's
+        transaction (they commit with the records), merged into a pending push if any."""
+        from django.db import transaction
+
+        from syncing import outbox
+        from syncing.models import OutboundChange
+        from syncing.outbound import request_dispatch
+
+        for record, fields, winner in self._pushes:
+            outbox.queue_change(
+                record,
+                OutboundChange.Operation.UPDATE,
+                fields,
+                origin=OutboundChange.Origin.CONFLICT,
+                actor=f"sync:{self.task.conflict_strategy}:{winner}",
+            )
+        transaction.on_commit(request_dispatch)
 
     def _stamp(self, record: StoredRecord) -> StoredRecord:
         if self.generation is not None:
@@ -292,7 +314,7 @@ class PagePipeline:
             )
             return "conflicts", None
         data = resolution.data
-        return "conflicts", self._stamp(
+        resolved = self._stamp(
             ex.copy(
                 data=data,
                 content_hash=content_hash(data),
@@ -300,3 +322,8 @@ class PagePipeline:
                 **remote_changes,
             )
         )
+        differs = sorted(k for k in set(data) | set(inc.data) if data.get(k) != inc.data.get(k))
+        if differs:
+            # Local (or merged) data won: the provider must get it too (two-way sync).
+            self._pushes.append((resolved, differs, resolution.winner))
+        return "conflicts", resolved

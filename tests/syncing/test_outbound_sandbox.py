@@ -269,3 +269,20 @@ def test_a_retried_create_without_idempotency_keys_is_found_by_its_marker(
         ("POST", True, 504),
         ("GET", False, 200),
     ]
+
+
+def test_a_pull_conflict_won_by_local_data_is_pushed_back(tenant, sandbox, enqueued, pushes):
+    """Two-way: when the pull resolves a conflict in favour of the local copy (here
+    ``local_wins``), the provider is brought in line by an outbound change."""
+    account, task = setup(tenant, sandbox, enqueued, conflict_strategy="local_wins")
+    target = SandboxObject.objects.filter(account=account).order_by("id").first()
+    record = local(task, str(target.pk))
+    # A local edit and a remote edit of the same record, the pull first.
+    get_store().local_edit(tenant.id, record.id, {**record.data, "company": "Ours"}, at=None)
+    sandbox_services.object_update(obj=target, data={"company": "Theirs"})
+    run = run_once(task, enqueued)
+    assert run.conflicts == 1
+    change = OutboundChange.objects.get(record_id=record.id)
+    assert (change.origin, change.fields) == ("conflict", ["company", "updated_at"])
+    assert push_all(pushes) == {"succeeded": 1}
+    assert obj(target.pk).data["company"] == "Ours"

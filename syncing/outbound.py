@@ -287,7 +287,9 @@ class PushBatch:
                         left,
                         delay=max(0.0, left_due - time.monotonic()),
                         reason="batch time budget reached; continues in a later batch",
-                        attempted=False,
+                        # A first attempt was counted at take() but never made; a waiting
+                        # retry's attempt is only counted when it is made.
+                        attempted=bool(left_due),
                     )
                 break
             if wait > 0:
@@ -683,7 +685,9 @@ class PushBatch:
     # -- failures ------------------------------------------------------------------------------
 
     def failed(self, change, exc: BaseException, duration: float) -> tuple[str, float | None]:
-        step = next_step(exc)
+        # A local write raced ours on the record (stores without a conditional UPDATE):
+        # trying again is all it takes.
+        step = RETRY if isinstance(exc, StaleRecordError) else next_step(exc)
         provider = change.integration.provider
         code, message = error_code(exc), error_message(exc)
         retry_after = getattr(exc, "retry_after", None)

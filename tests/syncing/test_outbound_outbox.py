@@ -17,7 +17,7 @@ from syncing.stores import get_store
 from tests.factories import IntegrationFactory
 from tests.syncing.outbound_support import changes_of, push_all
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.embedded]
 
 
 @pytest.fixture

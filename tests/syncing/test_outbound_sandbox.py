@@ -48,6 +48,7 @@ def obj(pk) -> SandboxObject:
     return SandboxObject.objects.get(pk=pk)
 
 
+@pytest.mark.embedded
 def test_create_update_delete_land_with_idempotency_keys_and_versions(
     tenant, sandbox, enqueued, pushes
 ):
@@ -107,6 +108,7 @@ def test_a_pushed_update_comes_back_as_an_echo_not_a_change_or_conflict(
     assert (run.updated, run.conflicts, run.echoes) == (1, 0, 0)
 
 
+@pytest.mark.embedded
 def test_validation_error_is_a_dead_letter_at_once_and_replay_after_the_fix_succeeds(
     tenant, sandbox, enqueued, pushes
 ):

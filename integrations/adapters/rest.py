@@ -83,6 +83,22 @@ OPTION_KEYS = {
     "modified_by_field",
     "self_user",
 }
+STRING_OPTIONS = (
+    "list_path",
+    "records_path",
+    "id_field",
+    "updated_at_field",
+    "since_param",
+    "item_path",
+    "create_path",
+    "record_path",
+    "idempotency_header",
+    "marker_field",
+    "version_field",
+    "version_header",
+    "modified_by_field",
+    "self_user",
+)
 SINCE_FORMATS = ("iso", "epoch", "epoch_ms")
 UPDATE_METHODS = ("PATCH", "PUT")
 EXCERPT = 120
@@ -144,24 +160,11 @@ def validate_config(config: dict) -> dict[str, str]:
 
 def _option_errors(options: dict) -> dict[str, str]:
     errors = {}
-    for key in ("list_path", "records_path", "id_field", "updated_at_field", "since_param"):
+    for key in STRING_OPTIONS:
         if not isinstance(options.get(key), str):
             errors[key] = f"{key} must be a string."
     if not options.get("id_field"):
         errors["id_field"] = "id_field must not be empty."
-    for key in (
-        "item_path",
-        "create_path",
-        "record_path",
-        "idempotency_header",
-        "marker_field",
-        "version_field",
-        "version_header",
-        "modified_by_field",
-        "self_user",
-    ):
-        if not isinstance(options.get(key), str):
-            errors[key] = f"{key} must be a string."
     if isinstance(options.get("item_path"), str) and "{id}" not in options["item_path"]:
         errors["item_path"] = "item_path must contain {id}."
     if options.get("update_method") not in UPDATE_METHODS:

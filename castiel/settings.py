@@ -559,6 +559,41 @@ CASTIEL_SYNC_RUN_BUDGET_SECONDS = env.float(
 # Subtracted from the incremental watermark (for providers whose updated-at is not ordered).
 CASTIEL_SYNC_SINCE_OVERLAP_SECONDS = env.float("CASTIEL_SYNC_SINCE_OVERLAP_SECONDS", default=0)
 
+# ---------------------------------------------------------------------------------------------
+# Outbound push (syncing/outbox.py, syncing/outbound.py, docs/outbound.md)
+# ---------------------------------------------------------------------------------------------
+# Dispatch: changes claimed per batch (one queue message each), and how many batches may wait
+# in the outbound queue at once (the rest stay pending in the outbox until a worker frees up).
+CASTIEL_OUTBOUND_BATCH_SIZE = env.int("CASTIEL_OUTBOUND_BATCH_SIZE", default=50)
+CASTIEL_OUTBOUND_MAX_QUEUED_BATCHES = env.int("CASTIEL_OUTBOUND_MAX_QUEUED_BATCHES", default=8)
+# Leases: a change being pushed (renewed while its batch runs) and a claimed batch waiting in
+# the queue; the reaper returns expired ones to pending (same idempotency key on the re-push).
+CASTIEL_OUTBOUND_LEASE_SECONDS = env.int("CASTIEL_OUTBOUND_LEASE_SECONDS", default=120)
+CASTIEL_OUTBOUND_QUEUE_LEASE_SECONDS = env.int("CASTIEL_OUTBOUND_QUEUE_LEASE_SECONDS", default=900)
+# Retries of retryable failures (timeouts, 408/425/429, 5xx): full-jitter backoff never below
+# Retry-After, up to the attempt limit (a task may set its own), then a dead letter. Waits up
+# to MAX_INLINE_WAIT happen inside the batch; longer ones release the change until then.
+CASTIEL_OUTBOUND_MAX_ATTEMPTS = env.int("CASTIEL_OUTBOUND_MAX_ATTEMPTS", default=8)
+CASTIEL_OUTBOUND_RETRY_BASE_SECONDS = env.float("CASTIEL_OUTBOUND_RETRY_BASE_SECONDS", default=1.0)
+CASTIEL_OUTBOUND_RETRY_CAP_SECONDS = env.float("CASTIEL_OUTBOUND_RETRY_CAP_SECONDS", default=300.0)
+CASTIEL_OUTBOUND_MAX_INLINE_WAIT = env.float("CASTIEL_OUTBOUND_MAX_INLINE_WAIT", default=30.0)
+# One batch execution stops (releasing what is left) before the outbound worker timeout.
+CASTIEL_OUTBOUND_BATCH_BUDGET_SECONDS = env.float(
+    "CASTIEL_OUTBOUND_BATCH_BUDGET_SECONDS",
+    default=0.8 * (300 if CASTIEL_SPLIT_CLUSTERS else _q_timeout),
+)
+# A local change wakes the dispatcher at most once per this many seconds (one queue message
+# for a burst of edits; the row is the work, the message only a wake-up).
+CASTIEL_OUTBOUND_WAKE_DEBOUNCE_SECONDS = env.float(
+    "CASTIEL_OUTBOUND_WAKE_DEBOUNCE_SECONDS", default=2.0
+)
+# Push results are committed in groups of up to this many (one commit for several pushes) when
+# pushing a change again after a crash is harmless (idempotency key, or update/delete); 1 = each
+# result commits alone.
+CASTIEL_OUTBOUND_ACK_GROUP = env.int("CASTIEL_OUTBOUND_ACK_GROUP", default=20)
+# Finished changes (pushed, skipped, superseded, discarded) are deleted after this many days.
+CASTIEL_OUTBOUND_RETENTION_DAYS = env.int("CASTIEL_OUTBOUND_RETENTION_DAYS", default=14)
+
 # The sandbox: a simulated SaaS API served under /sandbox/ (demo and tests; off in production).
 CASTIEL_SANDBOX = env.bool("CASTIEL_SANDBOX", default=not PRODUCTION)
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from sandbox.models import SandboxAccount
 
-FAULTS = ("ok", "429", "500", "503", "timeout", "malformed", "latency")
+FAULTS = ("ok", "429", "500", "503", "timeout", "malformed", "latency", "lost")
 
 
 @dataclass
@@ -26,7 +26,7 @@ class Admission:
     timeout_seconds: float
 
 
-def admit(account_id: int) -> Admission:
+def admit(account_id: int, method: str = "GET") -> Admission:
     """Count the request, apply the rate limit, pick the fault for it (one row lock)."""
     now = timezone.now()
     with transaction.atomic():
@@ -57,12 +57,14 @@ def admit(account_id: int) -> Admission:
             if limited:
                 retry_after = reset_in
         faults = account.faults or {}
-        script = list(faults.get("script") or [])
+        methods = faults.get("methods")
+        faultable = not methods or method.upper() in {str(m).upper() for m in methods}
+        script = list(faults.get("script") or []) if faultable else []
         fault = ""
         if script:
             fault = str(script.pop(0))
             account.faults = {**faults, "script": script}
-        elif not limited:
+        elif not limited and faultable:
             fault = _random_fault(faults, number)
         if fault == "ok":
             fault = ""
@@ -95,6 +97,7 @@ def _random_fault(faults: dict, number: int) -> str:
         ("503", "error_rate"),
         ("timeout", "timeout_rate"),
         ("malformed", "malformed_rate"),
+        ("lost", "lost_rate"),
     ):
         rate = float(faults.get(key, 0) or 0)
         if rate and rng.random() < rate:

@@ -17,6 +17,9 @@ class SandboxAccount(models.Model):
 
     ``script`` is consumed one entry per request before the random rates apply, so tests
     can place a fault exactly; the random faults are seeded by (seed, request number).
+    Writes only: ``"methods": ["POST", "PATCH", "PUT", "DELETE"]`` limits faults (script and
+    rates) to those methods. ``lost_rate`` (script ``"lost"``): the write is applied, then the
+    answer is lost — a 504 after ``timeout_seconds`` — the case idempotency keys exist for.
     """
 
     class Scheme(models.TextChoices):
@@ -66,6 +69,32 @@ class SandboxObject(models.Model):
         return f"{self.collection}/{self.pk}"
 
 
+class SandboxIdempotencyKey(models.Model):
+    """A write's ``Idempotency-Key`` and the answer it got (Stripe's semantics).
+
+    The same key again with the same method, path and body replays the stored answer (with
+    ``Idempotent-Replayed: true``); with other parameters it is a 400 ``idempotency_error``.
+    Stored in the same transaction as the write, so an applied write always has its key.
+    """
+
+    account = models.ForeignKey(SandboxAccount, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=500)
+    body_hash = models.CharField(max_length=64)
+    status = models.PositiveSmallIntegerField()
+    response = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "key"], name="sandbox_idempotency_key")
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+
 class SandboxRequest(models.Model):
     """Every request the sandbox answered (what tests and the demo inspect)."""
 
@@ -76,6 +105,11 @@ class SandboxRequest(models.Model):
     query = models.CharField(max_length=1000, blank=True, default="")
     status = models.PositiveSmallIntegerField()
     fault = models.CharField(max_length=32, blank=True, default="")
+    idempotency_key = models.CharField(max_length=255, blank=True, default="")
+    replayed = models.BooleanField(
+        default=False, help_text="Answered from the idempotency-key store (nothing applied)."
+    )
+    applied = models.BooleanField(default=False, help_text="A write that changed an object.")
     at = models.DateTimeField(default=timezone.now)
     answered_at = models.DateTimeField(null=True, blank=True)
 

@@ -24,6 +24,23 @@ class BadRequest(ValueError):
     pass
 
 
+class Invalid(ValueError):
+    """Validation failed (422), with a message per field."""
+
+    def __init__(self, fields: dict[str, str]):
+        super().__init__("; ".join(f"{k}: {v}" for k, v in fields.items()))
+        self.fields = fields
+
+
+def validate(collection: str, data) -> None:
+    """What the simulated API refuses: a contact whose email has no ``@``."""
+    if not isinstance(data, dict):
+        return  # _clean answers 400 for that
+    if collection == "contacts" and data.get("email") is not None:
+        if "@" not in str(data["email"]):
+            raise Invalid({"email": "must be an email address"})
+
+
 # -- accounts ---------------------------------------------------------------------------------
 
 

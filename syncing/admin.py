@@ -1,7 +1,8 @@
+from django import forms
 from django.contrib import admin, messages
 
-from syncing import services
-from syncing.models import Conflict, Record, SyncRun, SyncTask
+from syncing import deadletters, outbox, services
+from syncing.models import Conflict, DeadLetter, OutboundChange, Record, SyncRun, SyncTask
 
 
 @admin.register(SyncTask)
@@ -119,12 +120,154 @@ class ConflictAdmin(admin.ModelAdmin):
         self._resolve(request, queryset, Conflict.Resolution.LOCAL)
 
 
+class RecordForm(forms.ModelForm):
+    class Meta:
+        model = Record
+        fields = ["integration", "entity_type", "data"]
+
+    def clean_data(self):
+        data = self.cleaned_data["data"]
+        if not isinstance(data, dict):
+            raise forms.ValidationError("The data must be a JSON object.")
+        if self.instance.pk and self.instance.deleted_at is not None:
+            raise forms.ValidationError("The record is deleted; it cannot be edited.")
+        return data
+
+
 @admin.register(Record)
 class RecordAdmin(admin.ModelAdmin):
+    """Records are edited through the outbox services: every save (and delete) here is a local
+    change with its outbound change in the same transaction, pushed to the provider next."""
+
+    form = RecordForm
     list_display = ("entity_type", "external_id", "tenant", "version", "deleted_at", "synced_at")
     list_filter = ("entity_type", "tenant")
     search_fields = ("external_id",)
-    readonly_fields = [f.name for f in Record._meta.fields]
+    actions = ["delete_locally"]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["integration", "entity_type", "data"]
+        return ["data", *[f.name for f in Record._meta.fields if f.name != "data"]]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        return [f.name for f in Record._meta.fields if f.name != "data"]
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # a hard delete would never reach the provider
+        return actions
+
+    def save_model(self, request, obj, form, change):
+        actor = f"admin:{request.user}"
+        try:
+            if change:
+                result = outbox.record_update(
+                    tenant_id=obj.tenant_id,
+                    record_id=obj.pk,
+                    data=form.cleaned_data["data"],
+                    replace=True,
+                    origin=OutboundChange.Origin.ADMIN,
+                    actor=actor,
+                )
+            else:
+                result = outbox.record_create(
+                    integration=form.cleaned_data["integration"],
+                    entity_type=form.cleaned_data["entity_type"],
+                    data=form.cleaned_data["data"],
+                    origin=OutboundChange.Origin.ADMIN,
+                    actor=actor,
+                )
+        except outbox.RecordChangeError as exc:
+            # A race the form could not see (the record changed meanwhile): nothing was saved.
+            self.message_user(request, f"Not saved: {exc}", messages.ERROR)
+            return
+        saved = Record.objects.get(pk=result.record.id)
+        obj.__dict__.update(saved.__dict__)  # the admin's redirect and log use obj.pk
+
+    def delete_model(self, request, obj):
+        outbox.record_delete(
+            tenant_id=obj.tenant_id,
+            record_id=obj.pk,
+            origin=OutboundChange.Origin.ADMIN,
+            actor=f"admin:{request.user}",
+        )
+
+    @admin.action(description="Delete locally and at the provider")
+    def delete_locally(self, request, queryset):
+        done = 0
+        for record in queryset.filter(deleted_at__isnull=True):
+            self.delete_model(request, record)
+            done += 1
+        self.message_user(request, f"{done} record(s) deleted; the deletes are queued")
+
+
+@admin.register(OutboundChange)
+class OutboundChangeAdmin(admin.ModelAdmin):
+    list_display = (
+        "operation",
+        "entity_type",
+        "external_id",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "origin",
+        "created_at",
+        "finished_at",
+    )
+    list_filter = ("status", "operation", "origin", "tenant")
+    search_fields = ("external_id", "record_id", "remote_id", "correlation_id")
+    list_select_related = ("integration",)
+    readonly_fields = [f.name for f in OutboundChange._meta.fields]
 
     def has_add_permission(self, request):
         return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(admin.ModelAdmin):
+    list_display = (
+        "operation",
+        "entity_type",
+        "external_id",
+        "error_code",
+        "response_status",
+        "attempts",
+        "status",
+        "created_at",
+    )
+    list_filter = ("status", "error_code", "operation", "tenant")
+    search_fields = ("external_id", "record_id", "error_message", "correlation_id")
+    readonly_fields = [f.name for f in DeadLetter._meta.fields]
+    actions = ["replay", "discard"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_actions(self, request):
+        # Actions run without change permission (they go through the services).
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def _resolve(self, request, queryset, bulk, verb):
+        done, skipped = bulk(dead_letters=list(queryset), by=f"admin:{request.user}")
+        self.message_user(request, f"{len(done)} dead letter(s) {verb}", messages.SUCCESS)
+        for dead_letter_id, reason in skipped.items():
+            self.message_user(request, f"{dead_letter_id}: {reason}", messages.WARNING)
+
+    @admin.action(description="Replay (push again)")
+    def replay(self, request, queryset):
+        self._resolve(request, queryset, deadletters.dead_letters_replay, "replayed")
+
+    @admin.action(description="Discard (give up; the record's later changes go ahead)")
+    def discard(self, request, queryset):
+        self._resolve(request, queryset, deadletters.dead_letters_discard, "discarded")

@@ -48,6 +48,9 @@ class Incoming:
     remote_updated_at: datetime | None
     deleted: bool
     match_keys: list[str] = field(default_factory=list)
+    remote_version: str = ""
+    # The provider says Castiel's own integration user made this version (our own write).
+    by_self: bool = False
 
     def newer_than(self, other: Incoming) -> bool:
         """Latest remote update wins; on a tie (or no timestamps) the later position wins."""
@@ -213,9 +216,19 @@ def deduplicate(
         else:
             by_id[item.record_id] = item
     existing = store.get_many(scope, list(by_id), lock=lock)
+    # A record created locally keeps the id it had before the provider named it (see
+    # syncing/outbox.py): its external id, not its uuid, is how the pull finds it.
+    renamed: dict[UUID, StoredRecord] = {}
+    unknown = [i for rid, i in by_id.items() if rid not in existing]
+    if unknown:
+        by_external = store.find_by_external_ids(scope, [i.external_id for i in unknown], lock=lock)
+        for item in unknown:
+            record = by_external.get(item.external_id)
+            if record is not None:
+                renamed[item.record_id] = record
 
     # 2. New-by-id records may match stored ones (or earlier new ones) by key.
-    candidates = [i for rid, i in by_id.items() if rid not in existing]
+    candidates = [i for rid, i in by_id.items() if rid not in existing and rid not in renamed]
     stored_by_key = store.find_by_keys(scope, {k for i in candidates for k in i.match_keys})
     extra_ids = {rid for ids in stored_by_key.values() for rid in ids} - set(existing)
     if extra_ids:
@@ -225,6 +238,10 @@ def deduplicate(
     for rid, item in by_id.items():
         if rid in existing:
             decisions[rid] = Decision(item, existing[rid], rid, "external_id", repeats[rid])
+            rules["external_id"] += 1
+        elif rid in renamed:
+            record = renamed[rid]
+            decisions[record.id] = Decision(item, record, record.id, "external_id", repeats[rid])
             rules["external_id"] += 1
     page_keys: dict[str, UUID] = {}  # key → target id of a new record earlier on this page
     for item in candidates:

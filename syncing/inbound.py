@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from castiel.http.errors import OutboundError
+from castiel.http.errors import DEFERRED, PERMANENT, REFUSED, OutboundError, next_step
 from castiel.http.retry import full_jitter_delay
 from castiel.observability.context import get_correlation_id, get_execution_id
 from castiel.observability.logging import get_logger
@@ -218,12 +218,16 @@ class InboundRun:
                 # a retry attempt; the gate already waited what is reasonable in-process.
                 raise Deferred(exc.retry_after or 1.0, str(exc)) from None
             except AdapterError as exc:
-                if not exc.retryable:
+                if next_step(exc) == PERMANENT:
                     raise
                 reason, code, retry_after = str(exc), exc.code, None
             except OutboundError as exc:
-                if not exc.retryable:
+                step = next_step(exc)  # the classification the push worker uses too
+                if step == PERMANENT:
                     raise
+                if step in (DEFERRED, REFUSED):
+                    # The rate limiter said wait (nothing was sent): not a failed attempt.
+                    raise Deferred(exc.retry_after or 0, f"rate limiter: {exc}") from None
                 reason, code, retry_after = (
                     _outbound_message(exc),
                     _outbound_code(exc),

@@ -50,3 +50,69 @@ def task_states():
 
 
 register_scrape_collector("sync_tasks", task_states)
+
+
+# -- outbound push (syncing/outbound.py) ---------------------------------------------------------
+
+PUSHES = Counter(
+    "castiel_outbound_pushes_total",
+    "Outbound changes finished, by outcome (succeeded, skipped, conflict, dead)",
+    ["provider", "operation", "outcome"],
+)
+PUSH_DURATION = Histogram(
+    "castiel_outbound_push_seconds",
+    "Duration of one push attempt (provider requests included)",
+    ["provider", "operation"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+PUSH_RETRIES = Counter(
+    "castiel_outbound_retries_total",
+    "Push attempts retried, deferred by the rate limiter or refused while throttled",
+    ["provider", "reason"],
+)
+DEAD_LETTERS = Counter(
+    "castiel_outbound_dead_letters_total", "Changes sent to the dead-letter list", ["provider"]
+)
+CHANGES_CLAIMED = Counter("castiel_outbound_changes_claimed_total", "Outbound changes claimed")
+CHANGES_REAPED = Counter(
+    "castiel_outbound_leases_reaped_total", "Expired outbound leases returned to pending"
+)
+
+
+def outbound_states():
+    from django.db.models import Count
+
+    from syncing.models import DeadLetter, OutboundChange
+
+    changes = GaugeMetricFamily(
+        "castiel_outbound_changes", "Open outbound changes by status", labels=["status"]
+    )
+    counts = dict(
+        OutboundChange.objects.filter(status__in=OutboundChange.OPEN)
+        .values_list("status")
+        .annotate(n=Count("id"))
+    )
+    for status in OutboundChange.OPEN:
+        changes.add_metric([status], counts.get(status, 0))
+    yield changes
+    by_provider = dict(
+        DeadLetter.objects.filter(status=DeadLetter.Status.OPEN)
+        .values_list("integration__provider")
+        .annotate(n=Count("id"))
+    )
+    depth = GaugeMetricFamily(
+        "castiel_outbound_dead_letters", "Dead letters waiting for an operator (replay or discard)"
+    )
+    depth.add_metric([], sum(by_provider.values()))
+    yield depth
+    per_provider = GaugeMetricFamily(
+        "castiel_outbound_dead_letters_by_provider",
+        "Open dead letters per provider",
+        labels=["provider"],
+    )
+    for provider, n in sorted(by_provider.items()):
+        per_provider.add_metric([provider], n)
+    yield per_provider
+
+
+register_scrape_collector("outbound", outbound_states)

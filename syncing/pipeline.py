@@ -93,6 +93,8 @@ class PagePipeline:
                 result.max_updated_at, result.max_updated_raw = updated, updated_raw
             incoming.append(
                 Incoming(
+                    remote_version=self._remote_version(raw),
+                    by_self=self._by_self(raw),
                     position=position,
                     external_id=external_id,
                     record_id=record_id(
@@ -110,6 +112,15 @@ class PagePipeline:
             )
         return incoming
 
+    def _remote_version(self, raw: dict) -> str:
+        # Optional in the adapter contract (the push half): older adapters omit it.
+        accessor = getattr(self.adapter, "remote_version", None)
+        return (accessor(raw) or "") if accessor else ""
+
+    def _by_self(self, raw: dict) -> bool:
+        accessor = getattr(self.adapter, "modified_by_self", None)
+        return bool(accessor(raw)) if accessor else False
+
     def _error(self, result: PageResult, message: str) -> None:
         result.counts["errors"] += 1
         if len(result.errors) < MAX_ERROR_SAMPLES:
@@ -121,6 +132,7 @@ class PagePipeline:
         """Run the whole pipeline for one page. Call inside the page transaction."""
         result = PageResult()
         result.counts["fetched"] = len(raw_records)
+        self._pushes: list = []
         incoming = self.map(raw_records, result)
         decisions, rules = deduplicate(incoming, store=self.store, scope=self.scope)
         result.rules.update(rules)
@@ -146,6 +158,8 @@ class PagePipeline:
             else:
                 updates.append(record)
         self.store.write(self.scope, creates, updates)
+        if self._pushes:
+            self._queue_pushes()
         if new_conflicts:
             Conflict.objects.bulk_create(new_conflicts)
         for conflict in open_conflicts.values():
@@ -154,6 +168,25 @@ class PagePipeline:
         if self.generation is not None and seen:
             self.store.mark_seen(self.scope, seen, self.generation)
         return result
+
+    def _queue_pushes(self) -> None:
+        """Outbound changes for conflicts resolved in favour of local data, in this page's
+        transaction (they commit with the records), merged into a pending push if any."""
+        from django.db import transaction
+
+        from syncing import outbox
+        from syncing.models import OutboundChange
+        from syncing.outbound import request_dispatch
+
+        for record, fields, winner in self._pushes:
+            outbox.queue_change(
+                record,
+                OutboundChange.Operation.UPDATE,
+                fields,
+                origin=OutboundChange.Origin.CONFLICT,
+                actor=f"sync:{self.task.conflict_strategy}:{winner}",
+            )
+        transaction.on_commit(request_dispatch)
 
     def _stamp(self, record: StoredRecord) -> StoredRecord:
         if self.generation is not None:
@@ -180,6 +213,7 @@ class PagePipeline:
                     base_data=inc.data,
                     base_hash=inc.content_hash,
                     remote_updated_at=inc.remote_updated_at,
+                    remote_version=inc.remote_version,
                     match_keys=inc.match_keys,
                     synced_at=now,
                     created_at=now,
@@ -209,17 +243,21 @@ class PagePipeline:
             and inc.remote_updated_at < ex.remote_updated_at
         ):
             return "unchanged", None  # an older version than the one we hold (out of order)
-        if ex.last_pushed_hash and inc.content_hash == ex.last_pushed_hash:
-            if inc.content_hash == ex.base_hash and ex.deleted_at is None:
-                return "unchanged", None
-            # Our own write coming back: the remote now equals what we pushed.
+        if (ex.last_pushed_hash and inc.content_hash == ex.last_pushed_hash) or inc.by_self:
+            # Our own write coming back (the exact content the push left on the provider, or
+            # a version the provider says our integration user made): not a remote change,
+            # never a conflict. The base moves to it; the local data stays (a local edit made
+            # since is still on its way out). Counted once: the marker is cleared.
+            adopt = inc.by_self and not ex.locally_modified and ex.deleted_at is None
             return "echoes", self._stamp(
                 ex.copy(
                     base_data=inc.data,
                     base_hash=inc.content_hash,
                     remote_updated_at=inc.remote_updated_at,
-                    deleted_at=None,
+                    remote_version=inc.remote_version or ex.remote_version,
+                    last_pushed_hash="",
                     synced_at=now,
+                    **({"data": inc.data, "content_hash": inc.content_hash} if adopt else {}),
                 )
             )
         if inc.content_hash == ex.base_hash:
@@ -232,6 +270,7 @@ class PagePipeline:
             base_data=inc.data,
             base_hash=inc.content_hash,
             remote_updated_at=inc.remote_updated_at,
+            remote_version=inc.remote_version,
             match_keys=inc.match_keys,
             deleted_at=None,
             synced_at=now,
@@ -275,7 +314,7 @@ class PagePipeline:
             )
             return "conflicts", None
         data = resolution.data
-        return "conflicts", self._stamp(
+        resolved = self._stamp(
             ex.copy(
                 data=data,
                 content_hash=content_hash(data),
@@ -283,3 +322,8 @@ class PagePipeline:
                 **remote_changes,
             )
         )
+        differs = sorted(k for k in set(data) | set(inc.data) if data.get(k) != inc.data.get(k))
+        if differs:
+            # Local (or merged) data won: the provider must get it too (two-way sync).
+            self._pushes.append((resolved, differs, resolution.winner))
+        return "conflicts", resolved

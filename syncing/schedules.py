@@ -6,3 +6,6 @@ from castiel.schedules import declare
 # each time, and "run now" claims at once, so the minute is the scheduling granularity.
 declare("sync-scheduler-tick", "syncing.tasks.scheduler_tick", minutes=1, kind="maintenance")
 declare("sync-reaper", "syncing.tasks.reap", minutes=1, kind="maintenance")
+# Outbound: return expired push leases, prune old results, dispatch due changes (retries whose
+# backoff ended, wake-ups a cache or broker failure lost).
+declare("outbound-tick", "syncing.tasks.outbound_tick", minutes=1, kind="maintenance")

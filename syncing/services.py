@@ -11,7 +11,7 @@ from syncing import conflicts as conflict_rules
 from syncing import scheduler
 from syncing.dedup import DedupConfigError, strategy_for
 from syncing.hashing import content_hash
-from syncing.models import Conflict, SyncTask
+from syncing.models import Conflict, OutboundChange, SyncTask
 from syncing.schedule import MIN_INTERVAL_SECONDS, validate_cron
 from syncing.stores import get_store
 
@@ -121,9 +121,21 @@ def conflict_resolve(
     record = store.get(conflict.tenant_id, conflict.record_id)
     if record is None:
         raise ConflictError("the record no longer exists")
+    if resolution == Conflict.Resolution.LOCAL:
+        # The local version as it is now: edits made after the conflict opened are local too
+        # (and their outbound changes are queued behind it), so they must not be undone.
+        chosen = record.data
     now = timezone.now()
     changed = chosen != record.data
-    store.save_record(
+    held = OutboundChange.objects.filter(
+        record_id=conflict.record_id, status=OutboundChange.Status.CONFLICT
+    ).first()
+    undelete = (
+        held is not None
+        and held.operation == OutboundChange.Operation.DELETE
+        and resolution == Conflict.Resolution.REMOTE
+    )
+    saved = store.save_record(
         record.copy(
             data=chosen,
             content_hash=content_hash(chosen),
@@ -133,9 +145,11 @@ def conflict_resolve(
             local_updated_at=now
             if resolution != Conflict.Resolution.REMOTE
             else record.local_updated_at,
-            version=record.version + (1 if changed else 0),
+            version=record.version + (1 if changed or undelete else 0),
+            **({"deleted_at": None} if undelete else {}),
         )
     )
+    _push_resolution(conflict, saved, chosen, resolution, held, by)
     conflict.status = Conflict.Status.RESOLVED
     conflict.resolution = resolution
     conflict.resolved_data = chosen
@@ -143,3 +157,49 @@ def conflict_resolve(
     conflict.resolved_at = now
     conflict.save()
     return conflict
+
+
+def _push_resolution(conflict, record, chosen: dict, resolution: str, held, by: str) -> None:
+    """Two-way sync: what the operator chose must also reach the provider.
+
+    A push held for this conflict is released (``force``: no second version check) when
+    local or merged data won, and skipped when the remote won. Without a held push, data
+    that differs from the remote version is queued as an update (same transaction).
+    """
+    from syncing import outbox
+
+    now = timezone.now()
+    remote = conflict.remote_data or {}
+    to_push = sorted(k for k in set(chosen) | set(remote) if chosen.get(k) != remote.get(k))
+    if held is not None:
+        if resolution == Conflict.Resolution.REMOTE:
+            OutboundChange.objects.filter(pk=held.pk).update(
+                status=OutboundChange.Status.SKIPPED,
+                status_reason=f"conflict resolved by {by or 'an operator'}: remote wins",
+                finished_at=now,
+            )
+            return
+        OutboundChange.objects.filter(pk=held.pk).update(
+            status=OutboundChange.Status.PENDING,
+            force=True,
+            fields=sorted(set(held.fields) | set(to_push)),
+            next_attempt_at=now,
+            status_reason=f"conflict resolved by {by or 'an operator'}: {resolution}",
+        )
+    elif to_push and not outbox.is_pending_external_id(record.external_id):
+        outbox.queue_change(
+            record,
+            OutboundChange.Operation.UPDATE,
+            to_push,
+            origin=OutboundChange.Origin.CONFLICT,
+            actor=by,
+        )
+    else:
+        return
+    transaction.on_commit(_wake)
+
+
+def _wake() -> None:
+    from syncing.outbound import request_dispatch
+
+    request_dispatch()

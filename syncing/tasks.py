@@ -19,3 +19,21 @@ def reap():
     from syncing.reaper import reap as reap_expired
 
     return reap_expired()
+
+
+def dispatch_outbound():
+    from syncing.outbound import dispatch
+
+    return dispatch()
+
+
+def push_outbound_batch(token: str):
+    from syncing.outbound import push_batch
+
+    return push_batch(token)
+
+
+def outbound_tick():
+    from syncing.outbound import tick
+
+    return tick()

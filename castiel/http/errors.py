@@ -3,7 +3,8 @@
 Retryable: connection errors, timeouts, 408, 425, 429, every 5xx, and provider rate-limit
 responses that use another status (GitHub answers 403 with ``x-ratelimit-remaining: 0`` or a
 ``retry-after`` for secondary limits). Everything else (other 4xx, validation errors) is
-permanent: retrying cannot help, so callers dead-letter it at once.
+permanent: retrying cannot help, so callers dead-letter it at once. :func:`next_step` turns
+any failure (these, adapter errors, the rate limiter's refusals) into what the work does next.
 """
 
 from __future__ import annotations
@@ -142,3 +143,27 @@ def _excerpt(response: requests.Response) -> str:
         return response.text[:BODY_EXCERPT_CHARS]
     except Exception:
         return ""
+
+
+# What work that failed does next (see next_step).
+REFUSED = "refused"  # the rate limiter refused a risky operation: nothing was sent
+DEFERRED = "deferred"  # the rate limiter asks a safe operation to wait: nothing was sent
+RETRY = "retry"  # retryable: back off (never below Retry-After), up to an attempt limit
+PERMANENT = "permanent"  # retrying cannot help: fail / dead-letter at once
+
+
+def next_step(exc: BaseException) -> str:
+    """The one classification inbound sync and outbound push share.
+
+    The rate limiter's errors (``castiel.ratelimit.errors``: ``RateLimitRefused`` for a
+    delete while throttled, ``RateLimitDeferred`` for a safe operation that must wait longer
+    than it may in-process) are recognised by class name, so this module does not depend on
+    the limiter; both carry ``retry_after`` and mean the request was never sent. Everything
+    else follows its ``retryable`` flag (``OutboundError``, adapter errors).
+    """
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if "RateLimitRefused" in names:
+        return REFUSED
+    if "RateLimitDeferred" in names:
+        return DEFERRED
+    return RETRY if getattr(exc, "retryable", False) else PERMANENT

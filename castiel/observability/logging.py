@@ -38,12 +38,17 @@ def add_context_ids(_logger, _method, event_dict):
     return event_dict
 
 
+def is_secret_key(name: str) -> bool:
+    """Whether a key (log field, JSON key) names something that must never be shown."""
+    lowered = name.lower()
+    return any(part in lowered for part in _SECRET_KEY_PARTS)
+
+
 def redact_secrets(_logger, _method, event_dict):
     for key in list(event_dict):
-        lowered = key.lower()
-        if lowered in ("event", "correlation_id", "execution_id"):
+        if key.lower() in ("event", "correlation_id", "execution_id"):
             continue
-        if any(part in lowered for part in _SECRET_KEY_PARTS):
+        if is_secret_key(key):
             event_dict[key] = REDACTED
     return event_dict
 

@@ -1,4 +1,5 @@
-"""The adapter contract: fetch one page of an entity given a cursor, map it to local fields.
+"""The adapter contract: fetch one page of an entity given a cursor, map it to local fields, and
+push single records back (create / update / delete / get one).
 
 * :mod:`integrations.adapters.base` — :class:`Page`, :class:`Adapter`, typed adapter errors.
 * :mod:`integrations.adapters.pagination` — cursor, offset, page-number, ``Link`` header and
@@ -17,7 +18,10 @@ from integrations.adapters.base import (
     InvalidCursor,
     MalformedPage,
     Page,
+    PushNotSupported,
+    PushResult,
     RateLimitInfo,
+    RemoteChanged,
     adapter_for,
 )
 from integrations.adapters.mapping import FieldMapping, MappingError
@@ -31,6 +35,9 @@ __all__ = [
     "MalformedPage",
     "MappingError",
     "Page",
+    "PushNotSupported",
+    "PushResult",
     "RateLimitInfo",
+    "RemoteChanged",
     "adapter_for",
 ]

@@ -1,4 +1,5 @@
-"""Adapter contract: one page at a time, the cursor as plain JSON, typed failures.
+"""Adapter contract: pull one page at a time (the cursor as plain JSON), push one record at a
+time, typed failures.
 
 An adapter is bound to one integration and one entity type. ``fetch_page(cursor, since=…)``
 makes one request through the integration's :class:`~castiel.http.OutboundClient` (so the
@@ -6,6 +7,15 @@ credential, the rate-limit gate, timeouts and the SSRF guard apply) and returns 
 :class:`Page`: the raw records, the cursor of the next page (``None`` when done) and the
 rate-limit headers the provider sent. Cursors are JSON-serialisable dicts, because the sync
 worker stores them as its checkpoint in the same transaction as the page's records.
+
+The push half (used by the outbound worker, :mod:`syncing.outbound`): ``get_one``,
+``create``, ``update`` and ``delete`` take and return the provider's own record shape (the
+worker maps local fields with :meth:`FieldMapping.to_remote`). Every write carries the
+change's idempotency key: adapters send it where the provider honours one (Stripe-style
+``Idempotency-Key``); otherwise ``find_created`` looks a create up by the marker it wrote,
+so a create retried after a lost answer never creates twice. ``update``/``delete`` take the
+version the worker last saw (``if_version``) and raise :class:`RemoteChanged` when the
+provider refuses a conditional write.
 
 HTTP failures surface as :class:`castiel.http.OutboundError` (retryable or not, with
 ``retry_after``); problems with what came back are :class:`AdapterError` subclasses.
@@ -44,6 +54,29 @@ class InvalidCursor(AdapterError):
 
 class AdapterConfigError(AdapterError):
     code = "invalid_config"
+
+
+class PushNotSupported(AdapterError):
+    """The adapter cannot write to this provider (a pull-only adapter)."""
+
+    code = "push_not_supported"
+
+
+class RemoteChanged(AdapterError):
+    """A conditional write was refused: the remote record changed since ``if_version``."""
+
+    code = "remote_changed"
+
+
+@dataclass
+class PushResult:
+    """What the provider holds after a write."""
+
+    external_id: str
+    record: dict[str, Any] | None = None  # the provider's copy (raw), None when unknown
+    version: str | None = None
+    replayed: bool = False  # answered from the provider's idempotency-key store
+    status: int | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +163,61 @@ class Adapter:
     def identity_fields(self) -> tuple[str, ...]:
         """Remote fields that identify or timestamp a record (ignored by content dedup)."""
         return ()
+
+    def remote_version(self, record: dict) -> str | None:
+        """The provider's version of a record (ETag, version number, updated-at), if any."""
+        return None
+
+    def modified_by_self(self, record: dict) -> bool:
+        """True when the provider says Castiel's own integration user made this version."""
+        return False
+
+    # -- the push half ---------------------------------------------------------------------
+
+    supports_idempotency_keys = False
+    supports_conditional_writes = False
+
+    @property
+    def read_only_fields(self) -> tuple[str, ...]:
+        """Remote fields a write must never send (ids, timestamps the provider owns)."""
+        return self.identity_fields
+
+    def get_one(self, external_id: str) -> PushResult | None:
+        """The provider's current copy of one record (``record`` and ``version``), or None
+        when it does not exist."""
+        raise PushNotSupported(f"{type(self).__name__} cannot read single records")
+
+    def create(self, payload: dict, *, idempotency_key: str) -> PushResult:
+        raise PushNotSupported(f"{type(self).__name__} cannot create records")
+
+    def update(
+        self,
+        external_id: str,
+        payload: dict,
+        *,
+        idempotency_key: str,
+        if_version: str | None = None,
+    ) -> PushResult:
+        raise PushNotSupported(f"{type(self).__name__} cannot update records")
+
+    def delete(
+        self, external_id: str, *, idempotency_key: str, if_version: str | None = None
+    ) -> PushResult:
+        raise PushNotSupported(f"{type(self).__name__} cannot delete records")
+
+    def find_created(self, idempotency_key: str) -> dict | None:
+        """The record an earlier attempt of this create made, found by the marker it wrote
+        (external-id lookup for providers without idempotency keys); None if none (or if
+        the adapter writes no marker)."""
+        return None
+
+    @property
+    def can_find_created(self) -> bool:
+        return False
+
+    def describe_request(self) -> dict:
+        """A summary of the last write request for dead letters (no credentials)."""
+        return dict(getattr(self, "last_request", None) or {})
 
 
 def adapter_for(integration, entity_type: str, *, client=None) -> Adapter:

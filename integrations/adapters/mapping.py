@@ -111,6 +111,32 @@ class FieldMapping:
             out[local] = value
         return out
 
+    def to_remote(self, data: dict, fields: list[str] | None = None) -> dict:
+        """Local fields → the provider's shape, for a push (``fields``: only these).
+
+        Each local field goes back to its remote path (dotted paths build nested objects).
+        Transforms are normalisations (lower-case, E.164, …), not encodings, so the local
+        value is what the provider should hold; a field removed locally is sent as null.
+        """
+        wanted = list(data) if fields is None else list(fields)
+        if not self._compiled:
+            return {name: data.get(name) for name in wanted}
+        paths = {local: path for local, path, _transform, _default in self._compiled}
+        out: dict = {}
+        for name in wanted:
+            path = paths.get(name)
+            if path is None:
+                continue  # a local-only field: nothing to push
+            target = out
+            *parents, leaf = path.split(".")
+            for part in parents:
+                target = target.setdefault(part, {})
+                if not isinstance(target, dict):
+                    break
+            else:
+                target[leaf] = data.get(name)
+        return out
+
     def local_name(self, remote_field: str) -> str | None:
         """The local field a top-level remote field maps to (itself for identity mappings)."""
         if not self._compiled:

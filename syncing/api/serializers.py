@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from castiel.api.base import TenantModelSerializer
-from syncing.models import Conflict, Record, SyncRun, SyncTask
+from syncing.models import Conflict, DeadLetter, OutboundChange, Record, SyncRun, SyncTask
 from syncing.services import sync_task_config_errors
 
 LEASE_FIELDS = ["lease_owner", "lease_expires_at"]
@@ -34,6 +34,8 @@ class SyncTaskSerializer(TenantModelSerializer):
             "dedup_config",
             "conflict_strategy",
             "conflict_config",
+            "push_conflict_strategy",
+            "push_max_attempts",
             "created_at",
             "updated_at",
         ]
@@ -128,6 +130,10 @@ class SyncRunSerializer(TenantModelSerializer):
 
 
 class RecordSerializer(TenantModelSerializer):
+    outbound_change = serializers.SerializerMethodField(
+        help_text="The outbound change this request queued (writes only; null: nothing to push)."
+    )
+
     class Meta:
         model = Record
         fields = [
@@ -138,13 +144,121 @@ class RecordSerializer(TenantModelSerializer):
             "data",
             "content_hash",
             "remote_updated_at",
+            "remote_version",
             "local_updated_at",
             "version",
             "deleted_at",
             "synced_at",
             "created_at",
+            "outbound_change",
         ]
         read_only_fields = fields
+
+    def get_outbound_change(self, record) -> str | None:
+        change = self.context.get("outbound_change")
+        return str(change.pk) if change is not None else None
+
+
+class RecordCreateSerializer(TenantModelSerializer):
+    data = serializers.DictField(help_text="The record's fields (local names).")
+
+    class Meta:
+        model = Record
+        fields = ["integration", "entity_type", "data"]
+
+
+class RecordUpdateSerializer(serializers.Serializer):
+    data = serializers.DictField(
+        help_text="PATCH: the fields to change (merged). PUT: the record's complete data."
+    )
+    version = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="Refuse with 409 unless the record is still at this version.",
+    )
+
+
+class OutboundChangeSerializer(TenantModelSerializer):
+    idempotency_key = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = OutboundChange
+        fields = [
+            "id",
+            "integration",
+            "entity_type",
+            "record_id",
+            "external_id",
+            "operation",
+            "fields",
+            "seq",
+            "status",
+            "status_reason",
+            "origin",
+            "actor",
+            "coalesced",
+            "next_attempt_at",
+            "attempts",
+            "first_attempt_at",
+            "last_attempt_at",
+            "finished_at",
+            "duration_ms",
+            "remote_id",
+            "remote_version",
+            "replayed",
+            "idempotency_key",
+            "correlation_id",
+            "execution_id",
+            "error_code",
+            "error_summary",
+            "attempt_log",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class DeadLetterSerializer(TenantModelSerializer):
+    class Meta:
+        model = DeadLetter
+        fields = [
+            "id",
+            "change",
+            "integration",
+            "entity_type",
+            "record_id",
+            "external_id",
+            "operation",
+            "status",
+            "retryable",
+            "error_code",
+            "error_message",
+            "request",
+            "response_status",
+            "response_headers",
+            "response_body",
+            "attempts",
+            "attempt_log",
+            "correlation_id",
+            "execution_id",
+            "created_at",
+            "resolved_at",
+            "resolved_by",
+        ]
+        read_only_fields = fields
+
+
+class DeadLetterBulkSerializer(serializers.Serializer):
+    ids = serializers.ListField(
+        child=serializers.UUIDField(), min_length=1, max_length=500, help_text="Dead letter ids."
+    )
+
+
+class DeadLetterBulkResultSerializer(serializers.Serializer):
+    done = serializers.ListField(child=serializers.UUIDField())
+    skipped = serializers.DictField(
+        child=serializers.CharField(), help_text="Dead letters left alone, with the reason."
+    )
 
 
 class ConflictSerializer(TenantModelSerializer):

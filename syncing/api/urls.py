@@ -1,11 +1,20 @@
 from rest_framework.routers import SimpleRouter
 
-from syncing.api.views import ConflictViewSet, RecordViewSet, SyncRunViewSet, SyncTaskViewSet
+from syncing.api.views import (
+    ConflictViewSet,
+    DeadLetterViewSet,
+    OutboundChangeViewSet,
+    RecordViewSet,
+    SyncRunViewSet,
+    SyncTaskViewSet,
+)
 
 router = SimpleRouter()
 router.register("sync-tasks", SyncTaskViewSet, basename="sync-task")
 router.register("sync-runs", SyncRunViewSet, basename="sync-run")
 router.register("records", RecordViewSet, basename="record")
 router.register("conflicts", ConflictViewSet, basename="conflict")
+router.register("outbound-changes", OutboundChangeViewSet, basename="outbound-change")
+router.register("dead-letters", DeadLetterViewSet, basename="dead-letter")
 
 urlpatterns = router.urls

@@ -42,6 +42,7 @@ class StoredRecord:
     base_data: dict = field(default_factory=dict)
     base_hash: str = ""
     remote_updated_at: datetime | None = None
+    remote_version: str = ""
     local_updated_at: datetime | None = None
     version: int = 1
     deleted_at: datetime | None = None
@@ -84,6 +85,14 @@ class RecordStore:
 
     def find_by_keys(self, scope: Scope, keys: Iterable[str]) -> dict[str, set[UUID]]:
         """Live (not deleted) records carrying each dedup key."""
+        raise NotImplementedError
+
+    def find_by_external_ids(
+        self, scope: Scope, external_ids: Iterable[str], *, lock: bool = False
+    ) -> dict[str, StoredRecord]:
+        """Records by external id. A record created locally keeps the id it was given
+        before the provider assigned its external id (the outbound push fills that in), so
+        its id is not uuid5 of its external id and the pull finds it here."""
         raise NotImplementedError
 
     # -- writes used by the pipeline ----------------------------------------------------------
@@ -139,12 +148,60 @@ class RecordStore:
         )
         return self.save_record(edited)
 
-    def mark_pushed(self, tenant_id: UUID, record_id: UUID, pushed_hash: str) -> StoredRecord:
-        """Remember what the outbound push sent, so the next pull sees its echo as ours."""
+    def create_record(self, record: StoredRecord) -> StoredRecord:
+        """Insert one new record (a local create)."""
+        self.write(_scope_of(record), [record], [])
+        return self.get(record.tenant_id, record.id)
+
+    def remove(self, tenant_id: UUID, record_id: UUID) -> None:
+        """Delete a record for good (a duplicate the outbound push found; see mark_pushed)."""
+        raise NotImplementedError
+
+    def mark_pushed(
+        self,
+        tenant_id: UUID,
+        record_id: UUID,
+        pushed_hash: str,
+        *,
+        remote: dict | None = None,
+        local_hash: str | None = None,
+        external_id: str | None = None,
+        remote_version: str | None = None,
+        remote_updated_at: datetime | None = None,
+    ) -> None:
+        """Remember what the outbound push sent, so the next pull sees its echo as ours.
+
+        ``pushed_hash`` is the content hash of the record as the provider now holds it (the
+        mapped write response), which is exactly what the next pull will bring. With
+        ``remote`` (that mapped record) the push result also becomes the record's *base* —
+        the provider accepted it, so a later remote edit is a plain update, not a conflict —
+        and its data when the local copy is still the one the push read (``local_hash``); a
+        local edit made meanwhile is kept (its own outbound change pushes it next).
+        ``external_id``: the id the provider gave a record created locally.
+        """
         record = self.get(tenant_id, record_id)
         if record is None:
             raise KeyError(record_id)
-        return self.save_record(record.copy(last_pushed_hash=pushed_hash))
+        changes: dict = {"last_pushed_hash": pushed_hash}
+        if remote is not None:
+            changes.update(base_data=remote, base_hash=pushed_hash)
+            if local_hash is None or record.content_hash == local_hash:
+                changes.update(data=remote, content_hash=pushed_hash)
+        if external_id:
+            changes["external_id"] = external_id
+        if remote_version is not None:
+            changes["remote_version"] = remote_version
+        if remote_updated_at is not None:
+            changes["remote_updated_at"] = remote_updated_at
+        if external_id and external_id != record.external_id:
+            # A pull may have stored the provider's copy of this very record while the
+            # create's answer was outstanding (a timeout, then a retry): that copy is a
+            # duplicate of ours, which keeps its id.
+            scope = _scope_of(record)
+            twin = self.find_by_external_ids(scope, [external_id]).get(external_id)
+            if twin is not None and twin.id != record.id:
+                self.remove(tenant_id, twin.id)
+        self.save_record(record.copy(**changes))
 
 
 def _scope_of(record: StoredRecord) -> Scope:

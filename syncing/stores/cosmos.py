@@ -56,6 +56,7 @@ def to_document(record: StoredRecord) -> dict:
         "base_data": record.base_data,
         "base_hash": record.base_hash,
         "version": record.version,
+        "remote_version": record.remote_version,
         "last_pushed_hash": record.last_pushed_hash,
         "match_keys": list(record.match_keys),
         "seen_generation": record.seen_generation,
@@ -75,6 +76,7 @@ def to_stored(doc: dict) -> StoredRecord:
         base_data=doc.get("base_data") or {},
         base_hash=doc.get("base_hash") or "",
         version=doc.get("version", 1),
+        remote_version=doc.get("remote_version") or "",
         last_pushed_hash=doc.get("last_pushed_hash") or "",
         match_keys=list(doc.get("match_keys") or []),
         seen_generation=doc.get("seen_generation", 0),
@@ -149,6 +151,27 @@ class CosmosRecordStore(RecordStore):
                 for key in set(doc.get("match_keys") or []) & wanted:
                     found.setdefault(key, set()).add(UUID(doc["id"]))
         return found
+
+    def find_by_external_ids(self, scope, external_ids, *, lock=False):
+        external_ids = sorted(set(external_ids))
+        found = {}
+        for start in range(0, len(external_ids), ID_CHUNK):
+            for doc in self._query(
+                scope.tenant_id,
+                "SELECT * FROM c WHERE c.tenant_id = @t AND c.scope = @s "
+                "AND ARRAY_CONTAINS(@ext, c.external_id)",
+                s=f"{scope.integration_id}/{scope.entity_type}",
+                ext=external_ids[start : start + ID_CHUNK],
+            ):
+                record = to_stored(doc)
+                found[record.external_id] = record
+        return found
+
+    def remove(self, tenant_id, record_id):
+        try:
+            self.container.delete_item(str(record_id), partition_key=str(tenant_id))
+        except exceptions.CosmosResourceNotFoundError:
+            pass
 
     # -- pipeline writes -------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from datetime import datetime
 from uuid import UUID
 
 from django.db import connection, transaction
+from django.db.models import Subquery
 
 from syncing.models import Record, RecordKey
 from syncing.stores.base import RecordStore, Scope, StaleRecordError, StoredRecord
@@ -26,6 +27,7 @@ UPSERT_FIELDS = [
     "base_data",
     "base_hash",
     "remote_updated_at",
+    "remote_version",
     "local_updated_at",
     "version",
     "deleted_at",
@@ -48,6 +50,7 @@ def to_stored(row: Record) -> StoredRecord:
         base_data=row.base_data,
         base_hash=row.base_hash,
         remote_updated_at=row.remote_updated_at,
+        remote_version=row.remote_version,
         local_updated_at=row.local_updated_at,
         version=row.version,
         deleted_at=row.deleted_at,
@@ -72,6 +75,7 @@ def to_row(record: StoredRecord) -> Record:
         base_data=record.base_data,
         base_hash=record.base_hash,
         remote_updated_at=record.remote_updated_at,
+        remote_version=record.remote_version,
         local_updated_at=record.local_updated_at,
         version=record.version,
         deleted_at=record.deleted_at,
@@ -95,7 +99,8 @@ class OrmRecordStore(RecordStore):
     name = "orm"
 
     def atomic(self):
-        return transaction.atomic()
+        # Joins the caller's transaction (no savepoint: a failure inside aborts it all anyway).
+        return transaction.atomic(savepoint=False)
 
     def get_many(self, scope, ids, *, lock=False):
         ids = list(ids)
@@ -122,11 +127,23 @@ class OrmRecordStore(RecordStore):
             found.setdefault(key, set()).add(record_id)
         return found
 
+    def find_by_external_ids(self, scope, external_ids, *, lock=False):
+        external_ids = list(set(external_ids))
+        if not external_ids:
+            return {}
+        qs = _scoped(scope).filter(external_id__in=external_ids)
+        if lock and connection.features.has_select_for_update:
+            qs = qs.select_for_update()
+        return {row.external_id: to_stored(row) for row in qs}
+
+    def remove(self, tenant_id, record_id):
+        Record.objects.filter(tenant_id=tenant_id, id=record_id).delete()
+
     def write(self, scope, creates, updates):
         records = [*creates, *updates]
         if not records:
             return
-        with transaction.atomic():
+        with transaction.atomic(savepoint=False):
             Record.objects.bulk_create(
                 [to_row(r) for r in records],
                 update_conflicts=True,
@@ -156,19 +173,100 @@ class OrmRecordStore(RecordStore):
         )
 
     def save_record(self, record):
-        """Optimistic single-record replace: the version read must still be current."""
+        """Optimistic single-record replace: the version read must still be current.
+
+        One UPDATE. Match keys are computed by the pull, whose bulk write keeps the key index
+        in step; single-record saves (local edits, conflict resolutions, push results) carry
+        the stored keys along unchanged, so the index is only rewritten when there are keys.
+        """
         expected = int(record.etag) if record.etag else record.version
         new_version = max(record.version, expected + 1)
         fields = {f: getattr(record, f) for f in UPSERT_FIELDS if f != "version"}
-        with transaction.atomic():
+        # No savepoint (it costs two round trips); errors are raised outside the block, so a
+        # caller that handles StaleRecordError keeps a usable transaction.
+        with transaction.atomic(savepoint=False):
             changed = Record.objects.filter(
                 id=record.id, tenant_id=record.tenant_id, version=expected
             ).update(version=new_version, **fields)
-            if not changed:
-                raise StaleRecordError([record.id])
-            scope = Scope(record.tenant_id, record.integration_id, record.entity_type)
-            self._sync_keys(scope, [record.copy(version=new_version)])
-        return self.get(record.tenant_id, record.id)
+            if changed and record.match_keys:
+                scope = Scope(record.tenant_id, record.integration_id, record.entity_type)
+                self._sync_keys(scope, [record.copy(version=new_version)])
+        if not changed:
+            raise StaleRecordError([record.id])
+        return record.copy(version=new_version, etag=str(new_version))
+
+    def mark_pushed(
+        self,
+        tenant_id,
+        record_id,
+        pushed_hash,
+        *,
+        remote=None,
+        local_hash=None,
+        external_id=None,
+        remote_version=None,
+        remote_updated_at=None,
+    ):
+        """The push result in ONE conditional UPDATE (see RecordStore.mark_pushed).
+
+        "Take the provider's copy as the data unless a local edit came in meanwhile" is a CASE
+        on the stored content hash, evaluated under the row lock: no read, and no retry when
+        a local edit races the push result. Written as SQL because it runs once per pushed
+        change: building the same statement from ORM expressions (CASE over a JSON value)
+        cost more than the rest of the push's database work together. Every SET expression
+        sees the row as it was before the UPDATE (standard SQL; PostgreSQL and SQLite agree).
+        """
+        meta = Record._meta
+        col = {f.name: connection.ops.quote_name(f.column) for f in meta.concrete_fields}
+
+        def prep(name, value):
+            return meta.get_field(name).get_db_prep_value(value, connection)
+
+        sets = [f"{col['last_pushed_hash']} = %s", f"{col['version']} = {col['version']} + 1"]
+        params: list = [pushed_hash]
+        if remote is not None:
+            sets += [f"{col['base_data']} = %s", f"{col['base_hash']} = %s"]
+            params += [prep("base_data", remote), pushed_hash]
+            if local_hash is None:
+                sets += [f"{col['data']} = %s", f"{col['content_hash']} = %s"]
+                params += [prep("data", remote), pushed_hash]
+            else:
+                for name, value in (("data", prep("data", remote)), ("content_hash", pushed_hash)):
+                    sets.append(
+                        f"{col[name]} = CASE WHEN {col['content_hash']} = %s "
+                        f"THEN %s ELSE {col[name]} END"
+                    )
+                    params += [local_hash, value]
+        if remote_version is not None:
+            sets.append(f"{col['remote_version']} = %s")
+            params.append(remote_version)
+        if remote_updated_at is not None:
+            sets.append(f"{col['remote_updated_at']} = %s")
+            params.append(prep("remote_updated_at", remote_updated_at))
+        if external_id:
+            sets.append(f"{col['external_id']} = %s")
+            params.append(external_id)
+        statement = (
+            f"UPDATE {connection.ops.quote_name(meta.db_table)} SET {', '.join(sets)} "  # noqa: S608 - our columns; values are params
+            f"WHERE {col['tenant']} = %s AND {col['id']} = %s"
+        )
+        params += [prep("tenant", tenant_id), prep("id", record_id)]
+        with transaction.atomic(savepoint=False):
+            if external_id:
+                # A pull may have stored the provider's copy of this record while the create's
+                # answer was outstanding: that duplicate goes, ours keeps its id.
+                rows = Record.objects.filter(tenant_id=tenant_id, id=record_id)
+                Record.objects.filter(
+                    tenant_id=tenant_id,
+                    integration_id=Subquery(rows.values("integration_id")[:1]),
+                    entity_type=Subquery(rows.values("entity_type")[:1]),
+                    external_id=external_id,
+                ).exclude(id=record_id).delete()
+            with connection.cursor() as cursor:
+                cursor.execute(statement, params)
+                updated = cursor.rowcount
+        if not updated:
+            raise KeyError(record_id)
 
     def mark_seen(self, scope, ids, generation):
         ids = list(ids)

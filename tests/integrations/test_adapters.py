@@ -237,3 +237,41 @@ def test_a_provider_without_an_adapter_cannot_sync(monkeypatch):
     with pytest.raises(AdapterConfigError):
         adapter_for(Integration(provider="noadapter", name="n"), "x")
     assert issubclass(AdapterConfigError, AdapterError)
+
+
+def test_field_mapping_back_to_the_providers_shape():
+    mapping = FieldMapping({"email": "properties.email", "name": "properties.name", "n": "n"})
+    local = {"email": "a@x.com", "name": "Ada", "n": 3, "local_only": True}
+    assert mapping.to_remote(local) == {"properties": {"email": "a@x.com", "name": "Ada"}, "n": 3}
+    assert mapping.to_remote(local, ["name"]) == {"properties": {"name": "Ada"}}
+    assert FieldMapping({}).to_remote({"a": 1, "b": 2}, ["b", "gone"]) == {"b": 2, "gone": None}
+
+
+def test_generic_rest_push_options_are_validated():
+    provider = registry.get("generic_rest")
+    good = {
+        "base_url": "https://api.example.com",
+        "item_path": "/v1/things/{id}",
+        "update_method": "PUT",
+        "idempotency_header": "Idempotency-Key",
+        "conditional_writes": True,
+        "read_only_fields": ["created_at"],
+    }
+    assert provider.validate_config(good) == {}
+    errors = provider.validate_config(
+        {
+            "base_url": "https://api.example.com",
+            "item_path": "/v1/things",
+            "update_method": "POST",
+            "conditional_writes": "yes",
+            "read_only_fields": "created_at",
+            "entities": {"deals": {"marker_field": 7}},
+        }
+    )
+    assert {
+        "item_path",
+        "update_method",
+        "conditional_writes",
+        "read_only_fields",
+        "entities.deals.marker_field",
+    } <= set(errors)

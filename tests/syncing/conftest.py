@@ -6,4 +6,5 @@ from tests.syncing.fixtures import (  # noqa: F401  (fixtures)
     json_server,
     record_store,
 )
+from tests.syncing.outbound_support import pushes  # noqa: F401
 from tests.syncing.sandbox_fixtures import sandbox  # noqa: F401

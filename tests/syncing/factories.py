@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.utils import timezone
 
 from syncing.hashing import content_hash, record_id
-from syncing.models import Conflict, Record, SyncRun, SyncTask
+from syncing.models import Conflict, DeadLetter, OutboundChange, Record, SyncRun, SyncTask
 from tests.factories import IntegrationFactory, isolation_maker
 
 
@@ -52,4 +52,38 @@ def make_conflict(tenant):
         local_data={"name": "local"},
         remote_data={"name": "remote"},
         base_data={"name": "x"},
+    )
+
+
+@isolation_maker(OutboundChange)
+def make_outbound_change(tenant):
+    record = make_record(tenant)
+    return OutboundChange.objects.create(
+        tenant=tenant,
+        integration=record.integration,
+        entity_type=record.entity_type,
+        record_id=record.id,
+        external_id=record.external_id,
+        operation="update",
+        fields=["name"],
+        seq=record.version,
+    )
+
+
+@isolation_maker(DeadLetter)
+def make_dead_letter(tenant):
+    change = make_outbound_change(tenant)
+    change.status = "dead"
+    change.save(update_fields=["status"])
+    return DeadLetter.objects.create(
+        tenant=tenant,
+        change=change,
+        integration=change.integration,
+        entity_type=change.entity_type,
+        record_id=change.record_id,
+        external_id=change.external_id,
+        operation=change.operation,
+        error_code="http_422",
+        error_message="PATCH failed with HTTP 422",
+        response_status=422,
     )

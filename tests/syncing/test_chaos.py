@@ -88,3 +88,31 @@ def test_a_rate_limited_account_is_paced_by_its_headers(tenant, sandbox, enqueue
     statuses = list(SandboxRequest.objects.filter(account=account).values_list("status", flat=True))
     assert statuses.count(200) == 5
     assert run.waited_seconds > 0, "the exhausted limit (remaining 0) was waited out"
+
+
+def test_a_rate_limiter_deferral_releases_the_run_without_counting_a_retry(
+    tenant, sandbox, enqueued, monkeypatch
+):
+    """The limiter's "wait longer than in-process" (castiel.ratelimit's RateLimitDeferred,
+    recognised by name) defers the run to retry_after; nothing is sent, nothing fails."""
+    from castiel.http.errors import OutboundError
+
+    class RateLimitDeferred(OutboundError):
+        retryable = True
+
+    class Gate:
+        def acquire(self, operation, cost=1):
+            raise RateLimitDeferred("fetch deferred: limit used up", retry_after=90)
+
+        def feedback(self, response):
+            return None
+
+    monkeypatch.setattr("integrations.clients.gate_for", lambda integration: Gate())
+    account = sandbox.account()
+    sandbox.seed(account, 5)
+    task = make_task(sandbox_integration(tenant, sandbox.url, account.slug))
+    run = run_once(task, enqueued)
+    assert (run.status, run.retries, run.error_code) == ("deferred", 0, "deferred")
+    task.refresh_from_db()
+    assert 80 < (task.next_run_at - run.started_at).total_seconds() <= 91
+    assert not SandboxRequest.objects.filter(account=account).exists()

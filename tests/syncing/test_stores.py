@@ -120,3 +120,38 @@ def test_push_hash_is_remembered(record_store, scope):
     record_store.write(scope, [a], [])
     record_store.mark_pushed(scope.tenant_id, a.id, "abc")
     assert record_store.get(scope.tenant_id, a.id).last_pushed_hash == "abc"
+
+
+def test_records_are_found_by_external_id_and_a_push_result_is_recorded(record_store, scope):
+    """A record created locally keeps its id when the provider names it (outbound push)."""
+    local = make(scope, "castiel-pending:1")
+    twin = make(scope, "r-42")  # what a pull stored meanwhile for the same remote record
+    record_store.write(scope, [local, twin], [])
+    assert set(record_store.find_by_external_ids(scope, ["r-42", "nope"])) == {"r-42"}
+
+    remote = {"id": "r-42", "name": "as the provider holds it"}
+    record_store.mark_pushed(
+        scope.tenant_id,
+        local.id,
+        "hash-of-remote",
+        remote=remote,
+        local_hash=local.content_hash,
+        external_id="r-42",
+        remote_version="v7",
+    )
+    pushed = record_store.get(scope.tenant_id, local.id)
+    assert (pushed.id, pushed.external_id, pushed.remote_version) == (local.id, "r-42", "v7")
+    assert pushed.data == remote and pushed.base_data == remote
+    assert pushed.last_pushed_hash == "hash-of-remote"
+    assert record_store.get(scope.tenant_id, twin.id) is None, "the duplicate is gone"
+    assert record_store.find_by_external_ids(scope, ["r-42"])["r-42"].id == local.id
+
+    # A local edit made while the push was out keeps its data; only the base moves.
+    edited = record_store.local_edit(
+        scope.tenant_id, local.id, {"name": "mine"}, at=pushed.synced_at
+    )
+    record_store.mark_pushed(
+        scope.tenant_id, local.id, "h2", remote={"name": "old"}, local_hash=local.content_hash
+    )
+    again = record_store.get(scope.tenant_id, local.id)
+    assert again.data == edited.data == {"name": "mine"} and again.base_data == {"name": "old"}

@@ -1,0 +1,308 @@
+"""The outbox itself: atomic with the local change, order per record, coalescing, claims,
+leases and the reaper, and how the rate limiter's refusals are handled. Pushes go to a real
+local HTTP server recording what it receives."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from castiel.http.errors import OutboundError
+from syncing import outbound, outbox
+from syncing.models import OutboundChange, Record
+from syncing.stores import get_store
+from tests.factories import IntegrationFactory
+from tests.syncing.outbound_support import changes_of, push_all
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.embedded]
+
+
+@pytest.fixture
+def sink(http_server):
+    """A provider that accepts every write and remembers the order it got them in."""
+    counter = {"n": 0}
+
+    @http_server.route("POST", "/contacts")
+    def create(request):
+        counter["n"] += 1
+        return 201, {}, {**request.json(), "id": f"r{counter['n']}"}
+
+    return http_server
+
+
+def integration_for(tenant, server):
+    return IntegrationFactory(tenant=tenant, config={"base_url": server.url})
+
+
+def item_route(server, external_id, *, status=200):
+    def handler(request):
+        if request.method == "DELETE":
+            return 204, {}, b""
+        return status, {}, {**request.json(), "id": external_id}
+
+    for method in ("PATCH", "DELETE"):
+        server.routes[(method, f"/contacts/{external_id}")] = handler
+
+
+def created(tenant, server, pushes, data=None):
+    integration = integration_for(tenant, server)
+    made = outbox.record_create(
+        integration=integration, entity_type="contacts", data=data or {"name": "A"}
+    )
+    assert push_all(pushes) == {"succeeded": 1}
+    record = get_store().get(tenant.id, made.record.id)
+    item_route(server, record.external_id)
+    return integration, record
+
+
+# -- one transaction -------------------------------------------------------------------------
+
+
+class Boom(Exception):
+    pass
+
+
+def test_an_update_and_its_outbox_row_roll_back_together(tenant, sink, pushes, monkeypatch):
+    _integration, record = created(tenant, sink, pushes)
+    store = get_store()
+    real_save = store.save_record
+
+    def save_then_crash(edited):
+        real_save(edited)  # the record is written …
+        raise Boom("… and the process dies before the commit")
+
+    monkeypatch.setattr(store, "save_record", save_then_crash)
+    with pytest.raises(Boom):
+        outbox.record_update(tenant_id=tenant.id, record_id=record.id, data={"name": "B"})
+    monkeypatch.undo()
+    assert get_store().get(tenant.id, record.id).data == record.data
+    assert [c.operation for c in changes_of(record.id)] == ["create"]
+
+
+def test_a_failed_outbox_insert_leaves_no_record_behind(tenant, sink, monkeypatch):
+    integration = integration_for(tenant, sink)
+
+    def no_outbox(**fields):
+        raise Boom("the outbox insert failed")
+
+    monkeypatch.setattr(OutboundChange.objects, "create", no_outbox)
+    with pytest.raises(Boom):
+        outbox.record_create(integration=integration, entity_type="contacts", data={"x": 1})
+    assert not Record.objects.exists()
+
+
+def test_a_change_inside_a_rolled_back_outer_transaction_never_leaves(tenant, sink, pushes):
+    integration = integration_for(tenant, sink)
+    with pytest.raises(Boom), transaction.atomic():
+        outbox.record_create(integration=integration, entity_type="contacts", data={"x": 1})
+        raise Boom
+    assert not OutboundChange.objects.exists() and not Record.objects.exists()
+    assert pushes.wakeups == 0, "the wake-up is sent only after commit"
+    assert push_all(pushes) == {} and sink.requests == []
+
+
+# -- order and coalescing --------------------------------------------------------------------
+
+
+def test_pending_updates_coalesce_into_one_push_of_the_union_of_fields(tenant, sink, pushes):
+    _integration, record = created(tenant, sink, pushes, {"name": "A", "email": "a@x", "n": 0})
+    first = outbox.record_update(tenant_id=tenant.id, record_id=record.id, data={"name": "B"})
+    second = outbox.record_update(tenant_id=tenant.id, record_id=record.id, data={"n": 1})
+    assert second.change.pk == first.change.pk
+    assert push_all(pushes) == {"succeeded": 1}
+    change = OutboundChange.objects.get(pk=first.change.pk)
+    assert (change.fields, change.coalesced) == (["n", "name"], 1)
+    patch = [r for r in sink.requests if r.method == "PATCH"]
+    assert len(patch) == 1 and patch[0].json() == {"name": "B", "n": 1}
+
+
+def test_an_update_while_the_previous_one_is_in_flight_is_pushed_after_it(tenant, sink, pushes):
+    _integration, record = created(tenant, sink, pushes)
+    first = outbox.record_update(tenant_id=tenant.id, record_id=record.id, data={"name": "B"})
+    token, claimed = outbound.claim(10)
+    assert claimed == [first.change.pk]
+    second = outbox.record_update(tenant_id=tenant.id, record_id=record.id, data={"name": "C"})
+    assert second.change.pk != first.change.pk, "nothing merges into a claimed change"
+    assert second.change.seq > first.change.seq
+    assert outbound.claim(10)[1] == [], "the successor waits for its head"
+
+    outbound.push_batch(token)
+    assert push_all(pushes) == {"succeeded": 1}
+    bodies = [r.json()["name"] for r in sink.requests if r.method == "PATCH"]
+    assert bodies == ["C", "C"], "each push sends the record as it is now, in order"
+    assert [c.status for c in changes_of(record.id)] == ["succeeded"] * 3
+
+
+def test_deleting_a_record_never_created_remotely_pushes_nothing(tenant, sink, pushes):
+    integration = integration_for(tenant, sink)
+    made = outbox.record_create(integration=integration, entity_type="contacts", data={"x": 1})
+    gone = outbox.record_delete(tenant_id=tenant.id, record_id=made.record.id)
+    assert gone.change is None and gone.record.deleted_at is not None
+    assert push_all(pushes) == {} and sink.requests == []
+    assert OutboundChange.objects.get().status == "superseded"
+
+
+def test_a_delete_supersedes_a_pending_update(tenant, sink, pushes):
+    _integration, record = created(tenant, sink, pushes)
+    update = outbox.record_update(tenant_id=tenant.id, record_id=record.id, data={"name": "Z"})
+    delete = outbox.record_delete(tenant_id=tenant.id, record_id=record.id)
+    assert push_all(pushes) == {"succeeded": 1}
+    assert OutboundChange.objects.get(pk=update.change.pk).status == "superseded"
+    assert OutboundChange.objects.get(pk=delete.change.pk).status == "succeeded"
+    assert [r.method for r in sink.requests] == ["POST", "DELETE"]
+
+
+def test_no_change_no_push_and_deleted_records_refuse_edits(tenant, sink, pushes):
+    _integration, record = created(tenant, sink, pushes)
+    same = outbox.record_update(tenant_id=tenant.id, record_id=record.id, data=dict(record.data))
+    assert same.change is None
+    outbox.record_delete(tenant_id=tenant.id, record_id=record.id)
+    with pytest.raises(outbox.RecordChangeError) as error:
+        outbox.record_update(tenant_id=tenant.id, record_id=record.id, data={"name": "Q"})
+    assert error.value.code == "record_deleted"
+    with pytest.raises(outbox.RecordChangeError) as error:
+        outbox.record_delete(tenant_id=tenant.id, record_id=record.id, expected_version=1)
+    assert error.value.status == 409
+
+
+# -- claims, leases, the reaper --------------------------------------------------------------
+
+
+def test_paused_integrations_and_future_retries_are_not_claimed(tenant, sink, pushes):
+    _integration, record = created(tenant, sink, pushes)
+    change = outbox.record_update(tenant_id=tenant.id, record_id=record.id, data={"n": 1}).change
+    OutboundChange.objects.filter(pk=change.pk).update(
+        next_attempt_at=timezone.now() + timedelta(minutes=5)
+    )
+    assert outbound.claim(10)[1] == []
+    OutboundChange.objects.filter(pk=change.pk).update(next_attempt_at=timezone.now())
+    change.integration.__class__.objects.filter(pk=change.integration_id).update(status="paused")
+    assert outbound.claim(10)[1] == []
+    change.integration.__class__.objects.filter(pk=change.integration_id).update(status="active")
+    assert outbound.claim(10)[1] == [change.pk]
+
+
+def test_a_stale_or_duplicate_message_does_nothing(tenant, sink, pushes):
+    _integration, record = created(tenant, sink, pushes)
+    outbox.record_update(tenant_id=tenant.id, record_id=record.id, data={"n": 1})
+    token, _ = outbound.claim(10)
+    assert outbound.push_batch(token) == {"succeeded": 1}
+    assert outbound.push_batch(token) == {}
+    assert outbound.push_batch("not-a-token") == {}
+    assert len([r for r in sink.requests if r.method == "PATCH"]) == 1
+
+
+def test_expired_leases_are_reaped_and_the_change_is_pushed_again(tenant, sink, pushes):
+    _integration, record = created(tenant, sink, pushes)
+    change = outbox.record_update(tenant_id=tenant.id, record_id=record.id, data={"n": 1}).change
+    token, _ = outbound.claim(10)
+    batch = outbound.PushBatch(token)
+    batch.take()  # the worker took it … and died
+    assert outbound.reap_expired() == 0, "a live lease is left alone"
+    OutboundChange.objects.filter(pk=change.pk).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert outbound.reap_expired() == 1
+    change.refresh_from_db()
+    assert (change.status, change.lease_owner, change.attempts) == ("pending", "", 1)
+    assert "crashed or killed" in change.status_reason
+    assert push_all(pushes) == {"succeeded": 1}
+    change.refresh_from_db()
+    assert change.attempts == 2 and change.attempt_log[-1]["attempt"] == 2
+    # The first worker wakes up and pushes: its result is fenced off (the lease is gone).
+    stale = OutboundChange.objects.get(pk=change.pk)
+    stale.attempts = 1
+    batch.push(stale)
+    batch._flush_acks()
+    change.refresh_from_db()
+    assert change.status == "succeeded" and change.attempt_log[-1]["attempt"] == 2
+
+
+# -- the rate limiter's answers ----------------------------------------------------------------
+
+
+class RateLimitRefused(OutboundError):
+    """Shaped like castiel.ratelimit.errors.RateLimitRefused (recognised by its name)."""
+
+    retryable = True
+
+
+class RateLimitDeferred(OutboundError):
+    retryable = True
+
+
+class FakeGate:
+    """Refuses deletes and defers updates while ``throttled`` is set."""
+
+    def __init__(self):
+        self.throttled = True
+        self.asked: list[str] = []
+
+    def acquire(self, operation, cost=1):
+        self.asked.append(operation)
+        if not self.throttled:
+            return
+        if operation == "delete":
+            raise RateLimitRefused(
+                "delete refused while throttled: the integration's provider limit of 10 per "
+                "1s is used up; room again in 30.0s",
+                retry_after=30,
+            )
+        if operation == "update":
+            raise RateLimitDeferred("update deferred: limit used up", retry_after=12)
+
+    def feedback(self, response):
+        return None
+
+
+def test_throttled_deletes_are_refused_and_kept_pending_with_the_reason(
+    tenant, sink, pushes, monkeypatch
+):
+    _integration, record = created(tenant, sink, pushes)
+    gate = FakeGate()
+    monkeypatch.setattr("integrations.clients.gate_for", lambda integration: gate)
+    update = outbox.record_update(tenant_id=tenant.id, record_id=record.id, data={"n": 2})
+    assert push_all(pushes) == {"deferred": 1}
+    update.change.refresh_from_db()
+    assert (update.change.status, update.change.attempts) == ("pending", 0)
+    wait = (update.change.next_attempt_at - timezone.now()).total_seconds()
+    assert 10 < wait <= 12
+
+    OutboundChange.objects.filter(pk=update.change.pk).update(next_attempt_at=timezone.now())
+    gate.throttled = False
+    assert push_all(pushes) == {"succeeded": 1}
+    gate.throttled = True
+    delete = outbox.record_delete(tenant_id=tenant.id, record_id=record.id).change
+    assert push_all(pushes) == {"refused": 1}
+    delete.refresh_from_db()
+    assert delete.status == "pending" and delete.attempts == 0
+    assert "refused while throttled" in delete.status_reason
+    assert not [r for r in sink.requests if r.method == "DELETE"], "nothing was sent"
+    assert not delete.dead_letters.exists()
+
+    OutboundChange.objects.filter(pk=delete.pk).update(next_attempt_at=timezone.now())
+    gate.throttled = False
+    assert push_all(pushes) == {"succeeded": 1}
+    assert [r.method for r in sink.requests][-1] == "DELETE"
+    assert gate.asked.count("delete") == 2
+
+
+def test_retryable_failures_back_off_then_give_up_into_a_dead_letter(
+    tenant, sink, pushes, settings
+):
+    settings.CASTIEL_OUTBOUND_RETRY_BASE_SECONDS = 0.01
+    settings.CASTIEL_OUTBOUND_RETRY_CAP_SECONDS = 0.02
+    _integration, record = created(tenant, sink, pushes)
+    item_route(sink, record.external_id, status=503)
+    change = outbox.record_update(tenant_id=tenant.id, record_id=record.id, data={"n": 3}).change
+    settings.CASTIEL_OUTBOUND_MAX_ATTEMPTS = 3  # no sync task: the setting is the limit
+    assert push_all(pushes) == {"retry": 2, "dead": 1}
+    change.refresh_from_db()
+    assert (change.status, change.attempts) == ("dead", 3)
+    assert [e["outcome"] for e in change.attempt_log] == ["retry", "retry", "dead"]
+    letter = change.dead_letters.get()
+    assert letter.retryable and letter.response_status == 503
+    assert letter.error_message.startswith("gave up after 3 attempts")

@@ -27,7 +27,6 @@ from castiel.http.errors import DEFERRED, PERMANENT, REFUSED, OutboundError, nex
 from castiel.http.retry import full_jitter_delay
 from castiel.observability.context import get_correlation_id, get_execution_id
 from castiel.observability.logging import get_logger
-from castiel.ratelimit.errors import RateLimitDeferred
 from integrations.adapters.base import AdapterError, InvalidCursor, adapter_for
 from integrations.adapters.mapping import FieldMapping, MappingError
 from integrations.adapters.normalize import parse_timestamp
@@ -213,10 +212,6 @@ class InboundRun:
                 return self.adapter.fetch_page(self.cursor, since=self.since)
             except InvalidCursor as exc:
                 raise SyncFailure("invalid_cursor", str(exc)) from None
-            except RateLimitDeferred as exc:
-                # Castiel's own limiter: nothing was sent and nothing failed, so this is not
-                # a retry attempt; the gate already waited what is reasonable in-process.
-                raise Deferred(exc.retry_after or 1.0, str(exc)) from None
             except AdapterError as exc:
                 if next_step(exc) == PERMANENT:
                     raise
@@ -227,7 +222,8 @@ class InboundRun:
                     raise
                 if step in (DEFERRED, REFUSED):
                     # The rate limiter said wait (nothing was sent): not a failed attempt.
-                    raise Deferred(exc.retry_after or 0, f"rate limiter: {exc}") from None
+                    # The gate already waited what is reasonable in-process.
+                    raise Deferred(exc.retry_after or 1.0, f"rate limiter: {exc}") from None
                 reason, code, retry_after = (
                     _outbound_message(exc),
                     _outbound_code(exc),

@@ -30,6 +30,20 @@ class OutboundError(Exception):
         return self.__class__.__name__
 
 
+class NotSentDeferred(OutboundError):
+    """The request was not sent: a safe operation must wait ``retry_after`` seconds (raised by
+    Castiel's own rate limiter). Not a failed attempt."""
+
+    retryable = True
+
+
+class NotSentRefused(OutboundError):
+    """The request was not sent: a risky operation (delete) is refused until ``retry_after``
+    (raised by Castiel's own rate limiter). Not a failed attempt, never dropped."""
+
+    retryable = True
+
+
 class TransportError(OutboundError):
     """No HTTP answer: DNS, connection refused/reset, TLS, timeout."""
 
@@ -157,13 +171,13 @@ def next_step(exc: BaseException) -> str:
 
     The rate limiter's errors (``castiel.ratelimit.errors``: ``RateLimitRefused`` for a
     delete while throttled, ``RateLimitDeferred`` for a safe operation that must wait longer
-    than it may in-process) are recognised by class name, so this module does not depend on
-    the limiter; both carry ``retry_after`` and mean the request was never sent. Everything
-    else follows its ``retryable`` flag (``OutboundError``, adapter errors).
+    than it may in-process) derive from :class:`NotSentRefused` / :class:`NotSentDeferred`
+    defined here, so this module does not depend on the limiter; both carry ``retry_after``
+    and mean the request was never sent. Everything else follows its ``retryable`` flag
+    (``OutboundError``, adapter errors).
     """
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    if "RateLimitRefused" in names:
+    if isinstance(exc, NotSentRefused):
         return REFUSED
-    if "RateLimitDeferred" in names:
+    if isinstance(exc, NotSentDeferred):
         return DEFERRED
     return RETRY if getattr(exc, "retryable", False) else PERMANENT

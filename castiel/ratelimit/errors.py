@@ -8,7 +8,7 @@ one of these is raised. Importing this module is cheap (no Django models).
 
 from __future__ import annotations
 
-from castiel.http.errors import OutboundError
+from castiel.http.errors import NotSentDeferred, NotSentRefused, OutboundError
 
 
 class RateLimitError(OutboundError):
@@ -31,12 +31,12 @@ class RateLimitError(OutboundError):
         self.operation = operation
 
 
-class RateLimitDeferred(RateLimitError):
+class RateLimitDeferred(RateLimitError, NotSentDeferred):
     """A safe operation must wait longer than is reasonable in-process: reschedule the work
     ``retry_after`` seconds from now (it was not attempted and is not lost)."""
 
 
-class RateLimitRefused(RateLimitError):
+class RateLimitRefused(RateLimitError, NotSentRefused):
     """A risky operation (delete) is refused while its integration is throttled: it must not
     be retried in a hurry. Record ``str(error)`` as the reason; retry no sooner than
     ``retry_after``."""

@@ -10,7 +10,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from castiel.http.errors import OutboundError
+from castiel.ratelimit.errors import RateLimitDeferred, RateLimitRefused
 from syncing import outbound, outbox
 from syncing.models import OutboundChange, Record
 from syncing.stores import get_store
@@ -222,16 +222,6 @@ def test_expired_leases_are_reaped_and_the_change_is_pushed_again(tenant, sink, 
 
 
 # -- the rate limiter's answers ----------------------------------------------------------------
-
-
-class RateLimitRefused(OutboundError):
-    """Shaped like castiel.ratelimit.errors.RateLimitRefused (recognised by its name)."""
-
-    retryable = True
-
-
-class RateLimitDeferred(OutboundError):
-    retryable = True
 
 
 class FakeGate:

@@ -93,12 +93,9 @@ def test_a_rate_limited_account_is_paced_by_its_headers(tenant, sandbox, enqueue
 def test_a_rate_limiter_deferral_releases_the_run_without_counting_a_retry(
     tenant, sandbox, enqueued, monkeypatch
 ):
-    """The limiter's "wait longer than in-process" (castiel.ratelimit's RateLimitDeferred,
-    recognised by name) defers the run to retry_after; nothing is sent, nothing fails."""
-    from castiel.http.errors import OutboundError
-
-    class RateLimitDeferred(OutboundError):
-        retryable = True
+    """The limiter's "wait longer than in-process" (RateLimitDeferred) defers the run to
+    retry_after; nothing is sent, nothing fails."""
+    from castiel.ratelimit.errors import RateLimitDeferred
 
     class Gate:
         def acquire(self, operation, cost=1):

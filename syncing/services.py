@@ -8,7 +8,7 @@ from django.utils import timezone
 from integrations.adapters.base import AdapterError
 from integrations.adapters.mapping import FieldMapping, MappingError
 from syncing import conflicts as conflict_rules
-from syncing import scheduler
+from syncing import history, scheduler
 from syncing.dedup import DedupConfigError, strategy_for
 from syncing.hashing import content_hash
 from syncing.models import Conflict, OutboundChange, SyncTask
@@ -149,6 +149,12 @@ def conflict_resolve(
             **({"deleted_at": None} if undelete else {}),
         )
     )
+    if changed or undelete:
+        action = "restored" if undelete else "updated"
+        fields = history.changed_fields(record.data, chosen)
+        history.local_change(
+            saved, action, fields, origin="conflict", actor=by, source_id=conflict.pk
+        )
     _push_resolution(conflict, saved, chosen, resolution, held, by)
     conflict.status = Conflict.Status.RESOLVED
     conflict.resolution = resolution

@@ -94,6 +94,25 @@ def sync_task_resume(*, task: SyncTask) -> SyncTask:
     return task
 
 
+def sync_task_reset_cursor(*, task: SyncTask) -> bool:
+    """Forget where the task's runs left off: the checkpoint of an interrupted run and the
+    incremental watermark, so the next run reads everything again (existing records are
+    matched, not duplicated). Refused (False) while a run holds the task: its next page
+    would write the checkpoint back."""
+    with transaction.atomic():
+        current = SyncTask.objects.select_for_update().filter(pk=task.pk).first()
+        if current is None or current.lease_owner:
+            return False
+        state = {k: v for k, v in (current.state or {}).items() if k != "watermark"}
+        # The lease condition again: SQLite has no row locks (its IMMEDIATE transaction
+        # already serialises writers, so this is belt and braces there).
+        reset = SyncTask.objects.filter(pk=task.pk, lease_owner="").update(
+            checkpoint={}, state=state
+        )
+    task.refresh_from_db()
+    return bool(reset)
+
+
 class ConflictError(ValueError):
     pass
 

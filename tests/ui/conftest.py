@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
-from tests.syncing.fixtures import enqueued  # noqa: F401  (fixture)
+from tests.syncing.fixtures import (  # noqa: F401  (fixtures)
+    cosmos_endpoint,
+    cosmos_store,
+    enqueued,
+    record_store,
+)
 from tests.syncing.outbound_support import pushes  # noqa: F401  (fixture)
 from tests.syncing.sandbox_fixtures import sandbox  # noqa: F401  (fixture)
 

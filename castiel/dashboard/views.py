@@ -58,16 +58,12 @@ def dashboard(request):
                 Tenant.objects.order_by("name").values_list("id", "name")[:TENANT_CHOICES]
             ),
         )
-    response = TemplateResponse(request, template, context)
-    response["Cache-Control"] = "no-store"
-    return response
+    return TemplateResponse(request, template, context)  # admin_view: never cached
 
 
 def dashboard_data(request):
     _check(request)
-    response = JsonResponse(selectors.figures(tenant_id=_tenant_id(request)).as_dict())
-    response["Cache-Control"] = "no-store"
-    return response
+    return JsonResponse(selectors.figures(tenant_id=_tenant_id(request)).as_dict())
 
 
 # -- panels ----------------------------------------------------------------------------------

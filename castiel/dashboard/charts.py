@@ -56,7 +56,7 @@ def _number(value: float) -> str:
 
 def stacked_bars(series: Series, *, label: str, width: int = 440, height: int = 150) -> SafeString:
     """Hourly stacked bars; the x axis labels every sixth hour (UTC)."""
-    left, right, top, bottom = 34, 4, 8, 18
+    left, right, top, bottom = 34, 16, 8, 18
     plot_w, plot_h = width - left - right, height - top - bottom
     n = len(series.hours)
     names = list(series.values)
@@ -136,7 +136,12 @@ class Bar:
 
 
 def horizontal_bars(
-    bars: list[Bar], *, label: str, maximum: float | None = None, width: int = 440
+    bars: list[Bar],
+    *,
+    label: str,
+    maximum: float | None = None,
+    width: int = 440,
+    empty: str = "none",
 ) -> SafeString:
     """One row per item; bars share one scale (``maximum``, or the largest value)."""
     row_h, label_w, text_w = 22, 150, 96
@@ -178,7 +183,7 @@ def horizontal_bars(
             )
         )
     if not bars:
-        parts.append(format_html('<text x="{}" y="15">none</text>', label_w))
+        parts.append(format_html('<text x="{}" y="15">{}</text>', label_w, empty))
     return _svg(width, height, label, parts)
 
 

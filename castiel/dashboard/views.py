@@ -54,6 +54,7 @@ def dashboard(request):
         context.update(
             site.each_context(request),
             title="Operations dashboard",
+            is_nav_sidebar_enabled=False,  # the charts want the width
             tenants=list(
                 Tenant.objects.order_by("name").values_list("id", "name")[:TENANT_CHOICES]
             ),
@@ -151,7 +152,10 @@ def panels(f: selectors.Figures) -> dict:
         "webhooks_chart": charts.stacked_bars(f.webhooks, label="Webhook deliveries per hour"),
         "webhooks_legend": charts.legend(["accepted", "duplicate", "rejected"]),
         "headroom_chart": charts.horizontal_bars(
-            headroom_bars, label="Rate-limit headroom per integration", maximum=100
+            headroom_bars,
+            label="Rate-limit headroom per integration",
+            maximum=100,
+            empty="no integration has synced yet",
         ),
         "credential_chart": charts.horizontal_bars(credential_bars, label="Credentials by status"),
         "credentials": [
@@ -165,6 +169,7 @@ def panels(f: selectors.Figures) -> dict:
                 for name, provider, n in letters["by_integration"]
             ],
             label="Open dead letters per integration",
+            empty="no open dead letters",
         ),
         "dead_letters_hourly": charts.stacked_bars(
             letters["per_hour"], label="New dead letters per hour", height=90

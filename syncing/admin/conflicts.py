@@ -154,7 +154,6 @@ class ConflictAdmin(admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "title": f"Conflict: {conflict.entity_type} {conflict.external_id}",
-            "subtitle": str(conflict),
             "opts": self.model._meta,
             "original": conflict,
             "conflict": conflict,

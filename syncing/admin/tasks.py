@@ -200,7 +200,6 @@ class SyncTaskAdmin(admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "title": f"Dry run: {task}",
-            "subtitle": str(task),
             "opts": self.model._meta,
             "original": task,
             "task": task,

@@ -60,6 +60,8 @@ def chromium():
 def page(chromium, request):
     context = chromium.new_context(viewport=VIEWPORT, device_scale_factor=1)
     context.set_default_timeout(TIMEOUT_MS)
+    # The admin's navigation sidebar collapsed (its own saved setting): screenshots show the page.
+    context.add_init_script("localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")
     tab = context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))

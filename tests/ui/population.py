@@ -75,3 +75,64 @@ def populate(tenant) -> None:
         body="{}",
     )
     assert obj.pk
+
+
+def busy_day(tenant, task, *, seed: int = 1) -> None:
+    """A believable last day before this hour: runs, failures, webhooks, dead letters, a
+    credential needing re-authorisation — what the dashboard's screenshot shows."""
+    import random
+
+    from castiel.dashboard.selectors import hour_buckets
+    from castiel.ratelimit.models import RateLimitOverride
+    from castiel.ratelimit.services import acquire
+    from credentials.models import Credential
+    from syncing.models import DeadLetter, SyncRun
+    from tests.credentials.factories import make_credential
+    from tests.factories import IntegrationFactory
+    from tests.syncing.factories import make_dead_letter
+    from tests.webhooks.factories import make_event, make_registration
+
+    rng = random.Random(seed)
+    buckets = hour_buckets(timezone.now())
+    for hour in buckets[:-1]:
+        for _ in range(rng.randint(2, 4)):
+            failed = rng.random() < 0.12
+            SyncRun.objects.create(
+                tenant=tenant,
+                task=task,
+                mode=task.mode,
+                status="failed" if failed else "succeeded",
+                started_at=hour + timedelta(minutes=rng.randint(0, 59)),
+                created=0 if failed else rng.randint(0, 12),
+                updated=0 if failed else rng.randint(5, 60),
+                deleted=0 if failed else rng.randint(0, 3),
+                error_code="http_503" if failed else "",
+                error_summary="GET /contacts failed with HTTP 503" if failed else "",
+            )
+    registration = make_registration(tenant, integration=task.integration, name="Acme hooks")
+    for hour in buckets[-12:-1]:
+        for _ in range(rng.randint(3, 9)):
+            outcome = rng.choices(["accepted", "duplicate", "rejected"], [20, 2, 2])[0]
+            make_event(
+                registration,
+                outcome=outcome,
+                reason="bad_signature" if outcome == "rejected" else "ok",
+                http_status=401 if outcome == "rejected" else 200,
+                received_at=hour + timedelta(minutes=rng.randint(0, 59)),
+            )
+    for _ in range(3):
+        make_dead_letter(tenant)
+    DeadLetter.objects.update(created_at=buckets[-4] + timedelta(minutes=12))
+    crm = IntegrationFactory(tenant=tenant, name="Billing (Stripe)", provider="stripe")
+    credential = make_credential(tenant)
+    Credential.objects.filter(pk=credential.pk).update(
+        integration=crm,
+        status="reauth_required",
+        status_reason="invalid_grant: the refresh token was revoked",
+    )
+    # 40 of an hourly allowance of 50 used: 20 % headroom left at the integration level.
+    RateLimitOverride.objects.create(
+        tenant=tenant, integration=crm, level="integration", limit=50, window_seconds=3600
+    )
+    for _ in range(40):
+        assert acquire(tenant, crm, "fetch").allowed

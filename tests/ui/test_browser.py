@@ -19,7 +19,7 @@ from syncing.models import Conflict, DeadLetter, OutboundChange, Record, RecordC
 from tests.syncing.helpers import make_task, run_once, sandbox_integration
 from tests.syncing.outbound_support import sandbox_push_task
 from tests.ui.browser import login, shot
-from tests.webhooks.factories import make_event, make_registration
+from tests.ui.population import busy_day
 
 pytestmark = [
     pytest.mark.browser,
@@ -60,33 +60,41 @@ def signed_in(page, live_server, db):
 def test_the_dashboard_draws_its_charts_and_refreshes_itself(
     signed_in, live_server, sandbox, tenant, enqueued, monkeypatch
 ):
-    monkeypatch.setattr("castiel.dashboard.views.REFRESH_SECONDS", 1)
     account = sandbox.account()
     sandbox.seed(account, 45)
     task = make_task(sandbox_integration(tenant, sandbox.url, account.slug), name="Acme contacts")
+    busy_day(tenant, task)
     assert run_once(task, enqueued).status == SyncRun.Status.SUCCEEDED
-    registration = make_registration(tenant, integration=task.integration)
-    for outcome in ("accepted", "accepted", "rejected"):
-        make_event(
-            registration, outcome=outcome, reason="ok" if outcome == "accepted" else "bad_signature"
-        )
 
     page = signed_in
     page.click("text=Operations dashboard")
     page.wait_for_selector("#panel-records svg")
     assert page.locator("svg.castiel-chart").count() == 8
-    created = page.locator('#panel-records rect[data-series="created"]')
-    assert created.count() == 1 and created.get_attribute("data-value") == "45"
-    assert page.locator('#panel-webhooks rect[data-series="rejected"]').count() == 1
-    assert page.locator("#panel-ratelimits rect.castiel-bar").count() >= 1
-    # The panels re-render by themselves (polled); new data shows without a reload.
-    run_once(task, enqueued)
-    page.wait_for_function(
-        "document.getElementById('castiel-dashboard-panels').dataset.polls >= 1", timeout=10_000
-    )
-    assert "45" in page.inner_text("#panel-records .castiel-figure")
+    # The run just made is the current hour's bar; the earlier hours have theirs.
+    current = '#panel-records rect[data-series="created"]'
+    assert page.locator(current).last.get_attribute("data-value") == "45"
+    assert page.locator("#panel-records rect.castiel-bar").count() > 24
+    assert page.locator('#panel-runs rect[data-series="failed"]').count() >= 1
+    assert page.locator('#panel-webhooks rect[data-series="accepted"]').count() >= 1
+    billing = page.locator('#panel-ratelimits rect[data-series="Billing (Stripe)"]')
+    assert float(billing.get_attribute("data-value")) == 20.0, "40 of 50 requests an hour"
+    assert "invalid_grant" in page.inner_text("#panel-credentials")
+    assert page.inner_text("#panel-deadletters .castiel-figure").startswith("3 open")
     assert not page.js_errors, page.js_errors
     shot(page, "dashboard")
+
+    # New data shows up without a reload: the panels are polled and re-rendered.
+    monkeypatch.setattr("castiel.dashboard.views.REFRESH_SECONDS", 1)
+    page.reload()
+    sandbox_services.object_create(account=account, collection="contacts", data={"email": "n@x"})
+    assert run_once(task, enqueued).created == 1
+    page.wait_for_function(
+        f"document.querySelectorAll('{current}')[document.querySelectorAll('{current}').length"
+        " - 1].dataset.value === '46'",
+        timeout=10_000,
+    )
+    assert int(page.get_attribute("#castiel-dashboard-panels", "data-polls")) >= 1
+    assert not page.js_errors, page.js_errors
 
 
 def test_run_a_sync_from_the_admin_then_see_the_run_the_records_and_a_dry_run(

@@ -123,4 +123,4 @@ def test_a_change_notice_queues_the_owning_sync_task(tenant, enqueued):
     task.refresh_from_db()
     assert task.status == SyncTask.Status.QUEUED
     [(func, args, kind)] = enqueued.drain()
-    assert (func, args[0], kind) == ("syncing.tasks.run_inbound", str(task.pk), "inbound")
+    assert (func, args[0], kind) == ("syncing.tasks.run_inbound_batch", task.lease_owner, "inbound")

@@ -21,7 +21,7 @@ class IntegrationAdminForm(forms.ModelForm):
 
     class Meta:
         model = Integration
-        fields = "__all__"
+        fields = ["tenant", "provider", "name", "config", "enabled", "status", "status_reason"]
 
 
 @admin.register(Integration)

@@ -285,10 +285,9 @@ def integration_resume(*, integration: Integration) -> Integration:
             f"{integration.name!r} needs its credential connected again; resuming cannot fix "
             "that (reconnecting resumes it)."
         )
-    resumed = (
-        Integration.objects.filter(pk=integration.pk, status__in=[status.PAUSED, status.ERROR])
-        .update(status=status.ACTIVE, status_reason="", updated_at=timezone.now())
-    )
+    resumed = Integration.objects.filter(
+        pk=integration.pk, status__in=[status.PAUSED, status.ERROR]
+    ).update(status=status.ACTIVE, status_reason="", updated_at=timezone.now())
     integration.refresh_from_db()
     if resumed:
         from syncing.outbound import request_dispatch

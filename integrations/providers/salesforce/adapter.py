@@ -254,9 +254,9 @@ class SalesforceAdapter(ProviderAdapter):
     def supports_idempotency_keys(self) -> bool:
         return bool(self.external_id_field)
 
-    @property
-    def can_find_created(self) -> bool:
-        return bool(self.external_id_field)
+    # A retried create needs no lookup first: the upsert by External ID is the lookup (it
+    # answers "already there" instead of creating again). find_created serves the 204 case.
+    can_find_created = False
 
     @property
     def read_only_fields(self):

@@ -181,10 +181,12 @@ class ProviderAdapter(Adapter):
             else (quota.reset_after if quota else None),
         )
 
-    def check_cursor_keys(self, cursor, **types) -> None:
-        """``cursor`` is None or a dict whose listed keys have the given types (or None)."""
-        if cursor is None:
+    def check_cursor_keys(self, value, /, **types) -> None:
+        """``value`` (a cursor) is None or a dict whose listed keys have the given types (or
+        are None)."""
+        if value is None:
             return
+        cursor = value
         if not isinstance(cursor, dict):
             raise InvalidCursor(f"cursor must be an object, not {type(cursor).__name__}")
         for key, kind in types.items():

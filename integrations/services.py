@@ -78,7 +78,7 @@ def integration_test_connection(*, integration: Integration) -> ConnectionResult
     return result
 
 
-def _fail(code: str, message: str, **details: Any) -> ConnectionResult:
+def _fail(code: str, message: str, /, **details: Any) -> ConnectionResult:
     return ConnectionResult(False, code, message, details)
 
 

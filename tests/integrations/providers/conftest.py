@@ -1,8 +1,6 @@
 import pytest
 import responses as responses_lib
 
-from tests.syncing.fixtures import enqueued  # noqa: F401  (fixture)
-from tests.syncing.outbound_support import pushes  # noqa: F401  (fixture)
 
 
 @pytest.fixture

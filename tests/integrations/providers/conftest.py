@@ -2,7 +2,6 @@ import pytest
 import responses as responses_lib
 
 
-
 @pytest.fixture
 def rsps():
     """The HTTP boundary of a provider that cannot run locally: ``responses`` answers with

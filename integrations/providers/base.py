@@ -157,6 +157,10 @@ class ProviderInfo:
     required_config: tuple[str, ...] = ()
     # Dotted path of the adapter class (issue: adapter contract), resolved lazily.
     adapter: str | None = None
+    # Dotted path of ``fn(token_response_fields) -> {config key: value}``: configuration the
+    # provider returns with its tokens (Salesforce: the org's instance_url and the
+    # integration user's id), written to the integration after a connect or a refresh.
+    config_from_token: str | None = None
     # --- added with the provider catalogue (all optional; defaults keep older providers valid)
     # The provider's webhook event names (as its webhook parser reads them: GitHub's
     # X-GitHub-Event header, Stripe's ``type``, Slack's ``event.type``, HubSpot's

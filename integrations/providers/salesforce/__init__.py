@@ -61,6 +61,7 @@ PROVIDER = ProviderInfo(
     webhook_scheme=None,
     test_connection="GET /limits",
     required_config=("instance_url",),
+    config_from_token=f"{__name__}.tokens.config_from_token",
     optional_config={
         "login_url": "https://login.salesforce.com",
         "api_version": "v66.0",

@@ -318,6 +318,11 @@ class TestSalesforce(ProviderContract):
         new_token = fixture("salesforce", "oauth_token").body["access_token"]
         assert sent == ["Bearer expired", f"Bearer {new_token}"]
         assert result.details["daily_api_requests"] == {"max": 100000, "remaining": 98152}
+        # The refresh answer named the org's host and the connected user: both kept on the
+        # integration (API calls go to the host; the user's own writes are echoes).
+        integration.refresh_from_db()
+        assert integration.config["instance_url"] == "https://acme.my.salesforce.com"
+        assert integration.config["integration_user_id"] == "005Hs00000CstlIIAR"
 
     @pytest.mark.django_db
     def test_a_login_host_is_refused_as_instance_url(self, api):
@@ -370,3 +375,18 @@ def _scope(task):
     from syncing.stores.base import Scope
 
     return Scope(task.tenant_id, task.integration_id, task.entity_type)
+
+
+def test_the_token_response_configures_the_org_host_and_integration_user():
+    from integrations.providers.salesforce.tokens import config_from_token
+
+    fields = {
+        "instance_url": "https://globex.my.salesforce.com/",
+        "id": "https://login.salesforce.com/id/00D000000000001/005000000000002",
+        "issued_at": "1715335200412",
+    }
+    assert config_from_token(fields) == {
+        "instance_url": "https://globex.my.salesforce.com",
+        "integration_user_id": "005000000000002",
+    }
+    assert config_from_token({"instance_url": "http://insecure.example"}) == {}

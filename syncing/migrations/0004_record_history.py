@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("syncing", "0002_outbound"),
+        ("syncing", "0003_synctask_claimed_index"),
         ("tenancy", "0001_initial"),
     ]
 

@@ -10,7 +10,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html_join
 
 from credentials.connect import ConnectError, oauth_connect_start
-from credentials.models import Credential, OAuthState, TokenRefreshAudit
+from credentials.models import Credential, OAuthState, StoredSecret, TokenRefreshAudit
 from credentials.refresh import credential_refresh
 from credentials.services import credential_revoke
 from integrations.models import Integration
@@ -221,4 +221,26 @@ class OAuthStateAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(StoredSecret)
+class StoredSecretAdmin(admin.ModelAdmin):
+    """The encrypted database secret store's rows: names and versions only — the ciphertext
+    is never shown, and nothing is editable (credentials and registrations own their secrets:
+    deleting a version here would break them)."""
+
+    list_display = ("name", "version", "created_at", "expires_on", "not_before")
+    search_fields = ("=name",)
+    fields = ("name", "version", "tags", "created_at", "expires_on", "not_before")
+    readonly_fields = fields
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False

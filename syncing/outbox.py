@@ -33,6 +33,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from castiel.observability.context import get_correlation_id
+from syncing import history
 from syncing.hashing import content_hash, record_id
 from syncing.models import OutboundChange
 from syncing.stores import get_store
@@ -98,6 +99,7 @@ def record_create(
     with transaction.atomic(), store.atomic():
         change = _new_change(record, Operation.CREATE, list(data), origin=origin, actor=actor)
         record = store.create_record(record)
+        history.local_change(record, "created", [], origin=origin, actor=actor, source_id=change.pk)
     _wake_after_commit()
     return LocalChange(record, change)
 
@@ -133,6 +135,9 @@ def record_update(
         )
         change = _merge_or_add(edited, Operation.UPDATE, fields, origin=origin, actor=actor)
         record = _save(store, edited)
+        history.local_change(
+            record, "updated", fields, origin=origin, actor=actor, source_id=_pk(change)
+        )
     _wake_after_commit()
     return LocalChange(record, change)
 
@@ -153,6 +158,9 @@ def record_delete(
         deleted = record.copy(deleted_at=now, local_updated_at=now, version=record.version + 1)
         change = _merge_or_add(deleted, Operation.DELETE, [], origin=origin, actor=actor)
         record = _save(store, deleted)
+        history.local_change(
+            record, "deleted", [], origin=origin, actor=actor, source_id=_pk(change)
+        )
     _wake_after_commit()
     return LocalChange(record, change)
 
@@ -267,6 +275,10 @@ def _merge_or_add(record: StoredRecord, operation: str, fields, *, origin, actor
                     finished_at=timezone.now(),
                 )
     return _new_change(record, operation, fields, origin=origin, actor=actor)
+
+
+def _pk(change) -> str:
+    return str(change.pk) if change is not None else ""
 
 
 def _wake_after_commit() -> None:

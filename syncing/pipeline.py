@@ -21,6 +21,7 @@ from django.utils import timezone
 from integrations.adapters.mapping import FieldMapping, RecordMappingError
 from integrations.adapters.normalize import parse_timestamp
 from syncing import conflicts as conflict_rules
+from syncing import history
 from syncing.dedup import Decision, Incoming, Strategy, deduplicate
 from syncing.hashing import content_hash, record_id
 from syncing.models import Conflict, SyncTask
@@ -62,6 +63,7 @@ class PagePipeline:
         store: RecordStore,
         generation: int | None,
         run=None,
+        source: tuple[str, str] | None = None,
     ):
         self.task = task
         self.adapter = adapter
@@ -70,6 +72,8 @@ class PagePipeline:
         self.store = store
         self.generation = generation  # full refresh: stamp every record seen
         self.run = run
+        # What the record history names as the cause of this pipeline's writes.
+        self.history_source = source or (("run", str(run.pk)) if run else ("service", ""))
         self.scope = Scope(task.tenant_id, task.integration_id, task.entity_type)
         conflict_rules.validate_config(task.conflict_strategy, task.conflict_config)
 
@@ -158,6 +162,7 @@ class PagePipeline:
             else:
                 updates.append(record)
         self.store.write(self.scope, creates, updates)
+        history.page_written(self, decisions, creates, updates)
         if self._pushes:
             self._queue_pushes()
         if new_conflicts:

@@ -9,3 +9,7 @@ declare("sync-reaper", "syncing.tasks.reap", minutes=1, kind="maintenance")
 # Outbound: return expired push leases, prune old results, dispatch due changes (retries whose
 # backoff ended, wake-ups a cache or broker failure lost).
 declare("outbound-tick", "syncing.tasks.outbound_tick", minutes=1, kind="maintenance")
+# Record history older than CASTIEL_RECORD_HISTORY_RETENTION_DAYS (90) is deleted in batches.
+declare(
+    "record-history-prune", "syncing.tasks.prune_record_history", minutes=60, kind="maintenance"
+)

@@ -8,7 +8,7 @@ from django.utils import timezone
 from integrations.adapters.base import AdapterError
 from integrations.adapters.mapping import FieldMapping, MappingError
 from syncing import conflicts as conflict_rules
-from syncing import scheduler
+from syncing import history, scheduler
 from syncing.dedup import DedupConfigError, strategy_for
 from syncing.hashing import content_hash
 from syncing.models import Conflict, OutboundChange, SyncTask
@@ -94,6 +94,25 @@ def sync_task_resume(*, task: SyncTask) -> SyncTask:
     return task
 
 
+def sync_task_reset_cursor(*, task: SyncTask) -> bool:
+    """Forget where the task's runs left off: the checkpoint of an interrupted run and the
+    incremental watermark, so the next run reads everything again (existing records are
+    matched, not duplicated). Refused (False) while a run holds the task: its next page
+    would write the checkpoint back."""
+    with transaction.atomic():
+        current = SyncTask.objects.select_for_update().filter(pk=task.pk).first()
+        if current is None or current.lease_owner:
+            return False
+        state = {k: v for k, v in (current.state or {}).items() if k != "watermark"}
+        # The lease condition again: SQLite has no row locks (its IMMEDIATE transaction
+        # already serialises writers, so this is belt and braces there).
+        reset = SyncTask.objects.filter(pk=task.pk, lease_owner="").update(
+            checkpoint={}, state=state
+        )
+    task.refresh_from_db()
+    return bool(reset)
+
+
 class ConflictError(ValueError):
     pass
 
@@ -149,6 +168,12 @@ def conflict_resolve(
             **({"deleted_at": None} if undelete else {}),
         )
     )
+    if changed or undelete:
+        action = "restored" if undelete else "updated"
+        fields = history.changed_fields(record.data, chosen)
+        history.local_change(
+            saved, action, fields, origin="conflict", actor=by, source_id=conflict.pk
+        )
     _push_resolution(conflict, saved, chosen, resolution, held, by)
     conflict.status = Conflict.Status.RESOLVED
     conflict.resolution = resolution

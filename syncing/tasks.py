@@ -43,3 +43,9 @@ def outbound_tick():
     from syncing.outbound import tick
 
     return tick()
+
+
+def prune_record_history():
+    from syncing.history import prune
+
+    return prune()

@@ -17,7 +17,7 @@ from castiel.observability.logging import get_logger
 from integrations.adapters.base import adapter_for
 from integrations.adapters.mapping import FieldMapping, MappingError
 from integrations.models import Integration
-from syncing import scheduler
+from syncing import history, scheduler
 from syncing.dedup import DedupConfigError, strategy_for
 from syncing.hashing import record_id
 from syncing.models import SyncTask
@@ -111,6 +111,7 @@ def upsert_record(event, context) -> dict:
         strategy=strategy,
         store=store,
         generation=None,
+        source=("webhook", context.webhook_event_id),
     )
     with store.atomic():
         result = pipeline.apply([event.payload])
@@ -139,6 +140,7 @@ def delete_record(event, context) -> dict:
             [],
             [existing.copy(deleted_at=now, version=existing.version + 1, synced_at=now)],
         )
+        history.deleted(existing, source="webhook", source_id=context.webhook_event_id)
     return {"outcome": "deleted", "task": str(task.pk)}
 
 

@@ -74,6 +74,7 @@ class WebhookRegistrationAdmin(admin.ModelAdmin):
         "integration",
         "is_active",
         "has_secret",
+        "receive_url",
         "updated_at",
     )
     list_filter = ("scheme", "is_active", "tenant")
@@ -134,7 +135,7 @@ class WebhookEventAdmin(admin.ModelAdmin):
         "http_status",
         "attempts",
     )
-    list_filter = ("outcome", "status", "reason", "registration__scheme", "tenant")
+    list_filter = ("outcome", "status", "provider", "reason", "registration__scheme", "tenant")
     search_fields = ("=id", "dedupe_key", "external_id", "event_type", "correlation_id")
     list_select_related = ("registration", "tenant")
     date_hierarchy = "received_at"

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
-from castiel.ratelimit.models import IntegrationUsage, RateLimitOverride
+from castiel.ratelimit.models import IntegrationUsage, LimiterCounter, RateLimitOverride
 from castiel.ratelimit.selectors import usage_for
 
 
@@ -113,3 +113,23 @@ class IntegrationUsageAdmin(admin.ModelAdmin):
             "<tbody>{}</tbody></table>",
             rows,
         )
+
+
+@admin.register(LimiterCounter)
+class LimiterCounterAdmin(admin.ModelAdmin):
+    """The database backend's counters (read-only: the limiter owns them; idle rows are
+    deleted by the hourly cleanup)."""
+
+    list_display = ("key", "expires_at")
+    search_fields = ("key",)
+    readonly_fields = ("key", "data", "expires_at")
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

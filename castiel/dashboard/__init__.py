@@ -1,0 +1,1 @@
+"""The operations dashboard (an admin page): figures in ``selectors``, SVG in ``charts``."""

@@ -1,0 +1,293 @@
+"""Records (edited through the outbox), their change history, and the dedup-key index."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import F, Q
+from django.utils.html import format_html, format_html_join
+
+from castiel import admin_helpers as ui
+from syncing import history, outbox
+from syncing.models import (
+    Conflict,
+    DeadLetter,
+    OutboundChange,
+    Record,
+    RecordChange,
+    RecordKey,
+)
+
+# RecordChange.source → (app, model) of the admin page that names the source.
+SOURCE_PAGES = {
+    "run": ("syncing", "syncrun"),
+    "webhook": ("webhooks", "webhookevent"),
+    "conflict": ("syncing", "conflict"),
+    "api": ("syncing", "outboundchange"),
+    "admin": ("syncing", "outboundchange"),
+    "rule": ("syncing", "outboundchange"),
+    "service": ("syncing", "outboundchange"),
+}
+
+
+def source_link(change: RecordChange):
+    label = change.get_source_display()
+    if not change.source_id:
+        return label
+    app, model = SOURCE_PAGES[change.source]
+    return ui.link(app, model, change.source_id, f"{label} {change.source_id[:8]}")
+
+
+class PrettyJSONField(forms.JSONField):
+    """The record's data indented, one field per line: easier to read and to edit."""
+
+    def prepare_value(self, value):
+        if isinstance(value, forms.fields.InvalidJSONInput):
+            return value
+        return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True, cls=self.encoder)
+
+
+class RecordForm(forms.ModelForm):
+    data = PrettyJSONField(
+        widget=forms.Textarea(attrs={"rows": 16, "cols": 90, "class": "vLargeTextField"})
+    )
+
+    class Meta:
+        model = Record
+        fields = ["integration", "entity_type", "data"]
+
+    def clean_data(self):
+        data = self.cleaned_data["data"]
+        if not isinstance(data, dict):
+            raise forms.ValidationError("The data must be a JSON object.")
+        if self.instance.pk and self.instance.deleted_at is not None:
+            raise forms.ValidationError("The record is deleted; it cannot be edited.")
+        return data
+
+
+class LocallyModifiedFilter(admin.SimpleListFilter):
+    title = "local edits"
+    parameter_name = "modified"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Edited locally since the last sync"), ("no", "As last synced")]
+
+    def queryset(self, request, queryset):
+        edited = ~Q(content_hash=F("base_hash")) & ~Q(base_hash="")
+        if self.value() == "yes":
+            return queryset.filter(edited)
+        if self.value() == "no":
+            return queryset.exclude(edited)
+        return queryset
+
+
+@admin.register(Record)
+class RecordAdmin(admin.ModelAdmin):
+    """Records are edited through the outbox services: every save (and delete) here is a local
+    change with its outbound change in the same transaction, pushed to the provider next."""
+
+    form = RecordForm
+    list_display = (
+        "external_id",
+        "entity_type",
+        "integration",
+        "tenant",
+        "version",
+        "edited",
+        "deleted_at",
+        "synced_at",
+    )
+    list_filter = (
+        "entity_type",
+        LocallyModifiedFilter,
+        ("deleted_at", admin.EmptyFieldListFilter),
+        "tenant",
+        "integration",
+    )
+    # ``data`` searches inside the JSON (a scan; the id and external id are indexed).
+    search_fields = ("=id", "=external_id", "data")
+    list_select_related = ("integration", "tenant")
+    show_full_result_count = False
+    actions = ["delete_locally"]
+    readonly_extra = ("edited", "history_table", "related")
+
+    @admin.display(boolean=True, description="edited locally")
+    def edited(self, obj):
+        return bool(obj.base_hash) and obj.content_hash != obj.base_hash
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["integration", "entity_type", "data"]
+        own = [f.name for f in Record._meta.fields if f.name != "data"]
+        return ["data", "history_table", "related", *own]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        return [*self.readonly_extra, *[f.name for f in Record._meta.fields if f.name != "data"]]
+
+    @admin.display(description="History")
+    def history_table(self, obj):
+        changes = history.for_record(obj.pk)
+        if not changes:
+            return "No recorded changes."
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    f"{change.at:%Y-%m-%d %H:%M:%S}",
+                    ui.badge(change.action),
+                    ", ".join(change.fields)
+                    or ("all fields" if change.action == "created" else "—"),
+                    source_link(change),
+                    change.actor or "",
+                )
+                for change in changes
+            ),
+        )
+        return format_html(
+            '<table class="castiel-table" id="record-history"><thead><tr><th>when</th>'
+            "<th>change</th><th>fields</th><th>by</th><th>actor</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            rows,
+        )
+
+    @admin.display(description="Related")
+    def related(self, obj):
+        pk = str(obj.pk)
+        parts = [
+            ui.changelist_link(
+                "syncing",
+                "outboundchange",
+                f"{OutboundChange.objects.filter(record_id=obj.pk).count()} outbound change(s)",
+                record_id=pk,
+            ),
+            ui.changelist_link(
+                "syncing",
+                "conflict",
+                f"{Conflict.objects.filter(record_id=obj.pk).count()} conflict(s)",
+                record_id=pk,
+            ),
+            ui.changelist_link(
+                "syncing",
+                "deadletter",
+                f"{DeadLetter.objects.filter(record_id=obj.pk).count()} dead letter(s)",
+                record_id=pk,
+            ),
+        ]
+        return format_html_join(" · ", "{}", ((part,) for part in parts))
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # a hard delete would never reach the provider
+        return actions
+
+    def save_model(self, request, obj, form, change):
+        actor = f"admin:{request.user}"
+        try:
+            if change:
+                result = outbox.record_update(
+                    tenant_id=obj.tenant_id,
+                    record_id=obj.pk,
+                    data=form.cleaned_data["data"],
+                    replace=True,
+                    origin=OutboundChange.Origin.ADMIN,
+                    actor=actor,
+                )
+            else:
+                result = outbox.record_create(
+                    integration=form.cleaned_data["integration"],
+                    entity_type=form.cleaned_data["entity_type"],
+                    data=form.cleaned_data["data"],
+                    origin=OutboundChange.Origin.ADMIN,
+                    actor=actor,
+                )
+        except outbox.RecordChangeError as exc:
+            # A race the form could not see (the record changed meanwhile): nothing was saved.
+            self.message_user(request, f"Not saved: {exc}", messages.ERROR)
+            return
+        saved = Record.objects.get(pk=result.record.id)
+        obj.__dict__.update(saved.__dict__)  # the admin's redirect and log use obj.pk
+
+    def delete_model(self, request, obj):
+        outbox.record_delete(
+            tenant_id=obj.tenant_id,
+            record_id=obj.pk,
+            origin=OutboundChange.Origin.ADMIN,
+            actor=f"admin:{request.user}",
+        )
+
+    @admin.action(description="Delete locally and at the provider")
+    def delete_locally(self, request, queryset):
+        done = 0
+        for record in queryset.filter(deleted_at__isnull=True):
+            self.delete_model(request, record)
+            done += 1
+        self.message_user(request, f"{done} record(s) deleted; the deletes are queued")
+
+
+@admin.register(RecordChange)
+class RecordChangeAdmin(admin.ModelAdmin):
+    """The history of every record: read-only (written by the code that changes records)."""
+
+    list_display = (
+        "at",
+        "action_badge",
+        "record",
+        "entity_type",
+        "changed",
+        "source_page",
+        "actor",
+    )
+    list_filter = ("action", "source", "entity_type", "tenant")
+    search_fields = ("=record_id", "=external_id", "=source_id", "=correlation_id")
+    show_full_result_count = False
+    date_hierarchy = "at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in RecordChange._meta.fields] + ["record", "source_page"]
+
+    @admin.display(description="change", ordering="action")
+    def action_badge(self, obj):
+        return ui.badge(obj.action)
+
+    @admin.display(description="record")
+    def record(self, obj):
+        return ui.link("syncing", "record", obj.record_id, obj.external_id or obj.record_id)
+
+    @admin.display(description="fields")
+    def changed(self, obj):
+        return ", ".join(obj.fields) or "—"
+
+    @admin.display(description="source")
+    def source_page(self, obj):
+        return source_link(obj)
+
+
+@admin.register(RecordKey)
+class RecordKeyAdmin(admin.ModelAdmin):
+    """The ORM store's dedup-key index (maintained by the store; read-only)."""
+
+    list_display = ("key", "entity_type", "record")
+    list_filter = ("entity_type",)
+    search_fields = ("=key", "=record__id", "=record__external_id")
+    list_select_related = ("record",)
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,7 +1,17 @@
 from rest_framework import serializers
 
 from castiel.api.base import TenantModelSerializer
-from syncing.models import Conflict, DeadLetter, OutboundChange, Record, SyncRun, SyncTask
+from syncing.models import (
+    Conflict,
+    DeadLetter,
+    OutboundChange,
+    PushRule,
+    Record,
+    SyncRun,
+    SyncTask,
+)
+from syncing.preview import MAX_PAGES
+from syncing.rules import push_rule_config_errors
 from syncing.services import sync_task_config_errors
 
 LEASE_FIELDS = ["lease_owner", "lease_expires_at"]
@@ -297,3 +307,108 @@ class RunNowSerializer(serializers.Serializer):
         help_text="True if queued now; false if a run is in progress (it runs again after)."
     )
     task = SyncTaskSerializer()
+
+
+class DryRunRequestSerializer(serializers.Serializer):
+    pages = serializers.IntegerField(
+        min_value=1,
+        max_value=MAX_PAGES,
+        default=1,
+        help_text="How many pages to fetch and preview (each is a real request).",
+    )
+
+
+class PreviewItemSerializer(serializers.Serializer):
+    external_id = serializers.CharField()
+    record_id = serializers.UUIDField()
+    outcome = serializers.CharField(
+        help_text="The pipeline's decision: created, updated, deleted, unchanged, echoes "
+        "(our own push coming back) or conflicts."
+    )
+    fields = serializers.ListField(
+        child=serializers.CharField(), help_text="Local fields whose value would change."
+    )
+    data = serializers.DictField(
+        allow_null=True, help_text="The record's local data after the run (changes only)."
+    )
+
+
+class PreviewSerializer(serializers.Serializer):
+    task_id = serializers.UUIDField()
+    pages = serializers.IntegerField(help_text="Pages fetched.")
+    fetched = serializers.IntegerField(help_text="Records fetched.")
+    has_more = serializers.BooleanField(help_text="The provider has more pages than previewed.")
+    create = PreviewItemSerializer(many=True)
+    update = PreviewItemSerializer(many=True)
+    delete = PreviewItemSerializer(many=True)
+    unchanged = PreviewItemSerializer(many=True)
+    conflict = PreviewItemSerializer(many=True)
+    counts = serializers.DictField(
+        child=serializers.IntegerField(), help_text="The run counters these pages would add."
+    )
+    errors = serializers.ListField(
+        child=serializers.CharField(), help_text="Records that could not be mapped."
+    )
+
+
+class PushRuleSerializer(TenantModelSerializer):
+    event_types = serializers.ListField(
+        child=serializers.CharField(min_length=1, max_length=200),
+        required=False,
+        default=list,
+        help_text="Shell patterns of event types that fire the rule (contacts.*); empty = all.",
+    )
+    field_mapping = serializers.DictField(
+        required=False,
+        default=dict,
+        help_text="Target field → source path or {path, transform, default}; empty copies "
+        "the payload.",
+    )
+
+    class Meta:
+        model = PushRule
+        fields = [
+            "id",
+            "name",
+            "enabled",
+            "source_integration",
+            "source_entity_type",
+            "event_types",
+            "target_integration",
+            "target_entity_type",
+            "field_mapping",
+            "match_field",
+            "create_missing",
+            "last_fired_at",
+            "last_outcome",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "last_fired_at", "last_outcome", "created_at", "updated_at"]
+
+    def validate(self, attrs):
+        def current(name, default=None):
+            if name in attrs:
+                return attrs[name]
+            return getattr(self.instance, name, default) if self.instance else default
+
+        errors = push_rule_config_errors(
+            source_integration=current("source_integration"),
+            source_entity_type=current("source_entity_type", ""),
+            event_types=current("event_types", []),
+            target_integration=current("target_integration"),
+            target_entity_type=current("target_entity_type", ""),
+            field_mapping=current("field_mapping", {}),
+            match_field=current("match_field", ""),
+        )
+        tenant = self.context.get("tenant")
+        name = attrs.get("name")
+        if tenant is not None and name:
+            clash = PushRule.objects.filter(tenant=tenant, name=name)
+            if self.instance is not None:
+                clash = clash.exclude(pk=self.instance.pk)
+            if clash.exists():
+                errors["name"] = "A push rule with this name exists."
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs

@@ -272,6 +272,13 @@ class DeadLetterBulkResultSerializer(serializers.Serializer):
 
 
 class ConflictSerializer(TenantModelSerializer):
+    resolution = serializers.ChoiceField(
+        choices=Conflict.Resolution.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text="How it was resolved (empty while open).",
+    )
+
     class Meta:
         model = Conflict
         fields = [

@@ -9,7 +9,7 @@ from rest_framework.response import Response
 
 from castiel.api.base import TenantModelViewSet, TenantReadOnlyModelViewSet
 from castiel.api.errors import ApiError
-from castiel.api.filters import id_filter
+from castiel.api.filters import after, before, id_filter
 from castiel.api.schema import error_example, error_response
 from webhooks import services
 from webhooks.api.serializers import (
@@ -108,8 +108,8 @@ class WebhookRegistrationViewSet(TenantModelViewSet):
 
 class WebhookEventFilter(django_filters.FilterSet):
     registration = id_filter("registration_id", "Webhook registration id.")
-    received_after = django_filters.IsoDateTimeFilter(field_name="received_at", lookup_expr="gte")
-    received_before = django_filters.IsoDateTimeFilter(field_name="received_at", lookup_expr="lt")
+    received_after = after("received_at")
+    received_before = before("received_at")
 
     class Meta:
         model = WebhookEvent

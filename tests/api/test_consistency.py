@@ -96,3 +96,31 @@ def test_every_operation_documents_its_errors():
         ("/api/v1/credentials/", "post"),
     ]:
         assert expected in conflicts, expected
+
+
+@pytest.mark.django_db
+def test_time_filters_take_any_iso_offset_and_reject_out_of_range_times(api, tenant):
+    make_sync_task(tenant)
+    # +17:44 is valid ISO 8601 but beyond what PostgreSQL accepts: converted to UTC first.
+    ok = api.get("/api/v1/integrations/", {"created_after": "2000-03-28T21:31:38+17:44"})
+    assert ok.status_code == 200 and ok.json()["count"] == 1
+    early = api.get("/api/v1/webhook-events/", {"received_after": "0001-01-01T00:00:00+05:00"})
+    assert early.status_code == 400 and "received_after" in early.json()["details"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
+def test_unknown_api_routes_are_404_json_for_every_method(api, method):
+    response = getattr(api, method)("/api/v1/integrations/0.5/", {}, format="json")
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+
+
+@pytest.mark.django_db
+def test_numbers_beyond_the_columns_are_400_not_500(api, tenant):
+    big = api.post(
+        "/api/v1/rate-limit-overrides/",
+        {"level": "tenant", "limit": 409858288857448, "window_seconds": 60},
+        format="json",
+    )
+    assert big.status_code == 400 and "limit" in big.json()["details"]

@@ -271,3 +271,26 @@ class DeadLetterAdmin(admin.ModelAdmin):
     @admin.action(description="Discard (give up; the record's later changes go ahead)")
     def discard(self, request, queryset):
         self._resolve(request, queryset, deadletters.dead_letters_discard, "discarded")
+
+
+# -- push rules (minimal; syncing/rules.py). A block of its own so it merges cleanly. ----------
+from syncing.models import PushRule  # noqa: E402
+
+
+@admin.register(PushRule)
+class PushRuleAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "tenant",
+        "source_integration",
+        "source_entity_type",
+        "target_integration",
+        "target_entity_type",
+        "match_field",
+        "enabled",
+        "last_fired_at",
+        "last_outcome",
+    )
+    list_filter = ("enabled", "tenant")
+    search_fields = ("name", "source_entity_type", "target_entity_type")
+    readonly_fields = ("last_fired_at", "last_outcome", "created_at", "updated_at")

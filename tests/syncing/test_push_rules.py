@@ -223,3 +223,13 @@ def test_another_tenants_rules_never_fire(tenant, other_tenant):
     outcome = [a for a in event.actions if a.get("action") == "push.evaluate_rules"]
     assert outcome[0]["result"] == {"outcome": "no_rules"}
     assert not OutboundChange.objects.exists()
+
+
+@pytest.mark.django_db
+def test_rules_are_listed_in_the_admin(admin_client, tenant):
+    source, _registration = crm_source(tenant)
+    target = make_integration(tenant, "http://127.0.0.1:9/", name="Helpdesk")
+    the_rule = rule(tenant, source, target)
+    page = admin_client.get("/admin/syncing/pushrule/")
+    assert page.status_code == 200 and the_rule.name in page.content.decode()
+    assert admin_client.get(f"/admin/syncing/pushrule/{the_rule.pk}/change/").status_code == 200

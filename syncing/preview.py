@@ -1,206 +1,232 @@
-"""Dry-run preview of a sync task: what the next run would create, update and delete.
+"""Dry run: what the next run of a sync task would create, update and delete — written nowhere.
 
 :func:`sync_task_preview` checks the task exactly as a worker would
 (:meth:`syncing.inbound.InboundRun.preflight`: integration operational, mapping, dedup and
-conflict configuration, the stored cursor and watermark), fetches up to ``pages`` pages from
-where the next run would start, and runs the real page pipeline
-(:class:`syncing.pipeline.PagePipeline`) over them — but nothing is kept:
+conflict configuration, the stored cursor and watermark), fetches up to ``max_pages`` pages
+from where the next run would start (through the real adapter and client: credentials, rate
+limits and the SSRF guard apply) and runs them through the real page pipeline — mapping,
+dedup, conflict check — so the decisions are exactly a run's. Nothing is kept:
 
 * record writes go to a capturing store that reads through to the real one and writes
-  nothing (so this is also safe with the Cosmos DB store, which cannot roll back);
-* everything else the pipeline writes (manual-review ``Conflict`` rows, outbound changes for
-  conflicts resolved in favour of local data) happens inside a transaction that is rolled
-  back, so its after-commit wake-ups are dropped too.
+  nothing (the Cosmos DB store cannot join a transaction, so a rollback alone would not do);
+* everything relational the pipeline writes (manual-review ``Conflict`` rows, outbound changes
+  for conflicts local data won) happens inside a transaction that is rolled back, so its
+  after-commit wake-ups are dropped too;
+* the task's lease, checkpoint, watermark and runs are never touched.
 
-The pages are fetched *before* that transaction opens: on SQLite a write transaction holds the
-database lock, which must not wait on a provider. Fetching costs real requests (through the
-rate limiter, like any fetch); the task's state, checkpoint and runs are not touched.
+Pages are fetched one at a time *outside* that transaction: on SQLite a write transaction
+holds the database lock, which must not wait on a provider.
 
-Used by the API (``POST /api/v1/sync-tasks/{id}/dry-run/``) and the admin's dry-run action.
+The contract (``sync_task_preview(*, task, max_pages) -> Preview`` with ``ok``, ``error_code``,
+``error`` and ``as_dict()``) is the one the admin's dry-run page uses (issue 9, UI half), so
+the API and the admin share one service; that branch's module, which also feeds record
+history, can replace this one as is.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db import transaction
 
-from castiel.http.errors import DEFERRED, REFUSED, OutboundError, next_step
+from castiel.http.errors import OutboundError
 from integrations.adapters.base import AdapterError
-from syncing.models import SyncTask
-from syncing.pipeline import PagePipeline
-from syncing.stores import get_store
-from syncing.stores.base import RecordStore
+from syncing.deadletters import error_code, error_message
+from syncing.models import Conflict, SyncTask
+from syncing.pipeline import OUTCOMES
 
-MAX_PAGES = 10
-# The pipeline's outcome names → the preview's lists.
-LISTS = {
-    "created": "create",
-    "updated": "update",
-    "deleted": "delete",
-    "unchanged": "unchanged",
-    "echoes": "unchanged",
-    "conflicts": "conflict",
-}
-
-
-class PreviewError(Exception):
-    """The preview cannot run; ``code`` and ``status`` are the API's."""
-
-    def __init__(self, code: str, message: str, *, status: int = 409, retry_after=None):
-        super().__init__(message)
-        self.code = code
-        self.status = status
-        self.retry_after = retry_after
+MAX_PAGES = 5
+MAX_ITEMS = 500
 
 
 @dataclass
 class PreviewItem:
+    action: str  # created / updated / deleted / restored / conflict
     external_id: str
     record_id: str
-    outcome: str  # the pipeline's: created, updated, deleted, unchanged, echoes, conflicts
-    fields: list[str] = field(default_factory=list)  # fields whose local value would change
-    data: dict | None = None  # the local data after the run (None: unchanged / untouched)
+    fields: list[str] = field(default_factory=list)
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict:
+        return {
+            "action": self.action,
+            "external_id": self.external_id,
+            "record_id": self.record_id,
+            "fields": self.fields,
+            "before": self.before,
+            "after": self.after,
+        }
 
 
 @dataclass
 class Preview:
     task_id: str
+    mode: str
+    since: str | None = None
+    cursor: dict | None = None
     pages: int = 0
-    fetched: int = 0
-    has_more: bool = False  # the provider has more pages than were previewed
-    create: list[PreviewItem] = field(default_factory=list)
-    update: list[PreviewItem] = field(default_factory=list)
-    delete: list[PreviewItem] = field(default_factory=list)
-    unchanged: list[PreviewItem] = field(default_factory=list)
-    conflict: list[PreviewItem] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=dict)  # the run counters it would add
-    errors: list[str] = field(default_factory=list)  # records that could not be mapped
+    more_pages: bool = False
+    counts: Counter = field(default_factory=Counter)
+    items: list[PreviewItem] = field(default_factory=list)
+    truncated: bool = False
+    errors: list[str] = field(default_factory=list)
+    error_code: str = ""
+    error: str = ""
 
-    def add(self, item: PreviewItem) -> None:
-        getattr(self, LISTS[item.outcome]).append(item)
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+    def as_dict(self) -> dict:
+        return {
+            "task": self.task_id,
+            "mode": self.mode,
+            "since": self.since,
+            "cursor": self.cursor,
+            "pages": self.pages,
+            "more_pages": self.more_pages,
+            "counts": {name: self.counts.get(name, 0) for name in OUTCOMES},
+            "items": [item.as_dict() for item in self.items],
+            "truncated": self.truncated,
+            "record_errors": self.errors,
+            "error_code": self.error_code,
+            "error": self.error,
+        }
 
 
-class _CapturingStore(RecordStore):
-    """Reads go to the real store; writes are remembered, never made."""
+class CapturingStore:
+    """A record store that reads through to the real one and keeps writes to itself."""
 
-    def __init__(self, real: RecordStore):
-        self.real = real
-        self.written: dict = {}
+    def __init__(self, store):
+        self._store = store
+        self.creates: list = []
+        self.updates: list = []
 
-    def atomic(self):
-        return self.real.atomic()
+    def __getattr__(self, name):
+        return getattr(self._store, name)
 
     def get_many(self, scope, ids, *, lock=False):
-        return self.real.get_many(scope, ids)  # no locks: nothing will be written
-
-    def find_by_keys(self, scope, keys):
-        return self.real.find_by_keys(scope, keys)
-
-    def find_by_external_ids(self, scope, external_ids, **kwargs):
-        return self.real.find_by_external_ids(scope, external_ids)
+        return self._store.get_many(scope, ids)  # no row locks: nothing will be written
 
     def write(self, scope, creates, updates):
-        for record in [*creates, *updates]:
-            self.written[record.id] = record
+        self.creates.extend(creates)
+        self.updates.extend(updates)
 
     def mark_seen(self, scope, ids, generation):
         pass
 
-
-class _PreviewPipeline(PagePipeline):
-    """The real pipeline, noting the outcome it decides for every record."""
-
-    def __init__(self, *args, preview: Preview, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.preview = preview
-
-    def _decide(self, decision, now, open_conflicts, new_conflicts):
-        outcome, record = super()._decide(decision, now, open_conflicts, new_conflicts)
-        existing = decision.existing
-        old = existing.data if existing is not None else {}
-        new = record.data if record is not None else old
-        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-        if outcome == "deleted":
-            changed = []
-        self.preview.add(
-            PreviewItem(
-                external_id=decision.external_id,
-                record_id=str(decision.target_id),
-                outcome=outcome,
-                fields=changed,
-                data=new if (record is not None and (changed or existing is None)) else None,
-            )
-        )
-        return outcome, record
+    def soft_delete_unseen(self, scope, generation, at):
+        return 0
 
 
-def sync_task_preview(task: SyncTask, pages: int = 1) -> Preview:
-    """What the next run of ``task`` would do with its first ``pages`` pages (writes nothing).
-
-    Raises :class:`PreviewError` when the task cannot run as configured (409 with the run's
-    error code) or the provider cannot be read (502, or 429 when rate-limited).
-    """
+def sync_task_preview(*, task: SyncTask, max_pages: int = 1) -> Preview:
+    """Fetch up to ``max_pages`` pages as the task's next run would and decide them."""
     from syncing.inbound import InboundRun, SyncFailure
 
-    pages = max(1, min(int(pages), MAX_PAGES))
-    task = SyncTask.objects.select_related("integration").get(pk=task.pk)
-    run = InboundRun(task, run=None, token="")
+    task = SyncTask.objects.select_related("integration", "tenant").get(pk=task.pk)
+    max_pages = max(1, min(int(max_pages), MAX_PAGES))
+    preview = Preview(task_id=str(task.pk), mode=task.mode)
+    # The worker's own preflight (config checks, adapter, cursor, watermark, pipeline) without
+    # a run or a lease: nothing it does writes.
+    worker = InboundRun(task, None, token="")
     try:
-        run.preflight()
-    except SyncFailure as exc:
-        status = 409 if exc.code.startswith("integration_") else 400
-        raise PreviewError(exc.code, str(exc), status=status) from None
-    except AdapterError as exc:
-        raise PreviewError(exc.code, str(exc), status=400) from None
-
-    fetched_pages = _fetch(run.adapter, run.cursor, run.since, pages)
-    preview = Preview(task_id=str(task.pk), pages=len(fetched_pages))
-    preview.has_more = bool(fetched_pages) and fetched_pages[-1].next_cursor is not None
-    counts: Counter = Counter()
-    store = _CapturingStore(get_store())
-    with transaction.atomic():
-        pipeline = _PreviewPipeline(
-            task=task,
-            adapter=run.adapter,
-            mapping=run.mapping,
-            strategy=run.strategy,
-            store=store,
-            generation=None,  # a preview never soft-deletes what it did not see
-            run=None,
-            preview=preview,
-        )
-        for page in fetched_pages:
-            result = pipeline.apply(page.records)
-            counts.update(result.counts)
-            preview.errors.extend(result.errors)
-        transaction.set_rollback(True)  # conflicts and outbound changes it opened: undone
-    preview.fetched = counts["fetched"]
-    preview.counts = {name: n for name, n in counts.items() if n}
+        worker.preflight()
+    except (SyncFailure, AdapterError) as exc:
+        preview.error_code, preview.error = exc.code, str(exc)
+        return preview
+    store = CapturingStore(worker.pipeline.store)
+    worker.pipeline.store = store
+    preview.since, preview.cursor = worker.since, worker.cursor
+    cursor = worker.cursor
+    for _ in range(max_pages):
+        try:
+            page = worker.adapter.fetch_page(cursor, since=worker.since)
+        except (AdapterError, OutboundError) as exc:
+            # The codes a run would record (http_404, timeout, credential_unavailable …).
+            preview.error_code, preview.error = error_code(exc), error_message(exc)
+            return preview
+        _decide(preview, worker.pipeline, store, page.records)
+        preview.pages += 1
+        if page.next_cursor is None:
+            preview.more_pages = False
+            return preview
+        preview.more_pages = True
+        cursor = page.next_cursor
     return preview
 
 
-def _fetch(adapter, cursor, since, pages: int) -> list:
-    fetched = []
-    for _ in range(pages):
-        try:
-            page = adapter.fetch_page(cursor, since=since)
-        except OutboundError as exc:
-            if next_step(exc) in (DEFERRED, REFUSED) or getattr(exc, "status", None) == 429:
-                raise PreviewError(
-                    "rate_limited",
-                    f"the provider or the rate limiter asks to wait: {exc}",
-                    status=429,
-                    retry_after=exc.retry_after,
-                ) from None
-            raise PreviewError(
-                "provider_error", f"fetching a page failed: {exc}", status=502
-            ) from None
-        except AdapterError as exc:
-            raise PreviewError(exc.code, f"fetching a page failed: {exc}", status=502) from None
-        fetched.append(page)
-        cursor = page.next_cursor
-        if cursor is None:
-            break
-    return fetched
+def _decide(preview: Preview, pipeline, store: CapturingStore, records: list[dict]) -> None:
+    task = pipeline.task
+    store.creates, store.updates = [], []
+    with transaction.atomic():
+        open_before = set(
+            Conflict.objects.filter(task=task, status=Conflict.Status.OPEN).values_list(
+                "pk", flat=True
+            )
+        )
+        result = pipeline.apply(records)
+        conflicts = list(
+            Conflict.objects.filter(task=task, status=Conflict.Status.OPEN).exclude(
+                pk__in=open_before
+            )
+        )
+        # Everything relational the pipeline wrote goes away with this transaction.
+        transaction.set_rollback(True)
+    preview.counts.update({k: v for k, v in result.counts.items() if k in OUTCOMES})
+    preview.errors.extend(result.errors)
+    existing = store.get_many(pipeline.scope, [r.id for r in store.updates])
+    found = [(None, r) for r in store.creates]
+    found += [(existing.get(r.id), r) for r in store.updates]
+    for before, after in found:
+        change = classify(before, after)
+        if change is None:
+            continue  # bookkeeping only (the synced base moved): nothing a user would see
+        action, fields = change
+        _add(
+            preview,
+            PreviewItem(
+                action=action,
+                external_id=after.external_id,
+                record_id=str(after.id),
+                fields=fields,
+                before=before.data if before is not None else None,
+                after=after.data,
+            ),
+        )
+    for conflict in conflicts:
+        _add(
+            preview,
+            PreviewItem(
+                action="conflict",
+                external_id=conflict.external_id,
+                record_id=str(conflict.record_id),
+                fields=list(conflict.fields),
+                before=conflict.local_data,
+                after=conflict.remote_data,
+            ),
+        )
+
+
+def classify(before, after) -> tuple[str, list[str]] | None:
+    """(action, changed fields) for a record written over ``before``; None when only
+    bookkeeping (the synced base) would change."""
+    if before is None:
+        return "created", []
+    if after.deleted_at is not None and before.deleted_at is None:
+        return "deleted", []
+    fields = sorted(
+        k for k in set(before.data) | set(after.data) if before.data.get(k) != after.data.get(k)
+    )
+    if after.deleted_at is None and before.deleted_at is not None:
+        return "restored", fields
+    return ("updated", fields) if fields else None
+
+
+def _add(preview: Preview, item: PreviewItem) -> None:
+    if len(preview.items) >= MAX_ITEMS:
+        preview.truncated = True
+        return
+    preview.items.append(item)

@@ -32,41 +32,43 @@ PREVIEW = [
     OpenApiExample(
         "A preview",
         value={
-            "task_id": "7e1c2b1a-1111-4a4a-8c8c-000000000001",
+            "task": "7e1c2b1a-1111-4a4a-8c8c-000000000001",
+            "mode": "incremental",
+            "since": "2025-01-31T08:00:00Z",
+            "cursor": None,
             "pages": 1,
-            "fetched": 3,
-            "has_more": True,
-            "create": [
+            "more_pages": True,
+            "counts": {
+                "fetched": 3,
+                "created": 1,
+                "updated": 1,
+                "unchanged": 1,
+                "deleted": 0,
+                "duplicates": 0,
+                "conflicts": 0,
+                "errors": 0,
+                "echoes": 0,
+            },
+            "items": [
                 {
+                    "action": "created",
                     "external_id": "104",
                     "record_id": RECORD_ID,
-                    "outcome": "created",
-                    "fields": ["email", "name"],
-                    "data": {"email": "ada@example.com", "name": "Ada"},
-                }
-            ],
-            "update": [
+                    "fields": [],
+                    "before": None,
+                    "after": {"email": "ada@example.com", "name": "Ada"},
+                },
                 {
+                    "action": "updated",
                     "external_id": "17",
                     "record_id": "6a1e0f1c-2222-5b1e-8f43-0f6f1a2b9c7d",
-                    "outcome": "updated",
                     "fields": ["name"],
-                    "data": {"email": "grace@example.com", "name": "Grace Hopper"},
-                }
+                    "before": {"email": "grace@example.com", "name": "Grace"},
+                    "after": {"email": "grace@example.com", "name": "Grace Hopper"},
+                },
             ],
-            "delete": [],
-            "unchanged": [
-                {
-                    "external_id": "18",
-                    "record_id": "7b2f1a2d-3333-5b1e-8f43-0f6f1a2b9c7d",
-                    "outcome": "unchanged",
-                    "fields": [],
-                    "data": None,
-                }
-            ],
-            "conflict": [],
-            "counts": {"fetched": 3, "created": 1, "updated": 1, "unchanged": 1},
-            "errors": [],
+            "truncated": False,
+            "record_errors": [],
         },
         response_only=True,
     ),

@@ -321,39 +321,46 @@ class DryRunRequestSerializer(serializers.Serializer):
         min_value=1,
         max_value=MAX_PAGES,
         default=1,
-        help_text="How many pages to fetch and preview (each is a real request).",
+        help_text="How many pages to fetch and decide (each is a real request).",
     )
 
 
 class PreviewItemSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(
+        choices=["created", "updated", "deleted", "restored", "conflict"],
+        help_text="What the run would do to the record (conflict: opened for manual review).",
+    )
     external_id = serializers.CharField()
     record_id = serializers.UUIDField()
-    outcome = serializers.CharField(
-        help_text="The pipeline's decision: created, updated, deleted, unchanged, echoes "
-        "(our own push coming back) or conflicts."
-    )
     fields = serializers.ListField(
-        child=serializers.CharField(), help_text="Local fields whose value would change."
+        child=serializers.CharField(),
+        help_text="Local fields whose value would change (conflicts: changed on both sides).",
     )
-    data = serializers.DictField(
-        allow_null=True, help_text="The record's local data after the run (changes only)."
+    before = serializers.DictField(
+        allow_null=True, help_text="The local data now (conflicts: the local side)."
+    )
+    after = serializers.DictField(
+        allow_null=True, help_text="The local data after the run (conflicts: the remote side)."
     )
 
 
 class PreviewSerializer(serializers.Serializer):
-    task_id = serializers.UUIDField()
-    pages = serializers.IntegerField(help_text="Pages fetched.")
-    fetched = serializers.IntegerField(help_text="Records fetched.")
-    has_more = serializers.BooleanField(help_text="The provider has more pages than previewed.")
-    create = PreviewItemSerializer(many=True)
-    update = PreviewItemSerializer(many=True)
-    delete = PreviewItemSerializer(many=True)
-    unchanged = PreviewItemSerializer(many=True)
-    conflict = PreviewItemSerializer(many=True)
+    task = serializers.UUIDField()
+    mode = serializers.CharField(help_text="incremental or full.")
+    since = serializers.CharField(
+        allow_null=True, help_text="The watermark the run would start from."
+    )
+    cursor = serializers.DictField(
+        allow_null=True, help_text="The checkpoint cursor it would resume from."
+    )
+    pages = serializers.IntegerField(help_text="Pages fetched and decided.")
+    more_pages = serializers.BooleanField(help_text="The provider has more pages than decided.")
     counts = serializers.DictField(
         child=serializers.IntegerField(), help_text="The run counters these pages would add."
     )
-    errors = serializers.ListField(
+    items = PreviewItemSerializer(many=True, help_text="Every record that would change.")
+    truncated = serializers.BooleanField(help_text="More items than the preview lists.")
+    record_errors = serializers.ListField(
         child=serializers.CharField(), help_text="Records that could not be mapped."
     )
 

@@ -1,5 +1,3 @@
-from dataclasses import asdict
-
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -45,7 +43,20 @@ from syncing.models import (
     SyncRun,
     SyncTask,
 )
-from syncing.preview import PreviewError, sync_task_preview
+from syncing.preview import sync_task_preview
+
+
+def dry_run_error(code: str, message: str) -> ApiError:
+    """A dry run that could not decide anything, as the API's error (status by cause)."""
+    if code.startswith("integration_"):  # disabled / not active: a state, not a bad request
+        return ApiError(message, code="integration_not_operational", status=409)
+    if code.startswith("invalid_") or code == "adapter_error":  # the task's configuration
+        return ApiError(message, code=code, status=400)
+    if code in ("http_429", "rate_limited") or "ratelimit" in code:
+        return ApiError(message, code="rate_limited", status=429)
+    # The provider could not be read (http_5xx, timeout, credential_unavailable …).
+    return ApiError(message, code="provider_error", status=502, details={"error_code": code})
+
 
 NOT_OPERATIONAL = error_response(
     "The task's integration is disabled, paused or waiting for re-authorisation.",
@@ -137,8 +148,9 @@ class SyncTaskViewSet(TenantModelViewSet):
         summary="Dry run: what the next run would create, update and delete",
         description="Fetches up to `pages` pages from where the next run would start and "
         "runs the real pipeline (mapping, dedup, conflict checks) over them, writing nothing: "
-        "no records, conflicts, outbound changes, cursor or run. The fetches are real "
-        "requests to the provider (rate-limited like any fetch).",
+        "no records, conflicts, outbound changes, cursor or run. `items` lists every record "
+        "that would change. The fetches are real requests to the provider (rate-limited "
+        "like any fetch).",
         request=DryRunRequestSerializer,
         responses={
             200: PreviewSerializer,
@@ -150,20 +162,18 @@ class SyncTaskViewSet(TenantModelViewSet):
             ),
             409: NOT_OPERATIONAL,
             429: error_response(
-                "The provider or Castiel's rate limiter asks to wait (`details.retry_after`).",
+                "The provider or Castiel's rate limiter asks to wait.",
                 error_example(
-                    "rate_limited",
-                    "the provider or the rate limiter asks to wait",
-                    {"retry_after": 30},
-                    status=429,
+                    "rate_limited", "GET https://crm.example.com/contacts: HTTP 429", status=429
                 ),
             ),
             502: error_response(
-                "The provider could not be read (its error is in the message).",
+                "The provider could not be read (`details.error_code`: what a run would "
+                "record, e.g. http_503, timeout, credential_unavailable).",
                 error_example(
                     "provider_error",
-                    "fetching a page failed: GET https://crm.example.com/api/contacts failed "
-                    "with HTTP 503",
+                    "GET https://crm.example.com/api/contacts failed with HTTP 503",
+                    {"error_code": "http_503"},
                     status=502,
                 ),
             ),
@@ -175,13 +185,10 @@ class SyncTaskViewSet(TenantModelViewSet):
         task = self.get_object()
         payload = DryRunRequestSerializer(data=request.data or {})
         payload.is_valid(raise_exception=True)
-        try:
-            preview = sync_task_preview(task, pages=payload.validated_data["pages"])
-        except PreviewError as exc:
-            code = "integration_not_operational" if exc.status == 409 else exc.code
-            details = {"retry_after": exc.retry_after} if exc.retry_after else {}
-            raise ApiError(str(exc), code=code, status=exc.status, details=details) from None
-        return Response(PreviewSerializer(asdict(preview)).data)
+        preview = sync_task_preview(task=task, max_pages=payload.validated_data["pages"])
+        if not preview.ok:
+            raise dry_run_error(preview.error_code, preview.error)
+        return Response(PreviewSerializer(preview.as_dict()).data)
 
 
 @extend_schema_view(

@@ -7,6 +7,7 @@ import pytest
 
 from sandbox import services as sandbox_services
 from sandbox.models import SandboxObject
+from syncing import outbox
 from syncing.models import Conflict, OutboundChange, Record, SyncRun, SyncTask
 from tests.syncing.helpers import make_integration, make_task, run_once, sandbox_integration
 
@@ -46,6 +47,13 @@ def test_run_of_a_task_whose_integration_cannot_run_is_409(api, tenant, enqueued
     assert enqueued.drain() == []
 
 
+def actions(body) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for item in body["items"]:
+        found.setdefault(item["action"], []).append(item["external_id"])
+    return found
+
+
 @pytest.mark.django_db(transaction=True)
 def test_dry_run_shows_what_a_run_would_do_and_writes_nothing(
     api, tenant, sandbox, enqueued, pushes
@@ -56,16 +64,15 @@ def test_dry_run_shows_what_a_run_would_do_and_writes_nothing(
         tenant, sandbox.url, account.slug, pagination={"style": "cursor", "page_size": 2}
     )
     task = make_task(integration, conflict_strategy="manual")
+    objects = list(SandboxObject.objects.filter(account=account).order_by("id"))
 
     first = api.post(f"/api/v1/sync-tasks/{task.pk}/dry-run/", {"pages": 2}, format="json")
     assert first.status_code == 200, first.json()
     body = first.json()
-    assert (body["pages"], body["fetched"], body["has_more"]) == (2, 4, True)
-    assert len(body["create"]) == 4 and not body["update"] and not body["unchanged"]
-    objects = list(SandboxObject.objects.filter(account=account).order_by("id"))
-    assert body["create"][0]["external_id"] == str(objects[0].pk)
-    assert body["create"][0]["data"]["email"] == objects[0].data["email"]
-    assert body["counts"] == {"fetched": 4, "created": 4}
+    assert (body["pages"], body["more_pages"], body["counts"]["fetched"]) == (2, True, 4)
+    assert actions(body) == {"created": [str(o.pk) for o in objects[:4]]}
+    assert body["items"][0]["after"]["email"] == objects[0].data["email"]
+    assert body["counts"]["created"] == 4
     assert not Record.objects.exists() and not SyncRun.objects.exists()
     task.refresh_from_db()
     assert task.checkpoint == {} and task.state == {}
@@ -75,17 +82,17 @@ def test_dry_run_shows_what_a_run_would_do_and_writes_nothing(
     assert run_once(task, enqueued).status == SyncRun.Status.SUCCEEDED
     sandbox_services.object_update(obj=objects[0], data={"company": "Renamed"})
     local = Record.objects.get(external_id=str(objects[1].pk))
-    from syncing import outbox
-
     outbox.record_update(tenant_id=tenant.id, record_id=local.pk, data={"company": "Mine"})
     sandbox_services.object_update(obj=objects[1], data={"company": "Theirs"})
     records_before = list(Record.objects.values_list("id", "version", "data"))
     changes_before = OutboundChange.objects.count()
 
     body = api.post(f"/api/v1/sync-tasks/{task.pk}/dry-run/", {"pages": 3}, format="json").json()
-    by_outcome = {name: [i["external_id"] for i in body[name]] for name in ("update", "conflict")}
-    assert by_outcome == {"update": [str(objects[0].pk)], "conflict": [str(objects[1].pk)]}
-    assert body["update"][0]["fields"] == ["company", "updated_at"]
+    assert actions(body) == {"updated": [str(objects[0].pk)], "conflict": [str(objects[1].pk)]}
+    updated = next(i for i in body["items"] if i["action"] == "updated")
+    assert updated["fields"] == ["company", "updated_at"]
+    assert updated["before"]["company"] != "Renamed"
+    assert updated["after"]["company"] == "Renamed"
     assert not Conflict.objects.exists(), "the manual-review conflict was rolled back"
     assert list(Record.objects.values_list("id", "version", "data")) == records_before
     assert OutboundChange.objects.count() == changes_before
@@ -103,6 +110,7 @@ def test_dry_run_reports_a_misconfigured_task_and_an_unreachable_provider(api, t
     response = api.post(f"/api/v1/sync-tasks/{task.pk}/dry-run/")
     assert response.status_code == 502, response.json()
     assert response.json()["code"] == "provider_error"
+    assert response.json()["details"]["error_code"]
 
     response = api.post(f"/api/v1/sync-tasks/{task.pk}/dry-run/", {"pages": 99}, format="json")
     assert response.status_code == 400 and "pages" in response.json()["details"]

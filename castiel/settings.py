@@ -423,7 +423,13 @@ LOGGING = {
         # urllib3 logs whole request lines, query strings included, at DEBUG: a query-string
         # API key would end up in the logs (credentials; see tests/credentials).
         "urllib3": {"level": "INFO"},
-        "django-q": {"handlers": ["stderr"], "level": LOG_LEVEL, "propagate": False},
+        # django-q2 logs every enqueue and every task at INFO; Castiel's own task wrapper
+        # already logs each run with its correlation and execution ids.
+        "django-q": {
+            "handlers": ["stderr"],
+            "level": env.str("Q_LOG_LEVEL", default="WARNING"),
+            "propagate": False,
+        },
     },
 }
 
@@ -539,6 +545,9 @@ if CASTIEL_RECORD_STORE == "cosmos" and not (CASTIEL_COSMOS_ENDPOINT and CASTIEL
 # Scheduler: tasks claimed per transaction, and at most this many batches per tick.
 CASTIEL_SYNC_BATCH_SIZE = env.int("CASTIEL_SYNC_BATCH_SIZE", default=100)
 CASTIEL_SYNC_TICK_MAX_BATCHES = env.int("CASTIEL_SYNC_TICK_MAX_BATCHES", default=500)
+# Wake-ups sent per claimed batch: up to this many workers start on a batch at once, each
+# draining the batch's still-queued tasks from the database (so idle workers help finish it).
+CASTIEL_SYNC_WAKEUPS_PER_BATCH = env.int("CASTIEL_SYNC_WAKEUPS_PER_BATCH", default=10)
 # Leases: a running task's lease (renewed before every request and at every page) and how
 # long a claimed task may wait in the queue before the reaper assumes its message was lost.
 CASTIEL_SYNC_LEASE_SECONDS = env.int("CASTIEL_SYNC_LEASE_SECONDS", default=300)

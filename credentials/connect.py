@@ -26,6 +26,7 @@ from credentials.models import Credential, CredentialType, OAuthState
 from credentials.oauth import (
     TokenEndpointSession,
     call_token_endpoint,
+    integration_config_from_token,
     oauth_config_for,
     token_result,
     token_session,
@@ -187,4 +188,5 @@ def oauth_connect_finish(
     credential = credential_store_oauth_tokens(
         integration=integration, result=result, requested_scopes=row.scopes
     )
+    integration_config_from_token(integration, result)
     return credential, row

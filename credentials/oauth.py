@@ -169,6 +169,9 @@ class TokenResult:
     refresh_expires_at: datetime | None
     scopes: list[str] | None
     refresh_token_rotated: bool
+    # The response's other, non-secret fields (Salesforce's instance_url and id …): a
+    # provider may take configuration from them (ProviderInfo.config_from_token).
+    response_fields: dict[str, Any] = field(default_factory=dict)
 
 
 def token_result(token: dict, *, previous: dict | None = None) -> TokenResult:
@@ -209,7 +212,32 @@ def token_result(token: dict, *, previous: dict | None = None) -> TokenResult:
         refresh_expires_at=refresh_expires_at,
         scopes=scopes,
         refresh_token_rotated=bool(new_refresh and new_refresh != old_refresh),
+        response_fields={
+            k: v for k, v in token.items() if k not in _SECRET_TOKEN_FIELDS and isinstance(v, str)
+        },
     )
+
+
+_SECRET_TOKEN_FIELDS = frozenset({"access_token", "refresh_token", "id_token", "signature"})
+
+
+def integration_config_from_token(integration, result: TokenResult) -> None:
+    """Let the provider take configuration from a token response (e.g. Salesforce answers
+    with the org's ``instance_url``), saving the integration only when something changed."""
+    from django.utils.module_loading import import_string
+
+    path = integration.provider_info.config_from_token
+    if not path or not result.response_fields:
+        return
+    updates = import_string(path)(result.response_fields) or {}
+    config = dict(integration.config or {})
+    changed = {k: v for k, v in updates.items() if v and config.get(k) != v}
+    if not changed:
+        return
+    config.update(changed)
+    type(integration).objects.filter(pk=integration.pk).update(config=config)
+    integration.config = config
+    log.info("oauth.config_from_token", integration_id=str(integration.pk), keys=sorted(changed))
 
 
 def call_token_endpoint(fn, *args, **kwargs) -> dict:

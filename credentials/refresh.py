@@ -40,6 +40,7 @@ from castiel.observability.logging import get_logger
 from credentials import metrics
 from credentials.errors import GrantError, OAuthConfigError, RefreshBusyError
 from credentials.models import Credential, CredentialStatus, TokenRefreshAudit
+from credentials.oauth import integration_config_from_token
 from credentials.secrets import SecretStoreError
 from credentials.secrets_io import read_document, write_document
 from credentials.timing import needs_new_token, renew_after_for
@@ -193,6 +194,7 @@ def _refresh_locked(credential, trigger, seen_version, force, started, correlati
         )
     if lease is not None:
         lease.released = True
+    integration_config_from_token(credential.integration, result)
     log.info(
         "credential.refreshed",
         cred=str(credential.pk),

@@ -55,6 +55,11 @@ class Integration(TenantOwned):
             provider = registry.get(self.provider)
         except registry.UnknownProvider:
             raise ValidationError({"provider": f"Unknown provider {self.provider!r}."}) from None
+        if not isinstance(self.config, dict):
+            raise ValidationError({"config": "The configuration must be a JSON object."})
         errors = provider.validate_config(self.config or {})
         if errors:
-            raise ValidationError({"config": list(errors.values())})
+            # Each message names its key, so a form shows which one to fix.
+            raise ValidationError(
+                {"config": [m if k in m else f"{k}: {m}" for k, m in sorted(errors.items())]}
+            )

@@ -136,6 +136,12 @@ class SyncTask(TenantOwned):
             # The scheduler's "due and free" scan.
             models.Index(fields=["enabled", "next_run_at"], name="synctask_due"),
             models.Index(fields=["lease_expires_at"], name="synctask_lease"),
+            # A woken worker finds the tasks its claimed batch still has waiting.
+            models.Index(
+                fields=["lease_owner"],
+                name="synctask_claimed",
+                condition=models.Q(status="queued"),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -47,7 +47,7 @@ from castiel.http.errors import DEFERRED, REFUSED, RETRY, next_step
 from castiel.http.retry import full_jitter_delay
 from castiel.observability.context import bound, get_execution_id
 from castiel.observability.logging import get_logger
-from castiel.queue import enqueue
+from castiel.queue import enqueue, enqueue_many
 from integrations.adapters.base import PushResult, RemoteChanged, adapter_for
 from integrations.adapters.mapping import FieldMapping, RecordMappingError
 from integrations.adapters.normalize import parse_timestamp
@@ -59,7 +59,6 @@ from syncing.hashing import content_hash
 from syncing.leases import new_token
 from syncing.models import Conflict, OutboundChange, PushConflictStrategy, SyncTask
 from syncing.outbox import is_pending_external_id
-from syncing.queueing import enqueue_many
 from syncing.stores import get_store
 from syncing.stores.base import Scope, StaleRecordError
 

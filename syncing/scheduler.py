@@ -10,9 +10,11 @@ Each batch is one short transaction:
 2. lock them: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so concurrent ticks split the work
    instead of waiting; on SQLite (no row locks) the UPDATE's ``lease_owner = ''`` condition is
    what makes a claim exclusive, and SQLite serialises the writers;
-3. write the lease (a fresh token, ``status=queued``) and enqueue one message per task after
-   commit (``castiel.queue.enqueue``). The message only wakes a worker; the lease on the row is
-   the truth (see :mod:`syncing.leases`).
+3. write the lease (a fresh token per batch, ``status=queued``) and, after commit, send a
+   few small wake-ups for the batch (``CASTIEL_SYNC_WAKEUPS_PER_BATCH``, one per task for
+   small batches). A woken worker runs the batch's still-queued tasks from the database
+   (:func:`syncing.inbound.run_claimed`): the message only wakes a worker; the lease on the
+   row is the truth (see :mod:`syncing.leases`).
 """
 
 from __future__ import annotations
@@ -26,15 +28,15 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from castiel.observability.logging import get_logger
+from castiel.queue import enqueue_many
 from integrations.models import Integration
 from syncing import metrics
 from syncing.leases import new_token
 from syncing.models import SyncRun, SyncTask
-from syncing.queueing import enqueue_many
 
 log = get_logger(__name__)
 
-WORKER = "syncing.tasks.run_inbound"
+WORKER = "syncing.tasks.run_inbound_batch"
 RANK_LOOKAHEAD_BATCHES = 10
 
 
@@ -88,8 +90,9 @@ def claim(ids, *, trigger: str = SyncRun.Trigger.SCHEDULE, now=None) -> list:
             claimed = list(
                 SyncTask.objects.filter(id__in=ids, lease_owner=token).values_list("id", flat=True)
             )
+        slots = min(len(claimed), settings.CASTIEL_SYNC_WAKEUPS_PER_BATCH)
         enqueue_many(
-            WORKER, [(str(task_id), token, str(trigger)) for task_id in claimed], kind="inbound"
+            WORKER, [(token, str(trigger), slot, slots) for slot in range(slots)], kind="inbound"
         )
     metrics.TASKS_CLAIMED.inc(len(claimed))
     return claimed

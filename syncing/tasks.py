@@ -9,6 +9,12 @@ def run_inbound(task_id: str, token: str, trigger: str = "schedule"):
     return run(task_id, token, trigger)
 
 
+def run_inbound_batch(token: str, trigger: str = "schedule", slot: int = 0, slots: int = 1):
+    from syncing.inbound import run_claimed
+
+    return run_claimed(token, trigger, slot, slots)
+
+
 def scheduler_tick():
     from syncing.scheduler import tick
 

@@ -67,20 +67,28 @@ def _check_operational(integration: Integration) -> None:
 
 
 class _WebhookAdapter:
-    """The task's adapter, told by the webhook whether the record was deleted."""
+    """The task's adapter, told by the webhook whether the record was deleted and when.
 
-    def __init__(self, adapter, deleted: bool):
+    Providers whose records carry no modification time (a Stripe customer) promise no event
+    order either; the event's own time then stands in for it, so an older event delivered
+    after a newer one is recognised as out of order instead of overwriting the newer data.
+    """
+
+    def __init__(self, adapter, event):
         self._adapter = adapter
-        self._deleted = deleted
+        self._event = event
 
     def external_id(self, raw):
         return self._adapter.external_id(raw)
 
     def updated_at(self, raw):
-        return self._adapter.updated_at(raw)
+        own = self._adapter.updated_at(raw)
+        if own is None and self._event.occurred_at is not None:
+            return self._event.occurred_at.isoformat()
+        return own
 
     def is_deleted(self, raw):
-        return self._deleted or self._adapter.is_deleted(raw)
+        return self._event.deleted or self._adapter.is_deleted(raw)
 
 
 def upsert_record(event, context) -> dict:
@@ -94,7 +102,7 @@ def upsert_record(event, context) -> dict:
         strategy = strategy_for(task.dedup_strategy, task.dedup_config)
     except (MappingError, DedupConfigError) as exc:
         raise WebhookActionError(f"sync task {task.pk} is misconfigured: {exc}") from None
-    adapter = _WebhookAdapter(adapter_for(task.integration, task.entity_type), event.deleted)
+    adapter = _WebhookAdapter(adapter_for(task.integration, task.entity_type), event)
     store = get_store()
     pipeline = PagePipeline(
         task=task,

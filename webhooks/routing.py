@@ -53,6 +53,9 @@ DEFAULT_ROUTES: dict[str, list[tuple[str, Any]]] = {
     "generic": [
         ("*", AUTO),
     ],
+    # Parsers in integrations/providers/<slug>/webhooks.py: only catalogue events name a record.
+    "hubspot": [("*", AUTO)],
+    "slack": [("*", AUTO)],
 }
 
 

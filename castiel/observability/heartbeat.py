@@ -70,4 +70,8 @@ def start(cluster: str) -> None:
 def on_worker_spawn(sender, proc_name=None, **kwargs) -> None:
     from django_q.conf import Conf
 
+    if Conf.SYNC:
+        # django-q2 runs tasks inline in the calling process (tests, sync mode) and still
+        # sends post_spawn: that process is not a worker and must not report itself as one.
+        return
     start(Conf.CLUSTER_NAME)

@@ -52,3 +52,20 @@ class IntegrationSerializer(TenantModelSerializer):
             if clash.exists():
                 raise serializers.ValidationError({"name": "An integration with this name exists."})
         return attrs
+
+
+class ConnectionResultSerializer(serializers.Serializer):
+    """What a connection test found (``ok`` false is a finding, not an API error)."""
+
+    ok = serializers.BooleanField()
+    code = serializers.CharField(
+        help_text="ok, or why not: no_credential, credential_unavailable, invalid_credentials, "
+        "missing_scope, forbidden, not_found, host_not_found, connection_failed, timeout, "
+        "unexpected_response, rate_limited, invalid_config, unknown_provider …"
+    )
+    message = serializers.CharField()
+    details = serializers.DictField()
+
+
+class PauseSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=500)

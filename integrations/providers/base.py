@@ -6,6 +6,7 @@ A provider folder ``integrations/providers/<slug>/`` exposes ``PROVIDER`` in its
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
@@ -156,6 +157,10 @@ class ProviderInfo:
     required_config: tuple[str, ...] = ()
     # Dotted path of the adapter class (issue: adapter contract), resolved lazily.
     adapter: str | None = None
+    # Dotted path of ``fn(token_response_fields) -> {config key: value}``: configuration the
+    # provider returns with its tokens (Salesforce: the org's instance_url and the
+    # integration user's id), written to the integration after a connect or a refresh.
+    config_from_token: str | None = None
     # --- added with the provider catalogue (all optional; defaults keep older providers valid)
     # The provider's webhook event names (as its webhook parser reads them: GitHub's
     # X-GitHub-Event header, Stripe's ``type``, Slack's ``event.type``, HubSpot's
@@ -185,10 +190,26 @@ class ProviderInfo:
         return merged
 
     def validate_config(self, config: dict) -> dict[str, str]:
-        """Field errors for an integration config (empty when valid)."""
+        """Field errors for an integration config (empty when valid): the required keys, then
+        whatever the adapter's module checks (its optional ``validate_config(config)``)."""
         errors = {}
         for key in self.required_config:
             value = config.get(key)
             if value in (None, ""):
                 errors[key] = f"{self.name} integrations need '{key}' in their config."
+        for key, message in self.adapter_config_errors(config).items():
+            errors.setdefault(key, message)
         return errors
+
+    def adapter_config_errors(self, config: dict) -> dict[str, str]:
+        """Errors from ``validate_config(config)`` in the adapter's module, if it has one.
+
+        Lives beside the adapter so a copied provider folder carries its own checks. An
+        adapter module that cannot be imported is a broken provider: the import error
+        propagates (loudly), as the registry does at start-up.
+        """
+        if not self.adapter:
+            return {}
+        module = importlib.import_module(self.adapter.rsplit(".", 1)[0])
+        check = getattr(module, "validate_config", None)
+        return dict(check(config or {})) if check is not None else {}

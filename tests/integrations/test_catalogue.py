@@ -606,3 +606,50 @@ def test_two_folders_claiming_one_slug_fail_loudly(isolated_registry, provider_p
     _add_provider(package, "github", PROVIDER_SOURCE.format(slug="github"))
     with pytest.raises(ImproperlyConfigured, match="two providers claim the slug 'github'"):
         registry.autodiscover(name)
+
+
+@pytest.mark.embedded
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_copied_provider_folder_with_its_adapter_syncs(
+    isolated_registry, provider_package, tenant, spawn, enqueued
+):
+    """Copy the Stripe folder, adapter included, as a new provider and sync with it from a
+    running localstripe: discovery, config validation, the adapter (resolved inside the copy,
+    not the original), credential, limiter and worker all work for the new slug."""
+    import stripe
+
+    from credentials.services import credential_create
+    from syncing.models import SyncRun
+    from tests.syncing.helpers import make_task, records_of, run_once
+    from tests.webhooks import live
+
+    name, package = provider_package
+    shutil.copytree(
+        PROVIDERS_DIR / "stripe", package / "acme_pay", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    init = package / "acme_pay" / "__init__.py"
+    init.write_text(init.read_text().replace('slug="stripe"', 'slug="acme_pay"'))
+    registry.autodiscover(name)
+    copied = registry.get("acme_pay")
+    assert copied.adapter == f"{name}.acme_pay.adapter.StripeAdapter"
+    assert copied.validate_config({"page_size": 500}) == {
+        "page_size": "page_size must be an integer from 1 to 100."
+    }
+
+    url = live.start_localstripe(spawn)
+    client = stripe.StripeClient("sk_test_copied", base_addresses={"api": url})
+    made = {client.v1.customers.create(params={"email": f"p{i}@example.com"}).id for i in range(3)}
+    integration = Integration.objects.create(
+        tenant=tenant, provider="acme_pay", name="Pay", config={"api_base": url, "page_size": 2}
+    )
+    credential_create(
+        integration=integration,
+        type="api_key",
+        secret={"api_key": "sk_test_copied"},
+        settings={"name": "Authorization", "prefix": "Bearer "},
+    )
+    task = make_task(integration, "customers")
+    run = run_once(task, enqueued)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error_summary
+    assert (run.pages, set(records_of(task))) == (2, made)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from integrations.models import Integration
 from syncing import scheduler
-from syncing.inbound import run_inbound
+from syncing.inbound import run_claimed
 from syncing.models import SyncRun, SyncTask
 from syncing.stores import get_store
 from syncing.stores.base import Scope
@@ -36,11 +36,11 @@ def make_task(integration, entity_type: str = "contacts", **fields) -> SyncTask:
 
 
 def run_once(task: SyncTask, enqueued) -> SyncRun | None:
-    """Claim the task (as "run now" does) and execute the queued message in this process."""
+    """Claim the task (as "run now" does) and execute the queued wake-up in this process."""
     scheduler.claim([task.id], trigger=SyncRun.Trigger.MANUAL)
     run = None
     for _path, args, _kind in enqueued.drain():
-        run_inbound(*args)
+        run_claimed(*args)
         run = SyncRun.objects.filter(task=task).order_by("-started_at").first()
     return run
 

@@ -68,7 +68,8 @@ def test_run_now_pause_and_resume(api, tenant, enqueued):
     response = api.post(f"/api/v1/sync-tasks/{task_id}/run-now/")
     assert response.status_code == 202
     assert response.json()["queued"] is True and response.json()["task"]["status"] == "queued"
-    assert [m[1][0] for m in enqueued.messages] == [task_id]
+    [(_path, (token, trigger, _slot, _slots), _kind)] = enqueued.messages
+    assert SyncTask.objects.get(pk=task_id).lease_owner == token and trigger == "manual"
     assert api.post(f"/api/v1/sync-tasks/{task_id}/run-now/").json()["queued"] is False
     paused = api.post(f"/api/v1/sync-tasks/{task_id}/pause/").json()
     assert paused["enabled"] is False

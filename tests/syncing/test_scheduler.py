@@ -6,12 +6,13 @@ import threading
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
 from integrations.models import Integration
 from syncing import leases, scheduler
-from syncing.inbound import run_inbound
+from syncing.inbound import run_claimed, run_inbound
 from syncing.models import SyncRun, SyncTask
 from syncing.reaper import reap
 from tests.factories import IntegrationFactory, TenantFactory
@@ -46,8 +47,13 @@ def test_one_tenants_backlog_does_not_delay_another_tenants_task(enqueued):
 
     assert len(claimed) == 100
     assert theirs.id in claimed, "the quiet tenant's task made the first batch"
-    assert len(enqueued.messages) == 100
+    # A few small wake-ups for the batch, not one message per task; each names a slot.
+    assert len(enqueued.messages) == settings.CASTIEL_SYNC_WAKEUPS_PER_BATCH
     assert {m[2] for m in enqueued.messages} == {"inbound"}
+    tokens = {m[1][0] for m in enqueued.messages}
+    assert len(tokens) == 1
+    assert SyncTask.objects.filter(lease_owner=tokens.pop(), status="queued").count() == 100
+    assert sorted(m[1][2] for m in enqueued.messages) == list(range(len(enqueued.messages)))
     assert SyncTask.objects.filter(status="queued").count() == 100
     assert scheduler.tick(batch_size=100) == 151
     assert SyncTask.objects.exclude(status="queued").count() == 0
@@ -77,7 +83,8 @@ def test_only_due_free_enabled_tasks_of_active_integrations_are_claimed(enqueued
     [reauth] = bulk_tasks(tenant, 1)
     Integration.objects.filter(pk=reauth.integration_id).update(status="reauth_required")
     assert scheduler.tick() == 1
-    assert [m[1][0] for m in enqueued.messages] == [str(ok.id)]
+    assert list(SyncTask.objects.filter(status="queued").values_list("id", flat=True)) == [ok.id]
+    assert len(enqueued.messages) == 1
 
 
 @pytest.mark.embedded
@@ -85,10 +92,12 @@ def test_only_due_free_enabled_tasks_of_active_integrations_are_claimed(enqueued
 def test_a_stale_or_duplicate_message_never_starts_a_second_run(enqueued, tenant):
     [task] = bulk_tasks(tenant, 1)
     scheduler.claim([task.id])
-    (_path, (task_id, token, trigger), _kind) = enqueued.drain()[0]
-    assert leases.take(task_id, token) is True
-    assert leases.take(task_id, token) is False, "a redelivered message does nothing"
-    assert run_inbound(task_id, "not-the-token", trigger) is None
+    (_path, (token, trigger, _slot, _slots), _kind) = enqueued.drain()[0]
+    assert run_claimed("not-the-token", trigger) == 0
+    assert run_inbound(task.id, "not-the-token", trigger) is None
+    assert leases.take(task.id, token) is True
+    assert leases.take(task.id, token) is False, "a redelivered message does nothing"
+    assert run_claimed(token, trigger) == 0, "a wake-up for a batch already taken runs nothing"
     assert not SyncRun.objects.exists()
 
 
@@ -107,7 +116,8 @@ def test_run_now_on_a_busy_task_runs_again_after(enqueued, tenant):
 def test_reaper_returns_expired_leases_and_marks_the_run_lost(enqueued, tenant):
     [task] = bulk_tasks(tenant, 1)
     scheduler.claim([task.id])
-    (_path, (task_id, token, _trigger), _kind) = enqueued.drain()[0]
+    (_path, (token, _trigger, _slot, _slots), _kind) = enqueued.drain()[0]
+    task_id = task.id
     leases.take(task_id, token)
     run = SyncRun.objects.create(tenant=tenant, task=task, mode="incremental", lease_owner=token)
     SyncTask.objects.filter(pk=task.pk).update(checkpoint={"cursor": {"page": 3}})
@@ -159,15 +169,17 @@ def test_two_ticks_racing_claim_each_task_exactly_once(postgres, enqueued):
         bulk_tasks(tenant, 120)
     results = _in_threads(2, lambda: scheduler.tick(batch_size=25))
     assert sum(results) == 360
-    task_ids = [m[1][0] for m in enqueued.messages]
-    assert len(task_ids) == 360 and len(set(task_ids)) == 360, "no task enqueued twice"
+    assert SyncTask.objects.filter(status="queued").count() == 360, "every task claimed once"
+    claims = set(SyncTask.objects.values_list("lease_owner", flat=True))
+    assert claims == {m[1][0] for m in enqueued.messages}, "each claimed batch was woken"
 
 
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_never_hold_one_task_at_once(postgres, enqueued, tenant):
     [task] = bulk_tasks(tenant, 1)
     scheduler.claim([task.id])
-    (_path, (task_id, token_a, _trigger), _kind) = enqueued.drain()[0]
+    (_path, (token_a, _trigger, _slot, _slots), _kind) = enqueued.drain()[0]
+    task_id = task.id
     # The same wake-up delivered to two workers at the same moment: one wins.
     assert sorted(_in_threads(2, lambda: leases.take(task_id, token_a))) == [False, True]
 
@@ -177,7 +189,7 @@ def test_two_workers_never_hold_one_task_at_once(postgres, enqueued, tenant):
     )
     reap()
     scheduler.claim([task.id])
-    (_path, (_id, token_b, _trigger), _kind) = enqueued.drain()[0]
+    (_path, (token_b, _trigger, _slot, _slots), _kind) = enqueued.drain()[0]
     assert leases.take(task_id, token_b)
     # A wakes up and tries to commit a page: fenced out, nothing written.
     with pytest.raises(leases.LeaseLost), transaction.atomic():

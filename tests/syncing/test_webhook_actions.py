@@ -78,6 +78,17 @@ def test_created_updated_and_deleted_customers_reach_the_record_store(source):
     assert "cus_1" in records_of(task, include_deleted=True)
 
 
+def test_an_older_event_delivered_late_does_not_overwrite_newer_data(source):
+    """Stripe promises no delivery order and customers carry no modification time: the
+    event's time decides."""
+    _integration, task, registration = source
+    newer = {**CUSTOMER, "name": "Ada Lovelace"}
+    assert deliver(registration, "customer.updated", newer, 5).status == "processed"
+    late = deliver(registration, "customer.created", CUSTOMER, 1)
+    assert late.actions[0]["result"]["outcome"] == "unchanged"
+    assert records_of(task)["cus_1"]["name"] == "Ada Lovelace"
+
+
 def test_an_entity_without_a_sync_task_is_ignored_not_failed(tenant):
     integration = make_integration(tenant, "http://127.0.0.1:9/")
     registration = make_registration(
@@ -123,4 +134,4 @@ def test_a_change_notice_queues_the_owning_sync_task(tenant, enqueued):
     task.refresh_from_db()
     assert task.status == SyncTask.Status.QUEUED
     [(func, args, kind)] = enqueued.drain()
-    assert (func, args[0], kind) == ("syncing.tasks.run_inbound", str(task.pk), "inbound")
+    assert (func, args[0], kind) == ("syncing.tasks.run_inbound_batch", task.lease_owner, "inbound")

@@ -52,7 +52,10 @@ def test_github_issue_opened_routes_to_upsert_and_rules(make_reg, recorded_actio
     assert normalised.provider == "github"
     assert normalised.type == "issues.opened"
     assert normalised.entity_type == "issues"
-    assert normalised.external_id == str(payload["issue"]["id"])
+    # Issues are named as the GitHub adapter keys them, owner/repo#number (see
+    # integrations/providers/github/webhooks.py).
+    repo = payload["issue"]["repository_url"].split("/repos/", 1)[1]
+    assert normalised.external_id == f"{repo}#{payload['issue']['number']}"
     assert normalised.complete and not normalised.deleted
     assert normalised.payload["title"] == payload["issue"]["title"]
     context = recorded_actions[0][2]
@@ -60,7 +63,7 @@ def test_github_issue_opened_routes_to_upsert_and_rules(make_reg, recorded_actio
     assert context.tenant_id == str(registration.tenant_id)
     event.refresh_from_db()
     assert (event.event_type, event.entity_type) == ("issues.opened", "issues")
-    assert event.external_id == str(payload["issue"]["id"])
+    assert event.external_id == normalised.external_id
     assert event.occurred_at is not None
     assert event.attempts == 1 and event.processed_at and event.processing_ms is not None
     assert [a["action"] for a in event.actions] == names
@@ -312,7 +315,7 @@ def test_events_that_name_no_record_route_nowhere(make_reg, recorded_actions):
     assert services.event_process(event_id=event.pk) == "ignored"
     assert recorded_actions == []
     event.refresh_from_db()
-    assert event.event_type == "event_callback"
+    assert event.event_type == "app_mention"  # the Slack parser names the inner event
 
 
 def test_schedules_are_declared():

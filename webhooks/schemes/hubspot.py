@@ -52,6 +52,7 @@ def compute_signature(secret: str, method: str, uri: str, body: bytes, timestamp
 
 class HubSpotScheme(Scheme):
     slug = "hubspot"
+    default_parser = "hubspot"
     label = "HubSpot (X-HubSpot-Signature-v3)"
     uses_timestamp = True
     config_options = {"url": "The public URL HubSpot calls (when a proxy changes it)."}

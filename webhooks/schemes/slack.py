@@ -27,6 +27,7 @@ from webhooks.schemes.base import (
 
 class SlackScheme(Scheme):
     slug = "slack"
+    default_parser = "slack"
     label = "Slack (v0 signing secret)"
     default_dedupe = ("body:event_id",)
     uses_timestamp = True

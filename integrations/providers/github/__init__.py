@@ -17,6 +17,10 @@ Facts an adapter relies on (sources in fixtures/SOURCES.md):
 - OAuth token errors come back as HTTP 200 with an ``error`` field (``bad_refresh_token``).
 - GitHub Enterprise Server: set ``api_base`` to ``https://HOST/api/v3``; its OAuth URLs are
   ``https://HOST/login/oauth/...``.
+
+The adapter (``adapter.py``) keys issues ``owner/repo#number`` and needs config
+``repository`` for them; ``organization`` selects whose repositories are listed. Its webhook
+parser (``webhooks.py``) names issues the same way.
 """
 
 from integrations.providers.base import OAuthSpec, ProviderInfo
@@ -87,5 +91,13 @@ PROVIDER = ProviderInfo(
     # closed, deleted, ...). push carries commits, not a repository snapshot: fetch it.
     webhook_events={"issues": "issues", "push": "repositories"},
     test_connection="GET /user",
-    optional_config={"api_base": "https://api.github.com"},
+    optional_config={
+        "api_base": "https://api.github.com",
+        # owner/name: the repository whose issues sync (needed for the issues entity).
+        "repository": "",
+        # The organisation whose repositories sync; empty: the authenticated user's.
+        "organization": "",
+    },
+    # Relative to this package, so a copied folder uses its own copy of the adapter.
+    adapter=f"{__name__}.adapter.GitHubAdapter",
 )

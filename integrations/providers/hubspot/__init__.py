@@ -21,6 +21,9 @@ Facts an adapter relies on (sources in fixtures/SOURCES.md):
   MISSING_SCOPES (``errors[].context.requiredGranularScopes``), VALIDATION_ERROR, CONFLICT.
   The v1 token endpoint answers a dead refresh token with 400 ``BAD_REFRESH_TOKEN``
   (not RFC 6749's invalid_grant).
+
+The adapter is ``adapter.py``; ``webhooks.py`` parses the v3 webhook batches (registered as
+the ``hubspot`` parser).
 """
 
 from integrations.providers.base import OAuthSpec, ProviderInfo
@@ -99,4 +102,6 @@ PROVIDER = ProviderInfo(
     },
     # Lists one contact: proves the token and the contacts read scope in one cheap call.
     test_connection="GET /crm/v3/objects/contacts?limit=1",
+    # Relative to this package, so a copied folder uses its own copy of the adapter.
+    adapter=f"{__name__}.adapter.HubSpotAdapter",
 )

@@ -22,6 +22,9 @@ Facts an adapter relies on (sources in fixtures/SOURCES.md):
 - Errors: a JSON array of ``{"message", "errorCode"[, "fields"]}``; an expired or revoked
   access token -> 401 ``INVALID_SESSION_ID`` (refresh once, retry once). Token endpoint
   errors: ``{"error": "invalid_grant", "error_description": ...}``.
+
+The adapter (``adapter.py``) checks ``instance_url`` (https, the org's host, not the login
+host) and the other config values; see its docstring for queries, upserts and errors.
 """
 
 from integrations.providers.base import OAuthSpec, ProviderInfo
@@ -58,11 +61,17 @@ PROVIDER = ProviderInfo(
     webhook_scheme=None,
     test_connection="GET /limits",
     required_config=("instance_url",),
+    config_from_token=f"{__name__}.tokens.config_from_token",
     optional_config={
         "login_url": "https://login.salesforce.com",
         "api_version": "v66.0",
         # API name of an External ID field (e.g. Castiel_Id__c) for idempotent creates by
         # upsert; empty means plain create.
         "external_id_field": "",
+        # The user Castiel connects as (005..., the last segment of the token response's
+        # "id" URL): versions it last modified are echoes of our own writes.
+        "integration_user_id": "",
     },
+    # Relative to this package, so a copied folder uses its own copy of the adapter.
+    adapter=f"{__name__}.adapter.SalesforceAdapter",
 )

@@ -17,6 +17,9 @@ Facts an adapter relies on (sources in fixtures/SOURCES.md):
   second per channel.
 - Events API: ``url_verification`` must be answered with its ``challenge``; events arrive
   wrapped in ``event_callback`` (``event_id`` for dedupe, ``event.type`` names the event).
+
+The adapter is ``adapter.py`` (``messages`` is the outbound "post a message" action);
+``webhooks.py`` parses Events API payloads (registered as the ``slack`` parser).
 """
 
 from integrations.providers.base import OAuthSpec, ProviderInfo
@@ -27,7 +30,9 @@ PROVIDER = ProviderInfo(
     # Bot tokens (xoxb-) pasted from an app's settings are bearer tokens.
     auth_types=("oauth2_authorization_code", "bearer_token"),
     api_base="https://slack.com/api",
-    entity_types=("users", "conversations"),
+    # messages: the outbound action "post a message" (chat.postMessage as a create); pulled
+    # entities are users and conversations.
+    entity_types=("users", "conversations", "messages"),
     docs_url="https://docs.slack.dev/reference/methods",
     oauth=OAuthSpec(
         authorize_url="https://slack.com/oauth/v2/authorize",
@@ -69,4 +74,6 @@ PROVIDER = ProviderInfo(
         "channel_deleted": "conversations",
     },
     test_connection="POST /auth.test",
+    # Relative to this package, so a copied folder uses its own copy of the adapter.
+    adapter=f"{__name__}.adapter.SlackAdapter",
 )

@@ -19,6 +19,9 @@ Facts an adapter relies on (sources in fixtures/SOURCES.md):
   bad key -> 401 ``invalid_request_error`` without a code; missing object -> 404
   ``resource_missing``.
 - Pin ``Stripe-Version`` (config ``api_version``) so payloads keep the fixtures' shape.
+
+The adapter is ``adapter.py`` (form encoding in ``form.py``); webhooks use the webhooks
+app's ``stripe`` parser.
 """
 
 from integrations.providers.base import OAuthSpec, ProviderInfo
@@ -81,4 +84,6 @@ PROVIDER = ProviderInfo(
         # "test" selects the 25/s test-mode limit (read by castiel.ratelimit's catalogue).
         "mode": "live",
     },
+    # Relative to this package, so a copied folder uses its own copy of the adapter.
+    adapter=f"{__name__}.adapter.StripeAdapter",
 )

@@ -1,0 +1,284 @@
+"""HubSpot CRM v3: list paging, incremental search, create/update/archive through the real
+push worker, the 10 s / daily limits and error categories, v3 webhook batches — fed by the
+documented fixtures at the HTTP boundary."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+from responses import matchers
+
+from syncing import outbox
+from syncing.models import SyncRun
+from syncing.stores import get_store
+from tests.integrations.providers.support import (
+    ProviderContract,
+    answer,
+    fixture,
+    make_integration,
+    query,
+)
+from tests.syncing.helpers import make_task, records_of, run_once
+from tests.syncing.outbound_support import push_all
+from tests.webhooks.factories import make_event, make_registration
+from webhooks import services as webhook_services
+from webhooks.models import WebhookEvent
+
+pytestmark = [pytest.mark.embedded]
+
+API = "https://api.hubapi.com"
+CONTACTS = f"{API}/crm/v3/objects/contacts"
+COMPANIES = f"{API}/crm/v3/objects/companies"
+PROPERTIES = "email,firstname,lastname,phone,company,lastmodifieddate"
+
+
+def list_query(**extra):
+    return query(limit=100, properties=PROPERTIES, **extra)
+
+
+class TestHubSpot(ProviderContract):
+    slug = "hubspot"
+    entity = "contacts"
+    pages = ["contacts_list_page1", "contacts_list_page2", "contacts_list_page3"]
+    errors = {
+        "error_invalid_authentication": ("invalid_credentials", False),
+        "error_expired_authentication": ("invalid_credentials", False),
+        "error_missing_scopes": ("missing_scope", False),
+        "error_not_found": ("not_found", False),
+        "rate_limited": ("rate_limited", True),
+        "rate_limited_daily": ("rate_limited", True),
+    }
+    webhooks = {
+        "webhook_contact_events": [
+            ("contact.creation", "contacts", "301", False, False),
+            ("contact.propertyChange", "contacts", "301", False, False),
+        ],
+        "webhook_company_deletion": [
+            ("company.deletion", "companies", "18620034512", False, True),
+        ],
+    }
+    connection = ("GET", CONTACTS, "contacts_list_page1")
+    connection_failures = {
+        "error_invalid_authentication": "invalid_credentials",
+        "error_missing_scopes": "missing_scope",
+        "rate_limited_daily": "rate_limited",
+    }
+
+    def mock_pages(self, rsps):
+        after = None
+        for name in self.pages:
+            extra = {"after": after} if after else {}
+            answer(rsps, "GET", CONTACTS, "hubspot", name, match=list_query(**extra))
+            after = (fixture("hubspot", name).body.get("paging") or {}).get("next", {}).get("after")
+
+    def first_page_request(self):
+        return "GET", CONTACTS
+
+    def expected_ids(self):
+        return [r["id"] for n in self.pages for r in fixture("hubspot", n).body["results"]]
+
+    def expected_rate_limit(self):
+        # The tightest of the three quotas the headers report: 9 of 10 this second.
+        return (10, 9)
+
+    # -- HubSpot specifics -------------------------------------------------------------
+
+    @pytest.mark.django_db
+    def test_rate_limit_waits_follow_the_policy_named(self, tenant, rsps):
+        waits = {}
+        for name in ("rate_limited", "rate_limited_daily", "rate_limited_search"):
+            rsps.reset()
+            answer(rsps, "GET", CONTACTS, "hubspot", name)
+            integration = make_integration(tenant, "hubspot", credential=self.credential, name=name)
+            with pytest.raises(Exception) as caught:
+                self.adapter(integration).fetch_page(None)
+            waits[caught.value.provider_code] = caught.value.retry_after
+        assert waits == {"TEN_SECONDLY_ROLLING": 10.0, "DAILY": 3600.0, "SECONDLY": 1.0}
+
+    @pytest.mark.django_db
+    def test_missing_scopes_are_named(self, integration, rsps):
+        answer(rsps, "GET", CONTACTS, "hubspot", "error_missing_scopes")
+        from integrations.services import integration_test_connection
+
+        result = integration_test_connection(integration=integration)
+        assert result.code == "missing_scope"
+        assert result.details["required_scopes"] == ["crm.objects.companies.read"]
+        assert "crm.objects.companies.read" in result.message
+
+    @pytest.mark.django_db(transaction=True)
+    def test_an_incremental_run_searches_from_the_watermark(self, integration, rsps, enqueued):
+        task = make_task(integration, "contacts", state={"watermark": "2024-05-06T00:00:00.000Z"})
+        search = f"{CONTACTS}/search"
+        base = {
+            "filterGroups": [
+                {
+                    "filters": [
+                        {
+                            "propertyName": "lastmodifieddate",
+                            "operator": "GTE",
+                            "value": 1714953600000,  # 2024-05-06T00:00:00Z in ms
+                        }
+                    ]
+                }
+            ],
+            "sorts": [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
+            "properties": PROPERTIES.split(","),
+            "limit": 200,
+        }
+        answer(
+            rsps,
+            "POST",
+            search,
+            "hubspot",
+            "contacts_search_page1",
+            match=[matchers.json_params_matcher(base)],
+        )
+        answer(
+            rsps,
+            "POST",
+            search,
+            "hubspot",
+            "contacts_search_page2",
+            match=[matchers.json_params_matcher({**base, "after": "3"})],
+        )
+        run = run_once(task, enqueued)
+        assert run.status == SyncRun.Status.SUCCEEDED, run.error_summary
+        assert (run.pages, run.created) == (2, 4)
+        task.refresh_from_db()
+        assert task.state["watermark"] == "2024-05-09T19:55:47.682Z"
+
+    @pytest.mark.django_db
+    def test_a_search_re_anchors_before_the_10000_result_cap(self, integration, rsps):
+        body = copy.deepcopy(fixture("hubspot", "contacts_search_page1").body)
+        body["paging"]["next"]["after"] = "9900"
+        rsps.add("POST", f"{CONTACTS}/search", json=body)
+        page = self.adapter(integration).fetch_page(
+            {"mode": "search", "since": "2024-05-06T00:00:00.000Z", "after": "9700"}
+        )
+        last = body["results"][-1]["updatedAt"]
+        assert page.next_cursor == {"mode": "search", "since": last, "after": None}
+
+    @pytest.mark.django_db
+    def test_companies_use_their_own_modification_property(self, tenant, rsps):
+        integration = make_integration(tenant, "hubspot", credential=self.credential)
+        answer(
+            rsps,
+            "GET",
+            COMPANIES,
+            "hubspot",
+            "companies_list_page1",
+            match=query(limit=100, properties="name,domain,hs_lastmodifieddate"),
+        )
+        page = self.adapter(integration, "companies").fetch_page(None)
+        assert page.next_cursor == {"mode": "list", "after": "MTg2MjAwMzQ1OTkK"}
+
+    # -- push through the outbox and the push worker ------------------------------------
+
+    @pytest.mark.django_db(transaction=True)
+    def test_create_update_and_archive_a_contact(self, integration, rsps, enqueued, pushes):
+        make_task(integration, "contacts")
+        created = fixture("hubspot", "contact_create").body
+        change = outbox.record_create(
+            integration=integration,
+            entity_type="contacts",
+            data={"properties": {k: created["properties"][k] for k in PROPERTIES.split(",")[:5]}},
+        ).change
+        post = answer(rsps, "POST", CONTACTS, "hubspot", "contact_create")
+        assert push_all(pushes) == {"succeeded": 1}
+        sent = json.loads(post.calls[0].request.body)
+        assert sent == {
+            "properties": {
+                "email": "ana.silva@castiel-demo.example.com",
+                "firstname": "Ana",
+                "lastname": "Silva",
+                "phone": "+351 21 555 0177",
+                "company": "Castiel Demo",
+            }
+        }
+        record = get_store().get(integration.tenant_id, change.record_id)
+        assert record.external_id == "301" and record.remote_version == created["updatedAt"]
+
+        # The phone changes locally: only that property is sent, read-only ones never.
+        data = copy.deepcopy(record.data)
+        data["properties"]["phone"] = "+351 21 555 0188"
+        outbox.record_update(tenant_id=integration.tenant_id, record_id=record.id, data=data)
+        patch = answer(rsps, "PATCH", f"{CONTACTS}/301", "hubspot", "contact_update")
+        assert push_all(pushes) == {"succeeded": 1}
+        sent = json.loads(patch.calls[0].request.body)["properties"]
+        assert sent["phone"] == "+351 21 555 0188"
+        assert not {"hs_object_id", "createdate", "lastmodifieddate"} & set(sent)
+
+        outbox.record_delete(tenant_id=integration.tenant_id, record_id=record.id)
+        archive = rsps.add("DELETE", f"{CONTACTS}/301", status=204)
+        assert push_all(pushes) == {"succeeded": 1}
+        assert archive.call_count == 1
+
+    @pytest.mark.django_db(transaction=True)
+    def test_an_existing_contact_email_is_the_created_contact(
+        self, integration, rsps, enqueued, pushes
+    ):
+        """No idempotency keys: a create answered 409 "Contact already exists. Existing ID:
+        301" adopts that contact instead of failing (the earlier attempt made it)."""
+        make_task(integration, "contacts")
+        change = outbox.record_create(
+            integration=integration,
+            entity_type="contacts",
+            data={"email": "ana.silva@castiel-demo.example.com", "firstname": "Ana"},
+        ).change
+        post = answer(rsps, "POST", CONTACTS, "hubspot", "error_conflict_contact_exists")
+        answer(rsps, "GET", f"{CONTACTS}/301", "hubspot", "contact_create")
+        assert push_all(pushes) == {"succeeded": 1}
+        # Flat fields are taken as properties.
+        assert json.loads(post.calls[0].request.body) == {
+            "properties": {"email": "ana.silva@castiel-demo.example.com", "firstname": "Ana"}
+        }
+        change.refresh_from_db()
+        assert change.remote_id == "301" and change.replayed
+
+    @pytest.mark.django_db(transaction=True)
+    def test_a_validation_error_is_a_dead_letter(self, integration, rsps, enqueued, pushes):
+        make_task(integration, "companies")
+        outbox.record_create(
+            integration=integration, entity_type="companies", data={"favourite_colour": "blue"}
+        )
+        answer(rsps, "POST", COMPANIES, "hubspot", "error_validation")
+        assert push_all(pushes) == {"dead": 1}
+        from syncing.models import DeadLetter
+
+        letter = DeadLetter.objects.get()
+        assert letter.error_code == "http_400" and "PROPERTY_DOESNT_EXIST" in letter.error_message
+
+    # -- webhooks through the real processing pipeline ----------------------------------
+
+    @pytest.mark.django_db(transaction=True)
+    def test_a_deletion_webhook_removes_the_company(
+        self, integration, rsps, enqueued, no_push_rules
+    ):
+        task = make_task(integration, "companies", mode="full")
+        answer(rsps, "GET", COMPANIES, "hubspot", "companies_list_page1")
+        after = fixture("hubspot", "companies_list_page1").body["paging"]["next"]["after"]
+        answer(
+            rsps,
+            "GET",
+            COMPANIES,
+            "hubspot",
+            "companies_list_page2",
+            match=query(limit=100, properties="name,domain,hs_lastmodifieddate", after=after),
+        )
+        assert run_once(task, enqueued).status == SyncRun.Status.SUCCEEDED
+        assert "18620034512" in records_of(task)
+
+        registration = make_registration(
+            integration.tenant, scheme="hubspot", parser="hubspot", integration=integration
+        )
+        body = json.dumps(fixture("hubspot", "webhook_company_deletion").body).encode()
+        event = make_event(registration, status=WebhookEvent.Status.RECEIVED, body=body)
+        assert webhook_services.event_process(event_id=event.pk) == "processed"
+        event.refresh_from_db()
+        assert [a["action"] for a in event.actions] == [
+            "sync.delete_record",
+            "push.evaluate_rules",
+        ]
+        assert "18620034512" not in records_of(task)

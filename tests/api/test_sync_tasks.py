@@ -7,7 +7,7 @@ import pytest
 
 from sandbox import services as sandbox_services
 from sandbox.models import SandboxObject
-from syncing import outbox
+from syncing import outbox, scheduler
 from syncing.models import Conflict, OutboundChange, Record, SyncRun, SyncTask
 from tests.syncing.helpers import make_integration, make_task, run_once, sandbox_integration
 
@@ -21,7 +21,7 @@ def test_run_queues_and_the_deprecated_run_now_still_works(api, tenant, enqueued
     assert response.status_code == 202, response.json()
     assert response.json()["queued"] is True
     assert response.json()["task"]["status"] == "queued"
-    assert [m[0] for m in enqueued.drain()] == ["syncing.tasks.run_inbound"]
+    assert [m[0] for m in enqueued.drain()] == [scheduler.WORKER]
 
     again = api.post(f"/api/v1/sync-tasks/{task.pk}/run-now/")
     assert again.status_code == 202 and again.json()["queued"] is False, "busy: flagged"

@@ -8,7 +8,7 @@ import pytest
 from django.test import override_settings
 
 from sandbox.models import SandboxObject
-from syncing import outbox
+from syncing import outbox, scheduler
 from syncing.models import DeadLetter, OutboundChange, Record, SyncRun
 from tests.syncing.factories import make_dead_letter
 from tests.syncing.helpers import make_integration, make_task, sandbox_integration
@@ -65,7 +65,7 @@ def test_sync_run_waits_for_a_worker_and_times_out_clearly(tenant, fails, enqueu
     task = make_task(make_integration(tenant, "http://127.0.0.1:9/"))
     message = fails("sync_run", str(task.pk), "--timeout", "0.2")
     assert message.startswith(f"no finished run of sync task {task.pk} after 0.2 s")
-    assert [m[0] for m in enqueued.drain()] == ["syncing.tasks.run_inbound"], "it was queued"
+    assert [m[0] for m in enqueued.drain()] == [scheduler.WORKER], "it was queued"
 
 
 @pytest.mark.django_db(transaction=True)

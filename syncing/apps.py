@@ -6,6 +6,7 @@ class SyncingConfig(AppConfig):
     verbose_name = "Syncing"
 
     def ready(self):
-        from syncing import webhook_actions
+        from syncing import rules, webhook_actions
 
         webhook_actions.register()
+        rules.register()  # push.evaluate_rules: webhook-triggered pushes (syncing/rules.py)

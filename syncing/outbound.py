@@ -91,8 +91,14 @@ def request_dispatch() -> None:
 
     The dispatcher clears the flag *before* it looks for work, so a change committed after
     the flag was cleared sends a new wake-up and a change committed before is seen by that
-    scan: no change waits for the minute tick unless the cache or broker failed.
+    scan: no change waits for the minute tick unless the cache or broker failed. The flag is
+    set only once the change has committed: a rolled-back change must not hold back the
+    wake-ups of others.
     """
+    transaction.on_commit(_wake_dispatcher)
+
+
+def _wake_dispatcher() -> None:
     try:
         first = cache.add(
             WAKE_KEY, 1, timeout=max(1, int(settings.CASTIEL_OUTBOUND_WAKE_DEBOUNCE_SECONDS))

@@ -10,6 +10,24 @@ from tests.support import processes
 from tests.support.services import require_postgres, require_redis
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache(django_db_blocker):
+    """Each test starts with an empty cache: the database cache table survives the test
+    database flush, and Redis outlives every test. Only this run's keys are removed (the
+    Redis server is shared with other runs), never the whole server."""
+    yield
+    from django.core.cache import cache
+
+    try:
+        with django_db_blocker.unblock():
+            if hasattr(cache, "delete_pattern"):
+                cache.delete_pattern("*")  # django-redis: only keys under our KEY_PREFIX
+            else:
+                cache.clear()
+    except Exception:  # a test that broke the cache on purpose (outage tests) cleans up itself
+        pass
+
+
 @pytest.fixture
 def tenant(db):
     return tenancy.tenant_create(name="Tenant A")

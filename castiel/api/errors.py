@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -69,6 +70,9 @@ def _is_api(request) -> bool:
     return request.path.startswith(API_PREFIX)
 
 
+# Exempt from CSRF like every API view (they authenticate with keys, never cookies): without
+# it, a POST/PUT/PATCH/DELETE to an unknown API route got the CSRF failure page (403 HTML).
+@csrf_exempt
 def api_not_found(request, *args, **kwargs):
     return JsonResponse(error_body("not_found", f"No API endpoint at {request.path}."), status=404)
 

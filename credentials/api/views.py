@@ -2,13 +2,15 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from castiel.api.base import TenantReadOnlyModelViewSet
 from castiel.api.errors import ApiError
+from castiel.api.schema import error_example, error_response
+from credentials.api.filters import CredentialFilter, TokenRefreshAuditFilter
 from credentials.api.serializers import (
     ConnectStartResponseSerializer,
     ConnectStartSerializer,
@@ -18,7 +20,7 @@ from credentials.api.serializers import (
     TokenRefreshAuditSerializer,
 )
 from credentials.connect import ConnectError, oauth_connect_start
-from credentials.models import Credential, TokenRefreshAudit
+from credentials.models import Credential, CredentialStatus, TokenRefreshAudit
 from credentials.refresh import credential_refresh
 from credentials.services import CredentialConflictError, credential_create, credential_revoke
 from credentials.types import CredentialValidationError
@@ -31,13 +33,36 @@ def redirect_uri_for(request) -> str:
     return request.build_absolute_uri(path)
 
 
+CREATE_EXAMPLES = [
+    OpenApiExample(
+        "An API key",
+        value={
+            "integration": "0b6f6c1e-9a43-4c39-9a43-2f9b1c1d8e10",
+            "type": "api_key",
+            "secret": {"api_key": "sk_live_…"},
+            "settings": {"header": "Authorization", "prefix": "Bearer "},
+        },
+        request_only=True,
+    ),
+]
+LIVE_CREDENTIAL_EXISTS = error_response(
+    "The integration already has a live credential (revoke it first).",
+    error_example(
+        "conflict",
+        "integration 'CRM' already has a live credential; revoke it first",
+        status=409,
+    ),
+)
+
+
 @extend_schema_view(
-    list=extend_schema(summary="List credentials (secrets masked)"),
+    list=extend_schema(summary="List credentials (status and expiry; secrets masked)"),
     retrieve=extend_schema(summary="Get a credential (secrets masked)"),
     create=extend_schema(
         summary="Create a credential (non-interactive types)",
         request=CredentialCreateSerializer,
-        responses={201: CredentialSerializer},
+        responses={201: CredentialSerializer, 409: LIVE_CREDENTIAL_EXISTS},
+        examples=CREATE_EXAMPLES,
     ),
     destroy=extend_schema(
         summary="Disconnect: revoke the credential (at the provider when supported)",
@@ -50,8 +75,9 @@ class CredentialViewSet(
 ):
     queryset = Credential.objects.select_related("integration")
     serializer_class = CredentialSerializer
-    filterset_fields = ["integration", "type", "status"]
-    ordering_fields = ["created_at", "expires_at", "last_refreshed_at"]
+    filterset_class = CredentialFilter
+    ordering_fields = ["created_at", "expires_at", "last_refreshed_at", "status"]
+    ordering = ["-created_at"]
 
     def get_serializer_class(self):
         if self.action == "create":
@@ -100,7 +126,13 @@ class CredentialViewSet(
     @extend_schema(
         summary="Refresh the token now (single-flight; audited as manual)",
         request=None,
-        responses={200: RefreshResponseSerializer},
+        responses={
+            200: RefreshResponseSerializer,
+            409: error_response(
+                "The credential is revoked (connect again instead).",
+                error_example("credential_revoked", "This credential is revoked.", status=409),
+            ),
+        },
     )
     @action(detail=True, methods=["post"])
     def refresh(self, request, *args, **kwargs):
@@ -108,6 +140,12 @@ class CredentialViewSet(
         if not credential.kind.refreshable:
             raise ApiError(
                 f"{credential.type} credentials have no token to refresh.", code="not_refreshable"
+            )
+        if credential.status == CredentialStatus.REVOKED:
+            raise ApiError(
+                "This credential is revoked; connect the integration again.",
+                code="credential_revoked",
+                status=409,
             )
         result = credential_refresh(
             credential_id=credential.pk, trigger=TokenRefreshAudit.Trigger.MANUAL, force=True
@@ -125,7 +163,7 @@ class CredentialViewSet(
         summary="Refresh attempts of this credential",
         responses={200: TokenRefreshAuditSerializer(many=True)},
     )
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], filter_backends=[])
     def audits(self, request, *args, **kwargs):
         credential = self.get_object()
         queryset = TokenRefreshAudit.objects.filter(credential=credential)
@@ -138,8 +176,26 @@ class CredentialViewSet(
         request=ConnectStartSerializer,
         responses={
             201: ConnectStartResponseSerializer,
-            400: OpenApiResponse(description="OAuth2 not supported or not configured"),
+            400: error_response(
+                "Invalid input, or OAuth2 not supported or not configured for this provider.",
+                error_example(
+                    "oauth_not_configured",
+                    "The integration has no OAuth2 client id (config.oauth.client_id).",
+                    status=400,
+                ),
+            ),
         },
+        examples=[
+            OpenApiExample(
+                "Connect",
+                value={
+                    "integration": "0b6f6c1e-9a43-4c39-9a43-2f9b1c1d8e10",
+                    "scopes": ["contacts.read", "contacts.write"],
+                    "return_url": "/admin/",
+                },
+                request_only=True,
+            )
+        ],
     )
     @action(detail=False, methods=["post"])
     def connect(self, request, *args, **kwargs):
@@ -174,4 +230,6 @@ class CredentialViewSet(
 class TokenRefreshAuditViewSet(TenantReadOnlyModelViewSet):
     queryset = TokenRefreshAudit.objects.all()
     serializer_class = TokenRefreshAuditSerializer
-    filterset_fields = ["credential", "trigger", "outcome"]
+    filterset_class = TokenRefreshAuditFilter
+    ordering_fields = ["created_at", "duration_ms"]
+    ordering = ["-created_at"]

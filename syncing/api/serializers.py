@@ -1,7 +1,17 @@
 from rest_framework import serializers
 
 from castiel.api.base import TenantModelSerializer
-from syncing.models import Conflict, DeadLetter, OutboundChange, Record, SyncRun, SyncTask
+from syncing.models import (
+    Conflict,
+    DeadLetter,
+    OutboundChange,
+    PushRule,
+    Record,
+    SyncRun,
+    SyncTask,
+)
+from syncing.preview import MAX_PAGES
+from syncing.rules import push_rule_config_errors
 from syncing.services import sync_task_config_errors
 
 LEASE_FIELDS = ["lease_owner", "lease_expires_at"]
@@ -262,6 +272,13 @@ class DeadLetterBulkResultSerializer(serializers.Serializer):
 
 
 class ConflictSerializer(TenantModelSerializer):
+    resolution = serializers.ChoiceField(
+        choices=Conflict.Resolution.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text="How it was resolved (empty while open).",
+    )
+
     class Meta:
         model = Conflict
         fields = [
@@ -297,3 +314,115 @@ class RunNowSerializer(serializers.Serializer):
         help_text="True if queued now; false if a run is in progress (it runs again after)."
     )
     task = SyncTaskSerializer()
+
+
+class DryRunRequestSerializer(serializers.Serializer):
+    pages = serializers.IntegerField(
+        min_value=1,
+        max_value=MAX_PAGES,
+        default=1,
+        help_text="How many pages to fetch and decide (each is a real request).",
+    )
+
+
+class PreviewItemSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(
+        choices=["created", "updated", "deleted", "restored", "conflict"],
+        help_text="What the run would do to the record (conflict: opened for manual review).",
+    )
+    external_id = serializers.CharField()
+    record_id = serializers.UUIDField()
+    fields = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Local fields whose value would change (conflicts: changed on both sides).",
+    )
+    before = serializers.DictField(
+        allow_null=True, help_text="The local data now (conflicts: the local side)."
+    )
+    after = serializers.DictField(
+        allow_null=True, help_text="The local data after the run (conflicts: the remote side)."
+    )
+
+
+class PreviewSerializer(serializers.Serializer):
+    task = serializers.UUIDField()
+    mode = serializers.CharField(help_text="incremental or full.")
+    since = serializers.CharField(
+        allow_null=True, help_text="The watermark the run would start from."
+    )
+    cursor = serializers.DictField(
+        allow_null=True, help_text="The checkpoint cursor it would resume from."
+    )
+    pages = serializers.IntegerField(help_text="Pages fetched and decided.")
+    more_pages = serializers.BooleanField(help_text="The provider has more pages than decided.")
+    counts = serializers.DictField(
+        child=serializers.IntegerField(), help_text="The run counters these pages would add."
+    )
+    items = PreviewItemSerializer(many=True, help_text="Every record that would change.")
+    truncated = serializers.BooleanField(help_text="More items than the preview lists.")
+    record_errors = serializers.ListField(
+        child=serializers.CharField(), help_text="Records that could not be mapped."
+    )
+
+
+class PushRuleSerializer(TenantModelSerializer):
+    event_types = serializers.ListField(
+        child=serializers.CharField(min_length=1, max_length=200),
+        required=False,
+        default=list,
+        help_text="Shell patterns of event types that fire the rule (contacts.*); empty = all.",
+    )
+    field_mapping = serializers.DictField(
+        required=False,
+        default=dict,
+        help_text="Target field → source path or {path, transform, default}; empty copies "
+        "the payload.",
+    )
+
+    class Meta:
+        model = PushRule
+        fields = [
+            "id",
+            "name",
+            "enabled",
+            "source_integration",
+            "source_entity_type",
+            "event_types",
+            "target_integration",
+            "target_entity_type",
+            "field_mapping",
+            "match_field",
+            "create_missing",
+            "last_fired_at",
+            "last_outcome",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "last_fired_at", "last_outcome", "created_at", "updated_at"]
+
+    def validate(self, attrs):
+        def current(name, default=None):
+            if name in attrs:
+                return attrs[name]
+            return getattr(self.instance, name, default) if self.instance else default
+
+        errors = push_rule_config_errors(
+            source_integration=current("source_integration"),
+            source_entity_type=current("source_entity_type", ""),
+            event_types=current("event_types", []),
+            target_integration=current("target_integration"),
+            target_entity_type=current("target_entity_type", ""),
+            field_mapping=current("field_mapping", {}),
+            match_field=current("match_field", ""),
+        )
+        tenant = self.context.get("tenant")
+        name = attrs.get("name")
+        if tenant is not None and name:
+            clash = PushRule.objects.filter(tenant=tenant, name=name)
+            if self.instance is not None:
+                clash = clash.exclude(pk=self.instance.pk)
+            if clash.exists():
+                errors["name"] = "A push rule with this name exists."
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs

@@ -4,6 +4,7 @@ from syncing.api.views import (
     ConflictViewSet,
     DeadLetterViewSet,
     OutboundChangeViewSet,
+    PushRuleViewSet,
     RecordViewSet,
     SyncRunViewSet,
     SyncTaskViewSet,
@@ -16,5 +17,6 @@ router.register("records", RecordViewSet, basename="record")
 router.register("conflicts", ConflictViewSet, basename="conflict")
 router.register("outbound-changes", OutboundChangeViewSet, basename="outbound-change")
 router.register("dead-letters", DeadLetterViewSet, basename="dead-letter")
+router.register("push-rules", PushRuleViewSet, basename="push-rule")
 
 urlpatterns = router.urls

@@ -5,14 +5,28 @@ from rest_framework.response import Response
 
 from castiel.api.base import TenantModelViewSet, TenantReadOnlyModelViewSet, TenantScopedViewMixin
 from castiel.api.errors import ApiError
+from castiel.api.schema import error_example, error_response
 from syncing import deadletters, outbox, services
+from syncing.api import examples
+from syncing.api.filters import (
+    ConflictFilter,
+    DeadLetterFilter,
+    OutboundChangeFilter,
+    PushRuleFilter,
+    RecordFilter,
+    SyncRunFilter,
+    SyncTaskFilter,
+)
 from syncing.api.serializers import (
     ConflictResolveSerializer,
     ConflictSerializer,
     DeadLetterBulkResultSerializer,
     DeadLetterBulkSerializer,
     DeadLetterSerializer,
+    DryRunRequestSerializer,
     OutboundChangeSerializer,
+    PreviewSerializer,
+    PushRuleSerializer,
     RecordCreateSerializer,
     RecordSerializer,
     RecordUpdateSerializer,
@@ -20,27 +34,74 @@ from syncing.api.serializers import (
     SyncRunSerializer,
     SyncTaskSerializer,
 )
-from syncing.models import Conflict, DeadLetter, OutboundChange, Record, SyncRun, SyncTask
+from syncing.models import (
+    Conflict,
+    DeadLetter,
+    OutboundChange,
+    PushRule,
+    Record,
+    SyncRun,
+    SyncTask,
+)
+from syncing.preview import sync_task_preview
+
+
+def dry_run_error(code: str, message: str) -> ApiError:
+    """A dry run that could not decide anything, as the API's error (status by cause)."""
+    if code.startswith("integration_"):  # disabled / not active: a state, not a bad request
+        return ApiError(message, code="integration_not_operational", status=409)
+    if code.startswith("invalid_") or code == "adapter_error":  # the task's configuration
+        return ApiError(message, code=code, status=400)
+    if code in ("http_429", "rate_limited") or "ratelimit" in code:
+        return ApiError(message, code="rate_limited", status=429)
+    # The provider could not be read (http_5xx, timeout, credential_unavailable …).
+    return ApiError(message, code="provider_error", status=502, details={"error_code": code})
+
+
+NOT_OPERATIONAL = error_response(
+    "The task's integration is disabled, paused or waiting for re-authorisation.",
+    error_example(
+        "integration_not_operational",
+        "integration 'CRM' is reauth_required: the refresh token was revoked",
+        status=409,
+    ),
+)
 
 
 @extend_schema_view(
     list=extend_schema(summary="List sync tasks"),
-    create=extend_schema(summary="Create a sync task"),
+    create=extend_schema(summary="Create a sync task", examples=examples.SYNC_TASK),
     retrieve=extend_schema(summary="Get a sync task"),
     update=extend_schema(summary="Replace a sync task"),
     partial_update=extend_schema(summary="Update a sync task"),
-    destroy=extend_schema(summary="Delete a sync task"),
+    destroy=extend_schema(summary="Delete a sync task (its records stay)"),
 )
 @extend_schema(tags=["sync"])
 class SyncTaskViewSet(TenantModelViewSet):
     queryset = SyncTask.objects.select_related("integration")
     serializer_class = SyncTaskSerializer
-    filterset_fields = ["integration", "entity_type", "enabled", "status", "mode"]
+    filterset_class = SyncTaskFilter
+    ordering_fields = [
+        "entity_type",
+        "priority",
+        "next_run_at",
+        "last_run_at",
+        "last_success_at",
+        "created_at",
+    ]
+    ordering = ["entity_type"]
 
-    @extend_schema(summary="Run a sync task now", request=None, responses={202: RunNowSerializer})
-    @action(detail=True, methods=["post"], url_path="run-now")
-    def run_now(self, request, *args, **kwargs):
+    def _run(self, request):
         task = self.get_object()
+        if not task.integration.is_operational:
+            integration = task.integration
+            reason = f": {integration.status_reason}" if integration.status_reason else ""
+            state = "disabled" if not integration.enabled else integration.status
+            raise ApiError(
+                f"integration {integration.name!r} is {state}{reason}",
+                code="integration_not_operational",
+                status=409,
+            )
         queued = services.sync_task_run_now(task=task)
         task.refresh_from_db()
         body = {
@@ -48,6 +109,28 @@ class SyncTaskViewSet(TenantModelViewSet):
             "task": SyncTaskSerializer(task, context=self.get_serializer_context()).data,
         }
         return Response(body, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        summary="Run a sync task now",
+        description="Queues a run at once (also for a paused task: a manual run). If a run is "
+        "in progress, `queued` is false and the task runs again as soon as it ends. Follow "
+        "the run in `GET /sync-runs/?task=<id>`.",
+        request=None,
+        responses={202: RunNowSerializer, 409: NOT_OPERATIONAL},
+    )
+    @action(detail=True, methods=["post"])
+    def run(self, request, *args, **kwargs):
+        return self._run(request)
+
+    @extend_schema(
+        summary="Run a sync task now (deprecated: use run/)",
+        request=None,
+        responses={202: RunNowSerializer, 409: NOT_OPERATIONAL},
+        deprecated=True,
+    )
+    @action(detail=True, methods=["post"], url_path="run-now")
+    def run_now(self, request, *args, **kwargs):
+        return self._run(request)
 
     @extend_schema(summary="Pause a sync task", request=None, responses=SyncTaskSerializer)
     @action(detail=True, methods=["post"])
@@ -61,6 +144,52 @@ class SyncTaskViewSet(TenantModelViewSet):
         task = services.sync_task_resume(task=self.get_object())
         return Response(self.get_serializer(task).data)
 
+    @extend_schema(
+        summary="Dry run: what the next run would create, update and delete",
+        description="Fetches up to `pages` pages from where the next run would start and "
+        "runs the real pipeline (mapping, dedup, conflict checks) over them, writing nothing: "
+        "no records, conflicts, outbound changes, cursor or run. `items` lists every record "
+        "that would change. The fetches are real requests to the provider (rate-limited "
+        "like any fetch).",
+        request=DryRunRequestSerializer,
+        responses={
+            200: PreviewSerializer,
+            400: error_response(
+                "Invalid input, or the task is misconfigured (the code a run would fail with).",
+                error_example(
+                    "invalid_mapping", "invalid field mapping: email: unknown keys", status=400
+                ),
+            ),
+            409: NOT_OPERATIONAL,
+            429: error_response(
+                "The provider or Castiel's rate limiter asks to wait.",
+                error_example(
+                    "rate_limited", "GET https://crm.example.com/contacts: HTTP 429", status=429
+                ),
+            ),
+            502: error_response(
+                "The provider could not be read (`details.error_code`: what a run would "
+                "record, e.g. http_503, timeout, credential_unavailable).",
+                error_example(
+                    "provider_error",
+                    "GET https://crm.example.com/api/contacts failed with HTTP 503",
+                    {"error_code": "http_503"},
+                    status=502,
+                ),
+            ),
+        },
+        examples=examples.PREVIEW,
+    )
+    @action(detail=True, methods=["post"], url_path="dry-run")
+    def dry_run(self, request, *args, **kwargs):
+        task = self.get_object()
+        payload = DryRunRequestSerializer(data=request.data or {})
+        payload.is_valid(raise_exception=True)
+        preview = sync_task_preview(task=task, max_pages=payload.validated_data["pages"])
+        if not preview.ok:
+            raise dry_run_error(preview.error_code, preview.error)
+        return Response(PreviewSerializer(preview.as_dict()).data)
+
 
 @extend_schema_view(
     list=extend_schema(summary="List sync runs (newest first)"),
@@ -70,7 +199,9 @@ class SyncTaskViewSet(TenantModelViewSet):
 class SyncRunViewSet(TenantReadOnlyModelViewSet):
     queryset = SyncRun.objects.all()
     serializer_class = SyncRunSerializer
-    filterset_fields = ["task", "status", "trigger"]
+    filterset_class = SyncRunFilter
+    ordering_fields = ["started_at", "finished_at", "fetched", "errors"]
+    ordering = ["-started_at"]
 
 
 def _change_error(exc: outbox.RecordChangeError) -> ApiError:
@@ -84,18 +215,23 @@ def _change_error(exc: outbox.RecordChangeError) -> ApiError:
         summary="Create a record (pushed to the provider)",
         request=RecordCreateSerializer,
         responses={201: RecordSerializer},
+        examples=examples.RECORD_CREATE,
     ),
     update=extend_schema(
         summary="Replace a record's data (pushed to the provider)",
         request=RecordUpdateSerializer,
-        responses=RecordSerializer,
+        responses={200: RecordSerializer, 409: examples.RECORD_CONFLICT},
     ),
     partial_update=extend_schema(
         summary="Change some of a record's fields (only those are pushed)",
         request=RecordUpdateSerializer,
-        responses=RecordSerializer,
+        responses={200: RecordSerializer, 409: examples.RECORD_CONFLICT},
+        examples=examples.RECORD_PATCH,
     ),
-    destroy=extend_schema(summary="Delete a record (the delete is pushed to the provider)"),
+    destroy=extend_schema(
+        summary="Delete a record (the delete is pushed to the provider)",
+        responses={204: None, 409: examples.RECORD_CONFLICT},
+    ),
 )
 @extend_schema(tags=["records"])
 class RecordViewSet(TenantModelViewSet):
@@ -107,7 +243,9 @@ class RecordViewSet(TenantModelViewSet):
 
     queryset = Record.objects.all()
     serializer_class = RecordSerializer
-    filterset_fields = ["integration", "entity_type", "external_id"]
+    filterset_class = RecordFilter
+    ordering_fields = ["entity_type", "external_id", "synced_at", "local_updated_at", "created_at"]
+    ordering = ["entity_type", "external_id"]
 
     def _respond(self, change, status_code=200):
         record = Record.objects.get(pk=change.record.id)
@@ -169,7 +307,9 @@ class RecordViewSet(TenantModelViewSet):
 class OutboundChangeViewSet(TenantReadOnlyModelViewSet):
     queryset = OutboundChange.objects.all()
     serializer_class = OutboundChangeSerializer
-    filterset_fields = ["integration", "entity_type", "record_id", "operation", "status"]
+    filterset_class = OutboundChangeFilter
+    ordering_fields = ["created_at", "updated_at", "next_attempt_at", "attempts"]
+    ordering = ["-created_at"]
 
 
 @extend_schema_view(
@@ -182,7 +322,9 @@ class DeadLetterViewSet(
 ):
     queryset = DeadLetter.objects.all()
     serializer_class = DeadLetterSerializer
-    filterset_fields = ["integration", "entity_type", "operation", "status", "error_code"]
+    filterset_class = DeadLetterFilter
+    ordering_fields = ["created_at", "resolved_at", "attempts"]
+    ordering = ["-created_at"]
 
     def _one(self, action):
         try:
@@ -201,12 +343,20 @@ class DeadLetterViewSet(
         skipped.update({str(i): "no such dead letter" for i in wanted if i not in known})
         return Response({"done": [str(d.pk) for d in done], "skipped": skipped})
 
-    @extend_schema(summary="Replay a dead letter", request=None, responses=DeadLetterSerializer)
+    @extend_schema(
+        summary="Replay a dead letter",
+        request=None,
+        responses={200: DeadLetterSerializer, 409: examples.DEAD_LETTER_RESOLVED},
+    )
     @action(detail=True, methods=["post"])
     def replay(self, request, *args, **kwargs):
         return self._one(deadletters.dead_letter_replay)
 
-    @extend_schema(summary="Discard a dead letter", request=None, responses=DeadLetterSerializer)
+    @extend_schema(
+        summary="Discard a dead letter",
+        request=None,
+        responses={200: DeadLetterSerializer, 409: examples.DEAD_LETTER_RESOLVED},
+    )
     @action(detail=True, methods=["post"])
     def discard(self, request, *args, **kwargs):
         return self._one(deadletters.dead_letter_discard)
@@ -214,8 +364,11 @@ class DeadLetterViewSet(
     @extend_schema(
         operation_id="dead_letters_replay_many",
         summary="Replay many dead letters",
+        description="Ids that are not this tenant's open dead letters are skipped, each "
+        "with the reason; the others are replayed.",
         request=DeadLetterBulkSerializer,
         responses=DeadLetterBulkResultSerializer,
+        examples=examples.DEAD_LETTER_BULK,
     )
     @action(detail=False, methods=["post"], url_path="replay")
     def replay_many(self, request, *args, **kwargs):
@@ -242,12 +395,25 @@ class ConflictViewSet(
 ):
     queryset = Conflict.objects.all()
     serializer_class = ConflictSerializer
-    filterset_fields = ["task", "status", "entity_type"]
+    filterset_class = ConflictFilter
+    ordering_fields = ["created_at", "updated_at", "resolved_at"]
+    ordering = ["-created_at"]
 
     @extend_schema(
         summary="Resolve a conflict",
+        description="`remote` takes the provider's version, `local` keeps Castiel's (and "
+        "pushes it), `merged` uses `data` (and pushes what differs from the remote).",
         request=ConflictResolveSerializer,
-        responses=ConflictSerializer,
+        responses={
+            200: ConflictSerializer,
+            409: error_response(
+                "The conflict is already resolved, or its record no longer exists.",
+                error_example(
+                    "conflict_not_resolvable", "this conflict is already resolved", status=409
+                ),
+            ),
+        },
+        examples=examples.CONFLICT_RESOLVE,
     )
     @action(detail=True, methods=["post"])
     def resolve(self, request, *args, **kwargs):
@@ -264,3 +430,23 @@ class ConflictViewSet(
         except services.ConflictError as exc:
             raise ApiError(str(exc), code="conflict_not_resolvable", status=409) from None
         return Response(ConflictSerializer(conflict, context=self.get_serializer_context()).data)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List push rules"),
+    create=extend_schema(summary="Create a push rule", examples=examples.PUSH_RULE),
+    retrieve=extend_schema(summary="Get a push rule"),
+    update=extend_schema(summary="Replace a push rule"),
+    partial_update=extend_schema(summary="Update a push rule"),
+    destroy=extend_schema(summary="Delete a push rule"),
+)
+@extend_schema(tags=["push rules"])
+class PushRuleViewSet(TenantModelViewSet):
+    """Webhook-triggered pushes: an event about one integration's record writes a record of
+    another integration through the outbox (see ``syncing/rules.py``)."""
+
+    queryset = PushRule.objects.select_related("source_integration", "target_integration")
+    serializer_class = PushRuleSerializer
+    filterset_class = PushRuleFilter
+    ordering_fields = ["name", "created_at", "last_fired_at"]
+    ordering = ["name"]

@@ -72,6 +72,24 @@ def test_scripts_run_brings_up_the_product_and_ctrl_c_stops_it(tmp_path):
         assert ok.status_code == 200 and ok.json()["slug"] == "demo"
         wrong = requests.get(f"{base}/api/v1/tenant/", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401 and wrong.json()["code"] == "authentication_failed"
+
+        # The demo runs by itself through the real qcluster: records arrive from the sandbox,
+        # and the sandbox-activity schedule's signed webhooks are received and processed.
+        auth = {"Authorization": f"Bearer {key}"}
+        records = _eventually(
+            lambda: requests.get(
+                f"{base}/api/v1/records/", {"entity_type": "contacts"}, headers=auth
+            ).json()["count"],
+            seconds=60,
+        )
+        assert records > 0, (tmp_path / "run.log").read_text()[-3000:]
+        processed = _eventually(
+            lambda: requests.get(
+                f"{base}/api/v1/webhook-events/", {"status": "processed"}, headers=auth
+            ).json()["count"],
+            seconds=90,
+        )
+        assert processed > 0, (tmp_path / "run.log").read_text()[-3000:]
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's process group
         proc.wait(timeout=60)
@@ -81,3 +99,13 @@ def test_scripts_run_brings_up_the_product_and_ctrl_c_stops_it(tmp_path):
     )
     assert leftovers.stdout == "", "the web server survived Ctrl-C"
     assert proc.returncode == 0
+
+
+def _eventually(read, *, seconds: float):
+    """``read()`` until it is truthy or ``seconds`` have passed; the last value."""
+    deadline = time.monotonic() + seconds
+    value = read()
+    while not value and time.monotonic() < deadline:
+        time.sleep(1)
+        value = read()
+    return value

@@ -5,7 +5,15 @@ from __future__ import annotations
 from django.utils import timezone
 
 from syncing.hashing import content_hash, record_id
-from syncing.models import Conflict, DeadLetter, OutboundChange, Record, SyncRun, SyncTask
+from syncing.models import (
+    Conflict,
+    DeadLetter,
+    OutboundChange,
+    PushRule,
+    Record,
+    SyncRun,
+    SyncTask,
+)
 from tests.factories import IntegrationFactory, isolation_maker
 
 
@@ -86,4 +94,20 @@ def make_dead_letter(tenant):
         error_code="http_422",
         error_message="PATCH failed with HTTP 422",
         response_status=422,
+    )
+
+
+@isolation_maker(PushRule)
+def make_push_rule(tenant):
+    source = IntegrationFactory(tenant=tenant)
+    target = IntegrationFactory(tenant=tenant)
+    return PushRule.objects.create(
+        tenant=tenant,
+        name=f"rule {source.pk}",
+        source_integration=source,
+        source_entity_type="contacts",
+        target_integration=target,
+        target_entity_type="contacts",
+        field_mapping={"email": "email"},
+        match_field="email",
     )

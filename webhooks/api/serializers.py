@@ -125,10 +125,14 @@ class WebhookRegistrationSerializer(TenantModelSerializer):
             raise serializers.ValidationError(exc.message_dict) from None
 
 
+MAX_OVERLAP_SECONDS = 366 * 24 * 3600
+
+
 class RotateSecretSerializer(serializers.Serializer):
     secret = serializers.CharField(trim_whitespace=False, style={"input_type": "password"})
     overlap_seconds = serializers.IntegerField(
         min_value=0,
+        max_value=MAX_OVERLAP_SECONDS,  # unbounded, now + overlap overflows (a 500)
         required=False,
         help_text=(
             "How long the previous secret stays valid (default: "

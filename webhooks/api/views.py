@@ -2,13 +2,15 @@ from __future__ import annotations
 
 import django_filters
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from castiel.api.base import TenantModelViewSet, TenantReadOnlyModelViewSet
 from castiel.api.errors import ApiError
+from castiel.api.filters import after, before, id_filter
+from castiel.api.schema import error_example, error_response
 from webhooks import services
 from webhooks.api.serializers import (
     RotateSecretSerializer,
@@ -19,9 +21,43 @@ from webhooks.api.serializers import (
 from webhooks.models import WebhookEvent, WebhookRegistration
 
 
+class WebhookRegistrationFilter(django_filters.FilterSet):
+    integration = id_filter("integration_id", "Integration id.")
+
+    class Meta:
+        model = WebhookRegistration
+        fields = ["scheme", "is_active"]
+
+
+REGISTRATION_EXAMPLES = [
+    OpenApiExample(
+        "Standard Webhooks",
+        value={
+            "name": "CRM changes",
+            "integration": "0b6f6c1e-9a43-4c39-9a43-2f9b1c1d8e10",
+            "scheme": "standard_webhooks",
+            "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "parser": "generic",
+            "parser_config": {
+                "type": "type",
+                "entity_type": "=contacts",
+                "external_id": "data.id",
+                "payload": "data",
+                "complete": True,
+            },
+            "event_types": ["contacts.*"],
+        },
+        request_only=True,
+    )
+]
+
+
 @extend_schema_view(
     list=extend_schema(summary="List webhook registrations"),
-    create=extend_schema(summary="Create a webhook registration (the secret is write-only)"),
+    create=extend_schema(
+        summary="Create a webhook registration (the secret is write-only)",
+        examples=REGISTRATION_EXAMPLES,
+    ),
     retrieve=extend_schema(summary="Get a webhook registration"),
     update=extend_schema(summary="Replace a webhook registration"),
     partial_update=extend_schema(summary="Update a webhook registration"),
@@ -31,8 +67,9 @@ from webhooks.models import WebhookEvent, WebhookRegistration
 class WebhookRegistrationViewSet(TenantModelViewSet):
     queryset = WebhookRegistration.objects.all()
     serializer_class = WebhookRegistrationSerializer
-    filterset_fields = ["scheme", "is_active", "integration"]
+    filterset_class = WebhookRegistrationFilter
     ordering_fields = ["name", "created_at"]
+    ordering = ["name"]
 
     def perform_destroy(self, instance):
         services.registration_delete(registration=instance)
@@ -45,6 +82,13 @@ class WebhookRegistrationViewSet(TenantModelViewSet):
         ),
         request=RotateSecretSerializer,
         responses=WebhookRegistrationSerializer,
+        examples=[
+            OpenApiExample(
+                "Rotate, accepting the old secret for an hour",
+                value={"secret": "whsec_bmV3IHNlY3JldCBmb3IgdGhlIGRvY3M=", "overlap_seconds": 3600},
+                request_only=True,
+            )
+        ],
     )
     @action(detail=True, methods=["post"], url_path="rotate-secret")
     def rotate_secret(self, request, *args, **kwargs):
@@ -63,13 +107,13 @@ class WebhookRegistrationViewSet(TenantModelViewSet):
 
 
 class WebhookEventFilter(django_filters.FilterSet):
-    received_after = django_filters.IsoDateTimeFilter(field_name="received_at", lookup_expr="gte")
-    received_before = django_filters.IsoDateTimeFilter(field_name="received_at", lookup_expr="lt")
+    registration = id_filter("registration_id", "Webhook registration id.")
+    received_after = after("received_at")
+    received_before = before("received_at")
 
     class Meta:
         model = WebhookEvent
         fields = [
-            "registration",
             "outcome",
             "status",
             "reason",
@@ -91,6 +135,7 @@ class WebhookEventViewSet(TenantReadOnlyModelViewSet):
     serializer_class = WebhookEventSerializer
     filterset_class = WebhookEventFilter
     ordering_fields = ["received_at", "processed_at"]
+    ordering = ["-received_at"]
 
     def get_queryset(self):
         queryset = super().get_queryset()
@@ -110,7 +155,18 @@ class WebhookEventViewSet(TenantReadOnlyModelViewSet):
             "check). Only accepted events can be replayed."
         ),
         request=None,
-        responses={202: WebhookEventDetailSerializer},
+        responses={
+            202: WebhookEventDetailSerializer,
+            409: error_response(
+                "Not an accepted event (rejected and duplicate deliveries were never stored "
+                "for processing), or a worker is processing it right now.",
+                error_example(
+                    "replay_refused",
+                    "only accepted events can be replayed (this one was not stored)",
+                    status=409,
+                ),
+            ),
+        },
     )
     @action(detail=True, methods=["post"])
     def replay(self, request, *args, **kwargs):

@@ -1,12 +1,15 @@
-"""Create the demo operator and tenant once, then print how to reach them.
+"""Create the demo operator and tenant once, set up the sandbox demo, print how to reach them.
 
 The demo credentials are kept in ``<data dir>/demo-credentials.json`` (mode 0600) so they can
-be printed at every start; this file exists only for the embedded demo.
+be printed at every start; this file exists only for the embedded demo. The sandbox demo
+(an integration with the built-in sandbox, schedules, a webhook registration, a push rule and
+a "sandbox activity" schedule) is described in ``castiel/demo.py``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import secrets
 
 from django.conf import settings
@@ -25,8 +28,17 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--base-url", default="http://127.0.0.1:8000")
+        parser.add_argument(
+            "--sandbox-url",
+            default=os.environ.get("CASTIEL_SANDBOX_BASE_URL", ""),
+            help="where the built-in sandbox is reached (default: CASTIEL_SANDBOX_BASE_URL, "
+            "else --base-url)",
+        )
+        parser.add_argument(
+            "--no-sandbox", action="store_true", help="only the admin user and tenant"
+        )
 
-    def handle(self, *args, base_url: str, **options):
+    def handle(self, *args, base_url: str, sandbox_url: str, no_sandbox: bool, **options):
         if settings.PRODUCTION:
             raise CommandError("seed_demo is for the embedded profile only")
         path = settings.DATA_DIR / "demo-credentials.json"
@@ -36,7 +48,14 @@ class Command(BaseCommand):
             creds = self._tenant(creds)
         path.write_text(json.dumps(creds, indent=2))
         path.chmod(0o600)
-        self._print(base_url, creds)
+        demo = None
+        if settings.CASTIEL_SANDBOX and not no_sandbox:
+            from castiel.demo import demo_seed
+
+            demo = demo_seed(
+                tenant=self.tenant, base_url=base_url, sandbox_url=sandbox_url or base_url
+            )
+        self._print(base_url, creds, demo)
 
     def _admin(self, creds: dict) -> dict:
         User = get_user_model()
@@ -59,7 +78,7 @@ class Command(BaseCommand):
         self.tenant = tenant
         return creds
 
-    def _print(self, base: str, creds: dict) -> None:
+    def _print(self, base: str, creds: dict, demo=None) -> None:
         password = creds.get("admin_password", "(set before; see demo-credentials.json)")
         lines = [
             "",
@@ -71,6 +90,14 @@ class Command(BaseCommand):
             f"  Demo tenant key  {creds['api_key']}",
             f"  Try it           curl -H 'Authorization: Bearer {creds['api_key']}' "
             f"{base}/api/v1/tenant/",
-            "",
         ]
+        if demo is not None:
+            lines += [
+                f"  Demo CRM         {demo.sandbox_url}contacts/  (the built-in sandbox)",
+                f"  Synced records   {base}/admin/syncing/record/  (edit one: it is pushed out)",
+                f"  Webhooks         {base}/admin/webhooks/webhookevent/  (a sandbox contact "
+                "changes every minute)",
+                '  Walkthrough      docs/api.md, "Demo walkthrough"',
+            ]
+        lines.append("")
         self.stdout.write("\n".join(lines))

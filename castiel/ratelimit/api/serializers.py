@@ -10,7 +10,9 @@ from integrations.models import Integration
 
 class RateLimitOverrideSerializer(TenantModelSerializer):
     window_seconds = serializers.FloatField(min_value=1.0, max_value=MAX_WINDOW_SECONDS)
-    limit = serializers.IntegerField(min_value=1)
+    # The column is a PositiveIntegerField: bound it here, or a huge limit is a database
+    # error (500) instead of a 400.
+    limit = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
 
     class Meta:
         model = RateLimitOverride

@@ -1,6 +1,8 @@
+import django_filters
 from drf_spectacular.utils import extend_schema, extend_schema_view
 
 from castiel.api.base import TenantModelViewSet, TenantReadOnlyModelViewSet
+from castiel.api.filters import id_filter
 from castiel.ratelimit.api.serializers import (
     IntegrationRateLimitSerializer,
     RateLimitOverrideSerializer,
@@ -21,6 +23,16 @@ class RateLimitUsageViewSet(TenantReadOnlyModelViewSet):
     queryset = Integration.objects.all()
     serializer_class = IntegrationRateLimitSerializer
     filterset_fields = ["provider"]
+    ordering_fields = ["name", "provider"]
+    ordering = ["name"]
+
+
+class RateLimitOverrideFilter(django_filters.FilterSet):
+    integration = id_filter("integration_id", "Integration id.")
+
+    class Meta:
+        model = RateLimitOverride
+        fields = ["level", "operation"]
 
 
 @extend_schema_view(
@@ -35,4 +47,6 @@ class RateLimitUsageViewSet(TenantReadOnlyModelViewSet):
 class RateLimitOverrideViewSet(TenantModelViewSet):
     queryset = RateLimitOverride.objects.select_related("integration")
     serializer_class = RateLimitOverrideSerializer
-    filterset_fields = ["integration", "level", "operation"]
+    filterset_class = RateLimitOverrideFilter
+    ordering_fields = ["level", "operation", "created_at"]
+    ordering = ["level", "operation"]

@@ -1,0 +1,78 @@
+"""OpenAPI generation for the tenant API (drf-spectacular).
+
+Every operation documents the errors it can answer, in the one shape every error has
+(``{"code", "message", "details"}``, :mod:`castiel.api.errors`): 400 (invalid input or
+filter, malformed JSON), 401 (missing or wrong API key) and 404 (no such object for this
+tenant — another tenant's ids give 404 too —, or no such page). Operations with domain
+conflicts add their 409 (and others) with :func:`error_response`. Documenting them is what
+lets clients (and schemathesis) check every answer against the schema.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular import openapi
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse
+from rest_framework import serializers
+
+
+class ErrorSerializer(serializers.Serializer):
+    code = serializers.CharField(
+        help_text="Stable, machine-readable error code (invalid, not_found, conflict …)."
+    )
+    message = serializers.CharField(help_text="What went wrong, for humans.")
+    details = serializers.DictField(
+        help_text="Field errors for `invalid` (field → list of messages); other facts "
+        "(e.g. `retry_after`) for other codes; empty otherwise."
+    )
+
+    class Meta:
+        ref_name = "Error"
+
+
+def error_example(code: str, message: str, details=None, *, status: int | str) -> OpenApiExample:
+    return OpenApiExample(
+        f"{code} ({status})",
+        value={"code": code, "message": message, "details": details or {}},
+        response_only=True,
+        status_codes=[str(status)],
+    )
+
+
+def error_response(description: str, *examples: OpenApiExample) -> OpenApiResponse:
+    """A documented error answer (use in ``extend_schema(responses={409: …})``)."""
+    return OpenApiResponse(ErrorSerializer, description=description, examples=list(examples))
+
+
+STANDARD_ERRORS = {
+    "400": error_response(
+        "Invalid input: `details` maps each field to its errors (also for invalid filter "
+        "values and malformed JSON, code `parse_error`).",
+        error_example(
+            "invalid",
+            "Invalid input.",
+            {"name": ["This field is required."]},
+            status=400,
+        ),
+    ),
+    "401": error_response(
+        "Missing, malformed, wrong or revoked API key.",
+        error_example("authentication_failed", "Invalid or revoked API key.", status=401),
+    ),
+    "404": error_response(
+        "No such object for this tenant (another tenant's ids give 404 too), or no such page.",
+        error_example("not_found", "Not found.", status=404),
+    ),
+}
+
+
+class AutoSchema(openapi.AutoSchema):
+    """drf-spectacular's schema, plus the standard error answers on every operation."""
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        if direction != "response":
+            return responses
+        for code, response in STANDARD_ERRORS.items():
+            if code not in responses:
+                responses[code] = self._get_response_for_code(response, code, direction=direction)
+        return responses

@@ -1,0 +1,80 @@
+import django_filters
+
+from castiel.api.filters import after, before, id_filter
+from syncing.models import Conflict, DeadLetter, OutboundChange, PushRule, Record, SyncRun, SyncTask
+
+
+class SyncTaskFilter(django_filters.FilterSet):
+    integration = id_filter("integration_id", "Integration id.")
+
+    class Meta:
+        model = SyncTask
+        fields = ["entity_type", "enabled", "status", "mode"]
+
+
+class SyncRunFilter(django_filters.FilterSet):
+    task = id_filter("task_id", "Sync task id.")
+    integration = id_filter("task__integration_id", "Integration id (of the run's task).")
+    started_after = after("started_at")
+    started_before = before("started_at")
+
+    class Meta:
+        model = SyncRun
+        fields = ["status", "trigger", "mode"]
+
+
+class RecordFilter(django_filters.FilterSet):
+    integration = id_filter("integration_id", "Integration id.")
+    deleted = django_filters.BooleanFilter(
+        field_name="deleted_at",
+        lookup_expr="isnull",
+        exclude=True,
+        help_text="true: only deleted records; false: only live ones (default: both).",
+    )
+    synced_after = after("synced_at")
+    updated_locally_after = after("local_updated_at")
+
+    class Meta:
+        model = Record
+        fields = ["entity_type", "external_id"]
+
+
+class ConflictFilter(django_filters.FilterSet):
+    task = id_filter("task_id", "Sync task id.")
+    record_id = django_filters.UUIDFilter()
+    created_after = after("created_at")
+
+    class Meta:
+        model = Conflict
+        fields = ["status", "entity_type", "external_id"]
+
+
+class OutboundChangeFilter(django_filters.FilterSet):
+    integration = id_filter("integration_id", "Integration id.")
+    record_id = django_filters.UUIDFilter()
+    created_after = after("created_at")
+    created_before = before("created_at")
+
+    class Meta:
+        model = OutboundChange
+        fields = ["entity_type", "operation", "status", "origin", "external_id"]
+
+
+class DeadLetterFilter(django_filters.FilterSet):
+    integration = id_filter("integration_id", "Integration id.")
+    record_id = django_filters.UUIDFilter()
+    created_after = after("created_at")
+    created_before = before("created_at")
+
+    class Meta:
+        model = DeadLetter
+        fields = ["entity_type", "operation", "status", "error_code", "retryable"]
+
+
+class PushRuleFilter(django_filters.FilterSet):
+    source_integration = id_filter("source_integration_id", "Source integration id.")
+    target_integration = id_filter("target_integration_id", "Target integration id.")
+
+    class Meta:
+        model = PushRule
+        fields = ["enabled", "source_entity_type", "target_entity_type"]

@@ -150,3 +150,22 @@ def test_docs_page_renders(client):
     response = client.get("/api/docs/")
     assert response.status_code == 200
     assert b"swagger" in response.content.lower()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"provider": "generic_rest", "name": "nul\\u0000name", "config": {"base_url": "http://x"}}',
+        '{"provider": "generic_rest", "name": "n", "config": {"base_url": "x", "k\\u0000": 1}}',
+        '{"provider": "generic_rest", "name": "lone \\ud800", "config": {"base_url": "http://x"}}',
+    ],
+)
+def test_json_that_no_database_can_store_is_a_clear_400(api, body):
+    from integrations.models import Integration
+
+    response = api.post("/api/v1/integrations/", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["code"] == "parse_error"
+    assert "NUL" in response.json()["message"]
+    assert not Integration.objects.exists()

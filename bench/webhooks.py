@@ -6,7 +6,8 @@ unique ``X-GitHub-Delivery`` and sends, first at full speed (bare view and webho
 alternating rounds, so other load on the machine weighs on both alike), then at a steady half
 of the webhook maximum to read the latency a provider sees under normal load. Accepted means
 a 200 ``accepted`` answer, which the receiver gives only after the event's insert committed.
-No qcluster runs: receipt is measured, processing is not.
+The bare view gets the very same signed POSTs, so only the server side differs. No qcluster
+runs: receipt is measured, processing is not.
 """
 
 from __future__ import annotations
@@ -170,13 +171,13 @@ def _measure(args, env, registration: str) -> dict:
     outcomes: dict[int, int] = {}
     outcome_lock = threading.Lock()
 
-    def webhook_call(session):
+    def signed_post(session, url):
         delivery = f"bench-{next(counter)}"
         # A unique delivery per request: each one is a new event, stored and queued.
         body = body_template.replace('"opened"', f'"opened", "_d": "{delivery}"', 1).encode()
         signature = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-        response = session.post(
-            f"{base}/webhooks/{registration}/",
+        return session.post(
+            url,
             data=body,
             headers={
                 "Content-Type": "application/json",
@@ -186,11 +187,16 @@ def _measure(args, env, registration: str) -> dict:
             },
             timeout=30,
         )
+
+    def webhook_call(session):
+        response = signed_post(session, f"{base}/webhooks/{registration}/")
         with outcome_lock:
             outcomes[response.status_code] = outcomes.get(response.status_code, 0) + 1
 
     def bare_call(session):
-        response = session.get(f"{base}/bench/bare/", timeout=30)
+        # The very same signed delivery (same bytes on the wire, same work for this load
+        # generator, which shares the machine's cores): only the server side differs.
+        response = signed_post(session, f"{base}/bench/bare/")
         assert response.status_code == 200
 
     with support.process(cmd, env, ready_url=f"{base}/bench/bare/"):

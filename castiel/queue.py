@@ -25,6 +25,7 @@ from django.utils.module_loading import import_string
 from castiel.observability import metrics
 from castiel.observability.context import bound, ensure_correlation_id, new_id
 from castiel.observability.logging import get_logger
+from castiel.wakeups import Coalescer
 
 log = get_logger(__name__)
 
@@ -41,9 +42,32 @@ def all_clusters() -> list[str]:
     return sorted({cluster_for(kind) for kind in settings.WORK_KINDS})
 
 
-def enqueue(func_path: str, *args: Any, kind: str, **kwargs: Any) -> None:
-    """Queue ``func_path(*args, **kwargs)`` on the cluster for ``kind`` after commit."""
+def enqueue(func_path: str, *args: Any, kind: str, coalesce: bool = False, **kwargs: Any) -> None:
+    """Queue ``func_path(*args, **kwargs)`` on the cluster for ``kind`` after commit.
+
+    ``coalesce=True`` lets a web process push this message together with those of other
+    requests, up to ``CASTIEL_WAKEUP_COALESCE_MS`` later (castiel/wakeups.py) — only for work
+    a sweeper finds again from the database if the message is lost.
+    """
+    if coalesce and not kwargs and _coalescing():
+        correlation_id = ensure_correlation_id()
+        cluster = cluster_for(kind)
+        delay = settings.CASTIEL_WAKEUP_COALESCE_MS / 1000
+        transaction.on_commit(
+            lambda: _coalescer.add(func_path, cluster, list(args), correlation_id, delay)
+        )
+        return
     _enqueue_after_commit(func_path, [(list(args), kwargs)], kind=kind)
+
+
+def _coalescing() -> bool:
+    from django_q.conf import Conf
+
+    return (
+        settings.CASTIEL_WAKEUP_COALESCE_MS > 0
+        and settings.CASTIEL_BROKER == "redis"
+        and not Conf.SYNC
+    )
 
 
 def enqueue_many(func_path: str, arg_lists: Iterable[Iterable[Any]], *, kind: str) -> None:
@@ -64,14 +88,16 @@ def _enqueue_after_commit(func_path: str, calls: list[tuple[list, dict]], *, kin
     cluster = cluster_for(kind)
 
     def send() -> None:
-        _send(func_path, calls, cluster=cluster, correlation_id=correlation_id)
+        send_now(func_path, [(a, k, correlation_id) for a, k in calls], cluster=cluster)
         log.debug("task.enqueued", task=func_path, cluster=cluster, count=len(calls))
 
     transaction.on_commit(send)
 
 
-def _send(func_path: str, calls, *, cluster: str, correlation_id: str) -> None:
-    """Build django-q2 packages exactly as ``async_task`` does and push them together.
+def send_now(func_path: str, calls: list[tuple[list, dict, str]], *, cluster: str) -> None:
+    """Push ``func_path(*args, **kwargs)`` per ``(args, kwargs, correlation_id)`` in ``calls``.
+
+    Build django-q2 packages exactly as ``async_task`` does and push them together.
 
     ``async_task`` is used as is when django-q2 runs tasks synchronously (tests); otherwise
     packages are built here because ``async_task`` also humanises an id, logs one INFO line
@@ -85,7 +111,7 @@ def _send(func_path: str, calls, *, cluster: str, correlation_id: str) -> None:
 
     name = func_path.rsplit(".", 1)[-1]
     if Conf.SYNC:
-        for args, kwargs in calls:
+        for args, kwargs, correlation_id in calls:
             async_task(
                 "castiel.queue.run",
                 func_path,
@@ -98,7 +124,7 @@ def _send(func_path: str, calls, *, cluster: str, correlation_id: str) -> None:
         return
     started = timezone.now()
     packages = []
-    for args, kwargs in calls:
+    for args, kwargs, correlation_id in calls:
         task_id = uuid.uuid4().hex
         task = {
             "id": task_id,
@@ -135,6 +161,9 @@ def _push(broker, packages: list) -> None:
     else:  # any other django-q2 broker: one message at a time
         for package in packages:
             broker.enqueue(package)
+
+
+_coalescer = Coalescer(send_now)
 
 
 def run(func_path: str, correlation_id: str | None, args: list, kwargs: dict) -> Any:

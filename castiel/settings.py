@@ -234,6 +234,9 @@ if CASTIEL_SPLIT_CLUSTERS:
 # Worker heartbeat: every worker process records that it is alive; /healthz turns stale.
 CASTIEL_HEARTBEAT_INTERVAL = env.float("CASTIEL_HEARTBEAT_INTERVAL", default=10.0)
 CASTIEL_HEARTBEAT_STALE_AFTER = env.float("CASTIEL_HEARTBEAT_STALE_AFTER", default=45.0)
+# Web processes push the wake-ups of work a sweeper can recover (webhook processing) together,
+# this many milliseconds after the first one (castiel/wakeups.py); 0 sends each at once.
+CASTIEL_WAKEUP_COALESCE_MS = env.int("CASTIEL_WAKEUP_COALESCE_MS", default=50)
 
 # ---------------------------------------------------------------------------------------------
 # Rate limiting (castiel.ratelimit, docs/ratelimit.md)

@@ -21,6 +21,7 @@ from castiel.queue import enqueue
 from webhooks import lookup, metrics, parsers, routing, signing
 from webhooks.models import WebhookEvent, WebhookRegistration
 from webhooks.parsers.base import Delivery, ParseError
+from webhooks.receipt_insert import insert_event
 from webhooks.schemes import get_scheme
 from webhooks.validation import validate_secret
 
@@ -150,22 +151,24 @@ def event_store(
     # one statement, durably committed when execute() returns — no BEGIN/COMMIT round trips.
     # Inside one (tests, callers' atomic blocks) a savepoint keeps a dedupe conflict from
     # breaking the caller's transaction.
+    event = WebhookEvent(
+        tenant_id=snapshot.tenant_id,
+        registration_id=snapshot.id,
+        outcome=outcome,
+        reason=reason,
+        http_status=http_status,
+        status=WebhookEvent.Status.RECEIVED if accepted else WebhookEvent.Status.NONE,
+        dedupe_key=dedupe_key,
+        matched_secret=matched_secret,
+        correlation_id=get_correlation_id() or "",
+        receive_ms=receive_ms,
+        duplicate_of_id=duplicate_of_id,
+        **request_data,
+    )
     guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
     with guard:
-        return WebhookEvent.objects.create(
-            tenant_id=snapshot.tenant_id,
-            registration_id=snapshot.id,
-            outcome=outcome,
-            reason=reason,
-            http_status=http_status,
-            status=WebhookEvent.Status.RECEIVED if accepted else WebhookEvent.Status.NONE,
-            dedupe_key=dedupe_key,
-            matched_secret=matched_secret,
-            correlation_id=get_correlation_id() or "",
-            receive_ms=receive_ms,
-            duplicate_of_id=duplicate_of_id,
-            **request_data,
-        )
+        insert_event(event)
+    return event
 
 
 def event_accept(
@@ -205,10 +208,14 @@ def original_event(*, snapshot, dedupe_key: str) -> WebhookEvent | None:
     )
 
 
-def event_enqueue(event_id) -> bool:
-    """Queue processing; a broker failure is logged, not raised (the sweeper recovers it)."""
+def event_enqueue(event_id, *, coalesce: bool = False) -> bool:
+    """Queue processing; a broker failure is logged, not raised (the sweeper recovers it).
+
+    The receiver coalesces: its wake-ups leave in batches (castiel/wakeups.py), which is
+    safe because a stored event whose wake-up is lost is re-queued by the sweeper.
+    """
     try:
-        enqueue(PROCESS_TASK, str(event_id), kind="webhooks")
+        enqueue(PROCESS_TASK, str(event_id), kind="webhooks", coalesce=coalesce)
         return True
     except Exception:
         log.warning("webhooks.enqueue_failed", event_id=str(event_id), exc_info=True)

@@ -288,7 +288,7 @@ def receive(request, registration_id: str):
             return _error(503, "storage_unavailable", Retry_After=RETRY_AFTER_UNAVAILABLE)
         return _duplicate(snapshot, scheme.slug, event.pk, key, data())
 
-    services.event_enqueue(event.pk)
+    services.event_enqueue(event.pk, coalesce=True)
     metrics.DELIVERIES.labels(scheme.slug, Outcome.ACCEPTED, "ok").inc()
     metrics.RECEIVE_DURATION.labels(scheme.slug).observe(time.perf_counter() - started)
     return JsonResponse(

@@ -222,8 +222,8 @@ def test_rate_limit_is_429_with_retry_after_but_duplicates_still_200(client, mak
 
 
 def test_storage_unavailable_is_503_never_2xx(client, github):
-    with mock.patch.object(
-        WebhookEvent.objects, "create", side_effect=OperationalError("server closed")
+    with mock.patch(
+        "webhooks.services.insert_event", side_effect=OperationalError("server closed")
     ):
         response = post(client, github, **gh())
     assert response.status_code == 503
@@ -258,7 +258,9 @@ def test_broker_failure_after_commit_still_answers_200(client, github):
     )
     with mock.patch("webhooks.services.enqueue") as enqueue:
         assert services.events_requeue_due() == 1
-    enqueue.assert_called_once_with("webhooks.tasks.process_event", str(event.pk), kind="webhooks")
+    enqueue.assert_called_once_with(
+        "webhooks.tasks.process_event", str(event.pk), kind="webhooks", coalesce=False
+    )
 
 
 def test_secret_rotation_overlap(client, github):

@@ -1,0 +1,111 @@
+"""The receiver's insert writes exactly the row ``Model.save()`` writes, on every database."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from tests.webhooks.factories import make_registration
+from webhooks.models import WebhookEvent
+from webhooks.receipt_insert import insert_event
+
+pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
+
+# Every byte value, NULs and invalid UTF-8 included: the body must come back bit for bit.
+BODY = bytes(range(256)) * 64 + json.dumps({"title": "résumé ✓"}).encode()
+
+
+def _event(registration, **fields) -> WebhookEvent:
+    values = {
+        "tenant_id": registration.tenant_id,
+        "registration_id": registration.id,
+        "outcome": WebhookEvent.Outcome.ACCEPTED,
+        "reason": "ok",
+        "http_status": 202,
+        "status": WebhookEvent.Status.RECEIVED,
+        "dedupe_key": f"delivery-{uuid.uuid4()}",
+        "matched_secret": "previous",
+        "correlation_id": "corr-1",
+        "receive_ms": 1.25,
+        "method": "POST",
+        "query_string": "a=1&b=%00",
+        "headers": {"Content-Type": "application/json", "X-Nested": ["é", {"n": None}]},
+        "body": BODY,
+        "body_size": len(BODY),
+        "content_type": "application/json",
+        "remote_addr": "2001:db8::1",
+        "received_at": timezone.now() - timedelta(seconds=3),
+    }
+    values.update(fields)
+    return WebhookEvent(**values)
+
+
+def _columns(pk) -> dict:
+    row = WebhookEvent.objects.filter(pk=pk).values().get()
+    row["body"] = bytes(row["body"])
+    return row
+
+
+def test_insert_writes_the_row_save_writes(tenant):
+    registration = make_registration(tenant)
+    fast, saved = _event(registration), _event(registration)
+    insert_event(fast)
+    saved.save(force_insert=True)
+
+    fast_row, saved_row = _columns(fast.pk), _columns(saved.pk)
+    for row in (fast_row, saved_row):
+        del row["id"], row["dedupe_key"], row["received_at"]
+    assert fast_row == saved_row
+    assert fast_row["body"] == BODY
+    assert fast_row["headers"]["X-Nested"] == ["é", {"n": None}]
+    stored = WebhookEvent.objects.get(pk=fast.pk)
+    assert stored.received_at == fast.received_at
+    assert stored.attempts == 0 and stored.actions == [] and stored.processed_at is None
+
+
+def test_the_inserted_instance_behaves_like_a_saved_one(tenant):
+    event = _event(make_registration(tenant))
+    insert_event(event)
+    assert event._state.adding is False
+    event.status = WebhookEvent.Status.PROCESSED
+    event.save(update_fields=["status"])  # an UPDATE of the row, not a second INSERT
+    assert WebhookEvent.objects.get(pk=event.pk).status == WebhookEvent.Status.PROCESSED
+
+
+def test_a_dedupe_conflict_is_djangos_integrity_error(tenant):
+    registration = make_registration(tenant)
+    insert_event(_event(registration, dedupe_key="same"))
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert_event(_event(registration, dedupe_key="same"))
+    assert WebhookEvent.objects.filter(dedupe_key="same").count() == 1
+
+
+def test_the_insert_is_visible_to_query_logging(tenant):
+    event = _event(make_registration(tenant))
+    with CaptureQueriesContext(connection) as queries:
+        insert_event(event)
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["INSERT"]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="TOAST compression is PostgreSQL's")
+def test_bodies_are_compressed_with_lz4_where_the_server_has_it(tenant):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
+        )
+        if not cursor.fetchone()[0]:
+            pytest.skip("this PostgreSQL server is built without lz4")
+    event = _event(make_registration(tenant), body=b'{"text": "compressible"}' * 2000)
+    insert_event(event)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_column_compression(body) FROM webhooks_webhookevent WHERE id = %s",
+            [event.pk],
+        )
+        assert cursor.fetchone()[0] == "lz4"

@@ -4,8 +4,9 @@ Castiel: N records are updated through the real service (``syncing.outbox.record
 record and its outbox row in one transaction; timed separately as ``outbox_write_seconds``),
 then one dispatch wakes a real ``manage.py qcluster`` (Redis broker, ``--workers`` processes)
 and the clock runs until every change is ``succeeded``: claims with leases, batch messages,
-re-reading each record, the adapter's PATCH through the outbound client (rate-limit gate,
-SSRF guard, logging, metrics) and the fenced result + ``mark_pushed`` per change.
+re-reading each record, the adapter's PATCH through the outbound client (the real three-level
+rate-limit gate with limits set out of reach, SSRF guard, logging, metrics) and the fenced
+result + ``mark_pushed`` per change.
 Baseline, in the same run: the same N PATCH requests sent straight to the same sink with
 ``requests``, from as many threads as there are workers and from one thread; the faster of
 the two is the baseline.
@@ -138,6 +139,7 @@ def _measure(args, url: str, sink_kind: str) -> dict:
 
     from django.utils import timezone
 
+    from castiel.ratelimit.models import RateLimitOverride
     from castiel.tenancy.services import tenant_create
     from integrations.models import Integration
     from syncing import outbound, outbox
@@ -149,6 +151,22 @@ def _measure(args, url: str, sink_kind: str) -> dict:
     integration = Integration.objects.create(
         tenant=tenant, provider="generic_rest", name="sink", config={"base_url": url}
     )
+    # The real limiter gates every PATCH (its Redis round trip is part of the path), with all
+    # three levels set out of reach: the defaults (150 updates/min) would measure the limit.
+    Level = RateLimitOverride.Level
+    for level, operation in (
+        (Level.TENANT, ""),
+        (Level.INTEGRATION, ""),
+        (Level.OPERATION, "update"),
+    ):
+        RateLimitOverride.objects.create(
+            tenant=tenant,
+            integration=None if level == Level.TENANT else integration,
+            level=level,
+            operation=operation,
+            limit=10**9,
+            window_seconds=60,
+        )
     now = timezone.now()
     rows = []
     for i in range(n):

@@ -55,6 +55,7 @@ from integrations.models import Integration
 from syncing import metrics
 from syncing.conflicts import changed_fields
 from syncing.deadletters import dead_letter_create, error_code, error_message
+from syncing.fencing import fenced_update, fenced_update_many
 from syncing.hashing import content_hash
 from syncing.leases import new_token
 from syncing.models import Conflict, OutboundChange, PushConflictStrategy, SyncTask
@@ -623,11 +624,9 @@ class PushBatch:
         if not acks:
             return
         with transaction.atomic(), self.store.atomic():  # one commit (ORM store)
+            held = fenced_update_many(self.token, [(ack.change.pk, ack.fields) for ack in acks])
             for ack in acks:
-                fenced = OutboundChange.objects.filter(
-                    pk=ack.change.pk, lease_owner=self.token, status=Status.RUNNING
-                ).update(**ack.fields)
-                if not fenced:
+                if ack.change.pk not in held:
                     log.warning("outbound.lease_lost", change_id=str(ack.change.pk))
                     continue  # its new holder pushes it again (same key) and records it
                 self._record_push(ack.push)
@@ -666,10 +665,7 @@ class PushBatch:
         )
 
     def _fenced(self, change, **fields) -> None:
-        updated = OutboundChange.objects.filter(
-            pk=change.pk, lease_owner=self.token, status=Status.RUNNING
-        ).update(**fields)
-        if not updated:
+        if not fenced_update(change.pk, self.token, fields):
             raise LeaseLost(str(change.pk))
 
     def _log(self, change, outcome: str, **details) -> list:

@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from django.db.models import Subquery
 
 from syncing.models import Record, RecordKey
+from syncing.stores import pg_copy
 from syncing.stores.base import RecordStore, Scope, StaleRecordError, StoredRecord
 
 UPSERT_FIELDS = [
@@ -144,12 +145,15 @@ class OrmRecordStore(RecordStore):
         if not records:
             return
         with transaction.atomic(savepoint=False):
-            Record.objects.bulk_create(
-                [to_row(r) for r in records],
-                update_conflicts=True,
-                unique_fields=["id"],
-                update_fields=UPSERT_FIELDS,
-            )
+            if connection.vendor == "postgresql":
+                pg_copy.upsert(records, UPSERT_FIELDS)  # the same upsert, through COPY
+            else:
+                Record.objects.bulk_create(
+                    [to_row(r) for r in records],
+                    update_conflicts=True,
+                    unique_fields=["id"],
+                    update_fields=UPSERT_FIELDS,
+                )
             self._sync_keys(scope, records)
 
     def _sync_keys(self, scope: Scope, records: list[StoredRecord]) -> None:

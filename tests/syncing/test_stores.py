@@ -155,3 +155,45 @@ def test_records_are_found_by_external_id_and_a_push_result_is_recorded(record_s
     )
     again = record_store.get(scope.tenant_id, local.id)
     assert again.data == edited.data == {"name": "mine"} and again.base_data == {"name": "old"}
+
+
+def test_a_write_round_trips_every_field(record_store, scope):
+    """On PostgreSQL the ORM store writes through COPY: text that COPY escapes must survive."""
+    now = timezone.now().replace(microsecond=123456)
+    awkward = 'tab\there, newline\nthere, quote " back \\ slash, \\N, é ✓ 𝄞'
+    first = make(scope, "a", keys=["email:é@x.com"], name="Ada", note=awkward, n=None)
+    first = first.copy(
+        remote_updated_at=now - timedelta(days=1),
+        remote_version='"etag-1"',
+        last_pushed_hash="abc",
+        seen_generation=7,
+    )
+    record_store.write(scope, [first], [])
+    stored = record_store.get(scope.tenant_id, first.id)
+    assert stored.data == first.data and stored.data["note"] == awkward
+    assert stored.base_data == first.base_data and stored.match_keys == ["email:é@x.com"]
+    assert (stored.remote_updated_at, stored.remote_version) == (
+        now - timedelta(days=1),
+        '"etag-1"',
+    )
+    assert (stored.last_pushed_hash, stored.seen_generation) == ("abc", 7)
+    assert stored.local_updated_at is None and stored.deleted_at is None
+
+    data = {"id": "a", "name": "Ada L."}
+    second = stored.copy(
+        data=data,
+        content_hash=content_hash(data),
+        local_updated_at=now,
+        deleted_at=now,
+        match_keys=[],
+        created_at=now + timedelta(hours=1),
+    )
+    record_store.write(scope, [], [second])
+    again = record_store.get(scope.tenant_id, first.id)
+    assert again.data == data and again.content_hash == content_hash(data)
+    assert (again.local_updated_at, again.deleted_at) == (now, now)
+    assert again.match_keys == [] and again.base_data == first.base_data
+    if record_store.name == "orm":
+        # The ORM upsert never rewrites when a record was made; Cosmos DB replaces whole
+        # documents, and the pipeline always passes the stored created_at along.
+        assert again.created_at == stored.created_at

@@ -14,64 +14,40 @@ paths.
 from __future__ import annotations
 
 import json
+from functools import cache
 
-from django.db import connection
+from django.db import connection, models
 from django.utils import timezone
 
 from syncing.models import Record
 
 STAGE = "castiel_record_stage"
-COLUMNS = (
-    "id",
-    "tenant_id",
-    "integration_id",
-    "entity_type",
-    "external_id",
-    "data",
-    "content_hash",
-    "base_data",
-    "base_hash",
-    "remote_updated_at",
-    "remote_version",
-    "local_updated_at",
-    "version",
-    "deleted_at",
-    "last_pushed_hash",
-    "match_keys",
-    "seen_generation",
-    "synced_at",
-    "created_at",
-)
 
 
-def _row(record, now) -> tuple:
-    return (
-        record.id,
-        record.tenant_id,
-        record.integration_id,
-        record.entity_type,
-        record.external_id,
-        json.dumps(record.data),
-        record.content_hash,
-        json.dumps(record.base_data),
-        record.base_hash,
-        record.remote_updated_at,
-        record.remote_version,
-        record.local_updated_at,
-        record.version,
-        record.deleted_at,
-        record.last_pushed_hash,
-        json.dumps(list(record.match_keys or [])),
-        record.seen_generation,
-        record.synced_at,
-        record.created_at or now,
-    )
+@cache
+def _layout() -> tuple[str, tuple[tuple[str, bool], ...]]:
+    """The column list, and per column the StoredRecord attribute and whether it is JSON."""
+    fields = Record._meta.concrete_fields
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    return columns, tuple((f.attname, isinstance(f, models.JSONField)) for f in fields)
+
+
+def _row(record, attributes, now) -> list:
+    row = []
+    for attname, is_json in attributes:
+        value = getattr(record, attname)
+        if is_json:
+            value = json.dumps(value)
+        elif value is None and attname == "created_at":
+            value = now  # the model's default, as bulk_create would apply it
+        row.append(value)
+    return row
 
 
 def upsert(records, update_fields: list[str]) -> None:
     """Insert or update ``records`` (StoredRecord) by id, inside the caller's transaction."""
     table = connection.ops.quote_name(Record._meta.db_table)
-    columns = ", ".join(COLUMNS)
+    columns, attributes = _layout()
     updates = ", ".join(
         f"{Record._meta.get_field(name).column} = EXCLUDED.{Record._meta.get_field(name).column}"
         for name in update_fields
@@ -85,7 +61,7 @@ def upsert(records, update_fields: list[str]) -> None:
         # psycopg 3's COPY; the column list is ours, the values go through the protocol.
         with cursor.cursor.copy(f"COPY {STAGE} ({columns}) FROM STDIN") as copy:
             for record in records:
-                copy.write_row(_row(record, now))
+                copy.write_row(_row(record, attributes, now))
         cursor.execute(
             f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {STAGE} "  # noqa: S608 - our columns
             f"ON CONFLICT (id) DO UPDATE SET {updates}"

@@ -91,21 +91,3 @@ def test_the_insert_is_visible_to_query_logging(tenant):
     with CaptureQueriesContext(connection) as queries:
         insert_event(event)
     assert [q["sql"].split()[0] for q in queries.captured_queries] == ["INSERT"]
-
-
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="TOAST compression is PostgreSQL's")
-def test_bodies_are_compressed_with_lz4_where_the_server_has_it(tenant):
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
-        )
-        if not cursor.fetchone()[0]:
-            pytest.skip("this PostgreSQL server is built without lz4")
-    event = _event(make_registration(tenant), body=b'{"text": "compressible"}' * 2000)
-    insert_event(event)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_column_compression(body) FROM webhooks_webhookevent WHERE id = %s",
-            [event.pk],
-        )
-        assert cursor.fetchone()[0] == "lz4"

@@ -1,4 +1,4 @@
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -7,7 +7,7 @@ from castiel.api.base import TenantModelViewSet, TenantReadOnlyModelViewSet, Ten
 from castiel.api.errors import ApiError
 from castiel.api.schema import error_example, error_response
 from syncing import deadletters, outbox, services
-from syncing.api import examples
+from syncing.api import examples, store_reads
 from syncing.api.filters import (
     ConflictFilter,
     DeadLetterFilter,
@@ -44,6 +44,7 @@ from syncing.models import (
     SyncTask,
 )
 from syncing.preview import sync_task_preview
+from syncing.stores import get_store
 
 
 def dry_run_error(code: str, message: str) -> ApiError:
@@ -209,7 +210,21 @@ def _change_error(exc: outbox.RecordChangeError) -> ApiError:
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List synced records"),
+    list=extend_schema(
+        summary="List synced records",
+        description=(
+            "With the Cosmos DB record store (CASTIEL_RECORD_STORE=cosmos) records come in id "
+            "order, `count` is null, pages follow `next` (a `cursor`), and only the "
+            "`integration`, `entity_type` and `deleted=false` filters are available."
+        ),
+        parameters=[
+            OpenApiParameter(
+                "cursor",
+                str,
+                description="Cosmos DB record store only: the position `next` points to.",
+            )
+        ],
+    ),
     retrieve=extend_schema(summary="Get a synced record"),
     create=extend_schema(
         summary="Create a record (pushed to the provider)",
@@ -235,7 +250,7 @@ def _change_error(exc: outbox.RecordChangeError) -> ApiError:
 )
 @extend_schema(tags=["records"])
 class RecordViewSet(TenantModelViewSet):
-    """Records of the ORM record store (the Cosmos DB store is read through its own SDK).
+    """Records, read from the configured record store (ORM, or Cosmos DB: store_reads.py).
 
     Writes are local changes: each one and its outbound change commit together
     (``syncing.outbox``), and the push to the provider follows (``/outbound-changes/``).
@@ -247,8 +262,29 @@ class RecordViewSet(TenantModelViewSet):
     ordering_fields = ["entity_type", "external_id", "synced_at", "local_updated_at", "created_at"]
     ordering = ["entity_type", "external_id"]
 
+    def _other_store(self):
+        """The configured record store when it is not the ORM (Cosmos DB), else None."""
+        store = get_store()
+        return None if store.name == "orm" else store
+
+    def list(self, request, *args, **kwargs):
+        store = self._other_store()
+        if store is None or getattr(self, "swagger_fake_view", False):
+            return super().list(request, *args, **kwargs)
+        return store_reads.list_response(self, store, request)
+
+    def get_object(self):
+        store = self._other_store()
+        if store is None:
+            return super().get_object()
+        return store_reads.get_or_404(store, self.get_tenant(), self.kwargs.get("pk"))
+
     def _respond(self, change, status_code=200):
-        record = Record.objects.get(pk=change.record.id)
+        store = self._other_store()
+        if store is None:
+            record = Record.objects.get(pk=change.record.id)
+        else:
+            record = store_reads.get_or_404(store, self.get_tenant(), change.record.id)
         context = {**self.get_serializer_context(), "outbound_change": change.change}
         return Response(RecordSerializer(record, context=context).data, status=status_code)
 

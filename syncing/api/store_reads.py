@@ -1,0 +1,109 @@
+"""Records API reads from a record store other than the ORM (Azure Cosmos DB).
+
+With ``CASTIEL_RECORD_STORE=cosmos`` the records live in Cosmos DB, so the records endpoints
+read them through the store (``RecordStore.get`` / ``list_page``) instead of the ``Record``
+table, and writes already go through the store (``syncing.outbox``). What Cosmos DB pages
+well is what is offered: filters ``integration``, ``entity_type`` and ``deleted=false``, in
+id order, with cursor pagination (``next`` carries the store's continuation token, signed). Other
+filters and ``ordering`` are refused with a 400 naming them, rather than silently ignored.
+The response envelope is the usual one (``count`` is null: Cosmos DB does not count cheaply).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.core import signing
+from django.http import Http404
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.utils.urls import replace_query_param
+
+from syncing.stores.orm import to_row
+
+SUPPORTED = {"integration", "entity_type", "deleted", "cursor", "page_size"}
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+CURSOR_SALT = "castiel.records.cursor"
+
+
+# The store's continuation token travels signed and bound to the tenant: a client can only
+# hand back what this endpoint gave it (a forged or foreign token is a clear 400, whatever the
+# store would have done with it).
+def _wrap(continuation: str, tenant_id) -> str:
+    return signing.dumps({"t": str(tenant_id), "c": continuation}, salt=CURSOR_SALT, compress=True)
+
+
+def _unwrap(cursor: str, tenant_id) -> str:
+    value = signing.loads(cursor, salt=CURSOR_SALT)
+    if not isinstance(value, dict) or value.get("t") != str(tenant_id) or "c" not in value:
+        raise signing.BadSignature("another tenant's cursor")
+    return value["c"]
+
+
+def get_or_404(store, tenant, pk):
+    try:
+        record_id = uuid.UUID(str(pk))
+    except ValueError:
+        raise Http404 from None
+    stored = store.get(tenant.id, record_id)
+    if stored is None:
+        raise Http404
+    return to_row(stored)  # an unsaved Record: what the serializer and the views expect
+
+
+def list_response(view, store, request) -> Response:
+    params = request.query_params
+    unsupported = sorted(set(params) - SUPPORTED)
+    if unsupported:
+        raise ValidationError(
+            {
+                name: "Not available with the Cosmos DB record store: filter by integration, "
+                "entity_type and deleted=false; records come in id order."
+                for name in unsupported
+            }
+        )
+    deleted = params.get("deleted")
+    if deleted not in (None, "false"):
+        raise ValidationError(
+            {"deleted": "With the Cosmos DB record store only deleted=false is available."}
+        )
+    integration_id = None
+    if params.get("integration"):
+        try:
+            integration_id = uuid.UUID(params["integration"])
+        except ValueError:
+            raise ValidationError({"integration": "Must be a valid UUID."}) from None
+    try:
+        page_size = int(params.get("page_size") or DEFAULT_PAGE_SIZE)
+    except ValueError:
+        raise ValidationError({"page_size": "Must be a whole number."}) from None
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise ValidationError({"page_size": f"Must be between 1 and {MAX_PAGE_SIZE}."})
+
+    tenant_id = view.get_tenant().id
+    continuation = None
+    if params.get("cursor"):
+        try:
+            continuation = _unwrap(params["cursor"], tenant_id)
+        except signing.BadSignature:
+            raise ValidationError({"cursor": "Not a cursor this endpoint returned."}) from None
+    records, continuation = store.list_page(
+        tenant_id,
+        integration_id=integration_id,
+        entity_type=params.get("entity_type") or None,
+        include_deleted=deleted is None,
+        page_size=page_size,
+        continuation=continuation,
+    )
+    url = request.build_absolute_uri()
+    serializer = view.get_serializer([to_row(r) for r in records], many=True)
+    next_cursor = _wrap(continuation, tenant_id) if continuation else None
+    return Response(
+        {
+            "count": None,
+            "next": replace_query_param(url, "cursor", next_cursor) if next_cursor else None,
+            "previous": None,
+            "results": serializer.data,
+        }
+    )

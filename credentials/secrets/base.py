@@ -63,6 +63,9 @@ def validate_name(name: str) -> str:
     return name
 
 
+HEALTH_PROBE_NAME = "castiel-healthz-probe"
+
+
 def check_validity(meta: SecretVersion, *, now: datetime | None = None) -> None:
     """Stores such as Key Vault do not enforce these dates on read; Castiel does."""
     now = now or timezone.now()
@@ -102,3 +105,15 @@ class SecretStore(abc.ABC):
     @abc.abstractmethod
     def list_versions(self, name: str) -> list[SecretVersion]:
         """All versions of ``name``, oldest first."""
+
+    def health(self) -> str:
+        """For ``/healthz``: raise if the store cannot serve reads, else a short description.
+
+        The default reads a name that does not exist: reaching the store and being allowed
+        to read is what matters (a missing name is the expected answer).
+        """
+        try:
+            self.get(HEALTH_PROBE_NAME)
+        except SecretNotFoundError:
+            pass
+        return type(self).__name__

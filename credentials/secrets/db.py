@@ -48,6 +48,7 @@ class EncryptedDatabaseStore(SecretStore):
     def __init__(self, keys: list[str]):
         if not keys:
             raise ImproperlyConfigured("the encrypted secret store needs at least one key")
+        self.key_count = len(keys)
         try:
             self.fernet = MultiFernet([Fernet(k.encode()) for k in keys])
         except ValueError:
@@ -116,6 +117,22 @@ class EncryptedDatabaseStore(SecretStore):
         from credentials.models import StoredSecret
 
         StoredSecret.objects.filter(name=name).delete()
+
+    def health(self) -> str:
+        """The newest stored secret must decrypt with the configured keys: a key dropped too
+        early in a rotation would otherwise only show when every credential starts failing."""
+        from credentials.models import StoredSecret
+
+        newest = StoredSecret.objects.order_by("-pk").only("name", "ciphertext").first()
+        if newest is not None:
+            try:
+                self.fernet.decrypt(newest.ciphertext.encode())
+            except InvalidToken:
+                raise SecretStoreError(
+                    f"secret {newest.name} cannot be decrypted with the configured keys "
+                    "(CASTIEL_SECRET_KEYS)"
+                ) from None
+        return f"encrypted database, {self.key_count} key(s)"
 
     def list_versions(self, name: str) -> list[SecretVersion]:
         from credentials.models import StoredSecret

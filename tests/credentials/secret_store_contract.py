@@ -105,3 +105,7 @@ class SecretStoreContract:
         assert not errors
         assert len(set(results)) == 6
         assert len(store.list_versions("contended")) == 6
+
+    def test_health_reports_a_reachable_store(self, store):
+        store.put("health-neighbour", "a value")
+        assert store.health()  # a short description, no exception

@@ -7,6 +7,7 @@ from cryptography.fernet import Fernet
 from django.core.management import call_command
 
 from credentials.models import StoredSecret
+from credentials.secrets import SecretStoreError
 from credentials.secrets.db import EncryptedDatabaseStore
 from tests.credentials.secret_store_contract import SecretStoreContract
 
@@ -53,3 +54,35 @@ class TestEncryptedDatabaseStore(SecretStoreContract):
         with pytest.raises(Exception, match="cannot be decrypted") as info:
             EncryptedDatabaseStore([KEY_NEW]).get("wrong-key")
         assert "hidden-value" not in str(info.value)
+
+
+@pytest.mark.embedded
+def test_health_fails_when_the_keys_cannot_decrypt_the_newest_secret(store):
+    store.put("cred-health", "the-secret-value")
+    assert "1 key(s)" in store.health()
+    with pytest.raises(SecretStoreError) as failure:
+        EncryptedDatabaseStore([KEY_NEW]).health()
+    assert "CASTIEL_SECRET_KEYS" in str(failure.value)
+    assert "the-secret-value" not in str(failure.value)
+    assert EncryptedDatabaseStore([KEY_NEW, KEY_OLD]).health()  # mid-rotation: both keys
+
+
+@pytest.mark.embedded
+def test_healthz_reports_the_secret_store(db, client, settings):
+    from credentials.secrets import secret_store
+    from tests.foundation.test_metrics_and_queue import beat
+
+    beat(settings.Q_CLUSTER["name"])
+    secret_store.cache_clear()
+    secret_store().put("cred-healthz", "healthz-secret-value")
+    checks = client.get("/healthz").json()["checks"]
+    assert checks["secrets"]["status"] == "ok", checks
+    settings.CASTIEL_SECRET_KEYS = [KEY_NEW]
+    secret_store.cache_clear()
+    try:
+        response = client.get("/healthz")
+    finally:
+        secret_store.cache_clear()
+    assert response.status_code == 503
+    assert response.json()["checks"]["secrets"]["status"] == "fail"
+    assert "healthz-secret-value" not in response.content.decode()

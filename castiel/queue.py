@@ -34,7 +34,7 @@ def cluster_for(kind: str) -> str:
     if kind not in settings.WORK_KINDS:
         raise ValueError(f"unknown work kind {kind!r}; expected one of {settings.WORK_KINDS}")
     if settings.Q_CLUSTER.get("ALT_CLUSTERS"):
-        return kind
+        return settings.CASTIEL_CLUSTER_NAMES[kind]
     return settings.Q_CLUSTER["name"]
 
 

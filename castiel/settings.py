@@ -223,12 +223,27 @@ if CASTIEL_BROKER == "redis":
     Q_CLUSTER["django_redis"] = "default"
 else:
     Q_CLUSTER["orm"] = "default"
+# Split clusters are named after their work kind ("inbound" …), prefixed with the queue name
+# when it is not the default ("site2-inbound"): the cluster name is the Redis list, so two
+# sites (or test runs) sharing one Redis must not share "webhooks".
+CASTIEL_CLUSTER_NAMES = {
+    kind: kind if Q_DEFAULT_CLUSTER == "castiel" else f"{Q_DEFAULT_CLUSTER}-{kind}"
+    for kind in WORK_KINDS
+}
 if CASTIEL_SPLIT_CLUSTERS:
     Q_CLUSTER["ALT_CLUSTERS"] = {
-        "inbound": _cluster_conf(env.int("Q_INBOUND_WORKERS", default=4), _q_timeout),
-        "outbound": _cluster_conf(env.int("Q_OUTBOUND_WORKERS", default=4), 300),
-        "webhooks": _cluster_conf(env.int("Q_WEBHOOKS_WORKERS", default=4), 120),
-        "maintenance": _cluster_conf(env.int("Q_MAINTENANCE_WORKERS", default=2), 600),
+        CASTIEL_CLUSTER_NAMES["inbound"]: _cluster_conf(
+            env.int("Q_INBOUND_WORKERS", default=4), _q_timeout
+        ),
+        CASTIEL_CLUSTER_NAMES["outbound"]: _cluster_conf(
+            env.int("Q_OUTBOUND_WORKERS", default=4), 300
+        ),
+        CASTIEL_CLUSTER_NAMES["webhooks"]: _cluster_conf(
+            env.int("Q_WEBHOOKS_WORKERS", default=4), 120
+        ),
+        CASTIEL_CLUSTER_NAMES["maintenance"]: _cluster_conf(
+            env.int("Q_MAINTENANCE_WORKERS", default=2), 600
+        ),
     }
 
 # Worker heartbeat: every worker process records that it is alive; /healthz turns stale.

@@ -83,3 +83,20 @@ def test_production_splits_work_into_four_clusters(tmp_path, broker):
         str(broker == "redis"),
         str(broker == "orm"),
     ]
+
+
+def test_split_clusters_of_a_named_site_have_queues_of_their_own(tmp_path):
+    """The cluster name is the Redis list: a second site must not share "webhooks"."""
+    code = (
+        "from django.conf import settings as s; from castiel.queue import cluster_for;"
+        "print(sorted(s.Q_CLUSTER['ALT_CLUSTERS']), cluster_for('webhooks'))"
+    )
+    result = run_manage(tmp_path, "shell", "-c", code, CASTIEL_QUEUE_NAME="site2", **PRODUCTION)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].split() == [
+        "['site2-inbound',",
+        "'site2-maintenance',",
+        "'site2-outbound',",
+        "'site2-webhooks']",
+        "site2-webhooks",
+    ]

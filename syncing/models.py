@@ -156,6 +156,21 @@ class SyncTask(TenantOwned):
 class SyncRun(TenantOwned):
     """One execution of a task (one worker's hold of the lease), updated per page."""
 
+    # What a page's records came to (the pipeline counts these per page) ...
+    OUTCOME_COUNTERS = (
+        "fetched",
+        "created",
+        "updated",
+        "unchanged",
+        "deleted",
+        "duplicates",
+        "conflicts",
+        "errors",
+        "echoes",
+    )
+    # ... and every counter of a run, as the admin and the API show them.
+    COUNTERS = ("pages", *OUTCOME_COUNTERS, "retries", "waited_seconds", "dedup_rules")
+
     class Status(models.TextChoices):
         RUNNING = "running", "Running"
         SUCCEEDED = "succeeded", "Succeeded"

@@ -24,21 +24,11 @@ from syncing import conflicts as conflict_rules
 from syncing import history
 from syncing.dedup import Decision, Incoming, Strategy, deduplicate
 from syncing.hashing import content_hash, record_id
-from syncing.models import Conflict, SyncTask
+from syncing.models import Conflict, SyncRun, SyncTask
 from syncing.stores.base import RecordStore, Scope, StoredRecord
 
 MAX_ERROR_SAMPLES = 5
-OUTCOMES = (
-    "fetched",
-    "created",
-    "updated",
-    "unchanged",
-    "deleted",
-    "duplicates",
-    "conflicts",
-    "errors",
-    "echoes",
-)
+OUTCOMES = SyncRun.OUTCOME_COUNTERS
 
 
 @dataclass

@@ -67,23 +67,7 @@ class SyncRunAdmin(admin.ModelAdmin):
         ),
         (
             "Counts",
-            {
-                "fields": (
-                    "pages",
-                    "fetched",
-                    "created",
-                    "updated",
-                    "unchanged",
-                    "deleted",
-                    "duplicates",
-                    "conflicts",
-                    "errors",
-                    "echoes",
-                    "retries",
-                    "waited_seconds",
-                    "dedup_rules",
-                )
-            },
+            {"fields": SyncRun.COUNTERS},
         ),
         ("Errors", {"fields": ("error_code", "error_text", "retry_table")}),
         ("What it changed", {"fields": ("changes",)}),

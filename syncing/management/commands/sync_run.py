@@ -126,19 +126,7 @@ class Command(BaseCommand):
 
 def summary(run: SyncRun) -> str:
     duration = run.duration_seconds or 0.0
-    counts = ", ".join(
-        f"{getattr(run, name)} {name}"
-        for name in (
-            "fetched",
-            "created",
-            "updated",
-            "unchanged",
-            "deleted",
-            "duplicates",
-            "conflicts",
-            "errors",
-        )
-    )
+    counts = ", ".join(f"{getattr(run, name)} {name}" for name in SyncRun.OUTCOME_COUNTERS)
     line = f"run {run.pk} {run.status} in {duration:.1f} s: {counts} ({run.pages} pages)"
     if run.status == SyncRun.Status.DEFERRED:
         line += (

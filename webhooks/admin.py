@@ -33,21 +33,7 @@ class WebhookRegistrationForm(forms.ModelForm):
 
     class Meta:
         model = WebhookRegistration
-        fields = [
-            "tenant",
-            "integration",
-            "name",
-            "scheme",
-            "scheme_config",
-            "parser",
-            "parser_config",
-            "timestamp_tolerance",
-            "dedupe_rule",
-            "event_types",
-            "routes",
-            "rate_limit_per_minute",
-            "is_active",
-        ]
+        fields = ["tenant", *services.EDITABLE_FIELDS]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

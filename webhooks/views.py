@@ -147,6 +147,20 @@ def _reject(snapshot, scheme_slug: str, reason: str, status: int, data, **header
     return _error(status, reason, **headers)
 
 
+def _handshake(snapshot, scheme_slug: str, response, data, matched_secret: str = ""):
+    """Audit a handshake the scheme answered (before or after verification) and return it."""
+    _audit(
+        snapshot,
+        scheme_slug,
+        outcome=Outcome.HANDSHAKE,
+        reason="handshake",
+        status=response.status_code,
+        data=data,
+        matched_secret=matched_secret,
+    )
+    return response
+
+
 def _duplicate(snapshot, scheme_slug, original_id, key, data) -> JsonResponse:
     _audit(
         snapshot,
@@ -207,15 +221,7 @@ def receive(request, registration_id: str):
 
     handshake = scheme.handshake_before_verification(incoming, config=config)
     if handshake is not None:
-        _audit(
-            snapshot,
-            scheme.slug,
-            outcome=Outcome.HANDSHAKE,
-            reason="handshake",
-            status=handshake.status_code,
-            data=data(),
-        )
-        return handshake
+        return _handshake(snapshot, scheme.slug, handshake, data())
 
     try:
         keys = signing.signing_keys(snapshot)
@@ -241,16 +247,7 @@ def receive(request, registration_id: str):
 
     handshake = scheme.handshake(incoming, config=config)
     if handshake is not None:
-        _audit(
-            snapshot,
-            scheme.slug,
-            outcome=Outcome.HANDSHAKE,
-            reason="handshake",
-            status=handshake.status_code,
-            data=data(),
-            matched_secret=verified.key_label,
-        )
-        return handshake
+        return _handshake(snapshot, scheme.slug, handshake, data(), verified.key_label)
 
     key = dedupe_key(snapshot.dedupe_rule or scheme.default_dedupe, incoming)
 

@@ -9,6 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from castiel.api.base import TenantModelSerializer
+from webhooks import services
 from webhooks.models import WebhookEvent, WebhookRegistration
 from webhooks.schemes import SCHEMES, get_scheme
 from webhooks.validation import registration_errors
@@ -48,18 +49,7 @@ class WebhookRegistrationSerializer(TenantModelSerializer):
         model = WebhookRegistration
         fields = [
             "id",
-            "name",
-            "integration",
-            "scheme",
-            "scheme_config",
-            "parser",
-            "parser_config",
-            "timestamp_tolerance",
-            "dedupe_rule",
-            "event_types",
-            "routes",
-            "rate_limit_per_minute",
-            "is_active",
+            *services.EDITABLE_FIELDS,
             "url",
             "has_secret",
             "secret",
@@ -109,16 +99,12 @@ class WebhookRegistrationSerializer(TenantModelSerializer):
         return attrs
 
     def create(self, validated_data):
-        from webhooks import services
-
         try:
             return services.registration_create(**validated_data)
         except DjangoValidationError as exc:
             raise serializers.ValidationError(exc.message_dict) from None
 
     def update(self, instance, validated_data):
-        from webhooks import services
-
         try:
             return services.registration_update(registration=instance, **validated_data)
         except DjangoValidationError as exc:

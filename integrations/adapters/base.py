@@ -46,6 +46,22 @@ class MalformedPage(AdapterError):
     retryable = True
 
 
+EXCERPT = 160  # characters of a non-JSON answer quoted in the error
+
+
+def json_body(response, *, source: str) -> Any:
+    """``response.json()``, or :class:`MalformedPage` naming the status, content type and the
+    start of what ``source`` answered instead."""
+    try:
+        return response.json()
+    except ValueError:
+        content_type = response.headers.get("content-type", "unknown")
+        excerpt = response.text[:EXCERPT].replace("\n", " ")
+        raise MalformedPage(
+            f"{source} answered non-JSON (HTTP {response.status_code}, {content_type}): {excerpt!r}"
+        ) from None
+
+
 class InvalidCursor(AdapterError):
     """A stored cursor does not fit the adapter's pagination style."""
 

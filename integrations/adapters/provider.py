@@ -28,12 +28,10 @@ from integrations.adapters.base import (
     Adapter,
     AdapterConfigError,
     InvalidCursor,
-    MalformedPage,
     PushNotSupported,
     RateLimitInfo,
+    json_body,
 )
-
-EXCERPT = 160
 
 
 class ProviderAdapter(Adapter):
@@ -149,15 +147,7 @@ class ProviderAdapter(Adapter):
         return classify(response, what=what)
 
     def json(self, response: requests.Response) -> Any:
-        try:
-            return response.json()
-        except ValueError:
-            content_type = response.headers.get("content-type", "unknown")
-            excerpt = response.text[:EXCERPT].replace("\n", " ")
-            raise MalformedPage(
-                f"{self.provider.name} answered non-JSON (HTTP {response.status_code}, "
-                f"{content_type}): {excerpt!r}"
-            ) from None
+        return json_body(response, source=self.provider.name)
 
     @staticmethod
     def body_of(response: requests.Response) -> Any:

@@ -53,6 +53,7 @@ from integrations.adapters.base import (
     PushResult,
     RateLimitInfo,
     RemoteChanged,
+    json_body,
 )
 from integrations.adapters.normalize import parse_timestamp
 from integrations.adapters.pagination import STYLES, dig, paginator_for
@@ -102,7 +103,6 @@ STRING_OPTIONS = (
 )
 SINCE_FORMATS = ("iso", "epoch", "epoch_ms")
 UPDATE_METHODS = ("PATCH", "PUT")
-EXCERPT = 120
 
 
 def entity_options(config: dict, entity_type: str) -> dict[str, Any]:
@@ -457,12 +457,4 @@ class GenericRestAdapter(Adapter):
     # -- helpers -------------------------------------------------------------------------
 
     def _json(self, response):
-        try:
-            return response.json()
-        except ValueError:
-            content_type = response.headers.get("content-type", "unknown")
-            excerpt = response.text[:EXCERPT].replace("\n", " ")
-            raise MalformedPage(
-                f"provider returned non-JSON (HTTP {response.status_code}, {content_type}): "
-                f"{excerpt!r}"
-            ) from None
+        return json_body(response, source="the provider")

@@ -7,11 +7,18 @@ dict) and, per integration, the adaptive state ``{"m": multiplier, "b": blocked-
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from castiel.ratelimit import window
 from castiel.ratelimit.policy import INTEGRATION, OPERATION, TENANT, Limit, Policy, Subject
+
+
+def wall_clock_ms() -> int:
+    """This machine's clock in ms: the clock of the database and process-local backends
+    (the Redis backend uses the Redis server's clock instead)."""
+    return int(time.time() * 1000)
 
 
 class BackendUnavailable(Exception):

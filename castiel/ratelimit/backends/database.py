@@ -19,7 +19,6 @@ host every process shares it; several hosts on one PostgreSQL need synchronised 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from django.db import connections, transaction
@@ -33,12 +32,9 @@ from castiel.ratelimit.backends.base import (
     adjusted_state,
     evaluate,
     level_usage,
+    wall_clock_ms,
 )
 from castiel.ratelimit.policy import Policy, Subject
-
-
-def wall_clock_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _counts(data: dict) -> dict[int, int]:

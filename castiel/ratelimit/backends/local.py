@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 
 from castiel.ratelimit.backends.base import (
@@ -17,12 +16,9 @@ from castiel.ratelimit.backends.base import (
     adjusted_state,
     evaluate,
     level_usage,
+    wall_clock_ms,
 )
 from castiel.ratelimit.policy import Policy, Subject
-
-
-def wall_clock_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class LocalBackend:

@@ -44,14 +44,17 @@ def _row(record, attributes, now) -> list:
     return row
 
 
+@cache
+def _set_clause(update_fields: tuple[str, ...]) -> str:
+    columns = [connection.ops.quote_name(Record._meta.get_field(n).column) for n in update_fields]
+    return ", ".join(f"{column} = EXCLUDED.{column}" for column in columns)
+
+
 def upsert(records, update_fields: list[str]) -> None:
     """Insert or update ``records`` (StoredRecord) by id, inside the caller's transaction."""
     table = connection.ops.quote_name(Record._meta.db_table)
     columns, attributes = _layout()
-    updates = ", ".join(
-        f"{Record._meta.get_field(name).column} = EXCLUDED.{Record._meta.get_field(name).column}"
-        for name in update_fields
-    )
+    updates = _set_clause(tuple(update_fields))
     now = timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(

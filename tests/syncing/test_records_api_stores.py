@@ -63,7 +63,8 @@ def test_a_patch_is_written_to_the_store_with_its_outbound_change(api, stored, r
     assert response.json()["outbound_change"]
     assert record_store.get(a.tenant_id, a.id).data["name"] == "Ada L."
     assert OutboundChange.objects.filter(record_id=a.id, operation="update").count() == 1
-    assert api.patch(f"/api/v1/records/{records['theirs'].id}/", {"data": {}}, format="json")
+    theirs = api.patch(f"/api/v1/records/{records['theirs'].id}/", {"data": {}}, format="json")
+    assert theirs.status_code == 404
     assert OutboundChange.objects.filter(record_id=records["theirs"].id).count() == 0
 
 

@@ -30,7 +30,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import OperationalError, connection, connections, transaction
-from django.db.models import Q
 from django.utils import timezone
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
@@ -41,6 +40,7 @@ from credentials import metrics
 from credentials.errors import GrantError, OAuthConfigError, RefreshBusyError
 from credentials.models import Credential, CredentialStatus, TokenRefreshAudit
 from credentials.oauth import integration_config_from_token
+from credentials.refresh_statements import load_credential, release_lease, take_lease
 from credentials.secrets import SecretStoreError
 from credentials.secrets_io import read_document, write_document
 from credentials.timing import needs_new_token, renew_after_for
@@ -387,11 +387,7 @@ def _db_lock(credential_id):
                         [f"{int(settings.CASTIEL_TOKEN_REFRESH_LOCK_SECONDS * 1000)}ms"],
                     )
             try:
-                credential = (
-                    Credential.objects.select_for_update(of=("self",))
-                    .select_related("integration")
-                    .get(pk=credential_id)
-                )
+                credential = load_credential(credential_id, for_update=True)
             except OperationalError as exc:
                 raise RefreshBusyError(
                     f"credential {credential_id} is being refreshed elsewhere for too long"
@@ -399,7 +395,7 @@ def _db_lock(credential_id):
             yield credential
         return
     with _lease(credential_id) as lease:
-        credential = Credential.objects.select_related("integration").get(pk=credential_id)
+        credential = load_credential(credential_id)
         credential._refresh_lease = lease
         yield credential
 
@@ -419,12 +415,7 @@ def _lease(credential_id):
     deadline = time.monotonic() + settings.CASTIEL_TOKEN_REFRESH_LOCK_SECONDS
     while True:
         now = timezone.now()
-        taken = (
-            Credential.objects.filter(pk=credential_id)
-            .filter(Q(refresh_lease_until__isnull=True) | Q(refresh_lease_until__lt=now))
-            .update(refresh_lease_until=now + ttl, refresh_lease_owner=owner)
-        )
-        if taken:
+        if take_lease(credential_id, owner=owner, until=now + ttl, now=now):
             break
         if not Credential.objects.filter(pk=credential_id).exists():
             raise Credential.DoesNotExist(f"credential {credential_id} does not exist")
@@ -437,9 +428,7 @@ def _lease(credential_id):
         yield lease
     finally:
         if not lease.released:
-            Credential.objects.filter(pk=credential_id, refresh_lease_owner=owner).update(
-                refresh_lease_until=None, refresh_lease_owner=""
-            )
+            release_lease(credential_id, owner=owner)
 
 
 def _inside_caller_transaction() -> bool:

@@ -16,7 +16,6 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
-from django.db.models import Max
 
 from credentials.secrets.base import (
     SecretNotFoundError,
@@ -69,7 +68,7 @@ class EncryptedDatabaseStore(SecretStore):
         expires_on: datetime | None = None,
         not_before: datetime | None = None,
     ) -> SecretVersion:
-        from credentials.models import StoredSecret
+        from credentials.secrets.db_statements import insert_next_version
 
         validate_name(name)
         token = self.fernet.encrypt(value.encode()).decode()
@@ -77,15 +76,9 @@ class EncryptedDatabaseStore(SecretStore):
         # race retries with the next number (rare: refreshes of one secret are single-flight).
         for attempt in range(30):
             try:
-                with transaction.atomic():
-                    latest = StoredSecret.objects.filter(name=name).aggregate(v=Max("version"))
-                    row = StoredSecret.objects.create(
-                        name=name,
-                        version=(latest["v"] or 0) + 1,
-                        ciphertext=token,
-                        tags=tags or {},
-                        expires_on=expires_on,
-                        not_before=not_before,
+                with transaction.atomic():  # a savepoint when the caller has a transaction
+                    row = insert_next_version(
+                        name, token, tags=tags, expires_on=expires_on, not_before=not_before
                     )
                 return self._meta(row)
             except IntegrityError:  # a concurrent put took that version number: try the next
@@ -93,14 +86,11 @@ class EncryptedDatabaseStore(SecretStore):
         raise SecretStoreError(f"could not allocate a new version of secret {name}")
 
     def get(self, name: str, version: str | None = None) -> SecretValue:
-        from credentials.models import StoredSecret
+        from credentials.secrets.db_statements import read_row
 
-        rows = StoredSecret.objects.filter(name=name)
-        if version is not None:
-            if not str(version).isdigit():
-                raise SecretNotFoundError(f"secret {name} has no version {version}")
-            rows = rows.filter(version=int(version))
-        row = rows.order_by("-version").first()
+        if version is not None and not str(version).isdigit():
+            raise SecretNotFoundError(f"secret {name} has no version {version}")
+        row = read_row(name, None if version is None else int(version))
         if row is None:
             raise SecretNotFoundError(f"secret {name} (version {version or 'current'}) not found")
         meta = self._meta(row)

@@ -164,7 +164,8 @@ def _refresh_locked(credential, trigger, seen_version, force, started, correlati
         credential.refresh_lease_until = None
         credential.refresh_lease_owner = ""
         lease_fields = ["refresh_lease_until", "refresh_lease_owner"]
-    with transaction.atomic():
+    # No savepoint: inside the PostgreSQL lock's transaction a failure here fails it anyway.
+    with transaction.atomic(savepoint=False):
         credential.save(
             update_fields=[
                 *lease_fields,
@@ -259,7 +260,7 @@ def _record_failure(credential, trigger, exc: GrantError, attempts, started, cor
             seconds=full_jitter_delay(credential.failure_count, base=300, cap=6 * 3600)
         )
         fields += ["status", "status_reason"]
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         credential.save(update_fields=fields)
         if outcome == Outcome.REAUTH_REQUIRED:
             pause_integration_for(credential, reason=credential.status_reason)

@@ -363,7 +363,7 @@ CASTIEL_OUTBOUND_CONNECT_TIMEOUT = env.float("CASTIEL_OUTBOUND_CONNECT_TIMEOUT",
 # ---------------------------------------------------------------------------------------------
 # Where credential values and signing secrets live: "db" (Fernet-encrypted rows; keys from
 # CASTIEL_SECRET_KEYS, newest first — generated into the data folder in the embedded
-# profile) or "azure_keyvault" (AZURE_KEYVAULT_URL, DefaultAzureCredential).
+# profile) or "azure_keyvault" (AZURE_KEYVAULT_URL, AZURE_KEYVAULT_CREDENTIAL).
 CASTIEL_SECRET_STORE = env.str("CASTIEL_SECRET_STORE", default="db")
 CASTIEL_SECRET_KEYS = env.list("CASTIEL_SECRET_KEYS", default=[])
 AZURE_KEYVAULT_URL = env.str("AZURE_KEYVAULT_URL", default="")
@@ -410,6 +410,24 @@ AZURE_KEYVAULT_SECRET_PREFIX = env.str("AZURE_KEYVAULT_SECRET_PREFIX", default="
 AZURE_KEYVAULT_DELETED_NAMES = env.str("AZURE_KEYVAULT_DELETED_NAMES", default="purge")
 if AZURE_KEYVAULT_DELETED_NAMES not in ("purge", "recover"):
     raise ConfigurationError("AZURE_KEYVAULT_DELETED_NAMES must be 'purge' or 'recover'")
+# Which azure-identity credential opens the vault: "default" (DefaultAzureCredential's chain),
+# or one pinned so a production host never probes the others: "environment" (service
+# principal from AZURE_TENANT_ID / AZURE_CLIENT_ID / AZURE_CLIENT_SECRET or
+# AZURE_CLIENT_CERTIFICATE_PATH), "managed_identity" (user-assigned when AZURE_CLIENT_ID is
+# set), "workload_identity" (AKS: AZURE_FEDERATED_TOKEN_FILE …) or "azure_cli".
+_keyvault_credentials = (
+    "default",
+    "environment",
+    "managed_identity",
+    "workload_identity",
+    "azure_cli",
+)
+AZURE_KEYVAULT_CREDENTIAL = env.str("AZURE_KEYVAULT_CREDENTIAL", default="default")
+if AZURE_KEYVAULT_CREDENTIAL not in _keyvault_credentials:
+    raise ConfigurationError(
+        f"AZURE_KEYVAULT_CREDENTIAL must be one of {', '.join(_keyvault_credentials)}, "
+        f"not {AZURE_KEYVAULT_CREDENTIAL!r}"
+    )
 
 # ---------------------------------------------------------------------------------------------
 # Observability

@@ -13,12 +13,17 @@
   ``AZURE_KEYVAULT_DELETED_NAMES=purge`` (default) purges the deleted name first — falling
   back to recovering it when purge protection forbids purging — and ``recover`` recovers it;
   the write then becomes the newest version.
-* Credentials: ``DefaultAzureCredential`` (managed identity, workload identity, environment
-  variables, Azure CLI …) unless a credential object is passed in.
+* Credentials: ``AZURE_KEYVAULT_CREDENTIAL`` picks the azure-identity credential
+  (:func:`credential_from_settings`): ``default`` is ``DefaultAzureCredential``'s chain; the
+  others pin one credential, so a production host never waits on probes of the rest (the
+  chain tries the IMDS endpoint, the CLI …) and cannot silently authenticate as another
+  identity. A pinned credential whose variables are missing fails at start-up with the
+  variables' names (never their values). A credential object can also be passed in.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import datetime
 
@@ -39,6 +44,53 @@ ORDER_TAG = "castiel-seq"
 MAX_NAME = 127
 
 
+# azure-identity's own environment variables each pinned credential needs (read by the SDK;
+# listed here only to name the missing ones in a start-up error).
+_REQUIRED_ENV = {
+    "environment": (
+        ("AZURE_TENANT_ID",),
+        ("AZURE_CLIENT_ID",),
+        ("AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH"),
+    ),
+    "workload_identity": (
+        ("AZURE_TENANT_ID",),
+        ("AZURE_CLIENT_ID",),
+        ("AZURE_FEDERATED_TOKEN_FILE",),
+    ),
+}
+
+
+def credential_from_settings(**kwargs):
+    """The azure-identity credential ``AZURE_KEYVAULT_CREDENTIAL`` names.
+
+    ``kwargs`` go to the credential (e.g. ``disable_instance_discovery`` for a private
+    cloud's authority, transport options).
+    """
+    from azure import identity
+
+    kind = settings.AZURE_KEYVAULT_CREDENTIAL
+    missing = [
+        " or ".join(names)
+        for names in _REQUIRED_ENV.get(kind, ())
+        if not any(os.environ.get(name) for name in names)
+    ]
+    if missing:
+        raise ImproperlyConfigured(
+            f"AZURE_KEYVAULT_CREDENTIAL={kind} needs {', '.join(missing)} in the environment"
+        )
+    if kind == "environment":
+        return identity.EnvironmentCredential(**kwargs)
+    if kind == "managed_identity":  # user-assigned when AZURE_CLIENT_ID names one
+        return identity.ManagedIdentityCredential(
+            client_id=os.environ.get("AZURE_CLIENT_ID") or None, **kwargs
+        )
+    if kind == "workload_identity":
+        return identity.WorkloadIdentityCredential(**kwargs)
+    if kind == "azure_cli":
+        return identity.AzureCliCredential(**kwargs)
+    return identity.DefaultAzureCredential(**kwargs)
+
+
 class KeyVaultStore(SecretStore):
     def __init__(self, client, *, prefix: str = "", deleted_names: str = "purge"):
         self.client = client
@@ -54,11 +106,10 @@ class KeyVaultStore(SecretStore):
                 "CASTIEL_SECRET_STORE=azure_keyvault needs AZURE_KEYVAULT_URL "
                 "(https://<vault-name>.vault.azure.net)"
             )
-        from azure.identity import DefaultAzureCredential
         from azure.keyvault.secrets import SecretClient
 
         client = SecretClient(
-            vault_url=settings.AZURE_KEYVAULT_URL, credential=DefaultAzureCredential()
+            vault_url=settings.AZURE_KEYVAULT_URL, credential=credential_from_settings()
         )
         return cls(
             client,

@@ -38,6 +38,7 @@ class FakeVault:
         self.secrets: dict[str, list[dict]] = {}
         self.deleted: dict[str, dict] = {}
         self.requests: list[tuple[str, str, bool]] = []  # method, path, had a token
+        self.tokens: list[str] = []  # the bearer tokens presented, in order
         self.url = ""
 
     # -- helpers ---------------------------------------------------------------------------
@@ -184,8 +185,11 @@ def _handler(vault: FakeVault):
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             path = urlsplit(self.path).path
-            authorized = (self.headers.get("Authorization") or "").startswith("Bearer ")
+            authorization = self.headers.get("Authorization") or ""
+            authorized = authorization.startswith("Bearer ")
             vault.requests.append((self.command, path, authorized))
+            if authorized:
+                vault.tokens.append(authorization.removeprefix("Bearer "))
             if not authorized:
                 status, body, headers = 401, None, {"WWW-Authenticate": CHALLENGE}
             else:

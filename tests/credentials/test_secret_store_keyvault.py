@@ -152,3 +152,150 @@ def test_credentials_live_in_key_vault_when_configured(
         assert f"{kv.prefix}{credential.secret_name}" in vault.deleted
     finally:
         secret_store.cache_clear()
+
+
+# -- which identity opens the vault (AZURE_KEYVAULT_CREDENTIAL) ------------------------------
+
+SP_CLIENT_ID = "11111111-2222-3333-4444-555555555555"
+SP_SECRET = "sp-client-secret-never-printed"
+MSI_HEADER = "msi-identity-header-never-printed"
+
+
+@pytest.fixture
+def identity(tls):
+    from tests.credentials.identity_fake import running_identity
+    from tests.credentials.keyvault_fake import TENANT
+
+    with running_identity(
+        tls.server_context(),
+        tenant=TENANT,
+        client_id=SP_CLIENT_ID,
+        client_secret=SP_SECRET,
+        identity_header=MSI_HEADER,
+    ) as fake:
+        yield fake
+
+
+@pytest.fixture
+def clean_azure_env(monkeypatch, tls):
+    """No Azure identity variables from the machine; the fakes' CA trusted by requests."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("AZURE_", "IDENTITY_", "MSI_", "IMDS_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", tls.ca_path)
+    return monkeypatch
+
+
+def _round_trip(credential, tls) -> str:
+    with running_vault(tls.server_context()) as vault:
+        client = SecretClient(
+            vault_url=vault.url,
+            credential=credential,
+            verify_challenge_resource=False,
+            connection_verify=tls.ca_path,
+        )
+        store = KeyVaultStore(client)
+        store.put("opened-by", "identity-check")
+        assert store.get("opened-by").value == "identity-check"
+        assert vault.tokens and len(set(vault.tokens)) == 1
+        return vault.tokens[0]
+
+
+def test_a_service_principal_from_the_environment_opens_the_vault(
+    settings, identity, clean_azure_env, tls
+):
+    from credentials.secrets.keyvault import credential_from_settings
+    from tests.credentials.keyvault_fake import TENANT
+
+    settings.AZURE_KEYVAULT_CREDENTIAL = "environment"
+    clean_azure_env.setenv("AZURE_TENANT_ID", TENANT)
+    clean_azure_env.setenv("AZURE_CLIENT_ID", SP_CLIENT_ID)
+    clean_azure_env.setenv("AZURE_CLIENT_SECRET", SP_SECRET)
+    clean_azure_env.setenv("AZURE_AUTHORITY_HOST", identity.url)
+    # A private authority is not in Microsoft's instance list (and there is no network).
+    credential = credential_from_settings(disable_instance_discovery=True)
+    token = _round_trip(credential, tls)
+    assert not identity.refused
+    assert [(i["kind"], i["token"]) for i in identity.issued] == [("entra", token)]
+    assert "https://vault.azure.net/.default" in identity.issued[0]["scope"]
+
+
+def test_a_managed_identity_opens_the_vault(settings, identity, clean_azure_env, tls):
+    from credentials.secrets.keyvault import credential_from_settings
+
+    settings.AZURE_KEYVAULT_CREDENTIAL = "managed_identity"
+    clean_azure_env.setenv("IDENTITY_ENDPOINT", f"{identity.url}/msi/token")
+    clean_azure_env.setenv("IDENTITY_HEADER", MSI_HEADER)
+    token = _round_trip(credential_from_settings(), tls)
+    assert not identity.refused
+    assert [(i["kind"], i["token"]) for i in identity.issued] == [("msi", token)]
+    assert identity.issued[0]["scope"].startswith("https://vault.azure.net")
+
+
+def test_a_wrong_service_principal_secret_is_a_store_error_without_values(
+    settings, identity, clean_azure_env, tls
+):
+    from credentials.secrets.keyvault import credential_from_settings
+    from tests.credentials.keyvault_fake import TENANT
+
+    settings.AZURE_KEYVAULT_CREDENTIAL = "environment"
+    clean_azure_env.setenv("AZURE_TENANT_ID", TENANT)
+    clean_azure_env.setenv("AZURE_CLIENT_ID", SP_CLIENT_ID)
+    clean_azure_env.setenv("AZURE_CLIENT_SECRET", "not-the-secret-either")
+    clean_azure_env.setenv("AZURE_AUTHORITY_HOST", identity.url)
+    credential = credential_from_settings(disable_instance_discovery=True)
+    with pytest.raises(SecretStoreError) as info:
+        _round_trip(credential, tls)
+    assert identity.refused and not identity.issued
+    assert "not-the-secret-either" not in str(info.value)
+    assert "value-never-shown" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("kind", "present", "missing"),
+    [
+        (
+            "environment",
+            {"AZURE_TENANT_ID": "t", "AZURE_CLIENT_CERTIFICATE_PASSWORD": "pw-never-shown"},
+            "AZURE_CLIENT_ID, AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH in",
+        ),
+        ("workload_identity", {"AZURE_CLIENT_ID": "c"}, "AZURE_TENANT_ID, AZURE_FEDERATED"),
+    ],
+)
+def test_a_pinned_credential_without_its_variables_names_them(
+    settings, clean_azure_env, kind, present, missing
+):
+    from credentials.secrets.keyvault import credential_from_settings
+
+    settings.AZURE_KEYVAULT_CREDENTIAL = kind
+    for name, value in present.items():
+        clean_azure_env.setenv(name, value)
+    with pytest.raises(ImproperlyConfigured) as info:
+        credential_from_settings()
+    assert f"AZURE_KEYVAULT_CREDENTIAL={kind} needs {missing}" in str(info.value)
+
+
+def test_the_store_opens_the_vault_with_the_configured_credential(settings, clean_azure_env):
+    from azure.identity import ManagedIdentityCredential
+
+    from credentials.secrets import keyvault
+
+    seen = []
+    real = keyvault.credential_from_settings
+
+    def spy():
+        seen.append(real())
+        return seen[-1]
+
+    clean_azure_env.setattr(keyvault, "credential_from_settings", spy)
+    settings.CASTIEL_SECRET_STORE = "azure_keyvault"
+    settings.AZURE_KEYVAULT_URL = "https://castiel-test.vault.azure.net"
+    settings.AZURE_KEYVAULT_CREDENTIAL = "managed_identity"
+    secret_store.cache_clear()
+    try:
+        assert isinstance(secret_store(), KeyVaultStore)
+        assert [type(c) for c in seen] == [ManagedIdentityCredential]
+    finally:
+        secret_store.cache_clear()

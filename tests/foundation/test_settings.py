@@ -100,3 +100,10 @@ def test_split_clusters_of_a_named_site_have_queues_of_their_own(tmp_path):
         "'site2-webhooks']",
         "site2-webhooks",
     ]
+
+
+def test_an_unknown_key_vault_credential_is_a_clear_error(tmp_path):
+    result = run_manage(tmp_path, "check", AZURE_KEYVAULT_CREDENTIAL="password")
+    assert result.returncode == 2
+    assert "AZURE_KEYVAULT_CREDENTIAL must be one of default, environment" in result.stderr
+    assert "not 'password'" in result.stderr

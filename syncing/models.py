@@ -398,6 +398,8 @@ class OutboundChange(TenantOwned):
         DEAD = "dead", "Dead letter"
         DISCARDED = "discarded", "Discarded by an operator"
 
+    MAX_ATTEMPT_LOG = 20  # newest entries kept in ``attempt_log``
+
     class Origin(models.TextChoices):
         API = "api", "API"
         ADMIN = "admin", "Admin"
@@ -443,6 +445,11 @@ class OutboundChange(TenantOwned):
 
     # Results.
     attempts = models.PositiveSmallIntegerField(default=0)
+    lost_attempts = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="Attempts whose worker stopped (crashed or was killed) before recording a "
+        "result. Such a change is pushed alone from then on: it may be what stops workers.",
+    )
     first_attempt_at = models.DateTimeField(null=True, blank=True)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

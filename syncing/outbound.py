@@ -24,9 +24,10 @@ refusal (a delete while throttled) or deferral puts the change back, untouched, 
 jitter, never below ``Retry-After`` (short waits inside the batch, longer ones by releasing the
 change), up to the task's attempt limit; anything else becomes a dead letter at once.
 
-A killed worker's changes keep their lease until it expires; the reaper (:func:`reap_expired`)
-returns them to pending and they are pushed again with the same idempotency key, so the provider
-applies each change once.
+A killed worker's changes keep their lease until it expires; the reaper
+(``syncing/outbound_reaper.py``) returns them to pending and they are pushed again with the same
+idempotency key, so the provider applies each change once — unless the lost attempt was the
+last one allowed: then the change is a dead letter, not a poison change retried forever.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ from syncing.fencing import fenced_update, fenced_update_many
 from syncing.hashing import content_hash
 from syncing.leases import new_token
 from syncing.models import Conflict, OutboundChange, PushConflictStrategy, SyncTask
+from syncing.outbound_reaper import reap_expired
 from syncing.outbox import is_pending_external_id
 from syncing.stores import get_store
 from syncing.stores.base import Scope, StaleRecordError
@@ -67,7 +69,7 @@ log = get_logger(__name__)
 
 WORKER = "syncing.tasks.push_outbound_batch"
 WAKE_KEY = "outbound:wake"
-MAX_ATTEMPT_LOG = 20
+MAX_ATTEMPT_LOG = OutboundChange.MAX_ATTEMPT_LOG
 Status = OutboundChange.Status
 Operation = OutboundChange.Operation
 
@@ -125,12 +127,18 @@ def due(now=None):
     ).filter(~Exists(earlier_open))
 
 
-def claim(limit: int, *, now=None) -> tuple[str, list]:
-    """Lease up to ``limit`` due changes under one new token; return (token, ids)."""
+def claim(limit: int, *, now=None, suspects: bool = False) -> tuple[str, list]:
+    """Lease up to ``limit`` due changes under one new token; return (token, ids).
+
+    ``suspects``: claim among the changes whose worker stopped during an earlier attempt
+    (``lost_attempts``; see syncing/outbound_reaper.py) instead of the others — they are
+    pushed one per batch.
+    """
     now = now or timezone.now()
     token = new_token()
     expires = now + timedelta(seconds=settings.CASTIEL_OUTBOUND_QUEUE_LEASE_SECONDS)
-    ordered = due(now).order_by("next_attempt_at", "seq")
+    lost = {"lost_attempts__gt": 0} if suspects else {"lost_attempts": 0}
+    ordered = due(now).filter(**lost).order_by("next_attempt_at", "seq")
     with transaction.atomic():
         if connection.vendor == "postgresql":
             inner = ordered.values("id")[:limit].select_for_update(skip_locked=True, of=("self",))
@@ -186,6 +194,25 @@ def dispatch(*, max_batches: int | None = None) -> int:
     if total:
         log.info("outbound.dispatched", changes=total, batches=len(tokens))
     return total
+
+
+def dispatch_suspects(*, limit: int = 100) -> int:
+    """Queue each due suspect change in a batch of its own; return how many.
+
+    Run by the minute tick right after the reaper: a change whose worker stopped may be what
+    stopped it, and alone it can only take itself down (its attempts run out and it becomes
+    a dead letter) instead of every change batched with it.
+    """
+    tokens = []
+    for _ in range(limit):
+        token, ids = claim(1, suspects=True)
+        if not ids:
+            break
+        tokens.append((token,))
+    enqueue_many(WORKER, tokens, kind="outbound")
+    if tokens:
+        log.info("outbound.dispatched_suspects", changes=len(tokens))
+    return len(tokens)
 
 
 # -- the worker ------------------------------------------------------------------------------
@@ -802,32 +829,7 @@ def _is_expected(exc: BaseException) -> bool:
     return isinstance(exc, OutboundError | AdapterError | RemoteMissing | StaleRecordError)
 
 
-# -- the reaper's share ------------------------------------------------------------------------
-
-
-def reap_expired(now=None) -> int:
-    """Return changes whose lease expired (a killed worker, a lost message) to pending.
-
-    They are pushed again with the same idempotency key, so a change the dead worker had
-    already sent is answered from the provider's idempotency store, not applied twice. The
-    UPDATE re-checks the expiry under the row lock: a worker that renewed a moment ago keeps
-    its change.
-    """
-    now = now or timezone.now()
-    reaped = OutboundChange.objects.filter(
-        status__in=(Status.QUEUED, Status.RUNNING), lease_expires_at__lt=now
-    ).update(
-        status=Status.PENDING,
-        lease_owner="",
-        lease_expires_at=None,
-        next_attempt_at=now,
-        status_reason="the worker holding this change stopped (crashed or killed); "
-        "it is pushed again with the same idempotency key",
-    )
-    if reaped:
-        metrics.CHANGES_REAPED.inc(reaped)
-        log.info("outbound.reaped", changes=reaped)
-    return reaped
+# -- the minute tick's housekeeping -----------------------------------------------------------
 
 
 def prune_finished(now=None) -> int:
@@ -841,5 +843,11 @@ def prune_finished(now=None) -> int:
 
 
 def tick() -> dict[str, int]:
-    """The minute tick: reap expired leases, prune old results, dispatch what is due."""
-    return {"reaped": reap_expired(), "pruned": prune_finished(), "dispatched": dispatch()}
+    """The minute tick: reap expired leases, prune old results, dispatch what is due
+    (suspect changes alone)."""
+    return {
+        "reaped": reap_expired(),
+        "pruned": prune_finished(),
+        "suspects": dispatch_suspects(),
+        "dispatched": dispatch(),
+    }

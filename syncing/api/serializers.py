@@ -197,6 +197,7 @@ class OutboundChangeSerializer(TenantModelSerializer):
             "coalesced",
             "next_attempt_at",
             "attempts",
+            "lost_attempts",
             "first_attempt_at",
             "last_attempt_at",
             "finished_at",

@@ -42,8 +42,10 @@ def pushes(monkeypatch):
 
 
 def push_all(pushes: Pushes, *, max_rounds: int = 50) -> dict[str, int]:
-    """Dispatch and run batches until nothing is due (retries inside batches included)."""
+    """Dispatch and run batches until nothing is due (retries inside batches included);
+    suspect changes (their worker stopped before) alone, as the minute tick does."""
     totals: dict[str, int] = {}
+    outbound.dispatch_suspects()
     outbound.dispatch()
     for _ in range(max_rounds):
         tokens = pushes.drain()

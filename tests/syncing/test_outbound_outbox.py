@@ -12,7 +12,8 @@ from django.utils import timezone
 
 from castiel.ratelimit.errors import RateLimitDeferred, RateLimitRefused
 from syncing import outbound, outbox
-from syncing.models import OutboundChange, Record
+from syncing.deadletters import dead_letter_replay
+from syncing.models import DeadLetter, OutboundChange, Record
 from syncing.stores import get_store
 from tests.factories import IntegrationFactory
 from tests.syncing.outbound_support import changes_of, push_all
@@ -209,6 +210,7 @@ def test_expired_leases_are_reaped_and_the_change_is_pushed_again(tenant, sink, 
     change.refresh_from_db()
     assert (change.status, change.lease_owner, change.attempts) == ("pending", "", 1)
     assert "crashed or killed" in change.status_reason
+    assert change.lost_attempts == 1 and change.attempt_log[-1]["outcome"] == "lost"
     assert push_all(pushes) == {"succeeded": 1}
     change.refresh_from_db()
     assert change.attempts == 2 and change.attempt_log[-1]["attempt"] == 2
@@ -219,6 +221,67 @@ def test_expired_leases_are_reaped_and_the_change_is_pushed_again(tenant, sink, 
     batch._flush_acks()
     change.refresh_from_db()
     assert change.status == "succeeded" and change.attempt_log[-1]["attempt"] == 2
+
+
+def test_a_change_whose_worker_keeps_dying_is_pushed_alone_then_dead_lettered(
+    tenant, sink, pushes, settings
+):
+    settings.CASTIEL_OUTBOUND_MAX_ATTEMPTS = 2
+    _integration, poisoned = created(tenant, sink, pushes)
+    _integration, innocent = created(tenant, sink, pushes, data={"name": "B"})
+    poison = outbox.record_update(tenant_id=tenant.id, record_id=poisoned.id, data={"n": 1})
+    fine = outbox.record_update(tenant_id=tenant.id, record_id=innocent.id, data={"n": 2})
+    patches = lambda: [r.path for r in sink.requests if r.method == "PATCH"]  # noqa: E731
+
+    def die_holding(token):
+        outbound.PushBatch(token).take()  # the worker takes its batch … and dies
+        OutboundChange.objects.filter(lease_owner=token).update(
+            lease_expires_at=timezone.now() - timedelta(seconds=1)
+        )
+
+    token, ids = outbound.claim(10)
+    assert len(ids) == 2
+    die_holding(token)
+    assert outbound.reap_expired() == 2
+    # Both are suspects now: not in ordinary batches, each in a batch of its own.
+    assert outbound.dispatch() == 0 and pushes.drain() == []
+    assert outbound.dispatch_suspects() == 2
+    singles = pushes.drain()
+    assert sorted(OutboundChange.objects.get(lease_owner=t).pk for t in singles) == sorted(
+        [poison.change.pk, fine.change.pk]
+    )
+    for single in singles:
+        if OutboundChange.objects.get(lease_owner=single).pk == fine.change.pk:
+            assert outbound.push_batch(single) == {"succeeded": 1}  # pushed alone, unharmed
+        else:
+            die_holding(single)  # the poison change kills its worker again
+    assert outbound.reap_expired() == 1
+
+    change = OutboundChange.objects.get(pk=poison.change.pk)
+    assert (change.status, change.attempts, change.lost_attempts) == ("dead", 2, 2)
+    assert [e["outcome"] for e in change.attempt_log[-2:]] == ["lost", "lost"]
+    letter = DeadLetter.objects.get(change=change)
+    assert (letter.error_code, letter.retryable, letter.attempts) == ("worker_lost", True, 2)
+    assert "gave up after 2 attempts" in letter.error_message
+    assert patches() == [f"/contacts/{innocent.external_id}"]
+
+    dead_letter_replay(dead_letter=letter, by="ops")  # the cause was fixed
+    assert push_all(pushes) == {"succeeded": 1}
+    assert patches() == [f"/contacts/{innocent.external_id}", f"/contacts/{poisoned.external_id}"]
+
+
+def test_a_batch_message_never_taken_goes_back_without_an_attempt(tenant, sink, pushes):
+    _integration, record = created(tenant, sink, pushes)
+    change = outbox.record_update(tenant_id=tenant.id, record_id=record.id, data={"n": 1}).change
+    token, _ = outbound.claim(10)  # queued, but the message is lost
+    OutboundChange.objects.filter(lease_owner=token).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert outbound.reap_expired() == 1
+    change.refresh_from_db()
+    assert (change.status, change.attempts, change.lost_attempts) == ("pending", 0, 0)
+    assert "not taken" in change.status_reason
+    assert push_all(pushes) == {"succeeded": 1}
 
 
 # -- the rate limiter's answers ----------------------------------------------------------------

@@ -88,10 +88,16 @@ def test_a_push_worker_killed_mid_batch_pushes_every_change_exactly_once(tenant,
     assert outbound.reap_expired() == len(changes) - done_before
 
     restarted = spawn(*manage("qcluster"), env=env, name="qcluster-restarted")
-    outbound.dispatch()  # what the minute tick does after the reaper
+    # What the minute tick does after the reaper: the changes that were in the killed batch
+    # are suspects now (one of them may be what killed it), each dispatched alone.
+    assert outbound.dispatch() == 0
+    assert outbound.dispatch_suspects() == len(changes) - done_before
     restarted.wait_for(
         lambda: succeeded.count() == len(changes), timeout=120, what="every change to land"
     )
+    reaped = OutboundChange.objects.filter(lost_attempts=1)
+    assert reaped.count() == len(changes) - done_before
+    assert len({c.execution_id for c in reaped}) == reaped.count(), "one batch each"
 
     assert SandboxObject.objects.filter(account=account).count() == len(changes)
     keys = sorted(r.idempotency_key for r in applied_writes(account))

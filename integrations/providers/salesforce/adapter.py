@@ -17,7 +17,11 @@ Castiel connects as, ``005…``: versions it last modified are our own writes co
 * **Push.** Create ``POST /sobjects/{type}/`` or, with ``external_id_field``, upsert
   ``PATCH /sobjects/{type}/{field}/{idempotency key}`` — a retried create finds the record
   the first attempt made instead of making another (201 created / 200 or 204 already there);
-  update ``PATCH /sobjects/{type}/{id}`` (204), delete ``DELETE`` (204).
+  update ``PATCH /sobjects/{type}/{id}`` (204), delete ``DELETE`` (204). Updates are
+  conditional: ``If-Unmodified-Since`` carries the ``LastModifiedDate`` Castiel last saw
+  (the weak validator Salesforce accepts on every sObject row; ``If-Match`` ETags exist for
+  Account only), and a 412 means someone changed the record since — the task's conflict
+  strategy decides. Salesforce accepts no conditional headers on DELETE.
 * **Errors** are arrays of ``{"message", "errorCode", "fields"}``. A 401
   ``INVALID_SESSION_ID`` is refreshed once by the outbound client (the credential's
   ``on_unauthorized``) and retried; only a second 401 is reported. ``REQUEST_LIMIT_EXCEEDED``
@@ -28,7 +32,8 @@ Castiel connects as, ``005…``: versions it last modified are our own writes co
 from __future__ import annotations
 
 import re
-from datetime import UTC
+from datetime import UTC, timedelta
+from email.utils import format_datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -39,6 +44,7 @@ from integrations.adapters.base import (
     MalformedPage,
     Page,
     PushResult,
+    RemoteChanged,
 )
 from integrations.adapters.errors import provider_error
 from integrations.adapters.normalize import parse_timestamp
@@ -327,15 +333,34 @@ class SalesforceAdapter(ProviderAdapter):
         # The answer is {"id", "success", "errors"}: the worker reads the record back.
         return PushResult(external_id=str(answer["id"]), record=None, status=response.status_code)
 
+    supports_conditional_writes = True  # updates only (see the module docstring)
+
     def update(self, external_id, payload, *, idempotency_key, if_version=None):
         self.require_push("update")
-        response = self.request(
-            "PATCH",
-            self._item(external_id),
-            operation="update",
-            record=True,
-            json=self.writable(payload),
-        )
+        headers = {}
+        if if_version:
+            since = unmodified_since(if_version)
+            if since is None:  # not one of Salesforce's timestamps: compare by reading
+                current = self.get_one(external_id)
+                if current is not None and current.version != if_version:
+                    raise RemoteChanged(f"{self.sobject} {external_id} changed since {if_version}")
+            else:
+                headers["If-Unmodified-Since"] = since
+        try:
+            response = self.request(
+                "PATCH",
+                self._item(external_id),
+                operation="update",
+                record=True,
+                json=self.writable(payload),
+                headers=headers or None,
+            )
+        except E.ProviderError as exc:
+            if exc.status == 412:
+                raise RemoteChanged(
+                    f"{self.sobject} {external_id} was modified after {if_version}"
+                ) from None
+            raise
         return PushResult(external_id=external_id, record=None, status=response.status_code)
 
     def delete(self, external_id, *, idempotency_key, if_version=None):
@@ -421,3 +446,19 @@ class SalesforceAdapter(ProviderAdapter):
             "api_version": self.config.get("api_version"),
             "daily_api_requests": {"max": daily.get("Max"), "remaining": daily.get("Remaining")},
         }
+
+
+def unmodified_since(version: str) -> str | None:
+    """``LastModifiedDate`` as an HTTP date for ``If-Unmodified-Since`` (or None).
+
+    HTTP dates have whole seconds: a fraction is rounded *up*, or the record's own
+    modification (say 08:12:40.250) would count as "after" the precondition (08:12:40) and
+    every update would be refused. Salesforce's timestamps carry ``.000`` in practice.
+    """
+    moment = parse_timestamp(version)
+    if moment is None:
+        return None
+    moment = moment.astimezone(UTC)
+    if moment.microsecond:
+        moment = moment.replace(microsecond=0) + timedelta(seconds=1)
+    return format_datetime(moment, usegmt=True)

@@ -232,11 +232,60 @@ class TestSalesforce(ProviderContract):
         rsps.add("GET", item, json={**first, "Phone": "+1 512 555 0100"})
         assert push_all(pushes) == {"succeeded": 1}
         assert json.loads(patch.calls[0].request.body) == {"Phone": "+1 512 555 0100"}
+        # Conditional on the version last pulled (its LastModifiedDate, as an HTTP date).
+        assert first["LastModifiedDate"].startswith("2024-05-01T08:12:40")
+        assert patch.calls[0].request.headers["If-Unmodified-Since"] == (
+            "Wed, 01 May 2024 08:12:40 GMT"
+        )
 
         outbox.record_delete(tenant_id=integration.tenant_id, record_id=record.id)
         delete = rsps.add("DELETE", item, status=204)
         assert push_all(pushes) == {"succeeded": 1}
         assert delete.call_count == 1
+        # Salesforce takes no conditional headers on DELETE.
+        assert "If-Unmodified-Since" not in delete.calls[0].request.headers
+
+    @pytest.mark.django_db(transaction=True)
+    @pytest.mark.parametrize("strategy", ["local_wins", "remote_wins"])
+    def test_an_update_refused_with_412_follows_the_conflict_strategy(
+        self, integration, rsps, enqueued, pushes, strategy
+    ):
+        task = make_task(integration, "Contact", push_conflict_strategy=strategy)
+        self.mock_pages(rsps)
+        run_once(task, enqueued)
+        first = fixture("salesforce", "contacts_query_page1").body["records"][0]
+        record = next(
+            r for r in get_store().iter_scope(_scope(task)) if r.external_id == first["Id"]
+        )
+        change = outbox.record_update(
+            tenant_id=integration.tenant_id, record_id=record.id, data={"Phone": "+1 512 555 0101"}
+        ).change
+        item = f"{API}/sobjects/Contact/{first['Id']}"
+        # Someone edited the contact in Salesforce after our pull: the precondition fails.
+        theirs = {
+            **first,
+            "Phone": "+44 20 7946 0000",
+            "LastModifiedDate": "2024-06-03T09:00:00.000+0000",
+        }
+        sent = []
+
+        def patch(request):  # documented: 412 with only the status; nothing applied
+            sent.append(request.headers.get("If-Unmodified-Since"))
+            return (412 if "If-Unmodified-Since" in request.headers else 204), {}, ""
+
+        rsps.add_callback("PATCH", item, callback=patch)
+        rsps.add("GET", item, json=theirs)
+        outcome = push_all(pushes)
+        change.refresh_from_db()
+        if strategy == "local_wins":
+            assert outcome == {"succeeded": 1}
+            assert sent == ["Wed, 01 May 2024 08:12:40 GMT", None]  # then pushed anyway
+            assert "local wins" in change.status_reason
+        else:
+            assert outcome == {"skipped": 1} and sent == ["Wed, 01 May 2024 08:12:40 GMT"]
+            assert "remote wins" in change.status_reason
+            kept = get_store().get(integration.tenant_id, record.id)
+            assert kept.data["Phone"] == "+44 20 7946 0000"
 
     @pytest.mark.django_db
     def test_several_upsert_matches_are_a_conflict(self, tenant, rsps):

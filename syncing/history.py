@@ -7,7 +7,10 @@ change (so a rolled-back change leaves no history, and a committed one always ha
   follow-ups that run a record through the same pipeline;
 * :func:`local_change` — local edits through the outbox (API, admin, rules) and conflict
   resolutions;
-* :func:`deleted` — the webhook follow-up that deletes a record.
+* :func:`deleted` — the webhook follow-up that deletes a record;
+* :func:`written_back` — the push worker, once per group of results, for records whose data
+  became the provider's copy of what was pushed (a provider that normalises an e-mail
+  address, or adds its own fields to a created record).
 
 Only changes to what a user sees are recorded: a record's data, its deletion or its return.
 Bookkeeping writes (the base moving on an echo, a new checkpoint, match keys) are not.
@@ -142,6 +145,19 @@ def deleted(record, *, source: str, source_id="") -> None:
         record, Action.DELETED, (), source, source_id, "", _correlation_id(), timezone.now()
     )
     _model(row).save(force_insert=True)
+
+
+def written_back(entries: Iterable[tuple]) -> None:
+    """``(record, fields, change_id)`` per record the push result changed: one statement."""
+    correlation_id, now = _correlation_id(), timezone.now()
+    rows = [
+        _values(
+            record, Action.UPDATED, sorted(fields), Source.PUSH, change_id, "", correlation_id, now
+        )
+        for record, fields, change_id in entries
+    ]
+    if rows:
+        _insert(rows)
 
 
 # -- reads -------------------------------------------------------------------------------------

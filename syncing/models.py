@@ -571,6 +571,7 @@ class RecordChange(TenantOwned):
         RULE = "rule", "Rule"
         CONFLICT = "conflict", "Conflict resolution"
         SERVICE = "service", "Service call"
+        PUSH = "push", "Push write-back (the provider's copy of a pushed change)"
 
     id = models.BigAutoField(primary_key=True)
     # Every index costs each synced record an insert: the per-record and per-source indexes

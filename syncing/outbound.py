@@ -53,7 +53,7 @@ from integrations.adapters.base import PushResult, RemoteChanged, adapter_for
 from integrations.adapters.mapping import FieldMapping, RecordMappingError
 from integrations.adapters.normalize import parse_timestamp
 from integrations.models import Integration
-from syncing import metrics
+from syncing import history, metrics
 from syncing.conflicts import changed_fields
 from syncing.deadletters import dead_letter_create, error_code, error_message
 from syncing.fencing import fenced_update, fenced_update_many
@@ -238,6 +238,7 @@ class _Ack:
     change: OutboundChange
     fields: dict
     push: dict
+    record: object = None  # the record as the push read it (for its history)
     at: float = field(default_factory=time.monotonic)
 
 
@@ -629,6 +630,7 @@ class PushBatch:
                     remote_version=version or "",
                     remote_updated_at=updated_at,
                 ),
+                record=record,
             )
         )
         # Results are committed in groups (one transaction, one commit for several pushes)
@@ -652,21 +654,28 @@ class PushBatch:
             return
         with transaction.atomic(), self.store.atomic():  # one commit (ORM store)
             held = fenced_update_many(self.token, [(ack.change.pk, ack.fields) for ack in acks])
+            written_back = []
             for ack in acks:
                 if ack.change.pk not in held:
                     log.warning("outbound.lease_lost", change_id=str(ack.change.pk))
                     continue  # its new holder pushes it again (same key) and records it
-                self._record_push(ack.push)
+                if self._record_push(ack.push) and ack.push["pushed_hash"] != (
+                    ack.record.content_hash
+                ):
+                    # The provider's copy differs from what was pushed: it is the data now.
+                    fields = history.changed_fields(ack.record.data, ack.push["remote"])
+                    written_back.append((ack.record, fields, ack.change.pk))
+            history.written_back(written_back)
 
-    def _record_push(self, push: dict) -> None:
+    def _record_push(self, push: dict) -> bool:
+        """``mark_pushed``; True when the record's data became the provider's copy."""
         for _ in range(5):
             try:
-                self.store.mark_pushed(**push)
-                return
+                return self.store.mark_pushed(**push)
             except StaleRecordError:
                 continue  # a local edit landed meanwhile (stores without a conditional UPDATE)
             except KeyError:
-                return  # the record vanished locally; the change itself is done
+                return False  # the record vanished locally; the change itself is done
         raise StaleRecordError([push["record_id"]])
 
     def _skip(self, change, reason: str) -> str:

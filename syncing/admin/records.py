@@ -29,6 +29,7 @@ SOURCE_PAGES = {
     "admin": ("syncing", "outboundchange"),
     "rule": ("syncing", "outboundchange"),
     "service": ("syncing", "outboundchange"),
+    "push": ("syncing", "outboundchange"),
 }
 
 

@@ -168,7 +168,7 @@ class RecordStore:
         external_id: str | None = None,
         remote_version: str | None = None,
         remote_updated_at: datetime | None = None,
-    ) -> None:
+    ) -> bool:
         """Remember what the outbound push sent, so the next pull sees its echo as ours.
 
         ``pushed_hash`` is the content hash of the record as the provider now holds it (the
@@ -178,15 +178,20 @@ class RecordStore:
         and its data when the local copy is still the one the push read (``local_hash``); a
         local edit made meanwhile is kept (its own outbound change pushes it next).
         ``external_id``: the id the provider gave a record created locally.
+
+        Returns whether the record's data became ``remote`` (False: no ``remote``, or a
+        local edit came in meanwhile and was kept).
         """
         record = self.get(tenant_id, record_id)
         if record is None:
             raise KeyError(record_id)
         changes: dict = {"last_pushed_hash": pushed_hash}
+        took_remote = False
         if remote is not None:
             changes.update(base_data=remote, base_hash=pushed_hash)
             if local_hash is None or record.content_hash == local_hash:
                 changes.update(data=remote, content_hash=pushed_hash)
+                took_remote = True
         if external_id:
             changes["external_id"] = external_id
         if remote_version is not None:
@@ -202,6 +207,7 @@ class RecordStore:
             if twin is not None and twin.id != record.id:
                 self.remove(tenant_id, twin.id)
         self.save_record(record.copy(**changes))
+        return took_remote
 
 
 def _scope_of(record: StoredRecord) -> Scope:

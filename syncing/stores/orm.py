@@ -210,7 +210,7 @@ class OrmRecordStore(RecordStore):
         external_id=None,
         remote_version=None,
         remote_updated_at=None,
-    ):
+    ) -> bool:
         """The push result in ONE conditional UPDATE (see RecordStore.mark_pushed).
 
         "Take the provider's copy as the data unless a local edit came in meanwhile" is a CASE
@@ -252,7 +252,7 @@ class OrmRecordStore(RecordStore):
             params.append(external_id)
         statement = (
             f"UPDATE {connection.ops.quote_name(meta.db_table)} SET {', '.join(sets)} "  # noqa: S608 - our columns; values are params
-            f"WHERE {col['tenant']} = %s AND {col['id']} = %s"
+            f"WHERE {col['tenant']} = %s AND {col['id']} = %s RETURNING {col['content_hash']}"
         )
         params += [prep("tenant", tenant_id), prep("id", record_id)]
         with transaction.atomic(savepoint=False):
@@ -268,9 +268,11 @@ class OrmRecordStore(RecordStore):
                 ).exclude(id=record_id).delete()
             with connection.cursor() as cursor:
                 cursor.execute(statement, params)
-                updated = cursor.rowcount
-        if not updated:
+                row = cursor.fetchone()
+        if row is None:
             raise KeyError(record_id)
+        # The CASE kept a local edit made meanwhile: then the hash is not the pushed one.
+        return remote is not None and row[0] == pushed_hash
 
     def mark_seen(self, scope, ids, generation):
         ids = list(ids)

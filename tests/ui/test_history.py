@@ -92,6 +92,49 @@ def test_local_edits_name_their_origin_actor_and_outbound_change(tenant):
 
 
 @pytest.mark.embedded
+@pytest.mark.django_db(transaction=True)
+def test_a_push_written_back_in_the_providers_spelling_names_its_change(
+    tenant, http_server, pushes, operator
+):
+    from tests.factories import IntegrationFactory
+    from tests.syncing.outbound_support import push_all
+
+    def normalised(request, external_id):  # the provider lower-cases e-mail addresses
+        body = {**request.json(), "id": external_id}
+        body["email"] = body.get("email", "").lower()
+        return body
+
+    http_server.route("POST", "/contacts")(lambda r: (201, {}, normalised(r, "c1")))
+    http_server.route("PATCH", "/contacts/c1")(lambda r: (200, {}, normalised(r, "c1")))
+    integration = IntegrationFactory(tenant=tenant, config={"base_url": http_server.url})
+    made = outbox.record_create(
+        integration=integration, entity_type="contacts", data={"email": "Ada@X.com"}
+    )
+    assert push_all(pushes) == {"succeeded": 1}
+    edit = outbox.record_update(
+        tenant_id=tenant.id, record_id=made.record.id, data={"email": "ADA@Y.com"}
+    )
+    assert push_all(pushes) == {"succeeded": 1}
+    outbox.record_update(tenant_id=tenant.id, record_id=made.record.id, data={"email": "ada@z.com"})
+    assert push_all(pushes) == {"succeeded": 1}  # already the provider's spelling
+
+    history_rows = rows(record_id=made.record.id)
+    assert [(r.action, r.source) for r in history_rows] == [
+        ("created", "service"),
+        ("updated", "push"),  # the create came back with its id, lower-cased
+        ("updated", "service"),
+        ("updated", "push"),  # the edit came back lower-cased
+        ("updated", "service"),  # no write-back row: the provider kept it as it was
+    ]
+    assert history_rows[1].fields == ["email", "id"]
+    assert history_rows[1].source_id == str(made.change.pk)
+    assert (history_rows[3].fields, history_rows[3].source_id) == (["email"], str(edit.change.pk))
+    page = operator.get(f"/admin/syncing/record/{made.record.id}/change/").content.decode()
+    assert "Push write-back" in page
+    assert f"/admin/syncing/outboundchange/{edit.change.pk}/change/" in page
+
+
+@pytest.mark.embedded
 @pytest.mark.django_db
 def test_a_resolved_conflict_is_the_source_of_its_change(tenant):
     task = task_with(tenant, conflict_strategy="manual")

@@ -7,9 +7,9 @@ answered by a process-local backend whose every limit is divided by
 limit as long as no more than that many are running), a warning is logged once, the
 ``castiel_ratelimit_degraded`` gauge goes to 1 and ``/healthz`` reports "degraded". Redis is
 tried again every ``CASTIEL_RATELIMIT_REDIS_RETRY_SECONDS``; the first success switches back.
-No exception reaches the caller. Counts made locally are not copied to Redis on recovery, so
-the first window after it may admit up to the local share once more — bounded, and far
-better than refusing all work while Redis is away.
+No exception reaches the caller. On the way back each process adds the counts it took
+locally to Redis's (one pipelined round trip, ``lua/merge.lua``), so the first window after
+an outage knows what was sent during it instead of admitting a full limit again.
 """
 
 from __future__ import annotations
@@ -207,6 +207,22 @@ class Limiter:
                 backend=self.backend.name,
                 degraded_seconds=round(self.monotonic() - since, 1),
             )
+            self._copy_back()
+
+    def _copy_back(self) -> None:
+        """Add the counts this process took locally during the outage to the backend's."""
+        merge = getattr(self.backend, "merge_counts", None)
+        if merge is None or self.fallback is None:
+            return
+        counts = self.fallback.live_counts()
+        try:
+            merged = merge(counts)
+        except BackendUnavailable as exc:  # gone again: the counts stay local for next time
+            self._enter_degraded(exc)
+            return
+        self.fallback.forget(counts)
+        if merged:
+            log.info("ratelimit.counts_copied", backend=self.backend.name, keys=merged)
 
     def check_health(self) -> tuple[str, str]:
         try:

@@ -75,7 +75,14 @@ def test_redis_stopped_mid_run_then_back(redis_server, caplog, client):
     assert limiter.check_health() == ("ok", "redis")
     stored = redis.Redis.from_url(redis_server.url)
     key = limiter.backend.keys.integration(tenant, integration)
-    assert sum(int(v) for v in stored.hgetall(key).values()) == 1  # counted in Redis again
+    # Counted in Redis again, with the 5 this process sent during the outage copied there.
+    assert sum(int(v) for v in stored.hgetall(key).values()) == 6
+    assert events(caplog, "ratelimit.counts_copied")
+    assert 0 < stored.pttl(key) <= 2 * 60_000
+    # So the window that saw the outage admits only what is left of the real limit (10).
+    more = [limiter.acquire(subject(tenant, integration), pol) for _ in range(5)]
+    assert [d.allowed for d in more] == [True] * 4 + [False]
+    assert not any(d.degraded for d in more)
 
 
 def test_the_outage_shows_in_health_and_metrics(redis_server, client, db):

@@ -65,6 +65,23 @@ class LocalBackend:
         for key in [k for k, (_s, until) in self._states.items() if until < now_ms]:
             del self._states[key]
 
+    def live_counts(self) -> dict[str, tuple[dict[int, int], int]]:
+        """``{key: ({bucket index: count}, ms it stays live)}`` of every key still live: what
+        the limiter copies to Redis when an outage ends."""
+        now_ms = self.clock()
+        with self._lock:
+            return {
+                key: (dict(counts), self._expires[key] - now_ms)
+                for key, counts in self._counts.items()
+                if counts and self._expires.get(key, 0) > now_ms
+            }
+
+    def forget(self, keys) -> None:
+        with self._lock:
+            for key in keys:
+                self._counts.pop(key, None)
+                self._expires.pop(key, None)
+
     def adjust(self, tenant_id: str, integration_id: str, adjustment: Adjustment, *, ttl: float):
         key = self.keys.state(tenant_id, integration_id)
         now_ms = self.clock()

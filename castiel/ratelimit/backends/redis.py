@@ -50,6 +50,7 @@ class RedisBackend:
         self._acquire = self.client.register_script((LUA / "acquire.lua").read_text())
         self._peek = self.client.register_script((LUA / "peek.lua").read_text())
         self._adjust = self.client.register_script((LUA / "adjust.lua").read_text())
+        self._merge = self.client.register_script((LUA / "merge.lua").read_text())
         self._memo: dict = {}
 
     def _prepared(self, subject: Subject, policy: Policy, cost: int) -> tuple[list, list, list]:
@@ -146,6 +147,23 @@ class RedisBackend:
             state=AdaptiveState(multiplier, blocked / 1000 if blocked > int(now_ms) else None),
             now=int(now_ms) / 1000,
         )
+
+    def merge_counts(self, counts: dict[str, tuple[dict[int, int], int]]) -> int:
+        """Add counts taken elsewhere (a process's local ones, from an outage) to the shared
+        ones: ``{key: ({bucket index: count}, ms to stay live)}``; one round trip."""
+        if not counts:
+            return 0
+        try:
+            with self.client.pipeline(transaction=False) as pipe:
+                for key, (buckets, ttl_ms) in counts.items():
+                    args: list = [max(1, int(ttl_ms))]
+                    for index, count in buckets.items():
+                        args += [index, count]
+                    self._merge(keys=[key], args=args, client=pipe)
+                pipe.execute()
+        except UNAVAILABLE as exc:
+            raise BackendUnavailable(f"redis: {exc.__class__.__name__}") from exc
+        return len(counts)
 
     def ping(self) -> None:
         try:

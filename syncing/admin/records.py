@@ -6,11 +6,13 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import F, Q
 from django.utils.html import format_html, format_html_join
 
 from castiel import admin_helpers as ui
 from syncing import history, outbox
+from syncing.admin import store_records
 from syncing.models import (
     Conflict,
     DeadLetter,
@@ -19,6 +21,7 @@ from syncing.models import (
     RecordChange,
     RecordKey,
 )
+from syncing.stores import get_store
 
 # RecordChange.source → (app, model) of the admin page that names the source.
 SOURCE_PAGES = {
@@ -113,6 +116,22 @@ class RecordAdmin(admin.ModelAdmin):
     show_full_result_count = False
     actions = ["delete_locally"]
     readonly_extra = ("edited", "history_table", "related")
+
+    # -- records in another store (Cosmos DB): see syncing/admin/store_records.py ----------
+
+    def changelist_view(self, request, extra_context=None):
+        store = get_store()
+        if not store_records.uses_store(store):
+            return super().changelist_view(request, extra_context)
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        return store_records.changelist(self, request, store)
+
+    def get_object(self, request, object_id, from_field=None):
+        store = get_store()
+        if not store_records.uses_store(store):
+            return super().get_object(request, object_id, from_field)
+        return store_records.row_for(store, object_id)
 
     @admin.display(boolean=True, description="edited locally")
     def edited(self, obj):
@@ -210,7 +229,11 @@ class RecordAdmin(admin.ModelAdmin):
             # A race the form could not see (the record changed meanwhile): nothing was saved.
             self.message_user(request, f"Not saved: {exc}", messages.ERROR)
             return
-        saved = Record.objects.get(pk=result.record.id)
+        store = get_store()
+        if store_records.uses_store(store):
+            saved = store_records.row_for(store, result.record.id)
+        else:
+            saved = Record.objects.get(pk=result.record.id)
         obj.__dict__.update(saved.__dict__)  # the admin's redirect and log use obj.pk
 
     def delete_model(self, request, obj):

@@ -13,32 +13,17 @@ from __future__ import annotations
 
 import uuid
 
-from django.core import signing
 from django.http import Http404
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
+from syncing.stores import cursors
 from syncing.stores.orm import to_row
 
 SUPPORTED = {"integration", "entity_type", "deleted", "cursor", "page_size"}
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
-CURSOR_SALT = "castiel.records.cursor"
-
-
-# The store's continuation token travels signed and bound to the tenant: a client can only
-# hand back what this endpoint gave it (a forged or foreign token is a clear 400, whatever the
-# store would have done with it).
-def _wrap(continuation: str, tenant_id) -> str:
-    return signing.dumps({"t": str(tenant_id), "c": continuation}, salt=CURSOR_SALT, compress=True)
-
-
-def _unwrap(cursor: str, tenant_id) -> str:
-    value = signing.loads(cursor, salt=CURSOR_SALT)
-    if not isinstance(value, dict) or value.get("t") != str(tenant_id) or "c" not in value:
-        raise signing.BadSignature("another tenant's cursor")
-    return value["c"]
 
 
 def get_or_404(store, tenant, pk):
@@ -85,8 +70,8 @@ def list_response(view, store, request) -> Response:
     continuation = None
     if params.get("cursor"):
         try:
-            continuation = _unwrap(params["cursor"], tenant_id)
-        except signing.BadSignature:
+            continuation = cursors.unwrap(params["cursor"], tenant_id)
+        except cursors.BadCursor:
             raise ValidationError({"cursor": "Not a cursor this endpoint returned."}) from None
     records, continuation = store.list_page(
         tenant_id,
@@ -98,7 +83,7 @@ def list_response(view, store, request) -> Response:
     )
     url = request.build_absolute_uri()
     serializer = view.get_serializer([to_row(r) for r in records], many=True)
-    next_cursor = _wrap(continuation, tenant_id) if continuation else None
+    next_cursor = cursors.wrap(continuation, tenant_id) if continuation else None
     return Response(
         {
             "count": None,

@@ -4,15 +4,26 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('syncing', '0006_outbound_lost_attempts'),
+        ("syncing", "0006_outbound_lost_attempts"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='recordchange',
-            name='source',
-            field=models.CharField(choices=[('run', 'Sync run'), ('webhook', 'Webhook event'), ('api', 'API call'), ('admin', 'Admin'), ('rule', 'Rule'), ('conflict', 'Conflict resolution'), ('service', 'Service call'), ('push', "Push write-back (the provider's copy of a pushed change)")], max_length=16),
+            model_name="recordchange",
+            name="source",
+            field=models.CharField(
+                choices=[
+                    ("run", "Sync run"),
+                    ("webhook", "Webhook event"),
+                    ("api", "API call"),
+                    ("admin", "Admin"),
+                    ("rule", "Rule"),
+                    ("conflict", "Conflict resolution"),
+                    ("service", "Service call"),
+                    ("push", "Push write-back (the provider's copy of a pushed change)"),
+                ],
+                max_length=16,
+            ),
         ),
     ]

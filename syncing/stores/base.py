@@ -113,6 +113,11 @@ class RecordStore:
     def get(self, tenant_id: UUID, record_id: UUID) -> StoredRecord | None:
         raise NotImplementedError
 
+    def find(self, record_id: UUID) -> StoredRecord | None:
+        """A record by id alone, whatever its tenant (the admin's record pages, whose URLs
+        carry only the id). Not for tenant-facing reads: those use :meth:`get`."""
+        raise NotImplementedError
+
     def iter_scope(self, scope: Scope, *, include_deleted: bool = False) -> Iterator[StoredRecord]:
         raise NotImplementedError
 

@@ -241,6 +241,17 @@ class CosmosRecordStore(RecordStore):
         )
         return to_stored(docs[0]) if docs else None
 
+    def find(self, record_id):
+        # Across partitions (the tenant is the partition key): operators' record pages only.
+        docs = list(
+            self.container.query_items(
+                "SELECT * FROM c WHERE c.id = @id",
+                parameters=_params(id=str(record_id)),
+                enable_cross_partition_query=True,
+            )
+        )
+        return to_stored(docs[0]) if docs else None
+
     def iter_scope(self, scope, *, include_deleted=False):
         sql = "SELECT * FROM c WHERE c.tenant_id = @t AND c.scope = @s"
         if not include_deleted:

@@ -292,6 +292,10 @@ class OrmRecordStore(RecordStore):
         row = Record.objects.filter(tenant_id=tenant_id, id=record_id).first()
         return to_stored(row) if row else None
 
+    def find(self, record_id):
+        row = Record.objects.filter(id=record_id).first()
+        return to_stored(row) if row else None
+
     def iter_scope(self, scope, *, include_deleted=False) -> Iterator[StoredRecord]:
         qs = _scoped(scope).order_by("id")
         if not include_deleted:

@@ -18,14 +18,18 @@ then it is ``castiel-pending:<uuid>`` and the record keeps the id it was created
 pull finds it by external id once the push has filled it in: ``syncing.dedup``).
 
 With the Cosmos DB record store the record cannot join the relational transaction: the
-outbox row is written first and the record last, so any failure before the commit rolls the
-outbox row back; only a failed commit after a successful record write can leave a change
-without its row (documented in docs/outbound.md).
+outbox row is written first and the record after it, and if anything fails once the record
+is written — the history insert, the commit itself — the record is put back as it was (a
+conditional write on what this change wrote, or the removal of a record it created), so a
+local change never stays without its outbox row. Only a process killed between the record
+write and the commit can still leave one (documented in docs/outbound.md).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -33,11 +37,14 @@ from django.db.models import F
 from django.utils import timezone
 
 from castiel.observability.context import get_correlation_id
+from castiel.observability.logging import get_logger
 from syncing import history
 from syncing.hashing import content_hash, record_id
 from syncing.models import OutboundChange
 from syncing.stores import get_store
 from syncing.stores.base import StaleRecordError, StoredRecord
+
+log = get_logger(__name__)
 
 PENDING_PREFIX = "castiel-pending:"
 Operation = OutboundChange.Operation
@@ -96,9 +103,10 @@ def record_create(
         created_at=now,
     )
     store = get_store()
-    with transaction.atomic(), store.atomic():
+    with written_together(store) as undo:
         change = _new_change(record, Operation.CREATE, list(data), origin=origin, actor=actor)
         record = store.create_record(record)
+        undo.append(lambda: store.remove(record.tenant_id, record.id))
         history.local_change(record, "created", [], origin=origin, actor=actor, source_id=change.pk)
     _wake_after_commit()
     return LocalChange(record, change)
@@ -121,7 +129,7 @@ def record_update(
     """
     _check_data(data)
     store = get_store()
-    with transaction.atomic(), store.atomic():
+    with written_together(store) as undo:
         record = _load(store, tenant_id, record_id, expected_version)
         new_data = dict(data) if replace else {**record.data, **data}
         fields = _changed_fields(record.data, new_data)
@@ -134,7 +142,7 @@ def record_update(
             version=record.version + 1,
         )
         change = _merge_or_add(edited, Operation.UPDATE, fields, origin=origin, actor=actor)
-        record = _save(store, edited)
+        record = _save(store, edited, undo=undo, previous=record)
         history.local_change(
             record, "updated", fields, origin=origin, actor=actor, source_id=_pk(change)
         )
@@ -152,12 +160,12 @@ def record_delete(
 ) -> LocalChange:
     """Delete a record locally (soft: it stays, marked deleted) and queue the remote delete."""
     store = get_store()
-    with transaction.atomic(), store.atomic():
+    with written_together(store) as undo:
         record = _load(store, tenant_id, record_id, expected_version)
         now = timezone.now()
         deleted = record.copy(deleted_at=now, local_updated_at=now, version=record.version + 1)
         change = _merge_or_add(deleted, Operation.DELETE, [], origin=origin, actor=actor)
-        record = _save(store, deleted)
+        record = _save(store, deleted, undo=undo, previous=record)
         history.local_change(
             record, "deleted", [], origin=origin, actor=actor, source_id=_pk(change)
         )
@@ -202,9 +210,32 @@ def _load(store, tenant_id, record_id, expected_version) -> StoredRecord:
     return record
 
 
-def _save(store, record: StoredRecord) -> StoredRecord:
+@contextmanager
+def written_together(store) -> Iterator[list[Callable[[], object]]]:
+    """The relational transaction, plus undo steps for a store outside it (Cosmos DB): what
+    every writer of a record and its outbox row / history runs in.
+
+    The caller appends an undo step after each record write; they run, newest first, when
+    the block fails after the write — the commit included. With the ORM store the rollback
+    is the undo and the steps are dropped.
+    """
+    undo: list[Callable[[], object]] = []
     try:
-        return store.save_record(record)
+        with transaction.atomic(), store.atomic():
+            yield undo
+    except BaseException:
+        if not store.joins_transaction:
+            for step in reversed(undo):
+                try:
+                    step()
+                except Exception:  # the original failure is what the caller must see
+                    log.exception("outbox.undo_failed")
+        raise
+
+
+def _save(store, record: StoredRecord, *, undo=None, previous=None) -> StoredRecord:
+    try:
+        written = store.save_record(record)
     except StaleRecordError:
         # Someone (a pull, another edit) wrote the record since we read it: the whole change,
         # outbox row included, rolls back; the caller may retry on the fresh record.
@@ -213,6 +244,10 @@ def _save(store, record: StoredRecord) -> StoredRecord:
             code="version_mismatch",
             status=409,
         ) from None
+    if undo is not None and previous is not None:
+        # Back to what it was, only if it is still what this change wrote.
+        undo.append(lambda: store.save_record(previous.copy(etag=written.etag)))
+    return written
 
 
 def _changed_fields(old: dict, new: dict) -> list[str]:

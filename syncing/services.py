@@ -117,12 +117,19 @@ class ConflictError(ValueError):
     pass
 
 
-@transaction.atomic
 def conflict_resolve(
     *, conflict: Conflict, resolution: str, data: dict | None = None, by: str = ""
 ) -> Conflict:
     """Apply an operator's decision: the record takes the chosen data; the remote version
     becomes its base, so the next sync does not raise the same conflict again."""
+    from syncing import outbox
+
+    store = get_store()
+    with outbox.written_together(store) as undo:
+        return _resolve(conflict, resolution, data, by, store, undo)
+
+
+def _resolve(conflict, resolution, data, by, store, undo) -> Conflict:
     conflict = Conflict.objects.select_for_update().get(pk=conflict.pk)
     if conflict.status != Conflict.Status.OPEN:
         raise ConflictError("this conflict is already resolved")
@@ -136,7 +143,6 @@ def conflict_resolve(
         chosen = data
     else:
         raise ConflictError("resolution must be remote, local or merged")
-    store = get_store()
     record = store.get(conflict.tenant_id, conflict.record_id)
     if record is None:
         raise ConflictError("the record no longer exists")
@@ -168,6 +174,7 @@ def conflict_resolve(
             **({"deleted_at": None} if undelete else {}),
         )
     )
+    undo.append(lambda: store.save_record(record.copy(etag=saved.etag)))
     if changed or undelete:
         action = "restored" if undelete else "updated"
         fields = history.changed_fields(record.data, chosen)

@@ -74,6 +74,10 @@ class StaleRecordError(Exception):
 class RecordStore:
     name = "base"
 
+    # Whether the store's writes are part of the relational database transaction (then a
+    # rollback undoes them; syncing.outbox undoes them itself otherwise).
+    joins_transaction = False
+
     def atomic(self):
         """Context manager the page's writes run in (a DB transaction for the ORM store)."""
         return contextlib.nullcontext()

@@ -99,6 +99,8 @@ def _scoped(scope: Scope):
 class OrmRecordStore(RecordStore):
     name = "orm"
 
+    joins_transaction = True
+
     def atomic(self):
         # Joins the caller's transaction (no savepoint: a failure inside aborts it all anyway).
         return transaction.atomic(savepoint=False)

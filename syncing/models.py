@@ -479,6 +479,13 @@ class OutboundChange(TenantOwned):
         indexes = [
             # The dispatcher's "due" scan and the head-of-record check.
             models.Index(fields=["status", "next_attempt_at"], name="outbound_due"),
+            # The fair claim: distinct tenants by skip scan, then each tenant's due heads.
+            # Partial: a change leaves it when claimed, so pushes do not maintain it.
+            models.Index(
+                fields=["tenant", "next_attempt_at", "seq"],
+                name="outbound_tenant_due",
+                condition=models.Q(status="pending"),
+            ),
             models.Index(fields=["record_id", "seq"], name="outbound_record_seq"),
             models.Index(fields=["lease_expires_at"], name="outbound_lease"),
         ]

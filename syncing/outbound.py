@@ -56,6 +56,7 @@ from integrations.models import Integration
 from syncing import history, metrics
 from syncing.conflicts import changed_fields
 from syncing.deadletters import dead_letter_create, error_code, error_message
+from syncing.fair_claim import claim_fairly
 from syncing.fencing import fenced_update, fenced_update_many
 from syncing.hashing import content_hash
 from syncing.leases import new_token
@@ -130,6 +131,8 @@ def due(now=None):
 def claim(limit: int, *, now=None, suspects: bool = False) -> tuple[str, list]:
     """Lease up to ``limit`` due changes under one new token; return (token, ids).
 
+    Fair across tenants (``syncing/fair_claim.py``): every tenant's oldest due change before
+    anyone's second; what the per-tenant share leaves of the batch is filled oldest first.
     ``suspects``: claim among the changes whose worker stopped during an earlier attempt
     (``lost_attempts``; see syncing/outbound_reaper.py) instead of the others — they are
     pushed one per batch.
@@ -137,32 +140,43 @@ def claim(limit: int, *, now=None, suspects: bool = False) -> tuple[str, list]:
     now = now or timezone.now()
     token = new_token()
     expires = now + timedelta(seconds=settings.CASTIEL_OUTBOUND_QUEUE_LEASE_SECONDS)
-    lost = {"lost_attempts__gt": 0} if suspects else {"lost_attempts": 0}
-    ordered = due(now).filter(**lost).order_by("next_attempt_at", "seq")
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            inner = ordered.values("id")[:limit].select_for_update(skip_locked=True, of=("self",))
-            sql, params = inner.query.sql_with_params()
-            table = OutboundChange._meta.db_table
-            with connection.cursor() as cursor:
-                # The table name and the inner SELECT are Django's own; values are params.
-                statement = (
-                    f"UPDATE {table} SET lease_owner = %s, status = %s, lease_expires_at = %s "  # noqa: S608
-                    f"WHERE id IN ({sql}) RETURNING id"
-                )
-                cursor.execute(statement, [token, Status.QUEUED, expires, *params])
-                ids = [row[0] for row in cursor.fetchall()]
+        if suspects:
+            ids = _claim_oldest(token, expires, limit, due(now).filter(lost_attempts__gt=0))
         else:
-            # SQLite: no row locks; the conditional UPDATE is the claim (writers serialise).
-            candidates = list(ordered.values_list("id", flat=True)[:limit])
-            OutboundChange.objects.filter(
-                id__in=candidates, status=Status.PENDING, lease_owner=""
-            ).update(lease_owner=token, status=Status.QUEUED, lease_expires_at=expires)
-            ids = list(
-                OutboundChange.objects.filter(lease_owner=token).values_list("id", flat=True)
-            )
+            heads = due(now).filter(lost_attempts=0)
+            ids = claim_fairly(token, expires, limit, now, heads)
+            if len(ids) < limit:
+                ids += _claim_oldest(token, expires, limit - len(ids), heads)
     metrics.CHANGES_CLAIMED.inc(len(ids))
     return token, ids
+
+
+def _claim_oldest(token: str, expires, limit: int, candidates) -> list:
+    """Lease the ``limit`` oldest of ``candidates`` under ``token``; the ids it leased."""
+    ordered = candidates.order_by("next_attempt_at", "seq")
+    if connection.vendor == "postgresql":
+        inner = ordered.values("id")[:limit].select_for_update(skip_locked=True, of=("self",))
+        sql, params = inner.query.sql_with_params()
+        table = OutboundChange._meta.db_table
+        with connection.cursor() as cursor:
+            # The table name and the inner SELECT are Django's own; values are params.
+            statement = (
+                f"UPDATE {table} SET lease_owner = %s, status = %s, lease_expires_at = %s "  # noqa: S608
+                f"WHERE id IN ({sql}) RETURNING id"
+            )
+            cursor.execute(statement, [token, Status.QUEUED, expires, *params])
+            return [row[0] for row in cursor.fetchall()]
+    # SQLite: no row locks; the conditional UPDATE is the claim (writers serialise).
+    candidates = list(ordered.values_list("id", flat=True)[:limit])
+    OutboundChange.objects.filter(id__in=candidates, status=Status.PENDING, lease_owner="").update(
+        lease_owner=token, status=Status.QUEUED, lease_expires_at=expires
+    )
+    return list(
+        OutboundChange.objects.filter(id__in=candidates, lease_owner=token).values_list(
+            "id", flat=True
+        )
+    )
 
 
 def queued_batches() -> int:

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from castiel.ratelimit.errors import RateLimitDeferred, RateLimitRefused
@@ -359,3 +360,51 @@ def test_retryable_failures_back_off_then_give_up_into_a_dead_letter(
     letter = change.dead_letters.get()
     assert letter.retryable and letter.response_status == 503
     assert letter.error_message.startswith("gave up after 3 attempts")
+
+
+# -- fairness across tenants -------------------------------------------------------------------
+
+
+def burst(tenant, server, n: int) -> list[OutboundChange]:
+    integration = integration_for(tenant, server)
+    return [
+        outbox.record_create(integration=integration, entity_type="contacts", data={"n": i}).change
+        for i in range(n)
+    ]
+
+
+def test_one_tenants_burst_does_not_hold_up_another_tenants_change(tenant, other_tenant, sink):
+    from castiel.tenancy.models import Tenant
+
+    third = Tenant.objects.create(name="Third")
+    flood = burst(tenant, sink, 60)  # an import: 60 changes, all due before the others
+    few = burst(other_tenant, sink, 3)
+    one = burst(third, sink, 1)
+
+    _token, ids = outbound.claim(4)
+    # Every tenant's oldest change before anyone's second: the longest-waiting heads first.
+    assert set(ids) >= {flood[0].pk, few[0].pk, one[0].pk} and len(ids) == 4
+    _token, ids = outbound.claim(50)
+    # The share each tenant gets is filled up from the oldest, so a batch stays full.
+    assert len(ids) == 50 and {few[1].pk, few[2].pk} <= set(ids)
+    _token, ids = outbound.claim(50)
+    assert len(ids) == 60 + 3 + 1 - 54 and set(ids) <= {c.pk for c in flood}
+
+
+def test_with_more_busy_tenants_than_room_the_longest_waiting_go_first(tenant, other_tenant, sink):
+    from castiel.tenancy.models import Tenant
+
+    first = burst(tenant, sink, 5)
+    second = burst(other_tenant, sink, 5)
+    third = burst(Tenant.objects.create(name="Third"), sink, 5)
+    _token, ids = outbound.claim(2)
+    assert ids and set(ids) == {first[0].pk, second[0].pk}
+    _token, ids = outbound.claim(2)
+    # By due time the first two tenants' next changes would win again (their bursts came
+    # first); the third has nothing in flight, so it goes first now.
+    assert third[0].pk in ids
+    outbound.claim(3)
+    # Round-robin: after seven changes each tenant has two or three in flight.
+    queued = OutboundChange.objects.filter(status="queued").values_list("tenant_id")
+    per_tenant = queued.annotate(n=Count("id")).values_list("n", flat=True)
+    assert sorted(per_tenant) == [2, 2, 3]

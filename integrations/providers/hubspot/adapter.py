@@ -1,7 +1,10 @@
 """HubSpot CRM v3: pull contacts and companies, create, update and archive them.
 
 Config (``Integration.config``): ``properties`` (``{"contacts": ["email", …]}``: the
-properties to read; defaults below), ``page_size`` (1-100 for lists; searches use 200).
+properties to read; defaults below), ``page_size`` (1-100 for lists; searches use 200),
+``unique_id_property`` (internal name of a custom property created with
+``hasUniqueValue: true`` on the pushed object types, e.g. ``castiel_id``: creates become
+idempotent).
 
 * **Pull.** A full run lists ``GET /crm/v3/objects/{type}?limit&after&properties`` (the next
   cursor is ``paging.next.after``). An incremental run searches
@@ -15,8 +18,12 @@ properties to read; defaults below), ``page_size`` (1-100 for lists; searches us
   ``DELETE /{id}`` (204, archives). A record is ``{"id", "properties": {…}, …}``; flat fields
   in a write are taken as properties too, ``None`` clears one (HubSpot clears with ``""``).
   HubSpot has no idempotency keys: creating a contact whose email exists answers 409
-  "Existing ID: N", which a retried create takes as its own earlier success. Companies have
-  no unique property, so a create whose answer was lost can be repeated.
+  "Existing ID: N", which a retried create takes as its own earlier success. With
+  ``unique_id_property`` every create also writes the change's idempotency key to that
+  property, and a retried create first reads ``GET /{key}?idProperty=<property>`` (a
+  strongly consistent read by unique value, unlike search): the record an attempt whose
+  answer was lost made is adopted instead of created twice — companies too, which have no
+  unique property of their own. HubSpot refuses a second record with the same value (409).
 * **Limits.** ``X-HubSpot-RateLimit-*`` feed the limiter; a 429 names its policy
   (``TEN_SECONDLY_ROLLING`` → wait the interval, ``SECONDLY`` → 1 s, ``DAILY`` → resets at
   midnight in the account's time zone, which HubSpot does not say: look again hourly).
@@ -28,6 +35,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import quote
 
 from integrations.adapters import errors as E
 from integrations.adapters.base import InvalidCursor, MalformedPage, Page, PushResult
@@ -51,6 +59,7 @@ RECORD_KEYS = {"id", "properties", "createdAt", "updatedAt", "archived", "archiv
 SEARCH_PAGE = 200
 SEARCH_CAP = 10_000
 EXISTING_ID = re.compile(r"Existing ID:\s*(\d+)")
+PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
 RETRY_AFTER = {"TEN_SECONDLY_ROLLING": 10.0, "SECONDLY": 1.0, "DAILY": 3600.0}
 
 
@@ -63,6 +72,11 @@ def validate_config(config: dict) -> dict[str, str]:
             for names in properties.values()
         ):
             errors["properties"] = 'properties maps a type to names: {"contacts": ["email"]}.'
+    unique = config.get("unique_id_property")
+    if unique not in (None, "") and not (isinstance(unique, str) and PROPERTY_NAME.match(unique)):
+        errors["unique_id_property"] = (
+            "unique_id_property is the internal name of a HubSpot property (e.g. castiel_id)."
+        )
     size = config.get("page_size")
     if size is not None and (
         not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= 100
@@ -80,6 +94,34 @@ def epoch_ms(value: str) -> int:
 
 class HubSpotAdapter(ProviderAdapter):
     push_entities = ("contacts", "companies")
+
+    @property
+    def unique_id_property(self) -> str:
+        return str(self.config.get("unique_id_property") or "")
+
+    @property
+    def can_find_created(self) -> bool:
+        return bool(self.unique_id_property)
+
+    def find_created(self, idempotency_key):
+        """The record an earlier attempt of this create made (read by its unique value)."""
+        if not self.unique_id_property:
+            return None
+        try:
+            response = self.request(
+                "GET",
+                f"{self.objects_path}/{quote(idempotency_key, safe='')}",
+                params={
+                    "idProperty": self.unique_id_property,
+                    "properties": ",".join(self.properties()),
+                },
+            )
+        except E.ProviderError as exc:
+            if exc.status in (404, 410):
+                return None
+            raise
+        record = self.json(response)
+        return record if isinstance(record, dict) and record.get("id") else None
 
     @property
     def objects_path(self) -> str:
@@ -221,13 +263,16 @@ class HubSpotAdapter(ProviderAdapter):
 
     def create(self, payload, *, idempotency_key):
         self.require_push("create")
+        body = self.writable(payload)
+        if self.unique_id_property:
+            body["properties"][self.unique_id_property] = idempotency_key
         try:
             response = self.request(
                 "POST",
                 self.objects_path,
                 operation="create",
                 record=True,
-                json=self.writable(payload),
+                json=body,
             )
         except E.ProviderError as exc:
             existing = exc.details.get("existing_id")

@@ -8,6 +8,7 @@ import copy
 import json
 
 import pytest
+import requests
 from responses import matchers
 
 from syncing import outbox
@@ -236,6 +237,51 @@ class TestHubSpot(ProviderContract):
         }
         change.refresh_from_db()
         assert change.remote_id == "301" and change.replayed
+
+    @pytest.mark.django_db(transaction=True)
+    def test_a_company_create_whose_answer_was_lost_lands_once(
+        self, tenant, rsps, enqueued, pushes, fast_pushes
+    ):
+        """With unique_id_property the create writes its idempotency key there, and the retry
+        reads the company by that unique value instead of creating a second one."""
+        integration = make_integration(
+            tenant, "hubspot", {"unique_id_property": "castiel_id"}, credential=self.credential
+        )
+        make_task(integration, "companies")
+        change = outbox.record_create(
+            integration=integration,
+            entity_type="companies",
+            data={"name": "Castiel Demo", "domain": "castiel-demo.example.com"},
+        ).change
+        post = rsps.add("POST", COMPANIES, body=requests.ConnectionError("reset after the write"))
+        made = copy.deepcopy(fixture("hubspot", "company_create").body)
+        made["properties"]["castiel_id"] = change.idempotency_key
+        lookup = rsps.add(
+            "GET",
+            f"{COMPANIES}/{change.idempotency_key}",
+            json=made,
+            match=[matchers.query_param_matcher({"idProperty": "castiel_id"}, strict_match=False)],
+        )
+        assert push_all(pushes) == {"retry": 1, "succeeded": 1}
+        assert post.call_count == 1, "no second create"
+        assert json.loads(post.calls[0].request.body)["properties"] == {
+            "name": "Castiel Demo",
+            "domain": "castiel-demo.example.com",
+            "castiel_id": change.idempotency_key,
+        }
+        assert lookup.call_count == 1
+        change.refresh_from_db()
+        assert (change.remote_id, change.replayed) == (made["id"], True)
+
+    @pytest.mark.django_db
+    def test_a_unique_id_property_must_be_a_property_name(self, api):
+        response = api.post(
+            "/api/v1/integrations/",
+            {"name": "h", "provider": "hubspot", "config": {"unique_id_property": "Castiel Id"}},
+            format="json",
+        )
+        assert response.status_code == 400
+        assert "unique_id_property" in json.dumps(response.json())
 
     @pytest.mark.django_db(transaction=True)
     def test_a_validation_error_is_a_dead_letter(self, integration, rsps, enqueued, pushes):

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
 from webhooks import services, signing
@@ -23,6 +24,12 @@ class WebhookRegistrationForm(forms.ModelForm):
         label="New signing secret",
         help_text="Leave empty to keep the current secret. Setting it rotates the secret.",
     )
+    generate_secret = forms.BooleanField(
+        required=False,
+        label="Generate a new signing secret",
+        help_text="For schemes where you choose the secret (GitHub, Microsoft Graph, generic "
+        "HMAC): Castiel makes a random one and shows it once, to paste into the provider.",
+    )
     overlap_seconds = forms.IntegerField(
         required=False,
         min_value=0,
@@ -42,6 +49,16 @@ class WebhookRegistrationForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         secret = cleaned.get("new_secret")
+        if cleaned.get("generate_secret"):
+            if secret:
+                self.add_error("generate_secret", "Paste a secret or generate one, not both.")
+            elif (
+                cleaned.get("scheme") and not get_scheme(cleaned["scheme"]).receiver_chooses_secret
+            ):
+                self.add_error(
+                    "generate_secret",
+                    "This provider issues its own signing secret: paste the one it shows.",
+                )
         if secret and cleaned.get("scheme"):
             try:
                 validate_secret(cleaned["scheme"], secret)
@@ -91,7 +108,14 @@ class WebhookRegistrationAdmin(admin.ModelAdmin):
             obj.secret_name = signing.secret_name_for(obj.pk)
         super().save_model(request, obj, form, change)
         secret = form.cleaned_data.get("new_secret")
-        if secret:
+        if form.cleaned_data.get("generate_secret"):
+            _registration, generated = services.registration_generate_secret(
+                registration=obj, overlap_seconds=form.cleaned_data.get("overlap_seconds")
+            )
+            obj.refresh_from_db()
+            # Shown once, in this response only: never in a message, cookie or session.
+            request._castiel_generated_secret = generated
+        elif secret:
             services.registration_rotate_secret(
                 registration=obj,
                 secret=secret,
@@ -99,6 +123,33 @@ class WebhookRegistrationAdmin(admin.ModelAdmin):
             )
             obj.refresh_from_db()
             messages.info(request, "The signing secret was stored in the secret store.")
+
+    def response_add(self, request, obj, post_url_continue=None):
+        return self._show_generated(request, obj) or super().response_add(
+            request, obj, post_url_continue
+        )
+
+    def response_change(self, request, obj):
+        return self._show_generated(request, obj) or super().response_change(request, obj)
+
+    def _show_generated(self, request, obj):
+        secret = getattr(request, "_castiel_generated_secret", None)
+        if secret is None:
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "New signing secret",
+            "registration": obj,
+            "secret": secret,
+            "receive_url": receive_url(None, obj.pk),
+            "previous_until": obj.previous_secret_expires_at,
+            "opts": self.model._meta,
+        }
+        response = TemplateResponse(
+            request, "admin/webhooks/webhookregistration/secret_generated.html", context
+        )
+        response["Cache-Control"] = "no-store"
+        return response
 
     def delete_model(self, request, obj):
         services.registration_delete(registration=obj)

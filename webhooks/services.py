@@ -123,6 +123,30 @@ def registration_rotate_secret(
     return registration
 
 
+class SecretNotGenerated(ValueError):
+    """The scheme's provider issues the secret; Castiel cannot make one up for it."""
+
+
+def registration_generate_secret(
+    *, registration: WebhookRegistration, overlap_seconds: int | None = None
+) -> tuple[WebhookRegistration, str]:
+    """Rotate to a new random secret, for schemes whose receiver chooses it (GitHub, Graph,
+    generic HMAC); returns the registration and the secret, to be shown to the operator once
+    and pasted into the provider. The previous secret keeps working for the overlap, so
+    deliveries signed with it while the provider is updated are still accepted."""
+    scheme = get_scheme(registration.scheme)
+    if not scheme.receiver_chooses_secret:
+        raise SecretNotGenerated(
+            f"{scheme.label} issues its own signing secret: copy it from the provider "
+            "and paste it here instead"
+        )
+    secret = scheme.generate_secret(registration.scheme_config or {})
+    registration = registration_rotate_secret(
+        registration=registration, secret=secret, overlap_seconds=overlap_seconds
+    )
+    return registration, secret
+
+
 def registration_delete(*, registration: WebhookRegistration) -> None:
     name = registration.secret_name
     with transaction.atomic():

@@ -207,6 +207,66 @@ def test_admin_rotates_the_secret(client, tenant):
     assert WebhookEvent.objects.count() == 0
 
 
+def test_admin_generates_a_secret_shows_it_once_and_it_signs(client, tenant):
+    import re
+
+    registration = make_registration(tenant, secret="first")
+    user = get_user_model().objects.create_superuser("admin", "a@example.com", "pw-12345-long")
+    client.force_login(user)
+    page = f"/admin/webhooks/webhookregistration/{registration.pk}/change/"
+    form = {
+        "tenant": str(tenant.pk),
+        "integration": "",
+        "name": registration.name,
+        "scheme": "github",
+        "scheme_config": "{}",
+        "parser": "",
+        "parser_config": "{}",
+        "timestamp_tolerance": "300",
+        "dedupe_rule": "[]",
+        "event_types": "[]",
+        "routes": "{}",
+        "rate_limit_per_minute": "",
+        "is_active": "on",
+        "new_secret": "",
+        "generate_secret": "on",
+        "overlap_seconds": "600",
+    }
+    response = client.post(page, form)
+    assert response.status_code == 200 and "no-store" in response["Cache-Control"]
+    html = response.content.decode()
+    generated = re.search(r'<code id="new-webhook-secret"[^>]*>([^<]+)</code>', html).group(1)
+    assert len(generated) >= 40 and "previous secret is still accepted" in html
+    # It is the current key now, the old one stays for the overlap; both sign deliveries.
+    assert deliver(client, registration.pk, secret=generated).status_code == 200
+    assert deliver(client, registration.pk, secret="first").status_code == 200
+    # Shown once: the registration page never shows it again.
+    assert generated not in client.get(page).content.decode()
+
+    # Providers that issue their own secret cannot have one made up for them.
+    stripe = make_registration(tenant, scheme="stripe", secret="whsec_x")
+    refused = client.post(
+        f"/admin/webhooks/webhookregistration/{stripe.pk}/change/",
+        {**form, "name": stripe.name, "scheme": "stripe"},
+    )
+    assert refused.status_code == 200 and "issues its own signing secret" in (
+        refused.content.decode()
+    )
+    both = client.post(page, {**form, "new_secret": "pasted-too"})
+    assert "not both" in both.content.decode()
+
+
+def test_generic_hmac_secrets_come_in_the_configured_encoding():
+    import base64
+
+    from webhooks.schemes import get_scheme
+
+    scheme = get_scheme("generic_hmac")
+    assert len(base64.b64decode(scheme.generate_secret({"secret_encoding": "base64"}))) == 32
+    assert len(bytes.fromhex(scheme.generate_secret({"secret_encoding": "hex"}))) == 32
+    assert scheme.generate_secret({}) != scheme.generate_secret({})
+
+
 def test_admin_adds_a_registration_with_its_secret(client, tenant):
     user = get_user_model().objects.create_superuser("admin", "a@example.com", "pw-12345-long")
     client.force_login(user)

@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -198,6 +199,14 @@ class Scheme:
     uses_timestamp: ClassVar[bool] = False
     #: documented options of ``scheme_config`` (name → help)
     config_options: ClassVar[dict[str, str]] = {}
+    #: whether the receiver chooses the secret (GitHub, Graph's clientState, generic HMAC)
+    #: rather than the provider issuing it (Stripe's whsec_…, Slack's signing secret): only
+    #: then can Castiel generate one for the operator to paste into the provider
+    receiver_chooses_secret: ClassVar[bool] = False
+
+    def generate_secret(self, config: dict) -> str:
+        """A new random secret in the form this scheme takes (256 bits)."""
+        return secrets.token_urlsafe(32)
 
     def validate_config(self, config: dict) -> dict[str, str]:
         unknown = sorted(set(config) - set(self.config_options))

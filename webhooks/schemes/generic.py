@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import secrets
 
 from webhooks.schemes.base import (
     DIGESTS,
@@ -67,6 +68,16 @@ class GenericHmacScheme(Scheme):
         "id_header": "Header with a message id ({id} in the template).",
         "secret_encoding": "utf8 (default), base64 or hex.",
     }
+
+    receiver_chooses_secret = True
+
+    def generate_secret(self, config):
+        encoding = config.get("secret_encoding", "utf8")
+        if encoding == "base64":
+            return base64.b64encode(secrets.token_bytes(32)).decode()
+        if encoding == "hex":
+            return secrets.token_hex(32)
+        return super().generate_secret(config)
 
     def validate_config(self, config):
         errors = super().validate_config(config)

@@ -23,6 +23,7 @@ from webhooks.schemes.base import (
 class GitHubScheme(Scheme):
     slug = "github"
     label = "GitHub (X-Hub-Signature-256)"
+    receiver_chooses_secret = True
     default_parser = "github"
     default_dedupe = ("header:X-GitHub-Delivery",)
     config_options = {"allow_sha1": "Also accept the legacy X-Hub-Signature (sha1=…) header."}

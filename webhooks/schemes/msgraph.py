@@ -31,6 +31,7 @@ _CLIENT_STATE = re.compile(rb'("clientState"\s*:\s*)"(?:[^"\\]|\\.)*"')
 class MicrosoftGraphScheme(Scheme):
     slug = "msgraph"
     label = "Microsoft Graph (clientState, validationToken)"
+    receiver_chooses_secret = True
     accepted_status = 202
 
     def handshake_before_verification(self, incoming, *, config):

@@ -2,7 +2,12 @@
 
 "Changed" is measured against the record's *base* — the remote version stored at the last
 sync — so a conflict is ``local != base`` and ``remote != base`` and ``local != remote``.
-Strategies (per task, ``SyncTask.conflict_strategy`` + ``conflict_config``):
+
+When no *field* changed on both sides to different values (each side edited other fields,
+or both made the same edit — our own push seen again before its answer was recorded), the
+three-way merge loses nothing: every strategy takes it, winner ``merged`` with no conflicting
+fields, and no operator is asked about it. The strategies decide real conflicts only
+(per task, ``SyncTask.conflict_strategy`` + ``conflict_config``):
 
 * ``remote_wins`` / ``local_wins``.
 * ``last_write_wins``: the later of the local edit time and the remote updated-at wins;
@@ -81,6 +86,9 @@ def resolve(
 ) -> Resolution:
     config = validate_config(strategy, config)
     both = changed_fields(base, local, remote)
+    if not both:
+        merged, _manual = _field_merge(base, local, remote, {}, "remote")
+        return Resolution(merged, "merged", [])
     if strategy == "remote_wins":
         return Resolution(remote, "remote", both)
     if strategy == "local_wins":
@@ -97,8 +105,17 @@ def resolve(
             side = tie if abs(delta) <= skew else ("remote" if delta > 0 else "local")
         return Resolution(remote if side == "remote" else local, side, both)
     # field_merge
-    per_field = config.get("fields", {})
-    default = config.get("default", "remote")
+    merged, manual = _field_merge(
+        base, local, remote, config.get("fields", {}), config.get("default", "remote")
+    )
+    if manual:
+        return Resolution(None, "manual", both)
+    return Resolution(merged, "merged", both)
+
+
+def _field_merge(base, local, remote, per_field: dict, default: str) -> tuple[dict, list[str]]:
+    """Three-way merge per field; fields changed on both sides go to ``per_field[name]`` or
+    ``default`` (``manual`` ones are listed and keep the local value)."""
     merged: dict = {}
     manual: list[str] = []
     for name in sorted(set(base) | set(local) | set(remote)):
@@ -116,6 +133,4 @@ def resolve(
                 value = r if side == "remote" else lo
         if value is not _MISSING:
             merged[name] = value
-    if manual:
-        return Resolution(None, "manual", both)
-    return Resolution(merged, "merged", both)
+    return merged, manual

@@ -321,4 +321,5 @@ class PagePipeline:
         if differs:
             # Local (or merged) data won: the provider must get it too (two-way sync).
             self._pushes.append((resolved, differs, resolution.winner))
-        return "conflicts", resolved
+        # No field changed on both sides: a clean merge, not a conflict anyone must look at.
+        return ("conflicts" if resolution.fields else "updated"), resolved

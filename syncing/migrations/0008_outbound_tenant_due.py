@@ -4,16 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('integrations', '0001_initial'),
-        ('syncing', '0007_record_change_push_source'),
-        ('tenancy', '0001_initial'),
+        ("integrations", "0001_initial"),
+        ("syncing", "0007_record_change_push_source"),
+        ("tenancy", "0001_initial"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='outboundchange',
-            index=models.Index(condition=models.Q(('status', 'pending')), fields=['tenant', 'next_attempt_at', 'seq'], name='outbound_tenant_due'),
+            model_name="outboundchange",
+            index=models.Index(
+                condition=models.Q(("status", "pending")),
+                fields=["tenant", "next_attempt_at", "seq"],
+                name="outbound_tenant_due",
+            ),
         ),
     ]

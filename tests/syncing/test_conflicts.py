@@ -152,6 +152,27 @@ def _edit_locally(task, external_id, data, when=None):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    "strategy", ["remote_wins", "local_wins", "last_write_wins", "field_merge", "manual"]
+)
+def test_edits_to_different_fields_merge_cleanly_whatever_the_strategy(strategy):
+    local = {**BASE, "phone": "2"}  # only the phone edited here
+    remote = {**BASE, "email": "ada@y.com"}  # only the e-mail edited there
+    result = resolve(
+        strategy,
+        base=BASE,
+        local=local,
+        remote=remote,
+        local_updated_at=at(60),
+        remote_updated_at=at(0),
+    )
+    assert (result.data, result.winner, result.fields) == (
+        {"name": "Ada", "email": "ada@y.com", "phone": "2"},
+        "merged",
+        [],
+    )
+
+
 class TestPipeline:
     def setup_task(self, tenant, strategy, config=None):
         task = task_with(tenant, conflict_strategy=strategy, conflict_config=config or {})
@@ -230,6 +251,21 @@ class TestPipeline:
         after = stored(task)["1"]
         assert after.data == pushed and not after.locally_modified
         assert not Conflict.objects.exists()
+
+    def test_our_push_seen_before_its_answer_is_a_clean_merge_not_a_conflict(self, tenant):
+        """The provider's webhook for our own push can be processed before the push result
+        is recorded (no echo marker yet): the remote holds our edit plus its own timestamp
+        — nothing changed on both sides differently, so no conflict is opened."""
+        task = self.setup_task(tenant, "manual")
+        _edit_locally(
+            task, "1", {"id": "1", **BASE, "phone": "2", "updated_at": "2024-05-01T11:00:00Z"}
+        )
+        theirs = {"id": "1", **BASE, "phone": "2", "updated_at": "2024-05-01T12:00:00Z"}
+        result = apply_page(task, [theirs])
+        assert (result.counts["conflicts"], result.counts["updated"]) == (0, 1)
+        assert not Conflict.objects.exists()
+        after = stored(task)["1"]
+        assert after.data == theirs and after.base_data == theirs and not after.locally_modified
 
     def test_tombstones_soft_delete(self, tenant):
         task = self.setup_task(tenant, "remote_wins")

@@ -16,7 +16,7 @@ from syncing import outbound, outbox
 from syncing.deadletters import dead_letter_replay
 from syncing.models import DeadLetter, OutboundChange, Record
 from syncing.stores import get_store
-from tests.factories import IntegrationFactory
+from tests.factories import IntegrationFactory, TenantFactory
 from tests.syncing.outbound_support import changes_of, push_all
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.embedded]
@@ -374,9 +374,7 @@ def burst(tenant, server, n: int) -> list[OutboundChange]:
 
 
 def test_one_tenants_burst_does_not_hold_up_another_tenants_change(tenant, other_tenant, sink):
-    from castiel.tenancy.models import Tenant
-
-    third = Tenant.objects.create(name="Third")
+    third = TenantFactory()
     flood = burst(tenant, sink, 60)  # an import: 60 changes, all due before the others
     few = burst(other_tenant, sink, 3)
     one = burst(third, sink, 1)
@@ -392,11 +390,9 @@ def test_one_tenants_burst_does_not_hold_up_another_tenants_change(tenant, other
 
 
 def test_with_more_busy_tenants_than_room_the_longest_waiting_go_first(tenant, other_tenant, sink):
-    from castiel.tenancy.models import Tenant
-
     first = burst(tenant, sink, 5)
     second = burst(other_tenant, sink, 5)
-    third = burst(Tenant.objects.create(name="Third"), sink, 5)
+    third = burst(TenantFactory(), sink, 5)
     _token, ids = outbound.claim(2)
     assert ids and set(ids) == {first[0].pk, second[0].pk}
     _token, ids = outbound.claim(2)

@@ -20,11 +20,14 @@ OAuth-style error and recorded in ``refused``.
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
+
+from tests.support.https import serving_https
 
 
 class FakeIdentity:
@@ -122,22 +125,10 @@ def _handler(identity: FakeIdentity):
     return Handler
 
 
-class running_identity:
+@contextmanager
+def running_identity(ssl_context, **accounts) -> Iterator[FakeIdentity]:
     """``with running_identity(ssl_context, **accounts) as identity: identity.url …``."""
-
-    def __init__(self, ssl_context, **accounts):
-        self.identity = FakeIdentity(**accounts)
-        self.ssl_context = ssl_context
-
-    def __enter__(self) -> FakeIdentity:
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.identity))
-        self.httpd.daemon_threads = True
-        self.httpd.socket = self.ssl_context.wrap_socket(self.httpd.socket, server_side=True)
-        self.identity.url = f"https://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-        return self.identity
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    identity = FakeIdentity(**accounts)
+    with serving_https(_handler(identity), ssl_context) as url:
+        identity.url = url
+        yield identity

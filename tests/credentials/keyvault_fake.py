@@ -21,8 +21,12 @@ import re
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
+
+from tests.support.https import serving_https
 
 NAME = r"(?P<name>[0-9a-zA-Z-]+)"
 TENANT = "00000000-0000-0000-0000-000000000000"
@@ -214,22 +218,10 @@ def _handler(vault: FakeVault):
     return Handler
 
 
-class running_vault:
+@contextmanager
+def running_vault(ssl_context) -> Iterator[FakeVault]:
     """``with running_vault(ssl_context) as vault: vault.url …`` (HTTPS on 127.0.0.1)."""
-
-    def __init__(self, ssl_context):
-        self.vault = FakeVault()
-        self.ssl_context = ssl_context
-
-    def __enter__(self) -> FakeVault:
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.vault))
-        self.httpd.daemon_threads = True
-        self.httpd.socket = self.ssl_context.wrap_socket(self.httpd.socket, server_side=True)
-        self.vault.url = f"https://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-        return self.vault
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    vault = FakeVault()
+    with serving_https(_handler(vault), ssl_context) as url:
+        vault.url = url
+        yield vault

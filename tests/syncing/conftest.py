@@ -5,6 +5,7 @@ from tests.syncing.fixtures import (  # noqa: F401  (fixtures)
     fast_retries,
     json_server,
     record_store,
+    stored_records,
 )
 from tests.syncing.outbound_support import pushes  # noqa: F401
 from tests.syncing.sandbox_fixtures import sandbox  # noqa: F401

@@ -217,3 +217,27 @@ def record_store(request, monkeypatch):
         store = request.getfixturevalue("cosmos_store")
     monkeypatch.setattr("syncing.stores._configured", lambda kind: store)
     return store
+
+
+@pytest.fixture
+def stored_records(record_store, tenant, other_tenant):
+    """Three contacts of ``tenant`` (one deleted) and one of ``other_tenant``, written to the
+    record store under test; returns (tenant's integration, {external id: record})."""
+    from django.utils import timezone
+
+    from syncing.stores.base import Scope
+    from tests.factories import IntegrationFactory
+    from tests.syncing.test_stores import make
+
+    integration = IntegrationFactory(tenant=tenant)
+    scope = Scope(tenant.id, integration.id, "contacts")
+    records = {
+        "a": make(scope, "a", name="Ada"),
+        "b": make(scope, "b", name="Bob"),
+        "c": make(scope, "c", name="Cy").copy(deleted_at=timezone.now()),
+    }
+    record_store.write(scope, list(records.values()), [])
+    theirs = Scope(other_tenant.id, IntegrationFactory(tenant=other_tenant).id, "contacts")
+    records["theirs"] = make(theirs, "z", name="Zed")
+    record_store.write(theirs, [records["theirs"]], [])
+    return integration, records

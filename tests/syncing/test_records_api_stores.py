@@ -3,33 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from django.utils import timezone
 
 from syncing.models import OutboundChange
-from syncing.stores.base import Scope
-from tests.factories import IntegrationFactory
-from tests.syncing.test_stores import make
 
 pytestmark = [
     pytest.mark.django_db,
     pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning"),
 ]
-
-
-@pytest.fixture
-def stored(record_store, tenant, other_tenant):
-    integration = IntegrationFactory(tenant=tenant)
-    scope = Scope(tenant.id, integration.id, "contacts")
-    records = {
-        "a": make(scope, "a", name="Ada"),
-        "b": make(scope, "b", name="Bob"),
-        "c": make(scope, "c", name="Cy").copy(deleted_at=timezone.now()),
-    }
-    record_store.write(scope, list(records.values()), [])
-    theirs = Scope(other_tenant.id, IntegrationFactory(tenant=other_tenant).id, "contacts")
-    records["theirs"] = make(theirs, "z", name="Zed")
-    record_store.write(theirs, [records["theirs"]], [])
-    return integration, records
 
 
 def all_pages(api, url) -> list[dict]:
@@ -42,8 +22,8 @@ def all_pages(api, url) -> list[dict]:
     return results
 
 
-def test_list_filter_page_and_get_come_from_the_store(api, stored):
-    integration, records = stored
+def test_list_filter_page_and_get_come_from_the_store(api, stored_records):
+    integration, records = stored_records
     live = api.get(f"/api/v1/records/?deleted=false&integration={integration.pk}").json()
     assert sorted(r["external_id"] for r in live["results"]) == ["a", "b"]
     paged = all_pages(api, "/api/v1/records/?page_size=1&entity_type=contacts")
@@ -54,8 +34,10 @@ def test_list_filter_page_and_get_come_from_the_store(api, stored):
     assert api.get("/api/v1/records/not-a-uuid/").status_code == 404
 
 
-def test_a_patch_is_written_to_the_store_with_its_outbound_change(api, stored, record_store):
-    _integration, records = stored
+def test_a_patch_is_written_to_the_store_with_its_outbound_change(
+    api, stored_records, record_store
+):
+    _integration, records = stored_records
     a = records["a"]
     response = api.patch(f"/api/v1/records/{a.id}/", {"data": {"name": "Ada L."}}, format="json")
     assert response.status_code == 200, response.json()
@@ -69,7 +51,7 @@ def test_a_patch_is_written_to_the_store_with_its_outbound_change(api, stored, r
 
 
 @pytest.mark.parametrize("record_store", ["cosmos"], indirect=True)
-def test_what_cosmos_db_cannot_page_is_refused_by_name(api, stored):
+def test_what_cosmos_db_cannot_page_is_refused_by_name(api, stored_records):
     for query, name in [
         ("external_id=a", "external_id"),
         ("ordering=-synced_at", "ordering"),
@@ -83,7 +65,7 @@ def test_what_cosmos_db_cannot_page_is_refused_by_name(api, stored):
 
 
 @pytest.mark.parametrize("record_store", ["cosmos"], indirect=True)
-def test_a_cursor_only_works_for_the_tenant_it_was_given_to(api, other_api, stored):
+def test_a_cursor_only_works_for_the_tenant_it_was_given_to(api, other_api, stored_records):
     next_url = api.get("/api/v1/records/?page_size=1").json()["next"]
     assert next_url and api.get(next_url).status_code == 200
     stolen = other_api.get(next_url)

@@ -10,6 +10,7 @@ from tests.syncing.fixtures import (  # noqa: F401  (fixtures)
     cosmos_store,
     enqueued,
     record_store,
+    stored_records,
 )
 from tests.syncing.outbound_support import pushes  # noqa: F401  (fixture)
 from tests.syncing.sandbox_fixtures import sandbox  # noqa: F401  (fixture)

@@ -7,34 +7,14 @@ import html
 import re
 
 import pytest
-from django.utils import timezone
 
 from syncing.admin import store_records
 from syncing.models import OutboundChange
-from syncing.stores.base import Scope
-from tests.factories import IntegrationFactory
-from tests.syncing.test_stores import make
 
 pytestmark = [
     pytest.mark.django_db,
     pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning"),
 ]
-
-
-@pytest.fixture
-def stored(record_store, tenant, other_tenant):
-    integration = IntegrationFactory(tenant=tenant, name="crm")
-    scope = Scope(tenant.id, integration.id, "contacts")
-    records = {
-        "a": make(scope, "a", name="Ada"),
-        "b": make(scope, "b", name="Bob"),
-        "c": make(scope, "c", name="Cy").copy(deleted_at=timezone.now()),
-    }
-    record_store.write(scope, list(records.values()), [])
-    theirs = Scope(other_tenant.id, IntegrationFactory(tenant=other_tenant).id, "contacts")
-    records["theirs"] = make(theirs, "z", name="Zed")
-    record_store.write(theirs, [records["theirs"]], [])
-    return integration, records
 
 
 def listed(page: str) -> list[str]:
@@ -43,9 +23,9 @@ def listed(page: str) -> list[str]:
 
 @pytest.mark.parametrize("record_store", ["cosmos"], indirect=True)
 def test_the_list_reads_one_tenant_a_page_at_a_time_from_the_store(
-    operator, stored, tenant, monkeypatch
+    operator, stored_records, tenant, monkeypatch
 ):
-    integration, records = stored
+    integration, records = stored_records
     url = f"/admin/syncing/record/?tenant={tenant.pk}&integration={integration.pk}"
     page = operator.get(url).content.decode()
     assert "cosmos" in page
@@ -67,8 +47,10 @@ def test_the_list_reads_one_tenant_a_page_at_a_time_from_the_store(
 
 
 @pytest.mark.parametrize("record_store", ["orm", "cosmos"], indirect=True)
-def test_a_record_page_opens_edits_and_deletes_through_the_store(operator, stored, record_store):
-    _integration, records = stored
+def test_a_record_page_opens_edits_and_deletes_through_the_store(
+    operator, stored_records, record_store
+):
+    _integration, records = stored_records
     a = records["a"]
     change_url = f"/admin/syncing/record/{a.id}/change/"
     page = operator.get(change_url)

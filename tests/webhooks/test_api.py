@@ -174,15 +174,12 @@ def test_admin_pages_never_show_secrets(client, tenant):
     assert str(registration.pk) in client.get(pages[1]).content.decode()
 
 
-def test_admin_rotates_the_secret(client, tenant):
-    registration = make_registration(tenant, secret="first")
-    user = get_user_model().objects.create_superuser("admin", "a@example.com", "pw-12345-long")
-    client.force_login(user)
-    page = f"/admin/webhooks/webhookregistration/{registration.pk}/change/"
-    form = {
+def admin_form(tenant, **fields) -> dict:
+    """The registration change form as the admin posts it."""
+    return {
         "tenant": str(tenant.pk),
         "integration": "",
-        "name": registration.name,
+        "name": "from admin",
         "scheme": "github",
         "scheme_config": "{}",
         "parser": "",
@@ -193,9 +190,18 @@ def test_admin_rotates_the_secret(client, tenant):
         "routes": "{}",
         "rate_limit_per_minute": "",
         "is_active": "on",
-        "new_secret": "second",
-        "overlap_seconds": "60",
+        "new_secret": "",
+        "overlap_seconds": "",
+        **fields,
     }
+
+
+def test_admin_rotates_the_secret(client, tenant):
+    registration = make_registration(tenant, secret="first")
+    user = get_user_model().objects.create_superuser("admin", "a@example.com", "pw-12345-long")
+    client.force_login(user)
+    page = f"/admin/webhooks/webhookregistration/{registration.pk}/change/"
+    form = admin_form(tenant, name=registration.name, new_secret="second", overlap_seconds="60")
     response = client.post(page, form)
     assert response.status_code == 302, response.content.decode()[:3000]
     registration.refresh_from_db()
@@ -214,24 +220,7 @@ def test_admin_generates_a_secret_shows_it_once_and_it_signs(client, tenant):
     user = get_user_model().objects.create_superuser("admin", "a@example.com", "pw-12345-long")
     client.force_login(user)
     page = f"/admin/webhooks/webhookregistration/{registration.pk}/change/"
-    form = {
-        "tenant": str(tenant.pk),
-        "integration": "",
-        "name": registration.name,
-        "scheme": "github",
-        "scheme_config": "{}",
-        "parser": "",
-        "parser_config": "{}",
-        "timestamp_tolerance": "300",
-        "dedupe_rule": "[]",
-        "event_types": "[]",
-        "routes": "{}",
-        "rate_limit_per_minute": "",
-        "is_active": "on",
-        "new_secret": "",
-        "generate_secret": "on",
-        "overlap_seconds": "600",
-    }
+    form = admin_form(tenant, name=registration.name, generate_secret="on", overlap_seconds="600")
     response = client.post(page, form)
     assert response.status_code == 200 and "no-store" in response["Cache-Control"]
     html = response.content.decode()
@@ -270,23 +259,9 @@ def test_generic_hmac_secrets_come_in_the_configured_encoding():
 def test_admin_adds_a_registration_with_its_secret(client, tenant):
     user = get_user_model().objects.create_superuser("admin", "a@example.com", "pw-12345-long")
     client.force_login(user)
-    form = {
-        "tenant": str(tenant.pk),
-        "integration": "",
-        "name": "from admin",
-        "scheme": "stripe",
-        "scheme_config": "{}",
-        "parser": "",
-        "parser_config": "{}",
-        "timestamp_tolerance": "300",
-        "dedupe_rule": "[]",
-        "event_types": '["customer.*"]',
-        "routes": "{}",
-        "rate_limit_per_minute": "",
-        "is_active": "on",
-        "new_secret": "whsec_from_admin",
-        "overlap_seconds": "",
-    }
+    form = admin_form(
+        tenant, scheme="stripe", event_types='["customer.*"]', new_secret="whsec_from_admin"
+    )
     response = client.post("/admin/webhooks/webhookregistration/add/", form)
     assert response.status_code == 302, response.content.decode()[:3000]
     registration = WebhookRegistration.objects.get(name="from admin")

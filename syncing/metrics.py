@@ -77,6 +77,12 @@ CHANGES_CLAIMED = Counter("castiel_outbound_changes_claimed_total", "Outbound ch
 CHANGES_REAPED = Counter(
     "castiel_outbound_leases_reaped_total", "Expired outbound leases returned to pending"
 )
+LOST_ATTEMPTS = Counter(
+    "castiel_outbound_lost_attempts_total",
+    "Push attempts whose worker stopped (crashed, killed, lease overrun) before recording a "
+    "result; such changes are then pushed alone",
+    ["provider"],
+)
 
 
 def outbound_states():

@@ -95,6 +95,7 @@ def _reap_running(change: OutboundChange, limit: int, now) -> int:
         "message": "the worker stopped (crashed or killed) before recording a result",
     }
     attempt_log = [*(change.attempt_log or []), entry][-OutboundChange.MAX_ATTEMPT_LOG :]
+    metrics.LOST_ATTEMPTS.labels(change.integration.provider).inc()
     held = OutboundChange.objects.filter(
         pk=change.pk,
         status=Status.RUNNING,

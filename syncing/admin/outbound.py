@@ -34,6 +34,21 @@ def _attempts_table(log) -> str:
     )
 
 
+class SuspectFilter(admin.SimpleListFilter):
+    title = "worker stopped"
+    parameter_name = "suspect"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "During an attempt (pushed alone since)"), ("no", "Never")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(lost_attempts__gt=0)
+        if self.value() == "no":
+            return queryset.filter(lost_attempts=0)
+        return queryset
+
+
 @admin.register(OutboundChange)
 class OutboundChangeAdmin(admin.ModelAdmin):
     list_display = (
@@ -48,7 +63,15 @@ class OutboundChangeAdmin(admin.ModelAdmin):
         "actor",
         "finished_at",
     )
-    list_filter = ("status", "operation", "origin", "entity_type", "tenant", "integration")
+    list_filter = (
+        "status",
+        SuspectFilter,
+        "operation",
+        "origin",
+        "entity_type",
+        "tenant",
+        "integration",
+    )
     search_fields = ("=id", "=record_id", "=external_id", "=remote_id", "=correlation_id")
     list_select_related = ("integration",)
     show_full_result_count = False

@@ -12,7 +12,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from castiel.ratelimit.errors import RateLimitDeferred, RateLimitRefused
-from syncing import outbound, outbox
+from syncing import metrics, outbound, outbox
 from syncing.deadletters import dead_letter_replay
 from syncing.models import DeadLetter, OutboundChange, Record
 from syncing.stores import get_store
@@ -228,6 +228,7 @@ def test_a_change_whose_worker_keeps_dying_is_pushed_alone_then_dead_lettered(
     tenant, sink, pushes, settings
 ):
     settings.CASTIEL_OUTBOUND_MAX_ATTEMPTS = 2
+    lost_before = metrics.LOST_ATTEMPTS.labels("generic_rest")._value.get()
     _integration, poisoned = created(tenant, sink, pushes)
     _integration, innocent = created(tenant, sink, pushes, data={"name": "B"})
     poison = outbox.record_update(tenant_id=tenant.id, record_id=poisoned.id, data={"n": 1})
@@ -265,6 +266,8 @@ def test_a_change_whose_worker_keeps_dying_is_pushed_alone_then_dead_lettered(
     assert (letter.error_code, letter.retryable, letter.attempts) == ("worker_lost", True, 2)
     assert "gave up after 2 attempts" in letter.error_message
     assert patches() == [f"/contacts/{innocent.external_id}"]
+    lost = metrics.LOST_ATTEMPTS.labels("generic_rest")._value.get() - lost_before
+    assert lost == 3, "two attempts of the poison change, one of its batch-mate"
 
     dead_letter_replay(dead_letter=letter, by="ops")  # the cause was fixed
     assert push_all(pushes) == {"succeeded": 1}

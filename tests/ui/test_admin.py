@@ -202,3 +202,20 @@ def test_view_only_staff_cannot_replay(client, tenant, django_user_model):
     client.force_login(viewer)
     assert client.post(f"/admin/syncing/deadletter/{letter.pk}/replay/").status_code == 403
     assert DeadLetter.objects.get(pk=letter.pk).status == "open"
+
+
+def test_outbound_changes_filter_by_a_stopped_worker(operator, tenant):
+    from syncing import outbox
+    from syncing.models import OutboundChange
+    from tests.factories import IntegrationFactory
+
+    integration = IntegrationFactory(tenant=tenant)
+    suspect, fine = (
+        outbox.record_create(integration=integration, entity_type="contacts", data={"n": n}).change
+        for n in (1, 2)
+    )
+    OutboundChange.objects.filter(pk=suspect.pk).update(lost_attempts=1)
+    page = operator.get("/admin/syncing/outboundchange/?suspect=yes").content.decode()
+    assert str(suspect.pk) in page and str(fine.pk) not in page
+    page = operator.get("/admin/syncing/outboundchange/?suspect=no").content.decode()
+    assert str(fine.pk) in page and str(suspect.pk) not in page

@@ -60,7 +60,13 @@ def _in_flight() -> dict:
 
 
 def _portable(token: str, expires, limit: int, due) -> list:
-    tenants = list(due.order_by().values_list("tenant_id", flat=True).distinct())
+    # Tenants with pending changes, from the partial index (not by evaluating every due head).
+    tenants = list(
+        OutboundChange.objects.filter(status=Status.PENDING)
+        .order_by()
+        .values_list("tenant_id", flat=True)
+        .distinct()
+    )
     per = _per_tenant(limit, len(tenants))
     busy = _in_flight()
     ranked = []

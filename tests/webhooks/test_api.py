@@ -244,6 +244,15 @@ def test_admin_generates_a_secret_shows_it_once_and_it_signs(client, tenant):
     both = client.post(page, {**form, "new_secret": "pasted-too"})
     assert "not both" in both.content.decode()
 
+    # A new registration can start with a generated secret too.
+    added = client.post(
+        "/admin/webhooks/webhookregistration/add/",
+        admin_form(tenant, name="generated from the start", generate_secret="on"),
+    )
+    first = re.search(r'<code id="new-webhook-secret"[^>]*>([^<]+)</code>', added.content.decode())
+    fresh = WebhookRegistration.objects.get(name="generated from the start")
+    assert first and deliver(client, fresh.pk, secret=first.group(1)).status_code == 200
+
 
 def test_generic_hmac_secrets_come_in_the_configured_encoding():
     import base64

@@ -458,11 +458,12 @@ class PushBatch:
             # store commits it separately from the change row).
             return self._finish(change, Status.SUCCEEDED, remote_id=record.external_id)
         adapter = ctx.adapter
+        payload = ctx.mapping.to_remote(record.data)
         found = None
         if change.attempts > 1 and adapter.can_find_created:
             # An earlier attempt may have created it and lost the answer: look it up by the
             # marker it wrote rather than create a second one.
-            found = adapter.find_created(change.idempotency_key)
+            found = adapter.find_created(change.idempotency_key, payload=payload)
         if found is not None:
             result = PushResult(
                 external_id=adapter.external_id(found),
@@ -471,9 +472,7 @@ class PushBatch:
                 replayed=True,
             )
         else:
-            result = adapter.create(
-                ctx.mapping.to_remote(record.data), idempotency_key=change.idempotency_key
-            )
+            result = adapter.create(payload, idempotency_key=change.idempotency_key)
         return self._ack(change, ctx, record, result)
 
     def _update(self, change, ctx: PushContext, record) -> str:

@@ -221,10 +221,11 @@ class Adapter:
     ) -> PushResult:
         raise PushNotSupported(f"{type(self).__name__} cannot delete records")
 
-    def find_created(self, idempotency_key: str) -> dict | None:
+    def find_created(self, idempotency_key: str, *, payload: dict | None = None) -> dict | None:
         """The record an earlier attempt of this create made, found by the marker it wrote
         (external-id lookup for providers without idempotency keys); None if none (or if
-        the adapter writes no marker)."""
+        the adapter writes no marker). ``payload``: what the create sends (where to look,
+        e.g. a Slack message's channel)."""
         return None
 
     @property

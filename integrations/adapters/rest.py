@@ -438,7 +438,7 @@ class GenericRestAdapter(Adapter):
         result.record = None  # whatever a delete answers, the record is gone
         return result
 
-    def find_created(self, idempotency_key: str) -> dict | None:
+    def find_created(self, idempotency_key: str, *, payload=None) -> dict | None:
         field = self.options["marker_field"]
         if not field:
             return None

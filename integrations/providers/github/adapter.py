@@ -294,7 +294,7 @@ class GitHubAdapter(ProviderAdapter):
             "GitHub's REST API cannot delete issues; close them instead (update state: closed)"
         )
 
-    def find_created(self, idempotency_key):
+    def find_created(self, idempotency_key, *, payload=None):
         if not self.can_find_created:
             return None
         marker = MARKER.format(key=idempotency_key)

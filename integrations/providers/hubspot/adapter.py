@@ -103,7 +103,7 @@ class HubSpotAdapter(ProviderAdapter):
     def can_find_created(self) -> bool:
         return bool(self.unique_id_property)
 
-    def find_created(self, idempotency_key):
+    def find_created(self, idempotency_key, *, payload=None):
         """The record an earlier attempt of this create made (read by its unique value)."""
         if not self.unique_id_property:
             return None

@@ -368,7 +368,7 @@ class SalesforceAdapter(ProviderAdapter):
         response = self.request("DELETE", self._item(external_id), operation="delete", record=True)
         return PushResult(external_id=external_id, record=None, status=response.status_code)
 
-    def find_created(self, idempotency_key):
+    def find_created(self, idempotency_key, *, payload=None):
         if not self.external_id_field:
             return None
         try:

@@ -10,9 +10,13 @@ Config (``Integration.config``): ``page_size`` (1-1000, Slack recommends 200),
 * **Push.** The ``messages`` entity is the outbound action "post a message": a local record
   ``{"channel": "C…", "text": "…"}`` (optionally ``blocks``, ``thread_ts``, ``username`` …)
   is created with ``chat.postMessage``, edited with ``chat.update``, removed with
-  ``chat.delete``; its key is ``<channel>:<ts>``. Slack has no idempotency keys and a message
-  cannot be found by a marker without knowing its channel, so a post whose answer was lost
-  may be posted again (at most once per retry).
+  ``chat.delete``; its key is ``<channel>:<ts>``. Slack has no idempotency keys, so every post
+  carries the change's key in its message metadata (``event_type`` ``castiel_message``,
+  ``event_payload.castiel_id``), and a retried post first reads the channel's recent history
+  (``conversations.history`` with ``include_all_metadata``): the message an attempt whose
+  answer was lost posted is adopted instead of posted twice. (A message whose record brings
+  its own ``metadata`` keeps it and goes without the marker; without history scopes the
+  check is skipped with a warning.)
 * **Errors** come as HTTP 200 with ``{"ok": false, "error": "<code>"}``; the adapter reads
   ``ok`` on every answer and reports the code with the status it stands for (``invalid_auth``
   401, ``missing_scope`` 403 with ``needed``/``provided``, ``channel_not_found`` 404 …). With
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from castiel.observability.logging import get_logger
 from integrations.adapters import errors as E
 from integrations.adapters.base import AdapterConfigError, MalformedPage, Page, PushResult
 from integrations.adapters.errors import provider_error
@@ -33,6 +38,8 @@ from integrations.adapters.provider import (
     missing_scopes,
     split_scopes,
 )
+
+log = get_logger(__name__)
 
 LIST = {
     "users": ("users.list", "members"),
@@ -84,6 +91,8 @@ MESSAGE_WRITABLE = (
     "icon_url",
     "metadata",
 )
+# The message metadata event type that marks Castiel's posts (find_created).
+MARKER_EVENT = "castiel_message"
 # chat.update takes fewer options than chat.postMessage.
 UPDATE_WRITABLE = ("text", "blocks", "attachments", "reply_broadcast", "metadata")
 
@@ -197,6 +206,36 @@ class SlackAdapter(ProviderAdapter):
             version=(message.get("edited") or {}).get("ts") or ts,
         )
 
+    @property
+    def can_find_created(self) -> bool:
+        return self.entity_type == "messages"
+
+    def find_created(self, idempotency_key, *, payload=None):
+        """The message an earlier attempt posted: the channel's recent history, by the key in
+        its metadata (a retry follows the lost answer within minutes; 200 messages back)."""
+        channel = (payload or {}).get("channel")
+        if not channel:
+            return None
+        try:
+            response = self.call(
+                "GET",
+                "conversations.history",
+                params={"channel": channel, "include_all_metadata": "true", "limit": 200},
+            )
+        except E.ProviderError as exc:
+            if exc.reason in (E.MISSING_SCOPE, E.FORBIDDEN):
+                log.warning("slack.history_unreadable", error=exc.provider_code or exc.reason)
+                return None
+            raise
+        for message in self.json(response).get("messages") or []:
+            metadata = message.get("metadata") or {}
+            if (
+                metadata.get("event_type") == MARKER_EVENT
+                and (metadata.get("event_payload") or {}).get("castiel_id") == idempotency_key
+            ):
+                return {**message, "channel": channel}
+        return None
+
     def create(self, payload, *, idempotency_key):
         self.require_push("create")
         channel = payload.get("channel")
@@ -204,6 +243,10 @@ class SlackAdapter(ProviderAdapter):
             raise AdapterConfigError("a Slack message needs a 'channel' (id, e.g. C06K1M3P5R7)")
         body = {k: payload[k] for k in MESSAGE_WRITABLE if payload.get(k) is not None}
         body["channel"] = channel
+        body.setdefault(
+            "metadata",
+            {"event_type": MARKER_EVENT, "event_payload": {"castiel_id": idempotency_key}},
+        )
         response = self.call("POST", "chat.postMessage", operation="create", record=True, json=body)
         return self._message(self.json(response), channel)
 

@@ -232,7 +232,7 @@ class StripeAdapter(ProviderAdapter):
         result.record = None
         return result
 
-    def find_created(self, idempotency_key):
+    def find_created(self, idempotency_key, *, payload=None):
         """The customer an earlier attempt of this create made (``metadata.castiel_id``)."""
         response = self.request("GET", "/v1/customers", params={"limit": MARKER_SCAN})
         for customer in (self.json(response) or {}).get("data") or []:

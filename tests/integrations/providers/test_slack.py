@@ -4,9 +4,12 @@ the documented fixtures at the HTTP boundary."""
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
+import requests
+from responses import matchers
 
 from syncing import outbox
 from syncing.models import DeadLetter, SyncRun
@@ -185,6 +188,12 @@ class TestSlack(ProviderContract):
         assert json.loads(post.calls[0].request.body) == {
             "channel": posted["channel"],
             "text": posted["message"]["text"],
+            # The change's key rides along as message metadata (found again after a lost
+            # answer, see the next test).
+            "metadata": {
+                "event_type": "castiel_message",
+                "event_payload": {"castiel_id": change.idempotency_key},
+            },
         }
         record = get_store().get(integration.tenant_id, change.record_id)
         key = f"{posted['channel']}:{posted['ts']}"
@@ -224,6 +233,52 @@ class TestSlack(ProviderContract):
             "channel": posted["channel"],
             "ts": posted["ts"],
         }
+
+    @pytest.mark.django_db(transaction=True)
+    def test_a_post_whose_answer_was_lost_is_found_in_the_channel_not_posted_twice(
+        self, integration, rsps, enqueued, pushes, fast_pushes
+    ):
+        posted = fixture("slack", "chat_post_message").body
+        change = outbox.record_create(
+            integration=integration,
+            entity_type="messages",
+            data={"channel": posted["channel"], "text": posted["message"]["text"]},
+        ).change
+        post = rsps.add(
+            "POST",
+            f"{API}/chat.postMessage",
+            body=requests.ConnectionError("reset after Slack posted it"),
+        )
+        ours = {
+            **copy.deepcopy(posted["message"]),
+            "metadata": {
+                "event_type": "castiel_message",
+                "event_payload": {"castiel_id": change.idempotency_key},
+            },
+        }
+        someone_elses = {"type": "message", "user": "U0AB", "text": "hi", "ts": "1715336100.000100"}
+        history = rsps.add(
+            "GET",
+            f"{API}/conversations.history",
+            json={
+                "ok": True,
+                "messages": [ours, someone_elses],
+                "has_more": False,
+                "pin_count": 0,
+                "response_metadata": {"next_cursor": ""},
+            },
+            match=[
+                matchers.query_param_matcher(
+                    {"channel": posted["channel"], "include_all_metadata": "true"},
+                    strict_match=False,
+                )
+            ],
+        )
+        assert push_all(pushes) == {"retry": 1, "succeeded": 1}
+        assert post.call_count == 1, "posted once"
+        assert history.call_count >= 1
+        change.refresh_from_db()
+        assert change.remote_id == f"{posted['channel']}:{posted['ts']}" and change.replayed
 
     @pytest.mark.django_db(transaction=True)
     def test_an_unknown_channel_is_a_dead_letter(self, integration, rsps, enqueued, pushes):

@@ -9,10 +9,13 @@ three-way merge loses nothing: every strategy takes it, winner ``merged`` with n
 fields, and no operator is asked about it. The strategies decide real conflicts only
 (per task, ``SyncTask.conflict_strategy`` + ``conflict_config``):
 
-* ``remote_wins`` / ``local_wins``.
-* ``last_write_wins``: the later of the local edit time and the remote updated-at wins;
-  within ``skew_seconds`` (default 5) the clocks cannot be trusted to order them, so the
-  configured ``tie`` side wins (``remote`` by default). A missing timestamp is a tie.
+* ``remote_wins`` / ``local_wins``: that side's value for every field changed on both sides;
+  a field only one side changed keeps that change (an e-mail edited locally survives a
+  remote win on the phone number — nothing is lost that did not conflict).
+* ``last_write_wins``: the later of the local edit time and the remote updated-at wins the
+  conflicting fields; within ``skew_seconds`` (default 5) the clocks cannot be trusted to
+  order them, so the configured ``tie`` side wins (``remote`` by default). A missing
+  timestamp is a tie.
 * ``field_merge``: three-way per field against the base: a field changed on one side takes
   that side; changed on both sides to different values goes to ``fields[name]`` or
   ``default`` (``remote``, ``local`` or ``manual``).
@@ -89,21 +92,16 @@ def resolve(
     if not both:
         merged, _manual = _field_merge(base, local, remote, {}, "remote")
         return Resolution(merged, "merged", [])
-    if strategy == "remote_wins":
-        return Resolution(remote, "remote", both)
-    if strategy == "local_wins":
-        return Resolution(local, "local", both)
     if strategy == "manual":
         return Resolution(None, "manual", both)
-    if strategy == "last_write_wins":
-        skew = float(config.get("skew_seconds", 5))
-        tie = config.get("tie", "remote")
-        if local_updated_at is None or remote_updated_at is None:
-            side = tie
-        else:
-            delta = (remote_updated_at - local_updated_at).total_seconds()
-            side = tie if abs(delta) <= skew else ("remote" if delta > 0 else "local")
-        return Resolution(remote if side == "remote" else local, side, both)
+    if strategy in ("remote_wins", "local_wins", "last_write_wins"):
+        side = (
+            _later_side(local_updated_at, remote_updated_at, config)
+            if strategy == "last_write_wins"
+            else strategy.removesuffix("_wins")
+        )
+        merged, _manual = _field_merge(base, local, remote, {}, side)
+        return Resolution(merged, side, both)
     # field_merge
     merged, manual = _field_merge(
         base, local, remote, config.get("fields", {}), config.get("default", "remote")
@@ -111,6 +109,15 @@ def resolve(
     if manual:
         return Resolution(None, "manual", both)
     return Resolution(merged, "merged", both)
+
+
+def _later_side(local_updated_at, remote_updated_at, config: dict) -> str:
+    skew = float(config.get("skew_seconds", 5))
+    tie = config.get("tie", "remote")
+    if local_updated_at is None or remote_updated_at is None:
+        return tie
+    delta = (remote_updated_at - local_updated_at).total_seconds()
+    return tie if abs(delta) <= skew else ("remote" if delta > 0 else "local")
 
 
 def _field_merge(base, local, remote, per_field: dict, default: str) -> tuple[dict, list[str]]:

@@ -18,6 +18,9 @@ NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 BASE = {"name": "Ada", "email": "ada@x.com", "phone": "1"}
 LOCAL = {"name": "Ada L.", "email": "ada@x.com", "phone": "2"}  # name and phone edited
 REMOTE = {"name": "Ada Lovelace", "email": "ada@y.com", "phone": "1"}  # name and email edited
+# Only `name` conflicts: the winner's name, and each side's own edit of the other fields.
+REMOTE_WON = {"name": "Ada Lovelace", "email": "ada@y.com", "phone": "2"}
+LOCAL_WON = {"name": "Ada L.", "email": "ada@y.com", "phone": "2"}
 
 
 def at(seconds: float) -> datetime:
@@ -26,17 +29,17 @@ def at(seconds: float) -> datetime:
 
 CASES = [
     # (name, strategy, config, local time, remote time, expected data, winner)
-    ("remote wins", "remote_wins", {}, at(0), at(-60), REMOTE, "remote"),
-    ("local wins", "local_wins", {}, at(-60), at(0), LOCAL, "local"),
-    ("LWW: remote later", "last_write_wins", {}, at(0), at(60), REMOTE, "remote"),
-    ("LWW: local later", "last_write_wins", {}, at(60), at(0), LOCAL, "local"),
+    ("remote wins", "remote_wins", {}, at(0), at(-60), REMOTE_WON, "remote"),
+    ("local wins", "local_wins", {}, at(-60), at(0), LOCAL_WON, "local"),
+    ("LWW: remote later", "last_write_wins", {}, at(0), at(60), REMOTE_WON, "remote"),
+    ("LWW: local later", "last_write_wins", {}, at(60), at(0), LOCAL_WON, "local"),
     (
         "LWW: within clock skew is a tie → configured side (local)",
         "last_write_wins",
         {"skew_seconds": 5, "tie": "local"},
         at(0),
         at(4),
-        LOCAL,
+        LOCAL_WON,
         "local",
     ),
     (
@@ -45,7 +48,7 @@ CASES = [
         {"skew_seconds": 5},
         at(3),
         at(0),
-        REMOTE,
+        REMOTE_WON,
         "remote",
     ),
     (
@@ -54,7 +57,7 @@ CASES = [
         {"skew_seconds": 5, "tie": "remote"},
         at(6),
         at(0),
-        LOCAL,
+        LOCAL_WON,
         "local",
     ),
     (
@@ -63,7 +66,7 @@ CASES = [
         {"tie": "local"},
         None,
         at(0),
-        LOCAL,
+        LOCAL_WON,
         "local",
     ),
     (

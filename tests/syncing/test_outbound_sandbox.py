@@ -285,6 +285,7 @@ def test_a_pull_conflict_won_by_local_data_is_pushed_back(tenant, sandbox, enque
     run = run_once(task, enqueued)
     assert run.conflicts == 1
     change = OutboundChange.objects.get(record_id=record.id)
-    assert (change.origin, change.fields) == ("conflict", ["company", "updated_at"])
+    # Only the conflicting field goes back: the provider's own updated_at is kept locally.
+    assert (change.origin, change.fields) == ("conflict", ["company"])
     assert push_all(pushes) == {"succeeded": 1}
     assert obj(target.pk).data["company"] == "Ours"

@@ -491,7 +491,9 @@ class PushBatch:
             current = adapter.get_one(external_id)
             if current is None:
                 raise RemoteMissing(f"{change.entity_type} {external_id} does not exist remotely")
-            if self._remote_changed(ctx, record, current):
+            if self._remote_changed(ctx, record, current) and self._conflicting(
+                ctx, record, current
+            ):
                 return self._on_remote_change(change, ctx, record, current)
         notes = []
         try:
@@ -502,12 +504,18 @@ class PushBatch:
                 if_version=record.remote_version if conditional else None,
             )
         except RemoteChanged:
-            if strategy != PushConflictStrategy.LOCAL_WINS:
+            if strategy == PushConflictStrategy.LOCAL_WINS:
+                notes.append("the remote changed since the last sync; local wins: pushed anyway")
+            else:
                 current = adapter.get_one(external_id)
                 if current is None:
                     raise RemoteMissing(f"{external_id} was deleted remotely") from None
-                return self._on_remote_change(change, ctx, record, current)
-            notes.append("the remote changed since the last sync; local wins: pushed anyway")
+                if self._conflicting(ctx, record, current):
+                    return self._on_remote_change(change, ctx, record, current)
+                notes.append(
+                    "the remote changed since the last sync, but none of the fields pushed: "
+                    "pushed (the provider's other changes stay)"
+                )
             # A new key: the provider keeps its 412 under the first one (and would replay
             # it); the refused request applied nothing, so this cannot apply anything twice.
             result = adapter.update(
@@ -555,6 +563,15 @@ class PushBatch:
             return current.version != record.remote_version
         remote = self._mapped(ctx, current.record)
         return remote is not None and content_hash(remote) != record.base_hash
+
+    def _conflicting(self, ctx: PushContext, record, current: PushResult) -> list[str]:
+        """Fields both the local edit and the provider changed, differently, since the base.
+
+        None: the remote's changes and ours touch different fields, and an update sends only
+        the fields that changed locally, so it goes out whatever the push policy (the same
+        clean merge the pull makes, syncing/conflicts.py)."""
+        remote = self._mapped(ctx, current.record) or {}
+        return changed_fields(record.base_data, record.data, remote)
 
     def _on_remote_change(self, change, ctx: PushContext, record, current: PushResult) -> str:
         remote = self._mapped(ctx, current.record) or {}

@@ -217,6 +217,30 @@ class TestPolicies:
         assert local(task, str(target.pk)).data["company"] == "Theirs"
         assert OutboundChange.objects.get(pk=change.pk).status == "skipped"
 
+    @pytest.mark.parametrize("strategy", ["remote_wins", "manual"])
+    def test_a_push_of_fields_the_remote_did_not_touch_goes_out_whatever_the_policy(
+        self, tenant, sandbox, enqueued, pushes, strategy
+    ):
+        account, task = setup(tenant, sandbox, enqueued, push_conflict_strategy=strategy)
+        target = SandboxObject.objects.filter(account=account).order_by("id").first()
+        sandbox_services.object_update(obj=target, data={"company": "Theirs"})
+        record = local(task, str(target.pk))
+        change = outbox.record_update(
+            tenant_id=tenant.id, record_id=record.id, data={"phone": "+14155550123"}
+        ).change
+        assert push_all(pushes) == {"succeeded": 1}
+        assert (obj(target.pk).data["company"], obj(target.pk).data["phone"]) == (
+            "Theirs",
+            "+14155550123",
+        )
+        after = local(task, str(target.pk))
+        assert (after.data["company"], after.data["phone"]) == ("Theirs", "+14155550123")
+        assert not Conflict.objects.exists()
+        change.refresh_from_db()
+        assert "none of the fields pushed" in change.status_reason
+        patches = SandboxRequest.objects.filter(method="PATCH").order_by("number")
+        assert [r.status for r in patches] == [412, 200], "refused conditionally, then sent"
+
     def test_manual_holds_the_change_until_the_conflict_is_resolved(
         self, tenant, sandbox, enqueued, pushes
     ):

@@ -576,6 +576,22 @@ class PushBatch:
     def _on_remote_change(self, change, ctx: PushContext, record, current: PushResult) -> str:
         remote = self._mapped(ctx, current.record) or {}
         if ctx.strategy == PushConflictStrategy.REMOTE_WINS:
+            conflicting = set(changed_fields(record.base_data, record.data, remote))
+            rest = [f for f in change.fields or [] if f not in conflicting]
+            if change.operation == Operation.UPDATE and rest:
+                # The remote wins the fields both sides changed; the local edit's other
+                # fields still go out (only they are sent), and the provider's answer —
+                # its values and ours — becomes the record.
+                result = ctx.adapter.update(
+                    current.external_id,
+                    ctx.mapping.to_remote(record.data, rest),
+                    idempotency_key=f"{change.idempotency_key}.remote-wins",
+                )
+                note = (
+                    f"the remote changed {', '.join(sorted(conflicting))} too: remote wins "
+                    f"there; pushed {', '.join(rest)}"
+                )
+                return self._ack(change, ctx, record, result, notes=[note])
             with transaction.atomic(), self.store.atomic():
                 self._finish(
                     change,

@@ -217,6 +217,30 @@ class TestPolicies:
         assert local(task, str(target.pk)).data["company"] == "Theirs"
         assert OutboundChange.objects.get(pk=change.pk).status == "skipped"
 
+    def test_remote_wins_the_conflicting_field_and_the_other_local_edits_still_go_out(
+        self, tenant, sandbox, enqueued, pushes
+    ):
+        account, task = setup(tenant, sandbox, enqueued, push_conflict_strategy="remote_wins")
+        target = SandboxObject.objects.filter(account=account).order_by("id").first()
+        sandbox_services.object_update(obj=target, data={"company": "Theirs"})
+        record = local(task, str(target.pk))
+        change = outbox.record_update(
+            tenant_id=tenant.id,
+            record_id=record.id,
+            data={"company": "Ours", "phone": "+14155550124"},
+        ).change
+        assert push_all(pushes) == {"succeeded": 1}
+        remote = obj(target.pk).data
+        assert (remote["company"], remote["phone"]) == ("Theirs", "+14155550124")
+        after = local(task, str(target.pk))
+        assert (after.data["company"], after.data["phone"]) == ("Theirs", "+14155550124")
+        change.refresh_from_db()
+        assert "remote wins there; pushed phone" in change.status_reason
+        # The conditional write was refused; the second PATCH sent the phone alone (the
+        # company would otherwise be "Ours" at the provider).
+        patches = SandboxRequest.objects.filter(method="PATCH").order_by("number")
+        assert [r.status for r in patches] == [412, 200]
+
     @pytest.mark.parametrize("strategy", ["remote_wins", "manual"])
     def test_a_push_of_fields_the_remote_did_not_touch_goes_out_whatever_the_policy(
         self, tenant, sandbox, enqueued, pushes, strategy

@@ -407,3 +407,34 @@ def test_with_more_busy_tenants_than_room_the_longest_waiting_go_first(tenant, o
     queued = OutboundChange.objects.filter(status="queued").values_list("tenant_id")
     per_tenant = queued.annotate(n=Count("id")).values_list("n", flat=True)
     assert sorted(per_tenant) == [2, 2, 3]
+
+
+def test_the_fair_claim_takes_exactly_the_due_heads(tenant, other_tenant, sink):
+    """The PostgreSQL claim spells ``outbound.due`` out in SQL; both must agree on what is
+    claimable (run on both databases)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from integrations.models import Integration
+
+    ready = burst(tenant, sink, 3)
+    later = burst(other_tenant, sink, 2)
+    OutboundChange.objects.filter(pk=later[0].pk).update(
+        next_attempt_at=timezone.now() + timedelta(hours=1)
+    )
+    suspect = burst(other_tenant, sink, 1)[0]
+    OutboundChange.objects.filter(pk=suspect.pk).update(lost_attempts=1)
+    paused = burst(TenantFactory(), sink, 1)[0]
+    Integration.objects.filter(pk=paused.integration_id).update(status="paused")
+    # A record's next change waits behind its open first one (here a dead letter).
+    first = ready[0]
+    OutboundChange.objects.filter(pk=first.pk).update(status="dead")
+    behind = outbox.record_update(
+        tenant_id=tenant.id, record_id=first.record_id, data={"n": "again"}
+    ).change
+    assert behind.pk != first.pk
+    expected = set(outbound.due().filter(lost_attempts=0).values_list("id", flat=True))
+    assert expected == {ready[1].pk, ready[2].pk, later[1].pk}
+    _token, ids = outbound.claim(100)
+    assert set(ids) == expected

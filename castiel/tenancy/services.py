@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from castiel import raw_sql
 from castiel.tenancy.models import ApiKey, Tenant
 
 KEY_PREFIX = "cst"
@@ -54,13 +55,19 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
     parts = raw_key.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         return None
-    key = (
-        ApiKey.objects.select_related("tenant")
-        .filter(prefix=parts[1], revoked_at__isnull=True, tenant__is_active=True)
-        .first()
+    # Every API request comes through here: the two reads are SQL written once per process
+    # (castiel.raw_sql), not a joined query compiled per request (~0.3 ms of CPU each).
+    key = raw_sql.first(
+        ApiKey, raw_sql.select(ApiKey, "{prefix} = %s AND {revoked_at} IS NULL"), [parts[1]]
     )
     if key is None or not hmac.compare_digest(key.key_hash, _digest(raw_key)):
         return None
+    tenant = raw_sql.first(
+        Tenant, raw_sql.select(Tenant, "{id} = %s"), [raw_sql.param(Tenant, "id", key.tenant_id)]
+    )
+    if tenant is None or not tenant.is_active:
+        return None
+    key.tenant = tenant
     now = timezone.now()
     if key.last_used_at is None or now - key.last_used_at > _LAST_USED_GRANULARITY:
         # Bounded write amplification: at most one update per key per minute.

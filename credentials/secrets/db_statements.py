@@ -5,8 +5,8 @@ secret) and writes one. Through the ORM each of those statements cost ~0.25 ms o
 compile against 0.02-0.07 ms to run on SQLite, and the proactive refresh is CPU-bound on the
 machine it shares with the provider (docs/benchmarks.md, ``token_refresh``). So:
 
-* the latest (or a given) version is read with one plain ``SELECT``, and the row comes back
-  as a model instance through ``Model.objects.raw`` (the fields' own converters run);
+* the latest (or a given) version is read with one plain ``SELECT`` (``castiel.raw_sql``),
+  and the row comes back as a model instance (the fields' own converters run);
 * a new version is written with ONE ``INSERT … SELECT MAX(version) + 1 … RETURNING``
   instead of an aggregate and an insert; a writer that loses the race to a version number
   still gets the unique-constraint error and retries, as before.
@@ -23,6 +23,7 @@ from functools import cache
 from django.db import connection
 from django.utils import timezone
 
+from castiel import raw_sql
 from credentials.models import StoredSecret
 
 _META = StoredSecret._meta
@@ -30,34 +31,26 @@ _WRITTEN = ("name", "ciphertext", "tags", "created_at", "expires_on", "not_befor
 
 
 @cache
-def _statements(vendor: str) -> tuple[str, str, str]:
+def _insert(vendor: str) -> str:
     qn = connection.ops.quote_name
     table = qn(_META.db_table)
-    columns = ", ".join(qn(f.column) for f in _META.concrete_fields)
     name, version = qn("name"), qn("version")
-    latest = (
-        f"SELECT {columns} FROM {table} WHERE {name} = %s "  # noqa: S608 - model metadata only
-        f"ORDER BY {version} DESC LIMIT 1"
-    )
-    exact = f"SELECT {columns} FROM {table} WHERE {name} = %s AND {version} = %s"  # noqa: S608
     written = ", ".join(qn(_META.get_field(f).column) for f in _WRITTEN)
     placeholders = ", ".join(["%s"] * len(_WRITTEN))
-    insert = (
+    return (
         f"INSERT INTO {table} ({written}, {version}) "  # noqa: S608 - model metadata only
         f"SELECT {placeholders}, COALESCE(MAX({version}), 0) + 1 FROM {table} "
         f"WHERE {name} = %s RETURNING {version}"
     )
-    return latest, exact, insert
 
 
 def read_row(name: str, version: int | None = None) -> StoredSecret | None:
     """The newest version of ``name`` (or exactly ``version``), or None."""
-    latest, exact, _ = _statements(connection.vendor)
     if version is None:
-        rows = StoredSecret.objects.raw(latest, [name])
-    else:
-        rows = StoredSecret.objects.raw(exact, [name, version])
-    return next(iter(rows), None)
+        sql = raw_sql.select(StoredSecret, "{name} = %s ORDER BY {version} DESC LIMIT 1")
+        return raw_sql.first(StoredSecret, sql, [name])
+    sql = raw_sql.select(StoredSecret, "{name} = %s AND {version} = %s")
+    return raw_sql.first(StoredSecret, sql, [name, version])
 
 
 def insert_next_version(name: str, ciphertext: str, *, tags, expires_on, not_before):
@@ -65,7 +58,7 @@ def insert_next_version(name: str, ciphertext: str, *, tags, expires_on, not_bef
 
     Raises ``django.db.IntegrityError`` when a concurrent writer took that number.
     """
-    _, _, insert = _statements(connection.vendor)
+    insert = _insert(connection.vendor)
     row = StoredSecret(
         name=name,
         ciphertext=ciphertext,

@@ -576,7 +576,7 @@ class PushBatch:
     def _on_remote_change(self, change, ctx: PushContext, record, current: PushResult) -> str:
         remote = self._mapped(ctx, current.record) or {}
         if ctx.strategy == PushConflictStrategy.REMOTE_WINS:
-            conflicting = set(changed_fields(record.base_data, record.data, remote))
+            conflicting = self._conflicting(ctx, record, current)
             rest = [f for f in change.fields or [] if f not in conflicting]
             if change.operation == Operation.UPDATE and rest:
                 # The remote wins the fields both sides changed; the local edit's other

@@ -233,7 +233,7 @@ def written_together(store) -> Iterator[list[Callable[[], object]]]:
         raise
 
 
-def _save(store, record: StoredRecord, *, undo=None, previous=None) -> StoredRecord:
+def _save(store, record: StoredRecord, *, undo: list, previous: StoredRecord) -> StoredRecord:
     try:
         written = store.save_record(record)
     except StaleRecordError:
@@ -244,9 +244,8 @@ def _save(store, record: StoredRecord, *, undo=None, previous=None) -> StoredRec
             code="version_mismatch",
             status=409,
         ) from None
-    if undo is not None and previous is not None:
-        # Back to what it was, only if it is still what this change wrote.
-        undo.append(lambda: store.save_record(previous.copy(etag=written.etag)))
+    # Back to what it was, only if it is still what this change wrote.
+    undo.append(lambda: store.save_record(previous.copy(etag=written.etag)))
     return written
 
 

@@ -21,7 +21,8 @@ from syncing.models import (
     RecordChange,
     RecordKey,
 )
-from syncing.stores import get_store
+from syncing.stores import external_store
+from syncing.stores.orm import to_row
 
 # RecordChange.source → (app, model) of the admin page that names the source.
 SOURCE_PAGES = {
@@ -120,16 +121,16 @@ class RecordAdmin(admin.ModelAdmin):
     # -- records in another store (Cosmos DB): see syncing/admin/store_records.py ----------
 
     def changelist_view(self, request, extra_context=None):
-        store = get_store()
-        if not store_records.uses_store(store):
+        store = external_store()
+        if store is None:
             return super().changelist_view(request, extra_context)
         if not self.has_view_or_change_permission(request):
             raise PermissionDenied
         return store_records.changelist(self, request, store)
 
     def get_object(self, request, object_id, from_field=None):
-        store = get_store()
-        if not store_records.uses_store(store):
+        store = external_store()
+        if store is None:
             return super().get_object(request, object_id, from_field)
         return store_records.row_for(store, object_id)
 
@@ -229,11 +230,10 @@ class RecordAdmin(admin.ModelAdmin):
             # A race the form could not see (the record changed meanwhile): nothing was saved.
             self.message_user(request, f"Not saved: {exc}", messages.ERROR)
             return
-        store = get_store()
-        if store_records.uses_store(store):
-            saved = store_records.row_for(store, result.record.id)
-        else:
+        if external_store() is None:
             saved = Record.objects.get(pk=result.record.id)
+        else:
+            saved = to_row(result.record)  # as the store just wrote it
         obj.__dict__.update(saved.__dict__)  # the admin's redirect and log use obj.pk
 
     def delete_model(self, request, obj):

@@ -20,15 +20,10 @@ from django.utils.http import urlencode
 from castiel.tenancy.models import Tenant
 from integrations.models import Integration
 from syncing.stores import cursors
-from syncing.stores.orm import OrmRecordStore, to_row
+from syncing.stores.orm import to_row
 
 PAGE_SIZE = 50
 TEMPLATE = "admin/syncing/record/store_list.html"
-
-
-def uses_store(store) -> bool:
-    """True when records do not live in the ``Record`` table."""
-    return not isinstance(store, OrmRecordStore)
 
 
 def row_for(store, object_id):

@@ -44,7 +44,8 @@ from syncing.models import (
     SyncTask,
 )
 from syncing.preview import sync_task_preview
-from syncing.stores import get_store
+from syncing.stores import external_store
+from syncing.stores.orm import to_row
 
 
 def dry_run_error(code: str, message: str) -> ApiError:
@@ -262,29 +263,23 @@ class RecordViewSet(TenantModelViewSet):
     ordering_fields = ["entity_type", "external_id", "synced_at", "local_updated_at", "created_at"]
     ordering = ["entity_type", "external_id"]
 
-    def _other_store(self):
-        """The configured record store when it is not the ORM (Cosmos DB), else None."""
-        store = get_store()
-        return None if store.name == "orm" else store
-
     def list(self, request, *args, **kwargs):
-        store = self._other_store()
+        store = external_store()
         if store is None or getattr(self, "swagger_fake_view", False):
             return super().list(request, *args, **kwargs)
         return store_reads.list_response(self, store, request)
 
     def get_object(self):
-        store = self._other_store()
+        store = external_store()
         if store is None:
             return super().get_object()
         return store_reads.get_or_404(store, self.get_tenant(), self.kwargs.get("pk"))
 
     def _respond(self, change, status_code=200):
-        store = self._other_store()
-        if store is None:
+        if external_store() is None:
             record = Record.objects.get(pk=change.record.id)
         else:
-            record = store_reads.get_or_404(store, self.get_tenant(), change.record.id)
+            record = to_row(change.record)  # as the store just wrote it
         context = {**self.get_serializer_context(), "outbound_change": change.change}
         return Response(RecordSerializer(record, context=context).data, status=status_code)
 

@@ -8,7 +8,14 @@ from django.conf import settings
 
 from syncing.stores.base import RecordStore, Scope, StaleRecordError, StoredRecord
 
-__all__ = ["RecordStore", "Scope", "StaleRecordError", "StoredRecord", "get_store"]
+__all__ = [
+    "RecordStore",
+    "Scope",
+    "StaleRecordError",
+    "StoredRecord",
+    "external_store",
+    "get_store",
+]
 
 
 @lru_cache(maxsize=1)
@@ -24,6 +31,14 @@ def _configured(kind: str) -> RecordStore:
 
 def get_store() -> RecordStore:
     return _configured(settings.CASTIEL_RECORD_STORE)
+
+
+def external_store() -> RecordStore | None:
+    """The configured store when its records live outside the database (Cosmos DB), else None.
+
+    The records API and admin then read it instead of the ``Record`` table."""
+    store = get_store()
+    return None if store.joins_transaction else store
 
 
 def reset_store_cache() -> None:

@@ -12,6 +12,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from castiel.ratelimit.errors import RateLimitDeferred, RateLimitRefused
+from integrations.models import Integration
 from syncing import metrics, outbound, outbox
 from syncing.deadletters import dead_letter_replay
 from syncing.models import DeadLetter, OutboundChange, Record
@@ -412,12 +413,6 @@ def test_with_more_busy_tenants_than_room_the_longest_waiting_go_first(tenant, o
 def test_the_fair_claim_takes_exactly_the_due_heads(tenant, other_tenant, sink):
     """The PostgreSQL claim spells ``outbound.due`` out in SQL; both must agree on what is
     claimable (run on both databases)."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from integrations.models import Integration
-
     ready = burst(tenant, sink, 3)
     later = burst(other_tenant, sink, 2)
     OutboundChange.objects.filter(pk=later[0].pk).update(

@@ -258,10 +258,17 @@ def test_a_wrong_service_principal_secret_is_a_store_error_without_values(
     [
         (
             "environment",
-            {"AZURE_TENANT_ID": "t", "AZURE_CLIENT_CERTIFICATE_PASSWORD": "pw-never-shown"},
+            {
+                "AZURE_TENANT_ID": "tenant-never-shown",
+                "AZURE_CLIENT_CERTIFICATE_PASSWORD": "pw-never-shown",
+            },
             "AZURE_CLIENT_ID, AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH in",
         ),
-        ("workload_identity", {"AZURE_CLIENT_ID": "c"}, "AZURE_TENANT_ID, AZURE_FEDERATED"),
+        (
+            "workload_identity",
+            {"AZURE_CLIENT_ID": "client-never-shown"},
+            "AZURE_TENANT_ID, AZURE_FEDERATED",
+        ),
     ],
 )
 def test_a_pinned_credential_without_its_variables_names_them(
@@ -275,6 +282,7 @@ def test_a_pinned_credential_without_its_variables_names_them(
     with pytest.raises(ImproperlyConfigured) as info:
         credential_from_settings()
     assert f"AZURE_KEYVAULT_CREDENTIAL={kind} needs {missing}" in str(info.value)
+    assert not any(value in str(info.value) for value in present.values())
 
 
 def test_the_store_opens_the_vault_with_the_configured_credential(settings, clean_azure_env):

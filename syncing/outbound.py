@@ -592,6 +592,11 @@ class PushBatch:
                     f"there; pushed {', '.join(rest)}"
                 )
                 return self._ack(change, ctx, record, result, notes=[note])
+            # The remote's copy becomes the record, except fields a later local change
+            # edited: those edits are still to be pushed (and judged) by their own change.
+            later = _later_fields(record.id, change.pk)
+            data = {k: v for k, v in remote.items() if k not in later}
+            data.update({k: v for k, v in record.data.items() if k in later})
             with transaction.atomic(), self.store.atomic():
                 self._finish(
                     change,
@@ -600,8 +605,8 @@ class PushBatch:
                 )
                 self.store.save_record(
                     record.copy(
-                        data=remote,
-                        content_hash=content_hash(remote),
+                        data=data,
+                        content_hash=content_hash(data),
                         base_data=remote,
                         base_hash=content_hash(remote),
                         remote_version=current.version or "",
@@ -700,14 +705,14 @@ class PushBatch:
             return
         with transaction.atomic(), self.store.atomic():  # one commit (ORM store)
             held = fenced_update_many(self.token, [(ack.change.pk, ack.fields) for ack in acks])
+            edited_since = _records_with_later_changes([ack.change for ack in acks])
             written_back = []
             for ack in acks:
                 if ack.change.pk not in held:
                     log.warning("outbound.lease_lost", change_id=str(ack.change.pk))
                     continue  # its new holder pushes it again (same key) and records it
-                if self._record_push(ack.push) and ack.push["pushed_hash"] != (
-                    ack.record.content_hash
-                ):
+                push = {**ack.push, "keep_local": ack.change.record_id in edited_since}
+                if self._record_push(push) and ack.push["pushed_hash"] != (ack.record.content_hash):
                     # The provider's copy differs from what was pushed: it is the data now.
                     fields = history.changed_fields(ack.record.data, ack.push["remote"])
                     written_back.append((ack.record, fields, ack.change.pk))
@@ -874,6 +879,36 @@ class PushBatch:
             dead_letter_create(change=change, exc=exc, adapter=adapter, reason=reason)
         metrics.DEAD_LETTERS.labels(change.integration.provider).inc()
         log.warning("outbound.dead_letter", change_id=str(change.pk), code=code)
+
+
+def _later_fields(record_id, change_pk) -> set[str]:
+    """Fields edited by the record's open changes other than ``change_pk`` (later ones)."""
+    later = OutboundChange.objects.filter(record_id=record_id, status__in=OutboundChange.OPEN)
+    return {
+        name
+        for fields in later.exclude(pk=change_pk).values_list("fields", flat=True)
+        for name in fields or []
+    }
+
+
+def _records_with_later_changes(changes) -> set:
+    """The records among ``changes``' that have another open change — a local edit written
+    after the pushed change was claimed, so not merged into it.
+
+    The push read such a record with that edit in it but sent only its own change's fields:
+    the provider's answer holds the edited fields' old values and must not become the
+    record's data (the later change pushes them next). An edit committed after the push's
+    read is caught by ``mark_pushed``'s hash comparison instead; between them, every edit
+    the write-back could overwrite is seen (an edit's outbox row commits with it).
+    """
+    return set(
+        OutboundChange.objects.filter(
+            record_id__in={change.record_id for change in changes},
+            status__in=OutboundChange.OPEN,
+        )
+        .exclude(pk__in=[change.pk for change in changes])
+        .values_list("record_id", flat=True)
+    )
 
 
 def _is_expected(exc: BaseException) -> bool:

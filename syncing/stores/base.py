@@ -174,6 +174,7 @@ class RecordStore:
         *,
         remote: dict | None = None,
         local_hash: str | None = None,
+        keep_local: bool = False,
         external_id: str | None = None,
         remote_version: str | None = None,
         remote_updated_at: datetime | None = None,
@@ -186,6 +187,9 @@ class RecordStore:
         the provider accepted it, so a later remote edit is a plain update, not a conflict —
         and its data when the local copy is still the one the push read (``local_hash``); a
         local edit made meanwhile is kept (its own outbound change pushes it next).
+        ``keep_local``: the record holds local edits the push did not send (a later change of
+        the record, written before the push read it): the data stays as it is whatever its
+        hash, and only the base moves — the provider's answer must not overwrite them.
         ``external_id``: the id the provider gave a record created locally.
 
         Returns whether the record's data became ``remote`` (False: no ``remote``, or a
@@ -198,7 +202,7 @@ class RecordStore:
         took_remote = False
         if remote is not None:
             changes.update(base_data=remote, base_hash=pushed_hash)
-            if local_hash is None or record.content_hash == local_hash:
+            if not keep_local and local_hash in (None, record.content_hash):
                 changes.update(data=remote, content_hash=pushed_hash)
                 took_remote = True
         if external_id:

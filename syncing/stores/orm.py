@@ -209,6 +209,7 @@ class OrmRecordStore(RecordStore):
         *,
         remote=None,
         local_hash=None,
+        keep_local=False,
         external_id=None,
         remote_version=None,
         remote_updated_at=None,
@@ -233,10 +234,11 @@ class OrmRecordStore(RecordStore):
         if remote is not None:
             sets += [f"{col['base_data']} = %s", f"{col['base_hash']} = %s"]
             params += [prep("base_data", remote), pushed_hash]
-            if local_hash is None:
+            # keep_local: only the base moves; the data keeps edits this push did not send.
+            if local_hash is None and not keep_local:
                 sets += [f"{col['data']} = %s", f"{col['content_hash']} = %s"]
                 params += [prep("data", remote), pushed_hash]
-            else:
+            elif not keep_local:
                 for name, value in (("data", prep("data", remote)), ("content_hash", pushed_hash)):
                     sets.append(
                         f"{col[name]} = CASE WHEN {col['content_hash']} = %s "
@@ -274,7 +276,7 @@ class OrmRecordStore(RecordStore):
         if row is None:
             raise KeyError(record_id)
         # The CASE kept a local edit made meanwhile: then the hash is not the pushed one.
-        return remote is not None and row[0] == pushed_hash
+        return remote is not None and not keep_local and row[0] == pushed_hash
 
     def mark_seen(self, scope, ids, generation):
         ids = list(ids)

@@ -1,4 +1,4 @@
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 from django.db.models.signals import post_migrate
 
 
@@ -14,10 +14,17 @@ class CastielConfig(AppConfig):
         admin.site.site_header = "Castiel operations"
         admin.site.site_title = "Castiel"
         admin.site.index_title = "Integrations, sync and webhooks"
-        post_migrate.connect(_ensure_schedules, sender=self, dispatch_uid="castiel-schedules")
+        # Django sends post_migrate once per app *with a models module*; Castiel's package has
+        # none, so a receiver bound to it never ran. The schedule rows belong to django_q,
+        # whose signal comes once its table exists.
+        post_migrate.connect(
+            _ensure_schedules,
+            sender=apps.get_app_config("django_q"),
+            dispatch_uid="castiel-schedules",
+        )
 
 
 def _ensure_schedules(sender, using="default", **kwargs):
     from castiel.schedules import ensure_schedules
 
-    ensure_schedules()
+    ensure_schedules(using=using)

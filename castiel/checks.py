@@ -42,3 +42,32 @@ def check_production_services(app_configs, **kwargs):
             )
         )
     return warnings
+
+
+@register("castiel", deploy=True)
+def check_recurring_schedules(app_configs, **kwargs):
+    """``check --deploy``: the recurring schedules exist in the database (migrate creates
+    them); without them scheduled syncs, token refresh and the reapers never run."""
+    from django.db import DatabaseError
+
+    from castiel import schedules
+
+    try:
+        absent = schedules.missing()
+    except DatabaseError as exc:
+        return [
+            Error(
+                f"Cannot read the recurring schedules ({exc.__class__.__name__}).",
+                hint=f"Is the database migrated? {schedules.MISSING_HINT}.",
+                id="castiel.E002",
+            )
+        ]
+    if not absent:
+        return []
+    return [
+        Error(
+            f"Recurring schedule(s) missing: {', '.join(absent)}.",
+            hint=schedules.MISSING_HINT.capitalize() + ".",
+            id="castiel.E002",
+        )
+    ]

@@ -40,10 +40,11 @@ def declared() -> dict[str, ScheduleSpec]:
     return dict(_declared)
 
 
-def ensure_schedules() -> dict[str, int]:
+def ensure_schedules(*, using: str = "default") -> dict[str, int]:
     from django_q.models import Schedule
 
     specs = declared()
+    schedules = Schedule.objects.using(using)
     created = updated = 0
     for spec in specs.values():
         fields = {
@@ -54,7 +55,7 @@ def ensure_schedules() -> dict[str, int]:
             "repeats": -1,
             "cluster": cluster_for(spec.kind) if _split() else None,
         }
-        obj, was_created = Schedule.objects.get_or_create(name=PREFIX + spec.name, defaults=fields)
+        obj, was_created = schedules.get_or_create(name=PREFIX + spec.name, defaults=fields)
         if was_created:
             created += 1
             continue
@@ -64,11 +65,32 @@ def ensure_schedules() -> dict[str, int]:
                 setattr(obj, key, fields[key])
             obj.save(update_fields=changed)
             updated += 1
-    stale = Schedule.objects.filter(name__startswith=PREFIX).exclude(
+    stale = schedules.filter(name__startswith=PREFIX).exclude(
         name__in=[PREFIX + name for name in specs]
     )
     deleted, _ = stale.delete()
     return {"created": created, "updated": updated, "deleted": deleted}
+
+
+def missing() -> list[str]:
+    """Declared schedules with no row: recurring work that never starts."""
+    from django_q.models import Schedule
+
+    names = {PREFIX + name for name in declared()}
+    present = set(Schedule.objects.filter(name__in=names).values_list("name", flat=True))
+    return sorted(names - present)
+
+
+MISSING_HINT = "run manage.py migrate (or manage.py ensure_schedules)"
+
+
+def health_check() -> tuple[str, str]:
+    """``/healthz``: every declared schedule exists (else scheduled syncs, token refresh,
+    reapers and retention never run)."""
+    absent = missing()
+    if absent:
+        return "fail", f"missing recurring schedule(s): {', '.join(absent)}; {MISSING_HINT}"
+    return "ok", f"{len(_declared)} recurring schedules"
 
 
 def _split() -> bool:

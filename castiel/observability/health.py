@@ -78,6 +78,13 @@ register_check("database", check_database)
 register_check("cache", check_cache)
 register_check("broker", check_broker)
 register_check("workers", check_workers)
+register_check("schedules", lambda: _schedules_health())
+
+
+def _schedules_health() -> tuple[str, str]:
+    from castiel.schedules import health_check
+
+    return health_check()
 
 
 def run_checks() -> tuple[bool, dict]:

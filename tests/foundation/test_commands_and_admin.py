@@ -43,6 +43,7 @@ def test_slugs_stay_unique():
 
 @pytest.mark.django_db
 def test_schedules_are_created_idempotently(monkeypatch):
+    Schedule.objects.all().delete()  # the ones migrate created for the test database
     monkeypatch.setattr(schedules, "_declared", {})
     schedules.declare("probe", "tests.foundation.tasks.record", minutes=5)
     monkeypatch.setattr(schedules, "autodiscover_modules", lambda name: None)
@@ -54,6 +55,58 @@ def test_schedules_are_created_idempotently(monkeypatch):
     monkeypatch.setattr(schedules, "_declared", {})
     assert schedules.ensure_schedules()["deleted"] == 1
     assert not Schedule.objects.filter(name__startswith="castiel:").exists()
+
+
+@pytest.mark.embedded
+def test_migrate_creates_every_recurring_schedule_and_check_deploy_names_a_missing_one(
+    tmp_path,
+):
+    """From an empty database through the real commands, as a deployment runs them."""
+    from tests.foundation.test_settings import run_manage
+
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.sqlite3'}"}
+    before = run_manage(tmp_path, "check", "--deploy", **env)
+    assert "castiel.E002" in before.stderr and "migrate" in before.stderr
+
+    migrated = run_manage(tmp_path, "migrate", "--no-input", "-v0", **env)
+    assert migrated.returncode == 0, migrated.stderr
+    after = run_manage(tmp_path, "check", "--deploy", **env)
+    assert "castiel.E002" not in after.stdout + after.stderr
+
+    listed = run_manage(
+        tmp_path,
+        "shell",
+        "-c",
+        "from django_q.models import Schedule; "
+        "print(sorted(Schedule.objects.values_list('name', flat=True)))",
+        **env,
+    )
+    names = sorted(schedules.PREFIX + n for n in schedules.declared())
+    assert listed.stdout.strip().splitlines()[-1] == repr(names)
+
+    run_manage(
+        tmp_path,
+        "shell",
+        "-c",
+        "from django_q.models import Schedule; "
+        "Schedule.objects.filter(name='castiel:sync-reaper').delete()",
+        **env,
+    )
+    missing = run_manage(tmp_path, "check", "--deploy", **env)
+    assert "castiel.E002" in missing.stderr and "castiel:sync-reaper" in missing.stderr
+
+
+@pytest.mark.embedded
+@pytest.mark.django_db
+def test_healthz_fails_while_a_recurring_schedule_is_missing(client):
+    assert client.get("/healthz").json()["checks"]["schedules"]["status"] == "ok"
+    Schedule.objects.filter(name="castiel:credentials.refresh_due").delete()
+    answer = client.get("/healthz")
+    assert answer.status_code == 503
+    check = answer.json()["checks"]["schedules"]
+    assert check["status"] == "fail" and "castiel:credentials.refresh_due" in check["detail"]
+    call_command("ensure_schedules", stdout=io.StringIO())
+    assert client.get("/healthz").json()["checks"]["schedules"]["status"] == "ok"
 
 
 @pytest.fixture

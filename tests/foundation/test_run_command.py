@@ -6,8 +6,10 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import time
+from contextlib import closing
 
 import requests
 
@@ -90,6 +92,23 @@ def test_scripts_run_brings_up_the_product_and_ctrl_c_stops_it(tmp_path):
             seconds=90,
         )
         assert processed > 0, (tmp_path / "run.log").read_text()[-3000:]
+
+        # The recurring work starts by itself (migrate created its schedules): the scheduler
+        # tick runs the contacts task again (trigger "schedule"), and the token refresh and
+        # the reapers have each run successfully.
+        scheduled = _eventually(
+            lambda: requests.get(
+                f"{base}/api/v1/sync-runs/", {"trigger": "schedule"}, headers=auth
+            ).json()["count"],
+            seconds=150,
+        )
+        assert scheduled > 0, (tmp_path / "run.log").read_text()[-3000:]
+        ran = _eventually(
+            lambda: _recurring_successes(tmp_path / "data" / "castiel.sqlite3") >= RECURRING,
+            seconds=60,
+        )
+        assert ran, _recurring_successes(tmp_path / "data" / "castiel.sqlite3")
+        assert requests.get(f"{base}/healthz").json()["checks"]["schedules"]["status"] == "ok"
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's process group
         proc.wait(timeout=60)
@@ -99,6 +118,25 @@ def test_scripts_run_brings_up_the_product_and_ctrl_c_stops_it(tmp_path):
     )
     assert leftovers.stdout == "", "the web server survived Ctrl-C"
     assert proc.returncode == 0
+
+
+RECURRING = {
+    "castiel:sync-scheduler-tick",
+    "castiel:sync-reaper",
+    "castiel:outbound-tick",
+    "castiel:credentials.refresh_due",
+}
+
+
+def _recurring_successes(database) -> set[str]:
+    """Castiel schedules whose last launched task finished successfully (django-q2 keeps the
+    task id on the schedule row)."""
+    with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10)) as db:
+        rows = db.execute(
+            "SELECT s.name FROM django_q_schedule s JOIN django_q_task t ON t.id = s.task "
+            "WHERE s.name LIKE 'castiel:%' AND t.success"
+        ).fetchall()
+    return {name for (name,) in rows}
 
 
 def _eventually(read, *, seconds: float):

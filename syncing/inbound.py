@@ -29,13 +29,10 @@ from castiel.observability.context import get_correlation_id, get_execution_id
 from castiel.observability.logging import get_logger
 from castiel.queue import enqueue
 from integrations.adapters.base import AdapterError, InvalidCursor, adapter_for
-from integrations.adapters.mapping import FieldMapping, MappingError
 from integrations.adapters.normalize import parse_timestamp
 from syncing import leases, metrics
-from syncing.conflicts import ConflictConfigError
-from syncing.dedup import DedupConfigError, strategy_for
 from syncing.models import SyncRun, SyncTask
-from syncing.pipeline import OUTCOMES, PagePipeline
+from syncing.pipeline import OUTCOMES, PipelineConfigError, pipeline_for_task
 from syncing.schedule import next_run_after
 from syncing.stores import get_store
 
@@ -170,18 +167,8 @@ class InboundRun:
                 "integration_not_active",
                 f"integration {integration.name!r} is {integration.status}{reason}",
             )
-        try:
-            self.mapping = FieldMapping(task.field_mapping)
-        except MappingError as exc:
-            raise SyncFailure("invalid_mapping", f"invalid field mapping: {exc}") from None
         self.adapter = adapter_for(integration, task.entity_type)
         self.adapter.validate()
-        try:
-            self.strategy = strategy_for(
-                task.dedup_strategy, task.dedup_config, identity_fields=self._identity_fields()
-            )
-        except DedupConfigError as exc:
-            raise SyncFailure("invalid_dedup_config", str(exc)) from None
         checkpoint = task.checkpoint or {}
         if not isinstance(checkpoint, dict) or not isinstance(task.state or {}, dict):
             raise SyncFailure("invalid_cursor", "stored checkpoint/state is not an object")
@@ -204,21 +191,15 @@ class InboundRun:
         if task.mode == SyncTask.Mode.FULL:
             self.generation = checkpoint.get("generation") or task.full_refresh_generation + 1
         try:
-            self.pipeline = PagePipeline(
-                task=task,
+            self.pipeline = pipeline_for_task(
+                task,
                 adapter=self.adapter,
-                mapping=self.mapping,
-                strategy=self.strategy,
                 store=get_store(),
                 generation=self.generation,
                 run=self.run,
             )
-        except ConflictConfigError as exc:
-            raise SyncFailure("invalid_conflict_config", str(exc)) from None
-
-    def _identity_fields(self) -> tuple[str, ...]:
-        names = [self.mapping.local_name(f) for f in self.adapter.identity_fields]
-        return tuple(n for n in names if n)
+        except PipelineConfigError as exc:
+            raise SyncFailure(exc.code, str(exc)) from None
 
     # -- paging ----------------------------------------------------------------------------
 

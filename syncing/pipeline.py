@@ -8,6 +8,10 @@ created · updated · unchanged (same content, or a stale/out-of-order version) 
 (tombstone) · echo (the record came back exactly as Castiel pushed it: not a remote change,
 not a conflict) · conflict (both sides changed; resolved by the task's strategy, or a
 ``Conflict`` row for manual review that leaves the record untouched) · error (unmappable).
+
+:func:`pipeline_for_task` is the one place a task's pipeline is built — by the pull worker,
+the webhook follow-ups, the dry run and (through the dry run) the API — so a provider object
+is mapped, hashed and matched the same way whichever path brings it.
 """
 
 from __future__ import annotations
@@ -18,11 +22,11 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from integrations.adapters.mapping import FieldMapping, RecordMappingError
+from integrations.adapters.mapping import FieldMapping, MappingError, RecordMappingError
 from integrations.adapters.normalize import parse_timestamp
 from syncing import conflicts as conflict_rules
 from syncing import history
-from syncing.dedup import Decision, Incoming, Strategy, deduplicate
+from syncing.dedup import Decision, DedupConfigError, Incoming, Strategy, deduplicate, strategy_for
 from syncing.hashing import content_hash, record_id
 from syncing.models import Conflict, SyncRun, SyncTask
 from syncing.stores.base import RecordStore, Scope, StoredRecord
@@ -40,6 +44,56 @@ class PageResult:
     # The provider's own spelling of that timestamp: providers such as json-server compare
     # updated-at filters as strings, so the watermark must keep their format.
     max_updated_raw: str | None = None
+
+
+class PipelineConfigError(ValueError):
+    """The task's configuration cannot build a pipeline (``code`` is the run's error code)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def pipeline_for_task(
+    task: SyncTask,
+    *,
+    adapter,
+    store: RecordStore,
+    generation: int | None = None,
+    run=None,
+    source: tuple[str, str] | None = None,
+) -> PagePipeline:
+    """The task's page pipeline: its field mapping, its dedup strategy (told which mapped
+    fields are the provider's identity and timestamp fields, which content dedup ignores) and
+    its conflict rules, over ``adapter`` (the task's adapter, or a wrapper of it that answers
+    the record accessors differently, as a webhook's does).
+
+    Raises :class:`PipelineConfigError` with the code a run records.
+    """
+    try:
+        mapping = FieldMapping(task.field_mapping)
+    except MappingError as exc:
+        raise PipelineConfigError("invalid_mapping", f"invalid field mapping: {exc}") from None
+    identity = tuple(
+        name for name in (mapping.local_name(f) for f in adapter.identity_fields) if name
+    )
+    try:
+        strategy = strategy_for(task.dedup_strategy, task.dedup_config, identity_fields=identity)
+    except DedupConfigError as exc:
+        raise PipelineConfigError("invalid_dedup_config", str(exc)) from None
+    try:
+        return PagePipeline(
+            task=task,
+            adapter=adapter,
+            mapping=mapping,
+            strategy=strategy,
+            store=store,
+            generation=generation,
+            run=run,
+            source=source,
+        )
+    except conflict_rules.ConflictConfigError as exc:
+        raise PipelineConfigError("invalid_conflict_config", str(exc)) from None
 
 
 class PagePipeline:

@@ -15,13 +15,11 @@ from django.utils import timezone
 
 from castiel.observability.logging import get_logger
 from integrations.adapters.base import adapter_for
-from integrations.adapters.mapping import FieldMapping, MappingError
 from integrations.models import Integration
 from syncing import history, scheduler
-from syncing.dedup import DedupConfigError, strategy_for
 from syncing.hashing import record_id
 from syncing.models import SyncTask
-from syncing.pipeline import PagePipeline
+from syncing.pipeline import PipelineConfigError, pipeline_for_task
 from syncing.stores import get_store
 from syncing.stores.base import Scope
 
@@ -72,14 +70,16 @@ class _WebhookAdapter:
     Providers whose records carry no modification time (a Stripe customer) promise no event
     order either; the event's own time then stands in for it, so an older event delivered
     after a newer one is recognised as out of order instead of overwriting the newer data.
+    Everything else (the record's id, version, identity fields, our-own-write marker) is the
+    adapter's own answer, exactly as in a pull.
     """
 
     def __init__(self, adapter, event):
         self._adapter = adapter
         self._event = event
 
-    def external_id(self, raw):
-        return self._adapter.external_id(raw)
+    def __getattr__(self, name):
+        return getattr(self._adapter, name)
 
     def updated_at(self, raw):
         own = self._adapter.updated_at(raw)
@@ -97,22 +97,16 @@ def upsert_record(event, context) -> dict:
     if task is None:
         return _ignored(event, f"no inbound sync task for {event.entity_type!r}")
     _check_operational(task.integration)
-    try:
-        mapping = FieldMapping(task.field_mapping)
-        strategy = strategy_for(task.dedup_strategy, task.dedup_config)
-    except (MappingError, DedupConfigError) as exc:
-        raise WebhookActionError(f"sync task {task.pk} is misconfigured: {exc}") from None
-    adapter = _WebhookAdapter(adapter_for(task.integration, task.entity_type), event)
     store = get_store()
-    pipeline = PagePipeline(
-        task=task,
-        adapter=adapter,
-        mapping=mapping,
-        strategy=strategy,
-        store=store,
-        generation=None,
-        source=("webhook", context.webhook_event_id),
-    )
+    try:
+        pipeline = pipeline_for_task(
+            task,
+            adapter=_WebhookAdapter(adapter_for(task.integration, task.entity_type), event),
+            store=store,
+            source=("webhook", context.webhook_event_id),
+        )
+    except PipelineConfigError as exc:
+        raise WebhookActionError(f"sync task {task.pk} is misconfigured: {exc}") from None
     with store.atomic():
         result = pipeline.apply([event.payload])
     outcome = next((k for k, v in result.counts.items() if v and k != "fetched"), "unchanged")

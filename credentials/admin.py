@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -101,7 +102,7 @@ class CredentialAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
-    @admin.action(description="Refresh token now")
+    @admin.action(description="Refresh token now", permissions=["change"])
     def refresh_now(self, request, queryset):
         for credential in queryset:
             if not credential.kind.refreshable:
@@ -116,7 +117,9 @@ class CredentialAdmin(admin.ModelAdmin):
             detail = f" ({result.error_code}: {result.message})" if result.error_code else ""
             self.message_user(request, f"{credential}: {result.outcome}{detail}", level)
 
-    @admin.action(description="Revoke selected credentials")
+    # "change", not "delete": credentials are never deleted here (revoking also deletes the
+    # secret from the store), so no one holds a delete permission that counts.
+    @admin.action(description="Revoke selected credentials", permissions=["change"])
     def revoke(self, request, queryset):
         count = 0
         for credential in queryset.exclude(status=Credential.Status.REVOKED):
@@ -124,7 +127,21 @@ class CredentialAdmin(admin.ModelAdmin):
             count += 1
         self.message_user(request, f"Revoked {count} credential(s).", messages.SUCCESS)
 
+    def has_connect_permission(self, request) -> bool:
+        # Connecting stores a new credential for the integration (replacing its tokens):
+        # a write, for those who may change credentials.
+        return self.has_change_permission(request)
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "can_connect": self.has_connect_permission(request),
+        }
+        return super().changelist_view(request, extra_context)
+
     def connect_view(self, request):
+        if not self.has_connect_permission(request):
+            raise PermissionDenied
         form = ConnectForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             integration = form.cleaned_data["integration"]

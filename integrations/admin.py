@@ -34,7 +34,7 @@ class IntegrationAdmin(admin.ModelAdmin):
     list_select_related = ("tenant",)
     actions = ["test_connection", "pause", "resume"]
 
-    @admin.action(description="Test connection")
+    @admin.action(description="Test connection", permissions=["change"])
     def test_connection(self, request, queryset):
         results = [(i, integration_test_connection(integration=i)) for i in queryset]
         for integration, result in results[:MAX_TEST_MESSAGES]:
@@ -49,11 +49,11 @@ class IntegrationAdmin(admin.ModelAdmin):
                 messages.WARNING if failed else messages.INFO,
             )
 
-    @admin.action(description="Pause syncs and pushes")
+    @admin.action(description="Pause syncs and pushes", permissions=["change"])
     def pause(self, request, queryset):
         self._change_state(request, queryset, integration_pause, "paused")
 
-    @admin.action(description="Resume")
+    @admin.action(description="Resume", permissions=["change"])
     def resume(self, request, queryset):
         self._change_state(request, queryset, integration_resume, "resumed")
 

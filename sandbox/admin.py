@@ -75,7 +75,9 @@ class SandboxObjectAdmin(admin.ModelAdmin):
     def delete_model(self, request, obj):
         services.object_delete(obj=obj)
 
-    @admin.action(description="Delete (a tombstone, as the sandbox API does)")
+    @admin.action(
+        description="Delete (a tombstone, as the sandbox API does)", permissions=["delete"]
+    )
     def soft_delete(self, request, queryset):
         for obj in queryset.filter(deleted_at__isnull=True):
             services.object_delete(obj=obj)

@@ -1,4 +1,6 @@
 from django.contrib import admin
+from django_q import admin as q_admin
+from django_q.models import Failure, Success
 
 from castiel.observability.models import WorkerHeartbeat
 
@@ -14,3 +16,24 @@ class WorkerHeartbeatAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+# The task queue's pages (django_q's admin) offer "resubmit" to everyone who may view a task:
+# the same action, for those who may change it.
+@admin.action(description="Resubmit selected tasks to queue", permissions=["change"])
+def resubmit_task(model_admin, request, queryset):
+    q_admin.resubmit_task(model_admin, request, queryset)
+
+
+class SuccessAdmin(q_admin.TaskAdmin):
+    actions = [resubmit_task]
+
+
+class FailureAdmin(q_admin.FailAdmin):
+    actions = [resubmit_task]
+
+
+for _model, _model_admin in ((Success, SuccessAdmin), (Failure, FailureAdmin)):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+    admin.site.register(_model, _model_admin)

@@ -218,10 +218,10 @@ class ConflictAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{conflict}: {exc}", messages.ERROR)
         self.message_user(request, f"{done} conflict(s) resolved", messages.SUCCESS)
 
-    @admin.action(description="Resolve: take the remote version")
+    @admin.action(description="Resolve: take the remote version", permissions=["change"])
     def take_remote(self, request, queryset):
         self._resolve(request, queryset, Conflict.Resolution.REMOTE)
 
-    @admin.action(description="Resolve: keep the local version")
+    @admin.action(description="Resolve: keep the local version", permissions=["change"])
     def keep_local(self, request, queryset):
         self._resolve(request, queryset, Conflict.Resolution.LOCAL)

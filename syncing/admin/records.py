@@ -244,7 +244,7 @@ class RecordAdmin(admin.ModelAdmin):
             actor=f"admin:{request.user}",
         )
 
-    @admin.action(description="Delete locally and at the provider")
+    @admin.action(description="Delete locally and at the provider", permissions=["delete"])
     def delete_locally(self, request, queryset):
         done = 0
         for record in queryset.filter(deleted_at__isnull=True):

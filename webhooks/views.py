@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.db import DatabaseError
@@ -93,10 +94,17 @@ def _error(status: int, code: str, **headers: str) -> JsonResponse:
 
 
 def _public_url(request, config: dict) -> str:
+    """The URL the provider called, for schemes that sign it.
+
+    A configured ``url`` (or the public base URL) gives the scheme, host and path — what a
+    proxy changes — and the query string is always the request's own, exactly as received:
+    the provider signed the query it sent (Twilio adds ``bodySHA256=`` to JSON deliveries),
+    so a configured query would fail every such delivery and let a changed query verify.
+    """
     if config.get("url"):
-        url = config["url"]
+        parts = urlsplit(config["url"])
         query = request.META.get("QUERY_STRING", "")
-        return f"{url}?{query}" if query and "?" not in url else url
+        return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
     base = settings.CASTIEL_WEBHOOK_PUBLIC_BASE_URL
     if base:
         return base.rstrip("/") + request.get_full_path()

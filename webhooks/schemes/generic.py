@@ -12,6 +12,8 @@ Options (``scheme_config``):
 * ``timestamp_header`` (+ ``timestamp_unit`` ``s``/``ms``): a signed timestamp checked
   against the registration's tolerance;
 * ``id_header``: fills ``{id}``;
+* ``url``: the public URL the provider calls, for ``{url}`` behind a proxy (scheme, host and
+  path; the query is always the request's own);
 * ``secret_encoding``: how to turn the secret into key bytes — ``utf8`` (default),
   ``base64`` or ``hex``.
 """
@@ -67,6 +69,7 @@ class GenericHmacScheme(Scheme):
         "timestamp_unit": "s (default) or ms.",
         "id_header": "Header with a message id ({id} in the template).",
         "secret_encoding": "utf8 (default), base64 or hex.",
+        "url": "The public URL the provider calls, for {url} (when a proxy changes it).",
     }
 
     receiver_chooses_secret = True

@@ -8,7 +8,8 @@
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, JsonResponse
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
@@ -36,11 +37,15 @@ def error_body(code: str, message: str, details=None) -> dict:
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, RequestDataTooBig):
+        return request_too_large()
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
     response = drf_exception_handler(exc, context)
+    if response is None and _store_unavailable(exc):
+        return record_store_unavailable(exc)
     if response is None:
         log.exception("api.unhandled_error", view=context.get("view").__class__.__name__)
         return JsonResponse(
@@ -49,6 +54,19 @@ def exception_handler(exc, context):
         )
     response.data = _body_for(exc)
     return response
+
+
+def request_too_large() -> JsonResponse:
+    """413 for a body over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (Django refuses to read it)."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return JsonResponse(
+        error_body(
+            "request_too_large",
+            f"The request body is larger than {limit} bytes.",
+            {"max_bytes": limit},
+        ),
+        status=413,
+    )
 
 
 def _body_for(exc: exceptions.APIException) -> dict:
@@ -102,3 +120,26 @@ def handler403(request, exception=None):
     if _is_api(request):
         return JsonResponse(error_body("permission_denied", "Forbidden."), status=403)
     return defaults.permission_denied(request, exception)
+
+
+def _store_unavailable(exc) -> bool:
+    from syncing.stores.base import RecordStoreUnavailable
+
+    return isinstance(exc, RecordStoreUnavailable)
+
+
+def record_store_unavailable(exc) -> JsonResponse:
+    """503 + ``Retry-After`` when the record store (Cosmos DB) is unreachable for now: not a
+    bug, so not a 500 — the client is told when to come back."""
+    log.warning("api.record_store_unavailable", reason=exc.reason[:300])
+    wait = max(1, round(exc.retry_after or exc.default_retry_after))
+    response = JsonResponse(
+        error_body(
+            "record_store_unavailable",
+            "The record store is unavailable right now; retry after the indicated delay.",
+            {"store": exc.store, "retry_after": wait},
+        ),
+        status=503,
+    )
+    response["Retry-After"] = str(wait)
+    return response

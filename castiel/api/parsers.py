@@ -4,6 +4,11 @@ JSON allows ``\\u0000`` and unpaired surrogates (``\\ud800``) in strings; Postgr
 store NUL in text or jsonb, and no database can store a string that is not valid Unicode.
 Refusing them here, once, gives every endpoint a clear 400 instead of a 500 from deep inside a
 write (found by schemathesis).
+
+Nesting is bounded too: Python's json raises ``RecursionError`` (not ``ValueError``) past about
+a thousand levels, and a document just under that still breaks whatever walks it later
+(serializers, ``json.dumps`` into the database). No Castiel payload nests more than
+``MAX_DEPTH`` levels; deeper is a 400 ``parse_error`` before anything else sees it.
 """
 
 from __future__ import annotations
@@ -14,9 +19,12 @@ from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+MAX_DEPTH = 100
 
 
-def _check(value, path: str = "") -> None:
+def _check(value, path: str = "", depth: int = 0) -> None:
+    if depth > MAX_DEPTH:
+        raise ParseError(f"JSON may not nest more than {MAX_DEPTH} levels deep.")
     if isinstance(value, str):
         if _UNSTORABLE.search(value):
             raise ParseError(
@@ -25,15 +33,18 @@ def _check(value, path: str = "") -> None:
             )
     elif isinstance(value, dict):
         for key, item in value.items():
-            _check(key, path)
-            _check(item, f"{path}.{key}" if path else str(key))
+            _check(key, path, depth + 1)
+            _check(item, f"{path}.{key}" if path else str(key), depth + 1)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _check(item, f"{path}[{index}]")
+            _check(item, f"{path}[{index}]", depth + 1)
 
 
 class StorableJSONParser(JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
-        data = super().parse(stream, media_type, parser_context)
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError(f"JSON may not nest more than {MAX_DEPTH} levels deep.") from None
         _check(data)
         return data

@@ -65,6 +65,21 @@ STANDARD_ERRORS = {
 }
 
 
+# Operations that read a body also answer 413 when it is larger than Django reads
+# (``DATA_UPLOAD_MAX_MEMORY_SIZE``).
+BODY_ERRORS = {
+    "413": error_response(
+        "The request body is larger than the server reads (`details.max_bytes`).",
+        error_example(
+            "request_too_large",
+            "The request body is larger than 2621440 bytes.",
+            {"max_bytes": 2621440},
+            status=413,
+        ),
+    ),
+}
+
+
 class AutoSchema(openapi.AutoSchema):
     """drf-spectacular's schema, plus the standard error answers on every operation."""
 
@@ -72,7 +87,10 @@ class AutoSchema(openapi.AutoSchema):
         responses = super()._get_response_bodies(direction)
         if direction != "response":
             return responses
-        for code, response in STANDARD_ERRORS.items():
+        errors = dict(STANDARD_ERRORS)
+        if self.method in ("POST", "PUT", "PATCH"):
+            errors.update(BODY_ERRORS)
+        for code, response in errors.items():
             if code not in responses:
                 responses[code] = self._get_response_for_code(response, code, direction=direction)
         return responses

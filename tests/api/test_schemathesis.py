@@ -15,7 +15,8 @@ import itertools
 import pytest
 import schemathesis
 from django.core.wsgi import get_wsgi_application
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -111,3 +112,68 @@ def test_api_conforms_to_its_schema(case, seeded, pushes, enqueued):
         resource = case.operation.path.split("/")[3]
         case.path_parameters["id"] = str(owned[RESOURCES[resource]])
     case.call_and_validate(headers={"Authorization": f"Bearer {key}"}, checks=CHECKS)
+
+
+# -- bodies no schema describes: nested too deep, larger than Django reads -----------------------
+
+_operations_with_bodies = sorted(
+    (path, method)
+    for path, operations in schema.raw_schema["paths"].items()
+    for method, operation in operations.items()
+    if "requestBody" in operation
+)
+
+
+def _send_raw(seeded, path: str, method: str, body: str):
+    """``body`` as JSON to the operation, on an object the tenant owns; the answer must be a
+    documented 4xx in the error shape (or the operation's success, for one that ignores its
+    body) — never a 5xx."""
+    from django.test import Client
+
+    owned, key = seeded
+    if "{id}" in path:
+        path = path.replace("{id}", str(owned[RESOURCES[path.split("/")[3]]]))
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
+    return client.generic(method.upper(), path, body, content_type="application/json")
+
+
+def _documented(path: str, method: str) -> set[int]:
+    return {int(code) for code in schema.raw_schema["paths"][path][method]["responses"]}
+
+
+@pytest.mark.django_db
+@pytest.mark.embedded
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    operation=st.sampled_from(_operations_with_bodies),
+    depth=st.integers(min_value=1_000, max_value=5_000),
+    opener=st.sampled_from(["[", '{"a":', '{"name": [']),
+)
+def test_json_nested_too_deep_is_a_documented_4xx(seeded, operation, depth, opener):
+    """json raises RecursionError past ~1,000 levels: a 400 ``parse_error``, never a 500."""
+    path, method = operation
+    closer = {"[": "]", '{"a":': "}", '{"name": [': "]}"}[opener]
+    response = _send_raw(seeded, path, method, opener * depth + "1" + closer * depth)
+    assert response.status_code < 500, (method, path, response.content[:200])
+    assert response.status_code in _documented(path, method), (method, path)
+    if response.status_code == 400:
+        assert response.json()["code"] == "parse_error"
+
+
+@pytest.mark.django_db
+@pytest.mark.embedded
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    operation=st.sampled_from(_operations_with_bodies),
+    extra=st.integers(min_value=1, max_value=256 * 1024),
+)
+def test_a_body_over_the_upload_limit_is_a_documented_413(seeded, operation, extra):
+    from django.conf import settings as django_settings
+
+    path, method = operation
+    size = django_settings.DATA_UPLOAD_MAX_MEMORY_SIZE + extra
+    response = _send_raw(seeded, path, method, '{"name": "' + "x" * (size - 12) + '"}')
+    assert response.status_code < 500, (method, path, response.content[:200])
+    assert response.status_code in _documented(path, method), (method, path)
+    if response.status_code == 413:
+        assert response.json()["code"] == "request_too_large"

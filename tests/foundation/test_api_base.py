@@ -169,3 +169,36 @@ def test_json_that_no_database_can_store_is_a_clear_400(api, body):
     assert response.json()["code"] == "parse_error"
     assert "NUL" in response.json()["message"]
     assert not Integration.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.embedded
+@pytest.mark.parametrize("depth", [150, 2_000, 50_000])
+def test_json_nested_too_deep_is_a_400_not_a_500(api, depth):
+    """~1,000 levels made json raise RecursionError, which no handler caught (500)."""
+    from integrations.models import Integration
+
+    config = '{"a":' * depth + "1" + "}" * depth
+    body = f'{{"provider": "generic_rest", "name": "deep", "config": {config}}}'
+    response = api.post("/api/v1/integrations/", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json() == {
+        "code": "parse_error",
+        "message": "JSON may not nest more than 100 levels deep.",
+        "details": {},
+    }
+    assert not Integration.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.embedded
+def test_a_body_over_the_upload_limit_is_a_413_in_the_error_shape(api, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    body = '{"provider": "generic_rest", "name": "' + "x" * 1000 + '"}'
+    response = api.post("/api/v1/integrations/", data=body, content_type="application/json")
+    assert response.status_code == 413
+    assert response.json() == {
+        "code": "request_too_large",
+        "message": "The request body is larger than 1000 bytes.",
+        "details": {"max_bytes": 1000},
+    }

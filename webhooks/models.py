@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import uuid
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
 from castiel.tenancy.models import TenantOwned
+
+# The freshness check of signed timestamps: always on, within this range of seconds. (0 used
+# to switch it off silently; a replayed delivery of any age then verified.)
+TOLERANCE_RANGE = (1, 3600)
+DEFAULT_TOLERANCE = 300
 
 
 class WebhookRegistration(TenantOwned):
@@ -53,7 +59,15 @@ class WebhookRegistration(TenantOwned):
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     secret_rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
     timestamp_tolerance = models.PositiveIntegerField(
-        default=300, help_text="Seconds a signed timestamp may differ from now (schemes with one)."
+        default=DEFAULT_TOLERANCE,
+        validators=[
+            MinValueValidator(TOLERANCE_RANGE[0]),
+            MaxValueValidator(TOLERANCE_RANGE[1]),
+        ],
+        help_text=(
+            "Seconds a signed timestamp may differ from now (schemes with one): "
+            f"{TOLERANCE_RANGE[0]} to {TOLERANCE_RANGE[1]}. The check cannot be turned off."
+        ),
     )
     dedupe_rule = models.JSONField(
         default=list,

@@ -179,8 +179,12 @@ def parse_timestamp(value: str | None, *, unit: str = "s") -> float:
 
 
 def check_tolerance(timestamp: float, *, now: float, tolerance: int) -> None:
-    """Reject timestamps more than ``tolerance`` seconds from now (0 disables the check)."""
-    if tolerance and abs(now - timestamp) > tolerance:
+    """Reject timestamps more than ``tolerance`` seconds from now.
+
+    Always a check: registrations hold 1-3,600 s (``webhooks.models.TOLERANCE_RANGE``), and
+    anything else that reaches here (0, negative) fails closed rather than meaning "any age".
+    """
+    if not tolerance or tolerance < 0 or abs(now - timestamp) > tolerance:
         raise VerificationFailed(TIMESTAMP_OUTSIDE_TOLERANCE)
 
 

@@ -7,7 +7,7 @@ rolled-back change must not be pushed), and wraps the call in :func:`run`, which
 correlation id and gives the run its own execution id, log context and metrics.
 
 The message is only a wake-up call: the state of the work lives in the database (see
-DESIGN.md), so a lost message is recovered by the reaper, never by the broker.
+docs/architecture.md), so a lost message is recovered by the reaper, never by the broker.
 """
 
 from __future__ import annotations

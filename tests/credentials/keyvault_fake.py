@@ -1,6 +1,6 @@
 """A local HTTPS fake of the Azure Key Vault secrets REST API, enough for ``SecretClient`` 4.12.
 
-No Key Vault emulator exists (PEERS.md). This implements what the SDK calls and what Castiel
+No Key Vault emulator exists. This implements what the SDK calls and what Castiel
 relies on, with Key Vault's documented behaviour:
 
 * HTTPS only, and the first unauthenticated request is answered 401 with the bearer

@@ -154,7 +154,7 @@ def test_rate_limit_checker_rejects_inconsistent_policies():
 
 
 def test_documented_default_limits():
-    """The figures the providers publish (DESIGN.md), as the limiter will read them."""
+    """The figures the providers publish (docs/providers.md), as the limiter will read them."""
     limits = {slug: registry.get(slug).rate_limit for slug in CATALOGUE}
     assert (limits["github"]["limit"], limits["github"]["window"]) == (5000, 3600)
     assert limits["salesforce"]["window"] == 86_400 and limits["salesforce"]["scope"] == "org"

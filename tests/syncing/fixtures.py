@@ -142,7 +142,7 @@ def self_signed_cert(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-# Any base64 string works as the emulator's key (it does not check auth; PEERS.md).
+# Any base64 string works as the emulator's key (it does not check auth).
 COSMOS_TEST_KEY = "dGVzdC1rZXktZm9yLXRoZS1sb2NhbC1jb3Ntb3NkYi1zZXJ2ZXI="
 
 
@@ -171,6 +171,41 @@ def cosmos_store(cosmos_endpoint, request):
         container=f"records-{uuid.uuid4().hex[:12]}",
     )
     yield store
+    store.drop_container()
+
+
+@pytest.fixture
+def cosmos_proxy(cosmos_endpoint):
+    """A loopback TCP proxy in front of the running cosmosdb-server: ``cosmos_proxy.down()``
+    (or ``set_mode("refuse" | "blackhole" | "pass")``) makes the real server unreachable."""
+    from urllib.parse import urlparse
+
+    from tests.support.tcp_proxy import TcpProxy
+
+    proxy = TcpProxy(urlparse(cosmos_endpoint).port)
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture
+def cosmos_outage_store(cosmos_proxy, monkeypatch):
+    """A Cosmos record store on a fresh container, reached through ``cosmos_proxy`` (endpoint
+    discovery off: the server advertises its own port), configured as the record store."""
+    import uuid
+
+    from syncing.stores.cosmos import CosmosRecordStore
+
+    store = CosmosRecordStore(
+        endpoint=cosmos_proxy.url,
+        key=COSMOS_TEST_KEY,
+        database="castiel-tests",
+        container=f"records-{uuid.uuid4().hex[:12]}",
+        timeout=1.0,
+        endpoint_discovery=False,
+    )
+    monkeypatch.setattr("syncing.stores._configured", lambda kind: store)
+    yield store
+    cosmos_proxy.set_mode("pass")
     store.drop_container()
 
 

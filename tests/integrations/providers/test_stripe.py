@@ -1,5 +1,5 @@
 """Stripe: customers synced, pushed and received by webhook against a RUNNING localstripe
-(PEERS.md) — the real server, not mocks; the documented error shapes (which localstripe does
+— the real server, not mocks; the documented error shapes (which localstripe does
 not reproduce) are checked with Stripe's own fixtures at the HTTP boundary.
 
 localstripe gaps and how the adapter copes (each has a test below): no ``created[gte]`` on

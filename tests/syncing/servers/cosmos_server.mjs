@@ -1,7 +1,7 @@
 // Start @vercel/cosmosdb-server over HTTPS on 127.0.0.1 with the given certificate and print
 // "LISTENING <port>". Usage: node cosmos_server.mjs <cert.pem> <key.pem>
 // The package's bundled certificate expired in 2021 and its CLI takes no certificate option
-// (PEERS.md), so the test fixture generates a fresh one and starts the server from here.
+// either, so the test fixture generates a fresh one and starts the server from here.
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";

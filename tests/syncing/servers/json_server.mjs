@@ -1,6 +1,6 @@
 // Start json-server bound to 127.0.0.1 on a free port and print "LISTENING <port>".
 // Usage: node json_server.mjs <1|017> <db.json>
-// json-server 1.0's CLI ignores --host (PEERS.md), so both versions are started from here.
+// json-server 1.0's CLI ignores --host, so both versions are started from here.
 import { createRequire } from "node:module";
 import path from "node:path";
 

@@ -23,7 +23,14 @@ pytestmark = [pytest.mark.embedded, pytest.mark.slow, pytest.mark.django_db]
 
 DOCUMENTED = {200, 202, 400, 401, 404, 405, 410, 413, 429, 503}
 SECRET = "fuzz-secret"
-SCHEME_SECRETS = {"standard_webhooks": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+SCHEME_SECRETS = {
+    "standard_webhooks": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    # sendgrid-python's published verification key (tests/webhooks/test_schemes.py).
+    "sendgrid": (
+        "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE83T4O/n84iotIvIW4mdBgQ/7dAfSmpqIM8kF9mN1flpVKS3GRqe"
+        "62gw+2fNNRaINXvVpiglSI8eNEc6wEA3F+g=="
+    ),
+}
 SCHEME_CONFIG = {"generic_hmac": {"header": "X-Signature", "timestamp_header": "X-Ts"}}
 
 # Header names the schemes read, plus noise; values from printable latin-1 (what WSGI gives).
@@ -44,6 +51,9 @@ HEADER_NAMES = [
     "X-Twilio-Signature",
     "X-HubSpot-Signature-v3",
     "X-HubSpot-Request-Timestamp",
+    "x-square-hmacsha256-signature",
+    "X-Twilio-Email-Event-Webhook-Signature",
+    "X-Twilio-Email-Event-Webhook-Timestamp",
     "X-Signature",
     "X-Ts",
     "Content-Type",

@@ -538,6 +538,119 @@ def test_generic_hmac_config_is_validated():
 
 
 # ---------------------------------------------------------------------------------------------
+# Square
+# Source: square/square-python-sdk tests/utilities/test_webhooks_helper.py (verbatim: body,
+# signature header, signature key, notification URL), which tests the SDK's
+# is_valid_webhook_event_signature(body, signature, key, notification_url).
+SQUARE_BODY = (
+    b'{"merchant_id":"MLEFBHHSJGVHD","type":"webhooks.test_notification",'
+    b'"event_id":"ac3ac95b-f97d-458c-a6e6-18981597e05f",'
+    b'"created_at":"2022-07-13T20:30:59.037339943Z",'
+    b'"data":{"type":"webhooks","id":"bc368e64-01aa-407e-b46e-3231809b1129"}}'
+)
+SQUARE_SIGNATURE = "GF4YkrJgGBDZ9NIYbNXBnMzqb2HoL4RW/S6vkZ9/2N4="
+SQUARE_KEY = "Ibxx_5AKakO-3qeNVR61Dw"
+SQUARE_URL = "https://webhook.site/679a4f3a-dcfa-49ee-bac5-9d0edad886b9"
+
+
+def square(signature=SQUARE_SIGNATURE, body=SQUARE_BODY, url=SQUARE_URL):
+    headers = {"x-square-hmacsha256-signature": signature} if signature else {}
+    return incoming(headers, body, url=url)
+
+
+def test_square_sdk_example():
+    assert verify("square", square(), [SQUARE_KEY]).key_label == "current"
+
+
+def test_square_failures():
+    # The SDK's own negative cases: URL mismatch, another key, another signature, another body.
+    other_url = "https://webhook.site/79a4f3a-dcfa-49ee-bac5-9d0edad886b9"
+    assert rejected("square", square(url=other_url), [SQUARE_KEY]) == "bad_signature"
+    assert rejected("square", square(), ["MCmhFRxGX82xMwg5FsaoQA"]) == "bad_signature"
+    wrong = "1z2n3DEJJiUPKcPzQo1ftvbxGdw="
+    assert rejected("square", square(signature=wrong), [SQUARE_KEY]) == "bad_signature"
+    changed = SQUARE_BODY.replace(b"2022-07-13", b"2022-06-13")
+    assert rejected("square", square(body=changed), [SQUARE_KEY]) == "bad_signature"
+    assert rejected("square", square(signature=None), [SQUARE_KEY]) == "missing_signature"
+    assert rejected("square", square(signature="not base64!"), [SQUARE_KEY]) == "bad_signature"
+
+
+# ---------------------------------------------------------------------------------------------
+# SendGrid signed Event Webhook
+# Source: sendgrid/sendgrid-python test/unit/test_eventwebhook.py (verbatim: public key,
+# signature, timestamp; the payload is the json.dumps(..., sort_keys=True,
+# separators=(",", ":")) + "\r\n" that test builds, written out here as its bytes).
+SENDGRID_PUBLIC_KEY = (
+    "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE83T4O/n84iotIvIW4mdBgQ/7dAfSmpqIM8kF9mN1flpVKS3GRqe62"
+    "gw+2fNNRaINXvVpiglSI8eNEc6wEA3F+g=="
+)
+SENDGRID_SIGNATURE = (
+    "MEUCIGHQVtGj+Y3LkG9fLcxf3qfI10QysgDWmMOVmxG0u6ZUAiEAyBiXDWzM+uOe5W0JuG+luQAbPIqHh89M15Tlu"
+    "LtEZtM="
+)
+SENDGRID_TIMESTAMP = "1600112502"
+SENDGRID_PAYLOAD = (
+    b'[{"email":"hello@world.com","event":"dropped","reason":"Bounced Address",'
+    b'"sg_event_id":"ZHJvcC0xMDk5NDkxOS1MUnpYbF9OSFN0T0doUTRrb2ZTbV9BLTA",'
+    b'"sg_message_id":"LRzXl_NHStOGhQ4kofSm_A.filterdrecv-p3mdw1-756b745b58-kmzbl-18-'
+    b'5F5FC76C-9.0","smtp-id":"<LRzXl_NHStOGhQ4kofSm_A@ismtpd0039p1iad1.sendgrid.net>",'
+    b'"timestamp":1600112492}]\r\n'
+)
+# test_verify_bad_key's other key and test_verify_bad_signature's other signature.
+SENDGRID_OTHER_KEY = (
+    "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEqTxd43gyp8IOEto2LdIfjRQrIbsd4SXZkLW6jDutdhXSJCWHw8REn"
+    "tlo7aNDthvj+y7GjUuFDb/R1NGe1OPzpA=="
+)
+SENDGRID_OTHER_SIGNATURE = (
+    "MEUCIQCtIHJeH93Y+qpYeWrySphQgpNGNr/U+UyUlBkU6n7RAwIgJTz2C+8a8xonZGi6BpSzoQsbVRamr2nlxFDWY"
+    "NH3j/0="
+)
+SENDGRID_NOW = int(SENDGRID_TIMESTAMP) + 10
+
+
+def sendgrid(signature=SENDGRID_SIGNATURE, body=SENDGRID_PAYLOAD, timestamp=SENDGRID_TIMESTAMP):
+    headers = {}
+    if signature is not None:
+        headers["X-Twilio-Email-Event-Webhook-Signature"] = signature
+    if timestamp is not None:
+        headers["X-Twilio-Email-Event-Webhook-Timestamp"] = timestamp
+    return incoming(headers, body)
+
+
+def test_sendgrid_sdk_example():
+    verified = verify("sendgrid", sendgrid(), [SENDGRID_PUBLIC_KEY], now=SENDGRID_NOW)
+    assert (verified.key_label, verified.timestamp) == ("current", float(SENDGRID_TIMESTAMP))
+
+
+def test_sendgrid_failures():
+    def reason(request, keys=(SENDGRID_PUBLIC_KEY,), now=SENDGRID_NOW):
+        return rejected("sendgrid", request, list(keys), now=now)
+
+    # The SDK's negative cases: another key, another payload, another signature, a timestamp
+    # that is not the signed one.
+    assert reason(sendgrid(), keys=[SENDGRID_OTHER_KEY]) == "bad_signature"
+    assert reason(sendgrid(body=b"payload")) == "bad_signature"
+    assert reason(sendgrid(signature=SENDGRID_OTHER_SIGNATURE)) == "bad_signature"
+    assert reason(sendgrid(timestamp="timestamp")) == "malformed_timestamp"
+    assert reason(sendgrid(timestamp=str(int(SENDGRID_TIMESTAMP) + 1))) == "bad_signature"
+    assert reason(sendgrid(signature=None)) == "missing_signature"
+    assert reason(sendgrid(timestamp=None)) == "missing_timestamp"
+    assert reason(sendgrid(), now=int(SENDGRID_TIMESTAMP) + 301) == "timestamp_outside_tolerance"
+    assert reason(sendgrid(), keys=["not a key"]) == "bad_signature"
+
+
+def test_sendgrid_verification_key_is_validated():
+    scheme = get_scheme("sendgrid")
+    assert scheme.validate_secret(SENDGRID_PUBLIC_KEY) is None
+    pem = f"-----BEGIN PUBLIC KEY-----\n{SENDGRID_PUBLIC_KEY}\n-----END PUBLIC KEY-----\n"
+    assert scheme.validate_secret(pem) is None
+    assert scheme.validate_secret("whsec_abc") is not None
+    ed25519 = Ed25519PrivateKey.generate().public_key()
+    der = ed25519.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    assert scheme.validate_secret(base64.b64encode(der).decode()) is not None
+
+
+# ---------------------------------------------------------------------------------------------
 # Microsoft Graph (no cryptographic vector exists: Graph echoes a shared clientState)
 # Source: https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks —
 # the body is shaped after its notification example ("clientState": "secretClientValue");

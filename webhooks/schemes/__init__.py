@@ -18,8 +18,10 @@ from webhooks.schemes.generic import GenericHmacScheme
 from webhooks.schemes.github import GitHubScheme
 from webhooks.schemes.hubspot import HubSpotScheme
 from webhooks.schemes.msgraph import MicrosoftGraphScheme
+from webhooks.schemes.sendgrid import SendGridScheme
 from webhooks.schemes.shopify import ShopifyScheme
 from webhooks.schemes.slack import SlackScheme
+from webhooks.schemes.square import SquareScheme
 from webhooks.schemes.standard import StandardWebhooksScheme
 from webhooks.schemes.stripe import StripeScheme
 from webhooks.schemes.twilio import TwilioScheme
@@ -35,6 +37,8 @@ SCHEMES: dict[str, Scheme] = {
         TwilioScheme(),
         HubSpotScheme(),
         MicrosoftGraphScheme(),
+        SquareScheme(),
+        SendGridScheme(),
         GenericHmacScheme(),
     )
 }

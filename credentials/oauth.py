@@ -9,7 +9,8 @@ refresh, client authentication, error parsing). Castiel adds two things around i
   ``extra_authorize_params``, ``redirect_uri``), and the client secret from the secret store
   (``oauth-client-<integration id>``, written by the connect API or the admin);
 * the same outbound guard as ``OutboundClient`` on every token-endpoint request (SSRF check,
-  timeouts, no redirects, metrics, one log line without secrets). ``OutboundClient.request``
+  connections only to the address the guard checked, timeouts, no redirects, metrics, one
+  log line without secrets). ``OutboundClient.request``
   cannot host authlib's client-authentication ``auth=`` objects, so the session's ``send``
   applies the guard instead.
 """
@@ -27,7 +28,7 @@ from authlib.integrations.base_client import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 from django.conf import settings
 
-from castiel.http import ssrf
+from castiel.http import ssrf, transport
 from castiel.http.errors import HttpError, OutboundError, classify, classify_exception
 from castiel.observability import metrics
 from castiel.observability.logging import get_logger
@@ -109,8 +110,9 @@ def oauth_config_for(integration, *, with_secret: bool = True) -> OAuthClientCon
 
 # One connection pool for every token session of the process: a session lives for one grant,
 # and building a pool per grant (and opening a new connection each time) was a tenth of a
-# refresh's own CPU in the token_refresh bench. urllib3's pools are thread-safe.
-_SHARED_ADAPTER = requests.adapters.HTTPAdapter(pool_connections=32, pool_maxsize=32)
+# refresh's own CPU in the token_refresh bench. urllib3's pools are thread-safe. Guarded: a
+# new connection goes to the address the SSRF guard checked (castiel.http.transport).
+_SHARED_ADAPTER = transport.GuardedAdapter(pool_connections=32, pool_maxsize=32)
 _ENV_SETTINGS_TTL = 60.0
 _env_settings: dict[tuple, tuple[float, dict]] = {}
 
@@ -122,8 +124,7 @@ class TokenEndpointSession(OAuth2Session):
         super().__init__(*args, **kwargs)
         self.provider = provider
         self.headers["User-Agent"] = "Castiel/1.0"
-        self.mount("https://", _SHARED_ADAPTER)
-        self.mount("http://", _SHARED_ADAPTER)
+        transport.guard(self, _SHARED_ADAPTER)
 
     def merge_environment_settings(self, url, proxies, stream, verify, cert):
         """requests' own answer, kept a minute per origin: left alone it walks the whole
@@ -146,7 +147,9 @@ class TokenEndpointSession(OAuth2Session):
         return {k: dict(v) if isinstance(v, dict) else v for k, v in cached[1].items()}
 
     def send(self, request, **kwargs):
-        ssrf.check_url(request.url)
+        proxies = kwargs.get("proxies") or {}
+        proxied = bool(proxies) and requests.utils.select_proxy(request.url, proxies) is not None
+        ssrf.check_url(request.url, proxied=proxied)
         kwargs["allow_redirects"] = False  # a token endpoint that redirects is misconfigured
         if not kwargs.get("timeout"):
             kwargs["timeout"] = (

@@ -5,6 +5,7 @@ from castiel.http.errors import (
     HttpError,
     OutboundError,
     RateLimitedError,
+    RedirectRefusedError,
     SsrfBlockedError,
     TransportError,
 )
@@ -14,6 +15,7 @@ __all__ = [
     "OutboundClient",
     "OutboundError",
     "RateLimitedError",
+    "RedirectRefusedError",
     "SsrfBlockedError",
     "TransportError",
 ]

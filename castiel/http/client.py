@@ -6,7 +6,11 @@ Adapters never call ``requests`` directly (STYLE.md rule 5). The client:
   ``on_unauthorized(response) -> bool`` a 401 triggers one refresh and one retry, and its
   ``send_kwargs`` such as a client certificate are passed to the transport);
 * asks the rate-limit gate before each request and feeds the response back after it;
-* always uses timeouts, checks every URL and redirect hop against the SSRF guard;
+* always uses timeouts; checks every URL and redirect hop against the SSRF guard and connects
+  only to addresses the guard checked (:mod:`castiel.http.transport`);
+* follows redirects itself: credentials (whatever the credential sets: headers, query
+  parameters, a client certificate) go only to the origin — scheme, host and port — the
+  request was made to, and an authenticated request is never redirected from https to http;
 * turns failures into typed, classified errors (:mod:`castiel.http.errors`);
 * logs one structured line per request (method, host, path — never the query string, headers
   or body, which can carry credentials) and counts/times it per provider;
@@ -22,8 +26,8 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from django.conf import settings
 
-from castiel.http import ssrf
-from castiel.http.errors import classify, classify_exception
+from castiel.http import ssrf, transport
+from castiel.http.errors import RedirectRefusedError, classify, classify_exception
 from castiel.observability import metrics
 from castiel.observability.context import get_correlation_id
 from castiel.observability.logging import get_logger
@@ -32,6 +36,10 @@ log = get_logger(__name__)
 
 MAX_REDIRECTS = 5
 _REDIRECT_STATUSES = {301, 302, 303, 307, 308}
+# Headers that carry credentials whoever set them (the caller, the session's cookie jar).
+_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+_BODY_HEADERS = frozenset({"content-length", "content-type", "transfer-encoding"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class RateLimitGate(Protocol):
@@ -74,6 +82,8 @@ class OutboundClient:
         self.session = session or requests.Session()
         self.session.headers.update({"User-Agent": "Castiel/1.0", **(headers or {})})
         self.check_ssrf = check_ssrf
+        if check_ssrf:
+            transport.guard(self.session)
         self._proxies: dict[str, dict] = {}
 
     def url(self, path_or_url: str) -> str:
@@ -141,7 +151,8 @@ class OutboundClient:
             headers.setdefault("X-Correlation-ID", correlation_id)
         send_kwargs = dict(getattr(self.auth, "send_kwargs", None) or {})
         send_kwargs.setdefault("timeout", kwargs.pop("timeout", self.timeout))
-        request = requests.Request(method, url, headers=headers, auth=self.auth, **kwargs)
+        # Prepared without the credential: each hop applies it (or not) to its own URL.
+        request = requests.Request(method, url, headers=headers, auth=self._later(), **kwargs)
         started = time.perf_counter()
         outcome = "error"
         try:
@@ -165,40 +176,75 @@ class OutboundClient:
         return response
 
     def _send_following_redirects(self, request: requests.Request, send_kwargs: dict):
-        prepared = self.session.prepare_request(request)
-        origin = urlsplit(prepared.url).netloc
+        """Send, following up to ``MAX_REDIRECTS`` redirects by hand.
+
+        ``plain`` is each hop's request as it was *before* the credential was applied. While
+        the hops stay on the first request's origin (scheme, host and port) the credential is
+        applied to each one afresh (so a signature or a query-parameter key matches the new
+        URL); from the first hop to another origin on, requests are rebuilt from ``plain``
+        without credential headers, and without the credential's transport arguments (a
+        client certificate), even if a later hop comes back.
+        """
+        plain = self.session.prepare_request(request)
+        origin = _origin(plain.url)
+        authenticated = self.auth is not None or any(
+            k.lower() in _CREDENTIAL_HEADERS for k in plain.headers
+        )
+        on_origin = True
+        bare_kwargs = {"timeout": send_kwargs["timeout"]}
         for _hop in range(MAX_REDIRECTS + 1):
+            prepared = plain
+            if on_origin and self.auth is not None:
+                prepared = plain.copy()
+                prepared.prepare_auth(self.auth, prepared.url)
+            proxies = self._proxies_for(prepared)
             if self.check_ssrf:
-                ssrf.check_url(prepared.url)
+                proxied = requests.utils.select_proxy(prepared.url, proxies) is not None
+                ssrf.check_url(prepared.url, proxied=proxied)
             response = self.session.send(
                 prepared,
                 allow_redirects=False,
-                proxies=self._proxies_for(prepared),
-                **send_kwargs,
+                proxies=proxies,
+                **(send_kwargs if on_origin else bare_kwargs),
             )
             location = response.headers.get("location")
             if response.status_code not in _REDIRECT_STATUSES or not location:
                 return response
-            next_url = urljoin(prepared.url, location)
-            method = prepared.method
+            next_url = urljoin(plain.url, location)
+            if authenticated and _scheme(plain.url) == "https" and _scheme(next_url) != "https":
+                response.close()
+                raise RedirectRefusedError(
+                    f"{_describe(plain.url)} redirected an authenticated request to "
+                    f"{_describe(next_url)}, which is not https"
+                )
+            method = plain.method
             if response.status_code == 303 or (
                 response.status_code in (301, 302) and method == "POST"
             ):
                 method = "GET"
-            same_origin = urlsplit(next_url).netloc == origin
-            request = requests.Request(
-                method,
-                next_url,
-                headers={
-                    k: v
-                    for k, v in prepared.headers.items()
-                    if same_origin or k.lower() not in ("authorization", "cookie")
-                },
-                auth=self.auth if same_origin else None,
-                data=prepared.body if method == prepared.method else None,
+            keep_body = method == plain.method
+            on_origin = on_origin and _origin(next_url) == origin
+            headers = {
+                k: v
+                for k, v in plain.headers.items()
+                if (on_origin or k.lower() not in _CREDENTIAL_HEADERS)
+                and (keep_body or k.lower() not in _BODY_HEADERS)
+            }
+            plain = self.session.prepare_request(
+                requests.Request(
+                    method,
+                    next_url,
+                    headers=headers,
+                    data=plain.body if keep_body else None,
+                    auth=self._later() if on_origin else None,
+                )
             )
-            prepared = self.session.prepare_request(request)
         raise requests.TooManyRedirects(f"more than {MAX_REDIRECTS} redirects")
+
+    def _later(self):
+        """Stands for the credential while a hop is prepared: it is applied separately, and
+        ``requests`` must not look up ``.netrc`` credentials in its place."""
+        return _NO_AUTH if self.auth is not None else None
 
     def _proxies_for(self, prepared) -> dict:
         """The proxies for this origin, resolved once per client as requests would.
@@ -215,6 +261,24 @@ class OutboundClient:
                 prepared, self.session.proxies, self.session.trust_env
             )
         return self._proxies[key]
+
+
+class _NoAuth(requests.auth.AuthBase):
+    def __call__(self, request):
+        return request
+
+
+_NO_AUTH = _NoAuth()
+
+
+def _scheme(url: str) -> str:
+    return urlsplit(url).scheme.lower()
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme)
 
 
 def _describe(url: str) -> str:

@@ -54,6 +54,11 @@ class SsrfBlockedError(OutboundError):
     """The URL resolves to a network tenants may not reach."""
 
 
+class RedirectRefusedError(OutboundError):
+    """A redirect the client will not follow (an authenticated request sent from https to
+    http). Permanent: the provider's configuration has to change."""
+
+
 class HttpError(OutboundError):
     def __init__(
         self,

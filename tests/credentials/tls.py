@@ -31,7 +31,7 @@ def _pem_cert(cert) -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def _issue(subject_cn, key, issuer_cert, issuer_key, *, ca=False, server=False, days=30):
+def _issue(subject_cn, key, issuer_cert, issuer_key, *, ca=False, server=False, days=30, names=()):
     now = datetime.now(UTC)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject_cn)])
     builder = (
@@ -62,7 +62,11 @@ def _issue(subject_cn, key, issuer_cert, issuer_key, *, ca=False, server=False, 
     elif server:
         builder = builder.add_extension(
             x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                [
+                    x509.DNSName("localhost"),
+                    *(x509.DNSName(name) for name in names),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                ]
             ),
             critical=False,
         ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
@@ -96,12 +100,15 @@ class TlsMaterial:
         return context
 
 
-def make_tls_material(folder: Path, *, client_cn: str = "castiel-client") -> TlsMaterial:
+def make_tls_material(
+    folder: Path, *, client_cn: str = "castiel-client", server_names: tuple[str, ...] = ()
+) -> TlsMaterial:
+    """``server_names``: more DNS names the server certificate is valid for."""
     folder.mkdir(parents=True, exist_ok=True)
     ca_key = _key()
     ca = _issue("Castiel Test CA", ca_key, None, None, ca=True)
     server_key = _key()
-    server = _issue("127.0.0.1", server_key, ca, ca_key, server=True)
+    server = _issue("127.0.0.1", server_key, ca, ca_key, server=True, names=server_names)
     client_key = _key()
     client = _issue(client_cn, client_key, ca, ca_key)
     material = TlsMaterial(

@@ -71,3 +71,19 @@ def check_recurring_schedules(app_configs, **kwargs):
             id="castiel.E002",
         )
     ]
+
+
+@register(Tags.security, deploy=True)
+def check_metrics_token(app_configs, **kwargs):
+    """``check --deploy``: production sets ``CASTIEL_METRICS_TOKEN``; without it /metrics is
+    open to anyone and no scraper can read /healthz's details."""
+    if not settings.PRODUCTION or settings.CASTIEL_METRICS_TOKEN:
+        return []
+    return [
+        Error(
+            "CASTIEL_METRICS_TOKEN is not set: /metrics answers anyone.",
+            hint="Set CASTIEL_METRICS_TOKEN to a long random value and give it to the scraper "
+            "(Authorization: Bearer <token>).",
+            id="castiel.E003",
+        )
+    ]

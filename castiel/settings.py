@@ -53,6 +53,9 @@ else:
     SECRET_KEY = env.str("SECRET_KEY", default="") or _embedded_secret_key()
 
 DEBUG = env.bool("DEBUG", default=not PRODUCTION)
+if PRODUCTION and DEBUG:
+    # DEBUG pages show settings, SQL and stack frames to anyone who triggers an error.
+    raise ConfigurationError("DEBUG must be off when CASTIEL_PROFILE=production (unset DEBUG)")
 ALLOWED_HOSTS = env.list(
     "ALLOWED_HOSTS", default=[] if PRODUCTION else ["127.0.0.1", "localhost", "[::1]"]
 )

@@ -58,6 +58,14 @@ def other_api(other_tenant) -> APIClient:
 
 
 @pytest.fixture
+def detailed_client(client, settings):
+    """A test client that sees /healthz's details: it carries the metrics token."""
+    settings.CASTIEL_METRICS_TOKEN = "test-metrics-token"
+    client.defaults["HTTP_AUTHORIZATION"] = "Bearer test-metrics-token"
+    return client
+
+
+@pytest.fixture
 def redis_url() -> str:
     return require_redis()
 

@@ -3,6 +3,11 @@
 Each check returns ``(status, detail)`` where status is ``ok``, ``degraded`` (working with
 reduced guarantees, e.g. the rate limiter without Redis — still 200) or ``fail`` (503).
 Apps add their own checks with ``register_check``.
+
+Anyone may call it (load balancers, orchestrators), so the open answer is the overall status
+and each check's name and status only. The details — exception text, hosts, ports, user
+names, backend and cluster names — and the latencies are shown with the metrics token
+(``Authorization: Bearer <CASTIEL_METRICS_TOKEN>``) or to staff signed in to the admin.
 """
 
 from __future__ import annotations
@@ -39,12 +44,20 @@ def check_database() -> tuple[str, str]:
     return OK, connection.vendor
 
 
+# The cache probe writes a marker at most once per this many seconds (per site): /healthz is
+# polled every few seconds by load balancers, and each poll must not be a cache write.
+CACHE_PROBE_SECONDS = 60
+
+
 def check_cache() -> tuple[str, str]:
-    key, value = "castiel:healthz", uuid.uuid4().hex
-    cache.set(key, value, 30)
-    if cache.get(key) != value:
+    key = "castiel:healthz"
+    backend = settings.CACHES["default"]["BACKEND"].rsplit(".", 1)[-1]
+    if cache.get(key) is not None:
+        return OK, backend
+    cache.set(key, uuid.uuid4().hex, CACHE_PROBE_SECONDS)
+    if cache.get(key) is None:
         return FAIL, "cache did not return the value just written"
-    return OK, settings.CACHES["default"]["BACKEND"].rsplit(".", 1)[-1]
+    return OK, backend
 
 
 def check_broker() -> tuple[str, str]:
@@ -105,11 +118,22 @@ def run_checks() -> tuple[bool, dict]:
     return healthy, results
 
 
+def may_see_details(request) -> bool:
+    from castiel.observability.views import has_metrics_token
+
+    user = getattr(request, "user", None)
+    if user is not None and user.is_active and user.is_staff:
+        return True
+    return has_metrics_token(request)
+
+
 @never_cache
 def healthz(request):
     healthy, results = run_checks()
     if not healthy:
         log.warning("healthz.unhealthy", checks={k: v["status"] for k, v in results.items()})
+    if not may_see_details(request):
+        results = {name: {"status": result["status"]} for name, result in results.items()}
     return JsonResponse(
         {"status": "ok" if healthy else "fail", "checks": results},
         status=200 if healthy else 503,

@@ -98,7 +98,8 @@ def test_migrate_creates_every_recurring_schedule_and_check_deploy_names_a_missi
 
 @pytest.mark.embedded
 @pytest.mark.django_db
-def test_healthz_fails_while_a_recurring_schedule_is_missing(client):
+def test_healthz_fails_while_a_recurring_schedule_is_missing(detailed_client):
+    client = detailed_client  # the check's detail needs the metrics token
     assert client.get("/healthz").json()["checks"]["schedules"]["status"] == "ok"
     Schedule.objects.filter(name="castiel:credentials.refresh_due").delete()
     answer = client.get("/healthz")

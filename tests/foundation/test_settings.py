@@ -28,6 +28,7 @@ PRODUCTION = {
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
     "CASTIEL_SECRET_KEYS": "ZmDfcTF7_60GrrY167zsiPd67pEvs0aGOv2oasOM1Pg=",
+    "CASTIEL_METRICS_TOKEN": "metrics-token-for-tests-only",
 }
 
 
@@ -55,6 +56,29 @@ def test_production_passes_the_deploy_checks(tmp_path, postgres):
     result = run_manage(tmp_path, "check", "--deploy", "--fail-level", "WARNING", **env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_production_without_a_metrics_token_fails_the_deploy_checks(tmp_path, postgres):
+    """Without the token /metrics is open to anyone and /healthz details to no scraper."""
+    from tests.support.processes import database_url
+
+    env = {k: v for k, v in PRODUCTION.items() if k != "CASTIEL_METRICS_TOKEN"}
+    env["DATABASE_URL"] = database_url()
+    result = run_manage(tmp_path, "check", "--deploy", **env)
+    assert result.returncode != 0
+    assert "castiel.E003" in result.stderr
+    assert "CASTIEL_METRICS_TOKEN" in result.stderr
+    # Only a deploy check: ordinary commands (migrate, qcluster) still start.
+    assert run_manage(tmp_path, "check", **env).returncode == 0
+
+
+@pytest.mark.parametrize("debug", ["true", "1", "on"])
+def test_production_refuses_to_start_with_debug_on(tmp_path, debug):
+    result = run_manage(tmp_path, "check", DEBUG=debug, **PRODUCTION)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "DEBUG must be off when CASTIEL_PROFILE=production" in lines[0]
 
 
 def test_embedded_profile_needs_nothing_set(tmp_path):

@@ -85,7 +85,8 @@ def test_redis_stopped_mid_run_then_back(redis_server, caplog, client):
     assert not any(d.degraded for d in more)
 
 
-def test_the_outage_shows_in_health_and_metrics(redis_server, client, db):
+def test_the_outage_shows_in_health_and_metrics(redis_server, detailed_client, db):
+    client = detailed_client  # the check's detail needs the metrics token
     with override_settings(
         CASTIEL_RATELIMIT_BACKEND="redis",
         CASTIEL_RATELIMIT_REDIS_URL=redis_server.url,

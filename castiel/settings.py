@@ -464,6 +464,9 @@ LOGGING = {
         # urllib3 logs whole request lines, query strings included, at DEBUG: a query-string
         # API key would end up in the logs (credentials; see tests/credentials).
         "urllib3": {"level": "INFO"},
+        # The Azure SDKs log every request and its headers at INFO (most of the log with
+        # Cosmos DB); their warnings and errors still show.
+        "azure": {"level": env.str("CASTIEL_AZURE_LOG_LEVEL", default="WARNING")},
         # django-q2 logs every enqueue and every task at INFO; Castiel's own task wrapper
         # already logs each run with its correlation and execution ids.
         "django-q": {
@@ -579,6 +582,13 @@ CASTIEL_COSMOS_ENDPOINT = env.str("CASTIEL_COSMOS_ENDPOINT", default="")
 CASTIEL_COSMOS_KEY = env.str("CASTIEL_COSMOS_KEY", default="")
 CASTIEL_COSMOS_DATABASE = env.str("CASTIEL_COSMOS_DATABASE", default="castiel")
 CASTIEL_COSMOS_CONTAINER = env.str("CASTIEL_COSMOS_CONTAINER", default="records")
+# Per-request connect and read timeout (seconds): past it (or on a refused connection, a 503)
+# the store is "unavailable" — API 503, sync retried with backoff (docs/cosmos.md).
+CASTIEL_COSMOS_TIMEOUT_SECONDS = env.float("CASTIEL_COSMOS_TIMEOUT_SECONDS", default=5.0)
+# The SDK asks the account for its regional endpoints and then talks to those. Off for an
+# emulator or a private endpoint reached through a port mapping or proxy, whose advertised
+# endpoint is not the one Castiel can reach.
+CASTIEL_COSMOS_ENDPOINT_DISCOVERY = env.bool("CASTIEL_COSMOS_ENDPOINT_DISCOVERY", default=True)
 if CASTIEL_RECORD_STORE == "cosmos" and not (CASTIEL_COSMOS_ENDPOINT and CASTIEL_COSMOS_KEY):
     raise ConfigurationError(
         "CASTIEL_RECORD_STORE=cosmos needs CASTIEL_COSMOS_ENDPOINT and CASTIEL_COSMOS_KEY"

@@ -33,7 +33,6 @@ Action = RecordChange.Action
 Source = RecordChange.Source
 
 # How long history is kept (days); pruned by the "record-history-prune" schedule.
-DEFAULT_RETENTION_DAYS = 90
 PRUNE_BATCH = 10_000
 
 
@@ -167,17 +166,13 @@ def for_record(record_id, *, limit: int = 50) -> list[RecordChange]:
     return list(RecordChange.objects.filter(record_id=record_id).order_by("-at", "-id")[:limit])
 
 
-def by_source(source: str, source_id):
-    return RecordChange.objects.filter(source=source, source_id=str(source_id))
-
-
 # -- retention ---------------------------------------------------------------------------------
 
 
 def prune(*, now=None) -> int:
     """Delete history older than ``CASTIEL_RECORD_HISTORY_RETENTION_DAYS`` (default 90), in
     batches taken from the oldest ids (ids grow with time, so the scan stops early)."""
-    days = getattr(settings, "CASTIEL_RECORD_HISTORY_RETENTION_DAYS", DEFAULT_RETENTION_DAYS)
+    days = settings.CASTIEL_RECORD_HISTORY_RETENTION_DAYS
     cutoff = (now or timezone.now()) - timedelta(days=days)
     total = 0
     while True:

@@ -16,12 +16,6 @@ from syncing.schedule import MIN_INTERVAL_SECONDS, validate_cron
 from syncing.stores import get_store
 
 
-class SyncConfigError(ValueError):
-    def __init__(self, errors: dict[str, str]):
-        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
-        self.errors = errors
-
-
 def sync_task_config_errors(
     *,
     integration,

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from rest_framework import mixins, serializers, viewsets
+from rest_framework import serializers, viewsets
 from rest_framework.relations import ManyRelatedField, RelatedField
 
 from castiel.tenancy.authentication import TenantPrincipal
@@ -65,14 +65,4 @@ class TenantModelViewSet(TenantScopedViewMixin, viewsets.ModelViewSet):
 
 
 class TenantReadOnlyModelViewSet(TenantScopedViewMixin, viewsets.ReadOnlyModelViewSet):
-    pass
-
-
-class TenantCreateListRetrieveViewSet(
-    TenantScopedViewMixin,
-    mixins.CreateModelMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    viewsets.GenericViewSet,
-):
     pass

@@ -64,14 +64,6 @@ def http_url(value: Any) -> str:
     return value
 
 
-def string_list(value: Any) -> list[str]:
-    if isinstance(value, str):
-        value = value.split()
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise ValueError("must be a list of strings")
-    return value
-
-
 class CredentialKind:
     slug: str = ""
     label: str = ""

@@ -10,3 +10,8 @@ class SyncingConfig(AppConfig):
 
         webhook_actions.register()
         rules.register()  # push.evaluate_rules: webhook-triggered pushes (syncing/rules.py)
+
+        from castiel.observability.health import register_check
+        from syncing.stores.health import check_record_store
+
+        register_check("record_store", check_record_store)

@@ -35,9 +35,12 @@ from syncing.models import SyncRun, SyncTask
 from syncing.pipeline import OUTCOMES, PipelineConfigError, pipeline_for_task
 from syncing.schedule import next_run_after
 from syncing.stores import get_store
+from syncing.stores.base import RecordStoreUnavailable, StaleRecordError
 
 log = get_logger(__name__)
 MAX_RETRY_LOG = 20
+# The run's error code when the record store (Cosmos DB) stays unreachable past the retries.
+STORE_UNAVAILABLE = "record_store_unavailable"
 
 
 class SyncFailure(Exception):
@@ -151,6 +154,8 @@ class InboundRun:
             self._fail(exc.code, str(exc))
         except OutboundError as exc:
             self._fail(_outbound_code(exc), _outbound_message(exc))
+        except RecordStoreUnavailable as exc:
+            self._fail(STORE_UNAVAILABLE, str(exc))
         except Exception as exc:
             log.exception("sync.run_crashed", task_id=str(self.task.id))
             self._fail("internal_error", f"{exc.__class__.__name__}: {str(exc)[:300]}")
@@ -218,7 +223,7 @@ class InboundRun:
                     f"the provider returned the same cursor again: {self.cursor}",
                 )
             commit_started = time.perf_counter()
-            self.commit(page)
+            self.commit_with_retries(page)
             metrics.PAGE_DURATION.labels(self.provider, "commit").observe(
                 time.perf_counter() - commit_started
             )
@@ -254,18 +259,23 @@ class InboundRun:
                     _outbound_code(exc),
                     (exc.retry_after),
                 )
-            if attempt > settings.CASTIEL_SYNC_MAX_RETRIES:
-                raise SyncFailure(code, f"gave up after {attempt} attempts: {reason}")
-            delay = full_jitter_delay(
-                attempt,
-                base=settings.CASTIEL_SYNC_RETRY_BASE_SECONDS,
-                cap=settings.CASTIEL_SYNC_RETRY_CAP_SECONDS,
-                retry_after=retry_after,
-            )
-            self._record_retry(code, reason, delay, retry_after)
-            if delay > settings.CASTIEL_SYNC_MAX_INLINE_WAIT:
-                raise Deferred(delay, f"waiting {delay:.0f}s before retrying: {reason}")
-            self._sleep(delay)
+            self._wait_to_retry(attempt, code, reason, retry_after)
+
+    def _wait_to_retry(self, attempt: int, code: str, reason: str, retry_after) -> None:
+        """Back off before attempt ``attempt + 1`` (in the worker, or deferred when long);
+        past the retry limit the run fails with ``code``."""
+        if attempt > settings.CASTIEL_SYNC_MAX_RETRIES:
+            raise SyncFailure(code, f"gave up after {attempt} attempts: {reason}")
+        delay = full_jitter_delay(
+            attempt,
+            base=settings.CASTIEL_SYNC_RETRY_BASE_SECONDS,
+            cap=settings.CASTIEL_SYNC_RETRY_CAP_SECONDS,
+            retry_after=retry_after,
+        )
+        self._record_retry(code, reason, delay, retry_after)
+        if delay > settings.CASTIEL_SYNC_MAX_INLINE_WAIT:
+            raise Deferred(delay, f"waiting {delay:.0f}s before retrying: {reason}")
+        self._sleep(delay)
 
     def _respect_exhausted_limit(self, page) -> None:
         """The provider said 0 requests remain: wait for its reset before asking again."""
@@ -308,6 +318,24 @@ class InboundRun:
             heartbeat_at=timezone.now(),
         )
         log.warning("sync.retry", code=code, reason=reason[:300], delay=round(delay, 3))
+
+    def commit_with_retries(self, page) -> None:
+        """Commit a page; when the record store is unreachable, or a concurrent writer (a
+        webhook upsert, an API edit) changed one of its records between the page's read and
+        its write, the page transaction rolls back — checkpoint included — and the page is
+        applied again (re-read, re-decided) after a backoff. Writes outside the database
+        (Cosmos DB) that landed before the failure are idempotent on the replay."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self.commit(page)
+            except RecordStoreUnavailable as exc:
+                code, reason, retry_after = STORE_UNAVAILABLE, str(exc), exc.retry_after
+            except StaleRecordError as exc:
+                code, reason, retry_after = "stale_records", str(exc), None
+            self._wait_to_retry(attempt, code, reason, retry_after)
+            leases.renew(self.task.id, self.token)
 
     def commit(self, page) -> None:
         """Apply one page and move the checkpoint, atomically (fenced by the lease)."""

@@ -21,7 +21,7 @@ from syncing.models import (
     RecordChange,
     RecordKey,
 )
-from syncing.stores import external_store
+from syncing.stores import RecordStoreUnavailable, external_store, get_store
 from syncing.stores.orm import to_row
 
 # RecordChange.source → (app, model) of the admin page that names the source.
@@ -126,7 +126,22 @@ class RecordAdmin(admin.ModelAdmin):
             return super().changelist_view(request, extra_context)
         if not self.has_view_or_change_permission(request):
             raise PermissionDenied
-        return store_records.changelist(self, request, store)
+        try:
+            return store_records.changelist(self, request, store)
+        except RecordStoreUnavailable as exc:
+            return store_records.unavailable(self, request, store, exc)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except RecordStoreUnavailable as exc:
+            return store_records.unavailable(self, request, get_store(), exc)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except RecordStoreUnavailable as exc:
+            return store_records.unavailable(self, request, get_store(), exc)
 
     def get_object(self, request, object_id, from_field=None):
         store = external_store()

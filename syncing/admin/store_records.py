@@ -24,6 +24,23 @@ from syncing.stores.orm import to_row
 
 PAGE_SIZE = 50
 TEMPLATE = "admin/syncing/record/store_list.html"
+UNAVAILABLE_TEMPLATE = "admin/syncing/record/store_unavailable.html"
+SEARCH_UNSUPPORTED = (
+    "Search is not supported with the {store} record store: filter by tenant, integration "
+    "and entity type instead (the API refuses ?q= too)."
+)
+
+
+def unavailable(model_admin, request, store, exc) -> TemplateResponse:
+    """A page saying the record store cannot be reached (503), instead of a server error."""
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.model._meta,
+        "title": "Record store unavailable",
+        "store_name": store.describe(),
+        "reason": exc.reason,
+    }
+    return TemplateResponse(request, UNAVAILABLE_TEMPLATE, context, status=503)
 
 
 def row_for(store, object_id):
@@ -45,6 +62,8 @@ def _uuid(value):
 
 def changelist(model_admin, request, store) -> TemplateResponse:
     params = request.GET
+    if params.get("q"):
+        messages.warning(request, SEARCH_UNSUPPORTED.format(store=store.name))
     tenants = list(Tenant.objects.order_by("name"))
     wanted = _uuid(params.get("tenant"))
     tenant = next((t for t in tenants if t.pk == wanted), tenants[0] if tenants else None)

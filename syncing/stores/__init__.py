@@ -6,10 +6,17 @@ from functools import lru_cache
 
 from django.conf import settings
 
-from syncing.stores.base import RecordStore, Scope, StaleRecordError, StoredRecord
+from syncing.stores.base import (
+    RecordStore,
+    RecordStoreUnavailable,
+    Scope,
+    StaleRecordError,
+    StoredRecord,
+)
 
 __all__ = [
     "RecordStore",
+    "RecordStoreUnavailable",
     "Scope",
     "StaleRecordError",
     "StoredRecord",

@@ -71,8 +71,34 @@ class StaleRecordError(Exception):
         super().__init__(f"{len(self.ids)} record(s) changed concurrently")
 
 
+class RecordStoreUnavailable(Exception):
+    """The record store cannot be reached right now (connection refused or cut, a timeout,
+    503/429 after the SDK's own retries). Nothing about the request was wrong: try again
+    later. The API answers 503 ``record_store_unavailable`` with ``Retry-After``, the admin a
+    page saying so, a sync run retries with backoff from its checkpoint and a webhook event is
+    retried; ``/healthz`` reports the store degraded. Raised by stores outside the database
+    (Cosmos DB); the ORM store's failures are the database's."""
+
+    retryable = True
+    # What clients are told to wait (Retry-After) when the store gave no hint of its own.
+    default_retry_after = 5
+
+    def __init__(self, store: str, reason: str, *, retry_after: float | None = None):
+        self.store = store
+        self.reason = reason
+        self.retry_after = retry_after
+        super().__init__(f"the {store} record store is unavailable: {reason}")
+
+
 class RecordStore:
     name = "base"
+
+    def describe(self) -> str:
+        """What the start-up banner, /healthz and the admin call this store (no secrets)."""
+        return self.name
+
+    def ping(self) -> None:
+        """Raise RecordStoreUnavailable when the store cannot be reached (/healthz)."""
 
     # Whether the store's writes are part of the relational database transaction (then a
     # rollback undoes them; syncing.outbox undoes them itself otherwise).

@@ -15,16 +15,30 @@ items. No transactional batch is used (a page is idempotent, not atomic, in this
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import threading
+from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
+from urllib.parse import urlparse
 from uuid import UUID
 
 from azure.core import MatchConditions
+from azure.core.exceptions import ServiceRequestError, ServiceResponseError
 from azure.cosmos import CosmosClient, PartitionKey, exceptions
 from django.conf import settings
 
-from syncing.stores.base import RecordStore, StaleRecordError, StoredRecord
+from syncing.stores.base import (
+    RecordStore,
+    RecordStoreUnavailable,
+    StaleRecordError,
+    StoredRecord,
+)
 
+T = TypeVar("T")
+# Answers that mean "not now" rather than "wrong": request timeout, throttled past the SDK's
+# own retries, service unavailable.
+UNAVAILABLE_STATUSES = {408, 429, 503}
 ID_CHUNK = 100  # ids per ARRAY_CONTAINS query parameter
 _DATETIME_FIELDS = (
     "remote_updated_at",
@@ -90,14 +104,40 @@ def _params(**values) -> list[dict]:
 
 
 class CosmosRecordStore(RecordStore):
+    """The store opens its client, database and container lazily, on first use: Castiel
+    starts (and ``/healthz`` answers, degraded) while Cosmos DB is unreachable.
+
+    Every operation goes through :meth:`_run`, which turns connection errors, timeouts and
+    408/429/503 answers into :class:`RecordStoreUnavailable`, and recreates the database and
+    container (once, then retries the operation) when a 404 turns out to mean that the
+    container itself is gone — not just an item — so a deleted container comes back without
+    a restart. Creation is race-free across processes: ``create_*_if_not_exists`` reads then
+    creates, so two workers starting together can both see "missing" and one of the creates
+    answers 409; that is success (someone else created it).
+    """
+
     name = "cosmos"
 
-    def __init__(self, *, endpoint: str, key: str, database: str, container: str):
-        self.client = CosmosClient(endpoint, credential=key)
-        self.database = self.client.create_database_if_not_exists(database)
-        self.container = self.database.create_container_if_not_exists(
-            container, partition_key=PartitionKey(path="/tenant_id")
-        )
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        key: str,
+        database: str,
+        container: str,
+        timeout: float = 5.0,
+        endpoint_discovery: bool = True,
+    ):
+        self.endpoint = endpoint
+        self.database_name = database
+        self.container_name = container
+        self._key = key
+        self._timeout = timeout
+        self._endpoint_discovery = endpoint_discovery
+        self._client: CosmosClient | None = None
+        self._database = None
+        self._container = None
+        self._lock = threading.Lock()
 
     @classmethod
     def from_settings(cls) -> CosmosRecordStore:
@@ -106,14 +146,115 @@ class CosmosRecordStore(RecordStore):
             key=settings.CASTIEL_COSMOS_KEY,
             database=settings.CASTIEL_COSMOS_DATABASE,
             container=settings.CASTIEL_COSMOS_CONTAINER,
+            timeout=settings.CASTIEL_COSMOS_TIMEOUT_SECONDS,
+            endpoint_discovery=settings.CASTIEL_COSMOS_ENDPOINT_DISCOVERY,
         )
 
-    def drop_container(self) -> None:
-        self.database.delete_container(self.container)
+    def describe(self) -> str:
+        host = urlparse(self.endpoint).netloc or self.endpoint
+        return f"cosmos ({host}, {self.database_name}/{self.container_name})"
 
-    def _query(self, tenant_id, sql: str, **params) -> Iterator[dict]:
-        return self.container.query_items(
-            sql, parameters=_params(t=str(tenant_id), **params), partition_key=str(tenant_id)
+    # -- connection ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _unavailable_errors(self):
+        try:
+            yield
+        except (
+            ServiceRequestError,
+            ServiceResponseError,
+            exceptions.CosmosClientTimeoutError,
+        ) as exc:
+            raise RecordStoreUnavailable(self.name, _reason(exc)) from exc
+        except exceptions.CosmosHttpResponseError as exc:
+            if exc.status_code in UNAVAILABLE_STATUSES:
+                raise RecordStoreUnavailable(
+                    self.name, f"HTTP {exc.status_code}", retry_after=_retry_after(exc)
+                ) from exc
+            raise
+
+    def _open(self):
+        """The container, creating the database and container when missing (race-free)."""
+        with self._lock:
+            if self._container is not None:
+                return self._container
+            with self._unavailable_errors():
+                if self._client is None:
+                    self._client = CosmosClient(
+                        self.endpoint,
+                        credential=self._key,
+                        connection_timeout=self._timeout,
+                        read_timeout=self._timeout,
+                        retry_connect=1,
+                        retry_read=1,
+                        enable_endpoint_discovery=self._endpoint_discovery,
+                    )
+                client = self._client
+                database = _exists_is_fine(
+                    lambda: client.create_database_if_not_exists(self.database_name),
+                    lambda: client.get_database_client(self.database_name),
+                )
+                container = _exists_is_fine(
+                    lambda: database.create_container_if_not_exists(
+                        self.container_name, partition_key=PartitionKey(path="/tenant_id")
+                    ),
+                    lambda: database.get_container_client(self.container_name),
+                )
+            self._database, self._container = database, container
+            return container
+
+    @property
+    def database(self):
+        self._open()
+        return self._database
+
+    @property
+    def container(self):
+        return self._open()
+
+    def _run(self, operation: Callable[[object], T]) -> T:
+        """``operation(container)``, errors translated; a vanished container is recreated
+        once and the operation retried."""
+        container = self._open()
+        try:
+            with self._unavailable_errors():
+                return operation(container)
+        except exceptions.CosmosResourceNotFoundError:
+            if not self._container_gone(container):
+                raise  # an item is missing, not the container
+        with self._lock:
+            if self._container is container:
+                self._container = None
+        container = self._open()
+        with self._unavailable_errors():
+            return operation(container)
+
+    def _container_gone(self, container) -> bool:
+        with self._unavailable_errors():
+            try:
+                container.read()
+            except exceptions.CosmosResourceNotFoundError:
+                return True
+        return False
+
+    def ping(self) -> None:
+        self._run(lambda container: container.read())
+
+    def drop_container(self) -> None:
+        with self._unavailable_errors():
+            self.database.delete_container(self.container_name)
+        with self._lock:
+            self._container = None
+
+    def _query(self, tenant_id, sql: str, **params) -> list[dict]:
+        return self._run(
+            lambda container: list(
+                container.query_items(
+                    sql,
+                    parameters=_params(t=str(tenant_id), **params),
+                    partition_key=str(tenant_id),
+                )
+            )
         )
 
     # -- pipeline reads --------------------------------------------------------------------
@@ -169,7 +310,7 @@ class CosmosRecordStore(RecordStore):
 
     def remove(self, tenant_id, record_id):
         try:
-            self.container.delete_item(str(record_id), partition_key=str(tenant_id))
+            self._run(lambda c: c.delete_item(str(record_id), partition_key=str(tenant_id)))
         except exceptions.CosmosResourceNotFoundError:
             pass
 
@@ -178,8 +319,9 @@ class CosmosRecordStore(RecordStore):
     def write(self, scope, creates, updates):
         stale = []
         for record in creates:
+            doc = to_document(record)
             try:
-                self.container.create_item(to_document(record))
+                self._run(lambda c, doc=doc: c.create_item(doc))
             except exceptions.CosmosResourceExistsError:
                 stale.append(record.id)
         for record in updates:
@@ -194,17 +336,19 @@ class CosmosRecordStore(RecordStore):
         kwargs = {}
         if record.etag:
             kwargs = {"etag": record.etag, "match_condition": MatchConditions.IfNotModified}
+        doc = to_document(record)
         try:
-            return self.container.replace_item(str(record.id), to_document(record), **kwargs)
+            return self._run(lambda c: c.replace_item(str(record.id), doc, **kwargs))
         except exceptions.CosmosAccessConditionFailedError:
             raise StaleRecordError([record.id]) from None
 
     def mark_seen(self, scope, ids, generation):
+        operations = [{"op": "set", "path": "/seen_generation", "value": generation}]
         for record_id in ids:
-            self.container.patch_item(
-                str(record_id),
-                partition_key=str(scope.tenant_id),
-                patch_operations=[{"op": "set", "path": "/seen_generation", "value": generation}],
+            self._run(
+                lambda c, rid=str(record_id): c.patch_item(
+                    rid, partition_key=str(scope.tenant_id), patch_operations=operations
+                )
             )
 
     def soft_delete_unseen(self, scope, generation, at):
@@ -218,14 +362,15 @@ class CosmosRecordStore(RecordStore):
                 g=generation,
             )
         ]
+        operations = [
+            {"op": "set", "path": "/deleted_at", "value": at.isoformat()},
+            {"op": "set", "path": "/synced_at", "value": at.isoformat()},
+        ]
         for record_id in ids:
-            self.container.patch_item(
-                record_id,
-                partition_key=str(scope.tenant_id),
-                patch_operations=[
-                    {"op": "set", "path": "/deleted_at", "value": at.isoformat()},
-                    {"op": "set", "path": "/synced_at", "value": at.isoformat()},
-                ],
+            self._run(
+                lambda c, rid=record_id: c.patch_item(
+                    rid, partition_key=str(scope.tenant_id), patch_operations=operations
+                )
             )
         return len(ids)
 
@@ -243,11 +388,13 @@ class CosmosRecordStore(RecordStore):
 
     def find(self, record_id):
         # Across partitions (the tenant is the partition key): operators' record pages only.
-        docs = list(
-            self.container.query_items(
-                "SELECT * FROM c WHERE c.id = @id",
-                parameters=_params(id=str(record_id)),
-                enable_cross_partition_query=True,
+        docs = self._run(
+            lambda c: list(
+                c.query_items(
+                    "SELECT * FROM c WHERE c.id = @id",
+                    parameters=_params(id=str(record_id)),
+                    enable_cross_partition_query=True,
+                )
             )
         )
         return to_stored(docs[0]) if docs else None
@@ -280,18 +427,53 @@ class CosmosRecordStore(RecordStore):
             params["e"] = entity_type
         if not include_deleted:
             clauses.append("c.deleted_at = null")
-        pager = self.container.query_items(
-            # Only fixed clause strings are joined; every value is a query parameter.
-            f"SELECT * FROM c WHERE {' AND '.join(clauses)} ORDER BY c.id",  # noqa: S608
-            parameters=_params(t=str(tenant_id), **params),
-            partition_key=str(tenant_id),
-            max_item_count=page_size,
-        ).by_page(continuation)
-        try:
-            page = [to_stored(doc) for doc in next(pager)]
-        except StopIteration:
-            return [], None
-        return page, pager.continuation_token
+        # Only fixed clause strings are joined; every value is a query parameter.
+        sql = f"SELECT * FROM c WHERE {' AND '.join(clauses)} ORDER BY c.id"  # noqa: S608
+
+        def one_page(container):
+            pager = container.query_items(
+                sql,
+                parameters=_params(t=str(tenant_id), **params),
+                partition_key=str(tenant_id),
+                max_item_count=page_size,
+            ).by_page(continuation)
+            try:
+                docs = list(next(pager))
+            except StopIteration:
+                return [], None
+            return docs, pager.continuation_token
+
+        docs, token = self._run(one_page)
+        return [to_stored(doc) for doc in docs], token
 
     def save_record(self, record):
         return to_stored(self._replace(record))
+
+
+def _exists_is_fine(create: Callable[[], T], existing: Callable[[], T]) -> T:
+    """``create_*_if_not_exists`` reads, then creates: another process can create it in
+    between, and its 409 means the resource is there — which is all we asked for."""
+    try:
+        return create()
+    except exceptions.CosmosResourceExistsError:
+        return existing()
+
+
+def _reason(exc: Exception) -> str:
+    # The exception text names the host and port, never the key (it is a header).
+    return (
+        f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}"
+        if str(exc)
+        else (exc.__class__.__name__)
+    )
+
+
+def _retry_after(exc) -> float | None:
+    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+    for name in ("x-ms-retry-after-ms", "Retry-After"):
+        try:
+            value = float(headers.get(name))
+        except (TypeError, ValueError):
+            continue
+        return value / 1000 if name.endswith("-ms") else value
+    return None

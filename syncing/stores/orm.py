@@ -101,6 +101,11 @@ class OrmRecordStore(RecordStore):
 
     joins_transaction = True
 
+    def describe(self) -> str:
+        from django.db import connection
+
+        return f"orm (the {connection.vendor} database)"
+
     def atomic(self):
         # Joins the caller's transaction (no savepoint: a failure inside aborts it all anyway).
         return transaction.atomic(savepoint=False)

@@ -1,5 +1,7 @@
 from tests.syncing.fixtures import (  # noqa: F401  (fixtures)
     cosmos_endpoint,
+    cosmos_outage_store,
+    cosmos_proxy,
     cosmos_store,
     enqueued,
     fast_retries,

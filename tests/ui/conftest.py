@@ -7,6 +7,8 @@ from django.contrib.auth import get_user_model
 
 from tests.syncing.fixtures import (  # noqa: F401  (fixtures)
     cosmos_endpoint,
+    cosmos_outage_store,
+    cosmos_proxy,
     cosmos_store,
     enqueued,
     record_store,

@@ -67,3 +67,35 @@ def test_a_record_page_opens_edits_and_deletes_through_the_store(
     assert OutboundChange.objects.filter(record_id=a.id, operation="delete").count() == 1
 
     assert operator.get("/admin/syncing/record/not-a-uuid/change/").status_code in (302, 404)
+
+
+def test_the_record_pages_say_the_store_is_unavailable_during_an_outage(
+    operator, cosmos_outage_store, cosmos_proxy, tenant
+):
+    from syncing.stores.base import Scope
+    from tests.factories import IntegrationFactory
+    from tests.syncing.fixtures import COSMOS_TEST_KEY
+    from tests.syncing.test_stores import make
+
+    scope = Scope(tenant.id, IntegrationFactory(tenant=tenant).id, "contacts")
+    a = make(scope, "a", name="Ada")
+    cosmos_outage_store.write(scope, [a], [])
+    with cosmos_proxy.down():
+        for url in (
+            "/admin/syncing/record/",
+            f"/admin/syncing/record/{a.id}/change/",
+            f"/admin/syncing/record/{a.id}/delete/",
+        ):
+            response = operator.get(url)
+            page = response.content.decode()
+            assert response.status_code == 503, (url, response.status_code)
+            assert "record store is unavailable" in page and "cosmos" in page, url
+            assert COSMOS_TEST_KEY not in page
+    assert operator.get(f"/admin/syncing/record/{a.id}/change/").status_code == 200
+
+
+@pytest.mark.parametrize("record_store", ["cosmos"], indirect=True)
+def test_admin_search_says_it_is_not_supported_with_cosmos_db(operator, stored_records, tenant):
+    page = operator.get(f"/admin/syncing/record/?tenant={tenant.pk}&q=Ada").content.decode()
+    assert "Search is not supported with the cosmos record store" in page
+    assert len(listed(page)) == 2  # the filters still apply; the search is not silently used

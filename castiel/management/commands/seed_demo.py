@@ -83,6 +83,7 @@ class Command(BaseCommand):
         lines = [
             "",
             "Castiel is starting (embedded profile: SQLite + one worker cluster).",
+            f"  Record store     {_record_store()}",
             f"  Admin            {base}/admin/   user: admin   password: {password}",
             f"  API docs         {base}/api/docs/",
             f"  Health           {base}/healthz",
@@ -101,3 +102,9 @@ class Command(BaseCommand):
             ]
         lines.append("")
         self.stdout.write("\n".join(lines))
+
+
+def _record_store() -> str:
+    from syncing.stores import get_store
+
+    return get_store().describe()

@@ -30,7 +30,10 @@ if PROFILE not in ("embedded", "production"):
 PRODUCTION = PROFILE == "production"
 
 DATA_DIR = Path(env.str("CASTIEL_DATA_DIR", default=str(BASE_DIR / "var")))
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+if not DATA_DIR.exists():
+    # Owner-only: it holds the secret key, the generated Fernet keys and the SQLite file.
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    DATA_DIR.chmod(0o700)
 
 
 def _embedded_secret_key() -> str:
@@ -139,6 +142,12 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     )
     # Tests that start worker subprocesses need a file, not an in-memory database.
     _db.setdefault("TEST", {})["NAME"] = str(DATA_DIR / "test_castiel.sqlite3")
+    # SQLite creates its file with the umask's permissions (0644), and its WAL and
+    # shared-memory files copy them: create it owner-only first (an empty file is a new
+    # database to SQLite).
+    if str(_db["NAME"]) not in ("", ":memory:") and not Path(_db["NAME"]).exists():
+        Path(_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(_db["NAME"], os.O_CREAT | os.O_WRONLY, 0o600))
 else:
     if env.str("TEST_DATABASE_NAME", default=""):
         _db.setdefault("TEST", {})["NAME"] = env.str("TEST_DATABASE_NAME")

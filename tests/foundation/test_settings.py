@@ -136,3 +136,24 @@ def test_an_unknown_key_vault_credential_is_a_clear_error(tmp_path):
     assert result.returncode == 2
     assert "AZURE_KEYVAULT_CREDENTIAL must be one of default, environment" in result.stderr
     assert "not 'password'" in result.stderr
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o000])
+def test_the_data_folder_and_the_sqlite_file_are_owner_only(tmp_path, umask):
+    """They hold the secret key, the generated Fernet keys and every credential row."""
+    import os
+    import stat
+
+    previous = os.umask(umask)  # inherited by the process started below
+    try:
+        result = run_manage(tmp_path, "migrate", "--no-input")
+    finally:
+        os.umask(previous)
+    assert result.returncode == 0, result.stderr
+    data = tmp_path / "data"
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    database = data / "castiel.sqlite3"
+    assert database.stat().st_size > 0  # the real database, migrated
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600
+    for sibling in data.glob("castiel.sqlite3-*"):  # WAL and shared-memory files
+        assert stat.S_IMODE(sibling.stat().st_mode) & 0o077 == 0, sibling

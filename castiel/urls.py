@@ -1,8 +1,9 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
+from castiel.api import docs
 from castiel.api.errors import api_not_found
 from castiel.observability.health import healthz
 from castiel.observability.views import metrics_view
@@ -12,7 +13,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     re_path(r"^api/(?P<version>v1)/", include("castiel.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(api_version="v1"), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/docs/", docs.swagger_ui, name="api-docs"),
+    path("api/redoc/", docs.redoc, name="api-redoc"),
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),
     path("oauth/", include("credentials.urls")),

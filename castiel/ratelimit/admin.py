@@ -15,12 +15,13 @@ class RateLimitOverrideAdmin(admin.ModelAdmin):
         "operation",
         "limit",
         "window_seconds",
+        "set_by",
     )
-    list_filter = ("level", "tenant")
+    list_filter = ("level", "set_by", "tenant")
     search_fields = ("tenant__name", "integration__name", "operation", "note")
     list_select_related = ("tenant", "integration")
     autocomplete_fields = ()
-    readonly_fields = ("id", "created_at", "updated_at")
+    readonly_fields = ("id", "set_by", "created_at", "updated_at")
     fields = (
         "tenant",
         "integration",
@@ -31,6 +32,12 @@ class RateLimitOverrideAdmin(admin.ModelAdmin):
         "note",
         *readonly_fields,
     )
+
+    def save_model(self, request, obj, form, change):
+        # Saved here, the override is the operator's: it may raise a limit (a tenant's own,
+        # set through the API, only ever lowers one), and the API can no longer change it.
+        obj.set_by = RateLimitOverride.SetBy.OPERATOR
+        super().save_model(request, obj, form, change)
 
 
 def _level_name(level) -> str:

@@ -19,7 +19,16 @@ class RateLimitOverride(TenantOwned):
     Precedence (most specific wins): an override for the integration, then a tenant-wide
     override (``integration`` empty), then the default (provider catalogue for the
     integration level, settings for the operation and tenant levels).
+
+    Who set it matters: an operator (the admin) may set any limit; a tenant (the API) may
+    only lower one — never the tenant level, which protects the other tenants, and below
+    the provider's documented limit for the others. A tenant's override that is not lower
+    is not applied (``selectors.resolve_policy``).
     """
+
+    class SetBy(models.TextChoices):
+        OPERATOR = "operator", "Operator (admin)"
+        TENANT = "tenant", "Tenant (API)"
 
     class Level(models.TextChoices):
         TENANT = "tenant", "Tenant (all integrations)"
@@ -48,6 +57,13 @@ class RateLimitOverride(TenantOwned):
         help_text="Sliding window length, from 1 second to 24 hours.",
     )
     note = models.CharField(max_length=200, blank=True, default="")
+    set_by = models.CharField(
+        max_length=16,
+        choices=SetBy.choices,
+        default=SetBy.OPERATOR,
+        editable=False,
+        help_text="Operator overrides may raise a limit; a tenant's only lower one.",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 

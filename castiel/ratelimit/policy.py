@@ -35,6 +35,18 @@ class Limit:
         return replace(self, limit=max(1, math.floor(self.limit / max(1, processes))))
 
 
+def within(limit: Limit, bound: Limit) -> bool:
+    """True when ``limit`` never admits more than ``bound`` in any window of ``bound``'s length.
+
+    A window of the bound's length overlaps at most ``ceil(bound.window / limit.window)``
+    windows of ``limit`` (one when ``limit``'s window is the longer), each admitting
+    ``limit.limit``: comparing rates alone would let 200 per 45 s pass for 300 per minute,
+    though two of those windows fit in a minute (400).
+    """
+    windows = max(1, math.ceil(bound.window / limit.window - 1e-9))
+    return limit.limit * windows <= bound.limit
+
+
 @dataclass(frozen=True)
 class Policy:
     """The limits that apply to one integration: its own, per operation, and its tenant's."""

@@ -17,6 +17,7 @@ from castiel.ratelimit.policy import (
     TENANT,
     Limit,
     Policy,
+    within,
 )
 
 # integration id -> (expires at monotonic, tenant id, policy): resolving overrides is a query,
@@ -59,6 +60,14 @@ def resolve_policy(integration) -> Policy:
     for override in overrides:
         scope = "integration" if override.integration_id else "tenant"
         limit = Limit(override.limit, override.window_seconds, f"override ({scope})")
+        if override.set_by == RateLimitOverride.SetBy.TENANT:
+            # A tenant's own override only ever lowers: the tenant level below the default
+            # (it protects the other tenants), the others below the provider's documented
+            # limit. The API refuses anything else; this holds for rows saved before that
+            # check, and for an integration whose documented limit dropped since.
+            bound = policy.tenant if override.level == TENANT else policy.integration
+            if not within(limit, bound):
+                continue
         if override.level == TENANT:
             tenant = limit
         elif override.level == INTEGRATION:

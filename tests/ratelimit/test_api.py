@@ -107,9 +107,9 @@ def test_tenant_wide_override_applies_to_every_integration_unless_one_has_its_ow
             {"level": "integration", "operation": "fetch", "limit": 5, "window_seconds": 60},
             "operation",
         ),
-        ({"level": "tenant", "limit": 0, "window_seconds": 60}, "limit"),
-        ({"level": "tenant", "limit": 5, "window_seconds": 90_000}, "window_seconds"),
-        ({"level": "tenant", "limit": 5, "window_seconds": 0.5}, "window_seconds"),
+        ({"level": "integration", "limit": 0, "window_seconds": 60}, "limit"),
+        ({"level": "integration", "limit": 5, "window_seconds": 90_000}, "window_seconds"),
+        ({"level": "integration", "limit": 5, "window_seconds": 0.5}, "window_seconds"),
         ({"level": "weekly", "limit": 5, "window_seconds": 60}, "level"),
     ],
 )
@@ -119,18 +119,26 @@ def test_invalid_overrides_are_400_with_the_field(api, body, field):
     assert field in response.json()["details"]
 
 
-def test_tenant_level_override_cannot_name_an_integration(api, tenant):
+def test_tenant_level_override_cannot_name_an_integration(admin_client, tenant):
+    # Tenant-level limits are the operator's (the API refuses them: test_override_authority).
     integration = IntegrationFactory(tenant=tenant)
-    response = api.post(
-        "/api/v1/rate-limit-overrides/",
-        {"integration": str(integration.pk), "level": "tenant", "limit": 5, "window_seconds": 60},
-        format="json",
+    response = admin_client.post(
+        "/admin/ratelimit/ratelimitoverride/add/",
+        {
+            "tenant": str(tenant.pk),
+            "integration": str(integration.pk),
+            "level": "tenant",
+            "limit": 5,
+            "window_seconds": 60,
+        },
     )
-    assert response.status_code == 400 and "integration" in response.json()["details"]
+    assert response.status_code == 200  # the form again, with the error
+    assert "A tenant-level limit applies to the whole tenant." in response.content.decode()
+    assert not RateLimitOverride.objects.exists()
 
 
 def test_duplicate_override_is_400_not_500(api):
-    body = {"level": "tenant", "limit": 5, "window_seconds": 60}
+    body = {"level": "integration", "limit": 5, "window_seconds": 60}
     assert api.post("/api/v1/rate-limit-overrides/", body, format="json").status_code == 201
     response = api.post("/api/v1/rate-limit-overrides/", body, format="json")
     assert response.status_code == 400

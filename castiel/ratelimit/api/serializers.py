@@ -24,10 +24,11 @@ class RateLimitOverrideSerializer(TenantModelSerializer):
             "limit",
             "window_seconds",
             "note",
+            "set_by",
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["id", "created_at", "updated_at"]
+        read_only_fields = ["id", "set_by", "created_at", "updated_at"]
 
     def validate(self, attrs):
         def current(name, default=None):

@@ -230,3 +230,34 @@ class WebhookEvent(TenantOwned):
     @property
     def body_text(self) -> str:
         return bytes(self.body or b"").decode("utf-8", errors="replace")
+
+
+class WebhookBodySeen(models.Model):
+    """A signed body a registration accepted, for schemes that sign nothing else
+    (``Scheme.dedupe_signed_body``: GitHub, whose delivery id is not signed).
+
+    One row per registration and body hash, unique, written in the same transaction as the
+    accepted event it points to: a second delivery of the same bytes under a new delivery id
+    meets the row and is answered as a duplicate of that event, also when both arrive at
+    once (the unique index serialises them). The window is the retention: the row goes with
+    its event when the event is purged, and a row older than the retention (its event still
+    pending) is taken over by the next accepted delivery of the same body.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    registration = models.ForeignKey(
+        WebhookRegistration, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    body_sha256 = models.CharField(max_length=64)
+    event = models.ForeignKey(WebhookEvent, on_delete=models.CASCADE, related_name="+")
+    seen_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["registration", "body_sha256"], name="webhook_body_seen_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.registration_id} sha256:{self.body_sha256[:12]}…"

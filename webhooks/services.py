@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -19,7 +20,7 @@ from castiel.observability.context import get_correlation_id
 from castiel.observability.logging import get_logger
 from castiel.queue import enqueue
 from webhooks import lookup, metrics, parsers, routing, signing
-from webhooks.models import WebhookEvent, WebhookRegistration
+from webhooks.models import WebhookBodySeen, WebhookEvent, WebhookRegistration
 from webhooks.parsers.base import Delivery, ParseError
 from webhooks.receipt_insert import insert_event
 from webhooks.schemes import get_scheme
@@ -195,29 +196,78 @@ def event_store(
     return event
 
 
+class _BodyReplayed(Exception):
+    """The signed body was already accepted within the window (rolls the new event back)."""
+
+    def __init__(self, original_id):
+        super().__init__(str(original_id))
+        self.original_id = original_id
+
+
 def event_accept(
     *, snapshot, dedupe_key: str, request_data: dict, matched_secret: str, started: float
-) -> tuple[WebhookEvent | None, bool]:
-    """Store an accepted delivery. Returns (event, created); created False = a duplicate.
+) -> tuple[WebhookEvent | None, str]:
+    """Store an accepted delivery. Returns (event, outcome): ``"created"``, or for a
+    duplicate the original event (None if it vanished meanwhile) and ``"duplicate"`` (same
+    dedupe key) or ``"duplicate_body"`` (same signed body, see ``WebhookBodySeen``).
 
-    The insert commits before this returns, which is what allows the 2xx. A duplicate (the
-    unique dedupe constraint) returns the original, or None if it vanished meanwhile.
+    The insert commits before this returns, which is what allows the 2xx. Schemes that sign
+    the body alone also claim the body's hash, in the same transaction as the event.
     """
-    try:
-        event = event_store(
+    scheme = get_scheme(snapshot.scheme)
+
+    def store() -> WebhookEvent:
+        return event_store(
             snapshot=snapshot,
             outcome=WebhookEvent.Outcome.ACCEPTED,
             reason="ok",
-            http_status=get_scheme(snapshot.scheme).accepted_status,
+            http_status=scheme.accepted_status,
             request_data=request_data,
             dedupe_key=dedupe_key,
             matched_secret=matched_secret,
             receive_ms=round((time.perf_counter() - started) * 1000, 3),
         )
+
+    try:
+        if scheme.dedupe_signed_body:
+            with transaction.atomic():
+                event = store()
+                _claim_body(snapshot, event, request_data["body"])
+        else:
+            event = store()
     except IntegrityError:
-        original = original_event(snapshot=snapshot, dedupe_key=dedupe_key)
-        return original, False
-    return event, True
+        return original_event(snapshot=snapshot, dedupe_key=dedupe_key), "duplicate"
+    except _BodyReplayed as replay:
+        original = WebhookEvent.objects.filter(pk=replay.original_id).only("id").first()
+        return original, "duplicate_body"
+    return event, "created"
+
+
+def _claim_body(snapshot, event: WebhookEvent, body: bytes) -> None:
+    """Record that ``event`` carries ``body``, or raise :class:`_BodyReplayed` when an event
+    accepted within the retention window already does.
+
+    Race-free: the unique (registration, hash) row is inserted in the event's transaction, so
+    of two concurrent deliveries of one body the second waits on the first's index entry and
+    then sees it. A row older than the window (its event still kept, e.g. pending) is taken
+    over with a conditional UPDATE, which only one taker can win.
+    """
+    digest = hashlib.sha256(body).hexdigest()
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            WebhookBodySeen.objects.create(
+                registration_id=snapshot.id, body_sha256=digest, event=event, seen_at=now
+            )
+        return
+    except IntegrityError:
+        pass
+    seen = WebhookBodySeen.objects.filter(registration_id=snapshot.id, body_sha256=digest)
+    cutoff = now - timedelta(days=settings.CASTIEL_WEBHOOK_RETENTION_DAYS)
+    if seen.filter(seen_at__lt=cutoff).update(event=event, seen_at=now):
+        return
+    original_id = seen.values_list("event_id", flat=True).first()
+    raise _BodyReplayed(original_id)
 
 
 def original_event(*, snapshot, dedupe_key: str) -> WebhookEvent | None:

@@ -13,7 +13,9 @@ Checks run in a fixed order, each with its own status (documented in docs/webhoo
 7. over the registration's or tenant's rate limit → 429 with ``Retry-After`` (a duplicate of
    an event already stored still gets its 200);
 8. store the event (the insert commits here) → 2xx; an already stored dedupe key → 200
-   ``duplicate``, not processed again; the database unavailable → 503 with ``Retry-After``.
+   ``duplicate``, not processed again (schemes that sign only the body — GitHub — also treat
+   the same body within the retention window as a duplicate); the database unavailable → 503
+   with ``Retry-After``.
 
 **2xx only after the insert committed**; processing is queued afterwards (a broker failure
 does not change the answer: the sweeper re-queues stored events). Rejections, duplicates and
@@ -169,12 +171,14 @@ def _handshake(snapshot, scheme_slug: str, response, data, matched_secret: str =
     return response
 
 
-def _duplicate(snapshot, scheme_slug, original_id, key, data) -> JsonResponse:
+def _duplicate(snapshot, scheme_slug, original_id, key, data, reason="duplicate") -> JsonResponse:
+    """A delivery already stored: ``duplicate`` (same dedupe key) or ``duplicate_body`` (the
+    same signed body under another delivery id, for schemes that sign only the body)."""
     _audit(
         snapshot,
         scheme_slug,
         outcome=Outcome.DUPLICATE,
-        reason="duplicate",
+        reason=reason,
         status=200,
         data=data,
         dedupe_key=key,
@@ -277,7 +281,7 @@ def receive(request, registration_id: str):
         )
 
     try:
-        event, created = services.event_accept(
+        event, stored = services.event_accept(
             snapshot=snapshot,
             dedupe_key=key,
             request_data=data(),
@@ -288,10 +292,10 @@ def receive(request, registration_id: str):
         log.error("webhooks.store_failed", registration=snapshot.id, exc_info=True)
         metrics.DELIVERIES.labels(scheme.slug, Outcome.REJECTED, "storage_unavailable").inc()
         return _error(503, "storage_unavailable", Retry_After=RETRY_AFTER_UNAVAILABLE)
-    if not created:
+    if stored != "created":
         if event is None:  # the original vanished between the conflict and the read
             return _error(503, "storage_unavailable", Retry_After=RETRY_AFTER_UNAVAILABLE)
-        return _duplicate(snapshot, scheme.slug, event.pk, key, data())
+        return _duplicate(snapshot, scheme.slug, event.pk, key, data(), reason=stored)
 
     services.event_enqueue(event.pk, coalesce=True)
     metrics.DELIVERIES.labels(scheme.slug, Outcome.ACCEPTED, "ok").inc()

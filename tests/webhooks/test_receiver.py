@@ -211,8 +211,10 @@ def test_rate_limit_is_429_with_retry_after_but_duplicates_still_200(client, mak
     registration = make_reg(scheme="github", secret=SECRET, rate_limit_per_minute=2)
     first_headers = gh(delivery="first")
     assert post(client, registration, **first_headers).status_code == 200
-    assert post(client, registration, **gh()).status_code == 200
-    limited = post(client, registration, **gh())
+    second = BODY + b" "  # another body: the same one again would be a replay
+    assert post(client, registration, second, **gh(second)).status_code == 200
+    third = BODY + b"  "
+    limited = post(client, registration, third, **gh(third))
     assert limited.status_code == 429
     assert limited.json()["code"] == "rate_limited"
     assert 1 <= int(limited["Retry-After"]) <= 60
@@ -269,7 +271,8 @@ def test_secret_rotation_overlap(client, github):
         registration=github, secret="new-secret", overlap_seconds=3600
     )
     assert post(client, github, **old_headers).status_code == 200
-    new = post(client, github, **gh(secret="new-secret"))
+    body = BODY + b" "  # another body: the same one again would be a replay
+    new = post(client, github, body, **gh(body, secret="new-secret"))
     assert new.status_code == 200
     assert WebhookEvent.objects.get(pk=new.json()["event_id"]).matched_secret == "current"
     previous = events(github, outcome="accepted").exclude(pk=new.json()["event_id"]).get()
@@ -282,8 +285,9 @@ def test_secret_rotation_overlap(client, github):
         previous_secret_expires_at=timezone.now() - timedelta(seconds=1)
     )
     services.invalidate_registration(github.pk)
-    assert post(client, github, **gh()).json()["code"] == "bad_signature"
-    assert post(client, github, **gh(secret="new-secret")).status_code == 200
+    body = BODY + b"  "
+    assert post(client, github, body, **gh(body)).json()["code"] == "bad_signature"
+    assert post(client, github, body, **gh(body, secret="new-secret")).status_code == 200
 
 
 def test_rotation_without_overlap_revokes_the_old_secret_at_once(client, github):

@@ -201,6 +201,10 @@ class Scheme:
     accepted_status: ClassVar[int] = 200
     #: whether the scheme signs a timestamp (tolerance applies)
     uses_timestamp: ClassVar[bool] = False
+    #: whether the signature covers the body alone (no timestamp, no signed id): then the
+    #: same body re-sent under a new delivery id is a replay, and receipt also deduplicates
+    #: on the body's hash within the retention window (``WebhookBodySeen``)
+    dedupe_signed_body: ClassVar[bool] = False
     #: documented options of ``scheme_config`` (name → help)
     config_options: ClassVar[dict[str, str]] = {}
     #: whether the receiver chooses the secret (GitHub, Graph's clientState, generic HMAC)

@@ -3,7 +3,9 @@
 The legacy ``X-Hub-Signature: sha1=…`` header is accepted only when the registration sets
 ``allow_sha1`` (GitHub still sends it for compatibility; SHA-1 HMAC is not broken, but a
 receiver that accepts it keeps a weaker path open for no reason once SHA-256 is available).
-Dedupe on ``X-GitHub-Delivery`` (a GUID GitHub keeps across redeliveries).
+Dedupe on ``X-GitHub-Delivery`` (a GUID GitHub keeps across redeliveries) — and, because
+that header is not signed, also on the hash of the signed body within the retention window
+(``dedupe_signed_body``): the same body under a fresh delivery id is a replay.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class GitHubScheme(Scheme):
     receiver_chooses_secret = True
     default_parser = "github"
     default_dedupe = ("header:X-GitHub-Delivery",)
+    dedupe_signed_body = True
     config_options = {"allow_sha1": "Also accept the legacy X-Hub-Signature (sha1=…) header."}
 
     def verify(self, incoming, keys, *, config, tolerance, now):

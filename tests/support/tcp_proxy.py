@@ -108,7 +108,7 @@ class TcpProxy:
                     if not data:
                         return
                     peers[sock].sendall(data)
-        except OSError:
+        except (OSError, ValueError):  # cut by a mode switch (ValueError: a closed socket)
             return
         finally:
             self._untrack(a)

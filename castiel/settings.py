@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -79,6 +80,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and Redoc served by the site, not a CDN
     "django_q",
+    "axes",  # admin login lockout (castiel/login.py)
     "castiel",
     "castiel.tenancy",
     "castiel.observability",
@@ -100,6 +102,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a locked-out login into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "castiel.urls"
@@ -494,6 +498,24 @@ LOGGING = {
 # ---------------------------------------------------------------------------------------------
 # Auth, i18n, static
 # ---------------------------------------------------------------------------------------------
+# Admin login lockout (django-axes, castiel/login.py): after this many failed logins from one
+# client address it is locked out (429) for the cool-off; a success resets the count. Locked
+# addresses are listed (and released) in the admin under Axes → Access attempts.
+AUTHENTICATION_BACKENDS = [
+    "castiel.login.LoginLockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("CASTIEL_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("CASTIEL_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
+# Failed API-key authentications per client address: past LIMIT within a WINDOW (seconds)
+# the address gets 429 + Retry-After for failures until the window ends. Successes are not
+# counted and a valid key is never refused (castiel/tenancy/authentication.py).
+CASTIEL_API_AUTH_FAILURE_LIMIT = env.int("CASTIEL_API_AUTH_FAILURE_LIMIT", default=20)
+CASTIEL_API_AUTH_FAILURE_WINDOW = env.int("CASTIEL_API_AUTH_FAILURE_WINDOW", default=300)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -62,6 +62,17 @@ STANDARD_ERRORS = {
         "No such object for this tenant (another tenant's ids give 404 too), or no such page.",
         error_example("not_found", "Not found.", status=404),
     ),
+    "429": error_response(
+        "Too many failed API-key authentications from this address: retry after "
+        "`Retry-After` seconds (a valid key is never refused).",
+        error_example(
+            "throttled",
+            "Too many failed API-key authentications from this address. "
+            "Expected available in 120 seconds.",
+            {"retry_after": 120},
+            status=429,
+        ),
+    ),
 }
 
 

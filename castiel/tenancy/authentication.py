@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
+from django.conf import settings
+from django.core.cache import cache
 from rest_framework import authentication, exceptions
 
 from castiel.tenancy.models import ApiKey, Tenant
@@ -50,8 +53,37 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Invalid API key.") from None
         key = api_key_authenticate(raw_key=raw)
         if key is None:
+            _count_failure(request)
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
         return TenantPrincipal(tenant=key.tenant, api_key=key), key
 
     def authenticate_header(self, request):
         return f'{self.keyword} realm="castiel"'
+
+
+def _count_failure(request) -> None:
+    """Count a failed key per client address in a fixed window (the shared cache: Redis in
+    production, the database cache in the embedded profile); past the bound, the failure is
+    answered 429 with ``Retry-After`` until the window ends.
+
+    Only failures are counted, after the key was checked: a valid key is never slowed, even
+    from an address that is over its bound (a misconfigured client behind the same NAT)."""
+    limit = settings.CASTIEL_API_AUTH_FAILURE_LIMIT
+    window = settings.CASTIEL_API_AUTH_FAILURE_WINDOW
+    if limit <= 0 or window <= 0:
+        return
+    address = (request.META.get("REMOTE_ADDR") or "unknown")[:64]
+    now = time.time()
+    bucket = int(now // window)
+    key = f"castiel:apikey-failures:{address}:{bucket}"
+    cache.add(key, 0, timeout=window + 5)
+    try:
+        failures = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.add(key, 1, timeout=window + 5)
+        failures = 1
+    if failures > limit:
+        raise exceptions.Throttled(
+            wait=max(1, int((bucket + 1) * window - now + 0.999)),
+            detail="Too many failed API-key authentications from this address.",
+        )

@@ -35,6 +35,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from castiel.api.errors import error_body
 from castiel.observability.logging import get_logger
+from castiel.observability.redaction import redact_query
 from webhooks import lookup, metrics, ratelimit, services, signing
 from webhooks.dedupe import dedupe_key
 from webhooks.models import WebhookEvent
@@ -116,7 +117,8 @@ def _public_url(request, config: dict) -> str:
 def _request_data(request, body: bytes) -> dict:
     return {
         "method": request.method[:10],
-        "query_string": request.META.get("QUERY_STRING", "")[:4096],
+        # Stored for operators: secret-looking values (?token=…) never are.
+        "query_string": redact_query(request.META.get("QUERY_STRING", "")[:4096]),
         "headers": redact_headers(request.headers),
         "body": body,
         "body_size": len(body),

@@ -45,11 +45,16 @@ def is_secret_key(name: str) -> bool:
 
 
 def redact_secrets(_logger, _method, event_dict):
+    from castiel.observability.redaction import redact_text
+
     for key in list(event_dict):
-        if key.lower() in ("event", "correlation_id", "execution_id"):
+        if key.lower() in ("correlation_id", "execution_id"):
             continue
-        if is_secret_key(key):
+        if key.lower() != "event" and is_secret_key(key):
             event_dict[key] = REDACTED
+        elif isinstance(event_dict[key], str):
+            # Request lines and URLs in messages or fields: secret query values go.
+            event_dict[key] = redact_text(event_dict[key])
     return event_dict
 
 

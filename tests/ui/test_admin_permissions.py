@@ -61,6 +61,12 @@ def populate_everything(tenant) -> None:
         )
     Schedule.objects.get_or_create(name="perm-walk", defaults={"func": "math.floor"})
     OrmQ.objects.create(key="hperms", payload="x", lock=now)
+    from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+
+    seen = {"user_agent": "test", "ip_address": "127.0.0.1", "username": "ops", "path_info": "/"}
+    AccessAttempt.objects.create(**seen, get_data="", post_data="", failures_since_start=1)
+    AccessLog.objects.create(**seen)
+    AccessFailureLog.objects.create(**seen)
 
 
 def registered():

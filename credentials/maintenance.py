@@ -24,11 +24,15 @@ REFRESHABLE = [slug for slug, kind in TYPES.items() if kind.refreshable]
 
 
 def due_for_refresh(*, now=None, lookahead: timedelta | None = None):
-    """Refreshable credentials whose token expires within the look-ahead, not backing off."""
+    """Refreshable credentials whose token expires within the look-ahead, not backing off —
+    of an active tenant and an enabled integration (a deactivated tenant's or a disabled
+    integration's tokens are not renewed: nothing may use them)."""
     now = now or timezone.now()
     lookahead = lookahead or timedelta(minutes=settings.CASTIEL_TOKEN_REFRESH_LOOKAHEAD_MINUTES)
     return (
         Credential.objects.filter(
+            tenant__is_active=True,
+            integration__enabled=True,
             type__in=REFRESHABLE,
             status__in=[CredentialStatus.ACTIVE, CredentialStatus.EXPIRING, CredentialStatus.ERROR],
             expires_at__isnull=False,

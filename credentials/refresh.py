@@ -214,6 +214,12 @@ def _skip_reason(credential, trigger, seen_version, force) -> str:
         return "credential needs re-authorisation"
     if not credential.kind.refreshable:
         return f"{credential.type} credentials are not refreshable"
+    # Whatever asks (the schedule, a worker after a 401, an operator), a deactivated tenant's
+    # or a disabled integration's credential is not used to call the provider.
+    if not _tenant_active(credential.tenant_id):
+        return "the tenant is deactivated"
+    if not credential.integration.enabled:
+        return "the integration is disabled"
     if force:
         return ""
     if seen_version is not None:
@@ -230,6 +236,17 @@ def _skip_reason(credential, trigger, seen_version, force) -> str:
     if not needs_new_token(credential):
         return "token is still valid (refreshed by another worker)"
     return ""
+
+
+def _tenant_active(tenant_id) -> bool:
+    from castiel import raw_sql
+    from castiel.tenancy.models import Tenant
+
+    # SQL written once per process, like the lock's statements (the refresh is CPU-bound).
+    tenant = raw_sql.first(
+        Tenant, raw_sql.select(Tenant, "{id} = %s"), [raw_sql.param(Tenant, "id", tenant_id)]
+    )
+    return tenant is not None and tenant.is_active
 
 
 def _record_failure(credential, trigger, exc: GrantError, attempts, started, correlation_id):

@@ -18,8 +18,9 @@ cost ~6 % of the push rate with a 10,000-change backlog (docs/benchmarks.md). Ot
 databases (SQLite, one writer at a time) do the same steps with ORM queries.
 
 "Due head" is ``syncing.outbound.due``: pending, unclaimed, due, its integration enabled and
-active, no earlier open change of its record — and not a suspect (``lost_attempts``), which
-the minute tick dispatches alone.
+active, its tenant active, no earlier open change of its record — and not a suspect
+(``lost_attempts``), which the minute tick dispatches alone. A deactivated tenant is left out
+of the tenants a claim shares the batch between.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 from django.db import connection
 from django.db.models import Count
 
+from castiel.tenancy.models import Tenant
 from integrations.models import Integration
 from syncing.models import OutboundChange
 
@@ -59,13 +61,21 @@ def _in_flight() -> dict:
     return dict(rows)
 
 
+def _active(tenants: list) -> list:
+    """The active ones among ``tenants`` (in their order)."""
+    active = set(Tenant.objects.filter(pk__in=tenants, is_active=True).values_list("pk", flat=True))
+    return [tenant_id for tenant_id in tenants if tenant_id in active]
+
+
 def _portable(token: str, expires, limit: int, due) -> list:
     # Tenants with pending changes, from the partial index (not by evaluating every due head).
-    tenants = list(
-        OutboundChange.objects.filter(status=Status.PENDING)
-        .order_by()
-        .values_list("tenant_id", flat=True)
-        .distinct()
+    tenants = _active(
+        list(
+            OutboundChange.objects.filter(status=Status.PENDING)
+            .order_by()
+            .values_list("tenant_id", flat=True)
+            .distinct()
+        )
     )
     per = _per_tenant(limit, len(tenants))
     busy = _in_flight()
@@ -92,6 +102,8 @@ def _postgresql(token: str, expires, limit: int, now) -> list:
     col = {f.name: q(f.column) for f in meta.concrete_fields}
     integrations = q(Integration._meta.db_table)
     icol = {f.name: q(f.column) for f in Integration._meta.concrete_fields}
+    tenant_table = q(Tenant._meta.db_table)
+    tcol = {f.name: q(f.column) for f in Tenant._meta.concrete_fields}
     with connection.cursor() as cursor:
         # Distinct tenants with pending changes by skip scan: each step asks the index for
         # the next tenant id after the previous one.
@@ -106,7 +118,7 @@ def _postgresql(token: str, expires, limit: int, now) -> list:
             f") SELECT tenant_id FROM tenants WHERE tenant_id IS NOT NULL",
             [Status.PENDING, Status.PENDING],
         )
-        tenants = [row[0] for row in cursor.fetchall()]
+        tenants = _active([row[0] for row in cursor.fetchall()])
         if not tenants:
             return []
         per = _per_tenant(limit, len(tenants))
@@ -116,7 +128,9 @@ def _postgresql(token: str, expires, limit: int, now) -> list:
         heads = (
             f"SELECT o.{col['id']} AS id, o.{col['next_attempt_at']} AS at, o.{col['seq']} AS seq"  # noqa: S608
             f"  FROM {table} o JOIN {integrations} i ON i.{icol['id']} = o.{col['integration']}"
+            f"  JOIN {tenant_table} tn ON tn.{tcol['id']} = o.{col['tenant']}"
             f" WHERE o.{col['tenant']} = t.tenant_id AND o.{col['status']} = %s"
+            f"   AND tn.{tcol['is_active']}"
             f"   AND o.{col['lease_owner']} = '' AND o.{col['lost_attempts']} = 0"
             f"   AND o.{col['next_attempt_at']} <= %s AND i.{icol['enabled']}"
             f"   AND i.{icol['status']} = %s"

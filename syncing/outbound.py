@@ -114,7 +114,8 @@ def _wake_dispatcher() -> None:
 
 
 def due(now=None):
-    """Changes the dispatcher may claim now (the oldest open change of their record)."""
+    """Changes the dispatcher may claim now (the oldest open change of their record; its
+    integration operational, its tenant active — a deactivated tenant's changes wait)."""
     now = now or timezone.now()
     earlier_open = OutboundChange.objects.filter(
         record_id=OuterRef("record_id"), seq__lt=OuterRef("seq"), status__in=OutboundChange.OPEN
@@ -125,6 +126,7 @@ def due(now=None):
         next_attempt_at__lte=now,
         integration__enabled=True,
         integration__status=Integration.Status.ACTIVE,
+        tenant__is_active=True,
     ).filter(~Exists(earlier_open))
 
 

@@ -125,7 +125,9 @@ def evaluate_rules(event, context) -> dict:
             source_integration_id=context.integration_id,
             source_entity_type=event.entity_type,
             enabled=True,
-        ).order_by("name")
+        )
+        .select_related("tenant", "target_integration")
+        .order_by("name")
         if rule_matches(rule, event.type)
     ]
     if not rules:
@@ -149,6 +151,14 @@ def evaluate_rules(event, context) -> dict:
 
 def apply_rule(rule: PushRule, event) -> dict:
     """Apply one rule to one normalised event: {"outcome", "record"?, "change"?}."""
+    # Nothing is written for a deactivated tenant or into a disabled integration (its push
+    # would only wait): the rule says why it skipped, in the event's actions.
+    if not rule.tenant.is_active:
+        _note(rule, "skipped: the tenant is deactivated")
+        return {"outcome": "skipped", "reason": "the tenant is deactivated"}
+    if not rule.target_integration.enabled:
+        _note(rule, "skipped: the target integration is disabled")
+        return {"outcome": "skipped", "reason": "the target integration is disabled"}
     if event.deleted:
         _note(rule, "skipped: a deletion")
         return {"outcome": "skipped", "reason": "rules do not delete"}

@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from castiel.observability.logging import get_logger
 from castiel.queue import enqueue_many
+from castiel.tenancy.models import Tenant
 from integrations.models import Integration
 from syncing import metrics
 from syncing.leases import new_token
@@ -41,7 +42,8 @@ RANK_LOOKAHEAD_BATCHES = 10
 
 
 def due(now=None):
-    """Tasks the scheduler may claim now (free, enabled, their integration operational)."""
+    """Tasks the scheduler may claim now (free, enabled, their integration operational, their
+    tenant active: a deactivated tenant's tasks wait, unclaimed, until it is reactivated)."""
     now = now or timezone.now()
     return SyncTask.objects.filter(
         enabled=True,
@@ -49,6 +51,7 @@ def due(now=None):
         lease_owner="",
         integration__enabled=True,
         integration__status=Integration.Status.ACTIVE,
+        tenant__is_active=True,
     ).exclude(status=SyncTask.Status.PAUSED)
 
 
@@ -69,7 +72,11 @@ def fair_candidates(now, limit: int) -> list:
 
 
 def claim(ids, *, trigger: str = SyncRun.Trigger.SCHEDULE, now=None) -> list:
-    """Lease the free tasks among ``ids`` and enqueue them; return the ids claimed."""
+    """Lease the free tasks among ``ids`` and enqueue them; return the ids claimed.
+
+    Whoever picked ``ids`` (the tick, "run now"), a task of a deactivated tenant or of a
+    disabled integration is never claimed: the claim itself checks both.
+    """
     if not ids:
         return []
     now = now or timezone.now()
@@ -80,7 +87,9 @@ def claim(ids, *, trigger: str = SyncRun.Trigger.SCHEDULE, now=None) -> list:
             claimed = _claim_postgres(ids, token=token, now=now, expires=expires)
         else:
             # SQLite: no row locks; the conditional UPDATE is the claim (writers serialise).
-            SyncTask.objects.filter(id__in=ids, lease_owner="").update(
+            SyncTask.objects.filter(
+                id__in=ids, lease_owner="", tenant__is_active=True, integration__enabled=True
+            ).update(
                 lease_owner=token,
                 status=SyncTask.Status.QUEUED,
                 queued_at=now,
@@ -101,17 +110,21 @@ def claim(ids, *, trigger: str = SyncRun.Trigger.SCHEDULE, now=None) -> list:
 def _claim_postgres(ids, *, token, now, expires) -> list:
     """One statement: lock the free rows (skipping rows another tick holds) and lease them."""
     table = SyncTask._meta.db_table
+    tenants, integrations = Tenant._meta.db_table, Integration._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
             UPDATE {table} SET lease_owner = %s, status = %s, queued_at = %s,
                    lease_expires_at = %s, run_requested = false
              WHERE id IN (
-                   SELECT id FROM {table}
-                    WHERE id = ANY(%s) AND lease_owner = ''
-                    FOR UPDATE SKIP LOCKED)
+                   SELECT s.id FROM {table} s
+                     JOIN {tenants} t ON t.id = s.tenant_id
+                     JOIN {integrations} i ON i.id = s.integration_id
+                    WHERE s.id = ANY(%s) AND s.lease_owner = ''
+                      AND t.is_active AND i.enabled
+                    FOR UPDATE OF s SKIP LOCKED)
             RETURNING id
-            """,  # noqa: S608 - the table name is ours; every value is a parameter
+            """,  # noqa: S608 - the table names are ours; every value is a parameter
             [token, SyncTask.Status.QUEUED, now, expires, list(ids)],
         )
         return [row[0] for row in cursor.fetchall()]

@@ -307,8 +307,10 @@ def _claim(event_id) -> tuple[WebhookEvent | None, object]:
         | Q(status=WebhookEvent.Status.RETRYING, next_attempt_at__lte=now)
         | Q(status=WebhookEvent.Status.PROCESSING, lease_expires_at__lt=now)
     )
+    # A deactivated tenant's events are not processed: they wait, stored, until it is
+    # reactivated (the sweeper skips them meanwhile).
     claimed = WebhookEvent.objects.filter(
-        claimable, pk=event_id, outcome=WebhookEvent.Outcome.ACCEPTED
+        claimable, pk=event_id, outcome=WebhookEvent.Outcome.ACCEPTED, tenant__is_active=True
     ).update(
         status=WebhookEvent.Status.PROCESSING,
         lease_expires_at=lease,
@@ -477,7 +479,9 @@ def events_requeue_due(*, limit: int = 500) -> int:
         | Q(status=WebhookEvent.Status.PROCESSING, lease_expires_at__lt=now)
     )
     ids = list(
-        WebhookEvent.objects.filter(due, outcome=WebhookEvent.Outcome.ACCEPTED)
+        WebhookEvent.objects.filter(
+            due, outcome=WebhookEvent.Outcome.ACCEPTED, tenant__is_active=True
+        )
         .order_by("received_at")
         .values_list("pk", flat=True)[:limit]
     )

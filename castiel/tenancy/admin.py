@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 
@@ -17,14 +18,37 @@ class ApiKeyInline(admin.TabularInline):
         return False
 
 
+# What deactivating a tenant stops (each is enforced where the work is claimed; nothing is
+# deleted, and reactivating resumes it all).
+DEACTIVATION_STOPS = (
+    "Unticked, the tenant is deactivated: its API keys are refused, its webhooks are "
+    "rejected and stored events wait unprocessed, no sync is claimed (scheduled or "
+    '"run now"), no change is pushed, no push rule writes, and no token is refreshed. '
+    "Nothing is deleted: tick it again and everything resumes where it stopped."
+)
+
+
+class TenantForm(forms.ModelForm):
+    class Meta:
+        model = Tenant
+        fields = ["name", "slug", "is_active"]
+        help_texts = {"is_active": DEACTIVATION_STOPS}
+
+
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
+    form = TenantForm
     list_display = ("name", "slug", "is_active", "created_at")
     list_filter = ("is_active",)
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
     readonly_fields = ("id", "created_at")
     inlines = [ApiKeyInline]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "is_active" in form.changed_data and not obj.is_active:
+            self.message_user(request, f"{obj} is deactivated. {DEACTIVATION_STOPS}")
 
 
 @admin.register(ApiKey)

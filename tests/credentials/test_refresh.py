@@ -229,6 +229,17 @@ class TestSchedule:
             Credential.objects.filter(pk=credential.pk).update(status=status)
             assert not due_for_refresh().exists()
 
+    def test_a_deactivated_tenant_or_disabled_integration_is_not_due(self, credential):
+        from castiel.tenancy.models import Tenant
+
+        Credential.objects.filter(pk=credential.pk).update(expires_at=timezone.now())
+        assert due_for_refresh().exists()
+        Tenant.objects.filter(pk=credential.tenant_id).update(is_active=False)
+        assert not due_for_refresh().exists()
+        Tenant.objects.filter(pk=credential.tenant_id).update(is_active=True)
+        Integration.objects.filter(pk=credential.integration_id).update(enabled=False)
+        assert not due_for_refresh().exists()
+
     def test_the_job_refreshes_what_is_due(self, credential, provider):
         provider.answers.append(
             (200, {}, {"access_token": "at-1", "refresh_token": "rt-1", "expires_in": 3600})
@@ -265,3 +276,20 @@ class TestSchedule:
         settings.CASTIEL_TOKEN_REFRESH_LOOKAHEAD_MINUTES = lookahead
         ids = [error.id for error in run_checks()]
         assert ("credentials.E001" not in ids) is ok
+
+
+def test_no_token_of_a_deactivated_tenant_is_refreshed_on_demand(credential, provider):
+    """Whatever asks (a worker after a 401, an operator's "refresh now"), a deactivated
+    tenant's credentials are not used to call the provider."""
+    from castiel.tenancy.models import Tenant
+
+    Tenant.objects.filter(pk=credential.tenant_id).update(is_active=False)
+    Credential.objects.filter(pk=credential.pk).update(expires_at=timezone.now())
+    for kwargs in ({"trigger": "on_demand", "force": False}, {"trigger": "manual", "force": True}):
+        result = credential_refresh(credential_id=credential.pk, **kwargs)
+        assert result.outcome == "skipped" and "deactivated" in result.message
+    Integration.objects.filter(pk=credential.integration_id).update(enabled=False)
+    Tenant.objects.filter(pk=credential.tenant_id).update(is_active=True)
+    result = _refresh(credential)
+    assert result.outcome == "skipped" and "disabled" in result.message
+    assert provider.seen == []  # the token endpoint never heard of it

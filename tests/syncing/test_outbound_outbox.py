@@ -12,6 +12,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from castiel.ratelimit.errors import RateLimitDeferred, RateLimitRefused
+from castiel.tenancy.models import Tenant
 from integrations.models import Integration
 from syncing import metrics, outbound, outbox
 from syncing.deadletters import dead_letter_replay
@@ -422,6 +423,10 @@ def test_the_fair_claim_takes_exactly_the_due_heads(tenant, other_tenant, sink):
     OutboundChange.objects.filter(pk=suspect.pk).update(lost_attempts=1)
     paused = burst(TenantFactory(), sink, 1)[0]
     Integration.objects.filter(pk=paused.integration_id).update(status="paused")
+    disabled = burst(TenantFactory(), sink, 1)[0]
+    Integration.objects.filter(pk=disabled.integration_id).update(enabled=False)
+    deactivated = burst(TenantFactory(), sink, 1)[0]
+    Tenant.objects.filter(pk=deactivated.tenant_id).update(is_active=False)
     # A record's next change waits behind its open first one (here a dead letter).
     first = ready[0]
     OutboundChange.objects.filter(pk=first.pk).update(status="dead")

@@ -369,9 +369,9 @@ SPECTACULAR_SETTINGS = {
 # ---------------------------------------------------------------------------------------------
 # Outbound HTTP
 # ---------------------------------------------------------------------------------------------
-# Tenant-configured URLs may not reach these networks (SSRF guard) unless listed in
-# CASTIEL_OUTBOUND_ALLOWED_NETWORKS. The embedded default allows loopback so the built-in
-# sandbox and local test servers are reachable.
+# Outbound calls reach only globally routable addresses (SSRF guard, castiel/http/ssrf.py)
+# and the networks listed here. The embedded default allows loopback so the built-in sandbox
+# and local test servers are reachable.
 CASTIEL_OUTBOUND_ALLOWED_NETWORKS = env.list(
     "CASTIEL_OUTBOUND_ALLOWED_NETWORKS",
     default=[] if PRODUCTION else ["127.0.0.0/8", "::1/128"],
@@ -689,6 +689,8 @@ CASTIEL_OUTBOUND_WAKE_DEBOUNCE_SECONDS = env.float(
 CASTIEL_OUTBOUND_ACK_GROUP = env.int("CASTIEL_OUTBOUND_ACK_GROUP", default=20)
 # Finished changes (pushed, skipped, superseded, discarded) are deleted after this many days.
 CASTIEL_OUTBOUND_RETENTION_DAYS = env.int("CASTIEL_OUTBOUND_RETENTION_DAYS", default=14)
+# Record history (who changed what, syncing/history.py) is pruned hourly after this many days.
+CASTIEL_RECORD_HISTORY_RETENTION_DAYS = env.int("CASTIEL_RECORD_HISTORY_RETENTION_DAYS", default=90)
 
 # The sandbox: a simulated SaaS API served under /sandbox/ (demo and tests; off in production).
 CASTIEL_SANDBOX = env.bool("CASTIEL_SANDBOX", default=not PRODUCTION)

@@ -8,7 +8,7 @@ from django.utils.html import format_html
 
 from webhooks import services, signing
 from webhooks.api.serializers import receive_url
-from webhooks.models import WebhookEvent, WebhookRegistration
+from webhooks.models import WebhookBodySeen, WebhookEvent, WebhookRegistration
 from webhooks.schemes import choices as scheme_choices
 from webhooks.schemes import get_scheme
 from webhooks.validation import validate_secret
@@ -210,3 +210,21 @@ class WebhookEventAdmin(admin.ModelAdmin):
             except services.ReplayRefused:
                 refused += 1
         messages.info(request, f"Replayed {replayed} event(s); {refused} could not be replayed.")
+
+
+@admin.register(WebhookBodySeen)
+class WebhookBodySeenAdmin(admin.ModelAdmin):
+    """Read-only: why a delivery of a body-signing scheme (GitHub) was answered as a
+    duplicate — the same signed bytes were accepted before, as the linked event."""
+
+    list_display = ("seen_at", "registration", "body_sha256", "event")
+    list_filter = ("registration",)
+    search_fields = ("=body_sha256",)
+    list_select_related = ("registration", "event")
+    readonly_fields = ("registration", "body_sha256", "event", "seen_at")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -17,6 +17,7 @@ from sandbox import services as sandbox_services
 from sandbox.models import SandboxDelivery, SandboxIdempotencyKey, SandboxRequest
 from tests.factories import ISOLATION_MAKERS
 from tests.syncing.pipeline_support import apply_page, task_with
+from webhooks.models import WebhookBodySeen
 
 # The apps whose every model must have an admin page.
 CASTIEL_APPS = (
@@ -75,6 +76,10 @@ def populate(tenant) -> None:
         body="{}",
     )
     assert obj.pk
+    event = next(v for k, v in made.items() if k.__name__ == "WebhookEvent")
+    WebhookBodySeen.objects.create(
+        registration=event.registration, body_sha256="0" * 64, event=event, seen_at=now
+    )
 
 
 def busy_day(tenant, task, *, seed: int = 1) -> None:

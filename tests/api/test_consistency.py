@@ -120,7 +120,13 @@ def test_unknown_api_routes_are_404_json_for_every_method(api, method):
 def test_numbers_beyond_the_columns_are_400_not_500(api, tenant):
     big = api.post(
         "/api/v1/rate-limit-overrides/",
-        {"level": "tenant", "limit": 409858288857448, "window_seconds": 60},
+        # (the tenant level is operator-only: an operation-level override reaches validation)
+        {
+            "level": "operation",
+            "operation": "fetch",
+            "limit": 409858288857448,
+            "window_seconds": 60,
+        },
         format="json",
     )
     assert big.status_code == 400 and "limit" in big.json()["details"]

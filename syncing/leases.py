@@ -38,11 +38,13 @@ def lease_seconds() -> int:
 
 
 def take(task_id, token: str) -> bool:
-    """Queued → running, if the claim that sent this message still holds the task."""
+    """Queued → running, if the claim that sent this message still holds the task — and its
+    tenant is still active and its integration enabled: a task claimed just before its tenant
+    was deactivated stays queued until the reaper returns it, and no claim takes it then."""
     now = timezone.now()
     return bool(
         SyncTask.objects.filter(id=task_id, lease_owner=token, status=SyncTask.Status.QUEUED)
-        .filter(lease_expires_at__gt=now)
+        .filter(lease_expires_at__gt=now, tenant__is_active=True, integration__enabled=True)
         .update(
             status=SyncTask.Status.RUNNING,
             lease_expires_at=now + timedelta(seconds=lease_seconds()),

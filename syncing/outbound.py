@@ -281,10 +281,15 @@ class PushBatch:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def take(self) -> list[OutboundChange]:
-        """queued → running (fenced by the token), counting an attempt for each."""
+        """queued → running (fenced by the token), counting an attempt for each. A change whose
+        tenant was deactivated after the claim is not taken: it stays queued until the reaper
+        returns it, and no claim takes it while the tenant is inactive."""
         now = timezone.now()
         self.taken = OutboundChange.objects.filter(
-            lease_owner=self.token, status=Status.QUEUED, lease_expires_at__gt=now
+            lease_owner=self.token,
+            status=Status.QUEUED,
+            lease_expires_at__gt=now,
+            tenant__is_active=True,
         ).update(
             status=Status.RUNNING,
             lease_expires_at=now + timedelta(seconds=settings.CASTIEL_OUTBOUND_LEASE_SECONDS),

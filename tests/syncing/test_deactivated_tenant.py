@@ -173,3 +173,25 @@ def test_the_admin_says_what_deactivation_stops(admin_client, tenant):
     assert "is deactivated" in response.content.decode()
     tenant.refresh_from_db()
     assert tenant.is_active is False
+
+
+def test_work_claimed_just_before_the_deactivation_is_not_started(
+    enqueued, pushes, tenant, other_tenant
+):
+    """The worker's take is a claim too: a wake-up that arrives after the tenant was
+    deactivated runs nothing and pushes nothing; reactivated, the work goes on."""
+    from syncing.inbound import run_claimed
+    from syncing.models import SyncRun
+
+    [theirs] = bulk_tasks(tenant, 1)
+    changes_for(tenant, 1)
+    assert scheduler.claim([theirs.id])
+    outbound.dispatch()
+    set_active(tenant, False)
+
+    for _path, args, _kind in enqueued.drain():
+        assert run_claimed(*args) == 0
+    assert not SyncRun.objects.filter(task=theirs).exists()
+    for token in pushes.drain():
+        assert outbound.push_batch(token) == {}
+    assert not OutboundChange.objects.filter(attempts__gt=0).exists()

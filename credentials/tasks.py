@@ -7,4 +7,3 @@ from credentials.maintenance import refresh_due
 
 def refresh_due_credentials() -> dict:
     return refresh_due()
-

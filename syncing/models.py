@@ -3,9 +3,9 @@ the ORM record store's table, and the outbound outbox with its dead letters.
 
 The database is the source of truth for every task: its lease (who runs it, until when), its
 checkpoint (the cursor of the last page committed) and its schedule live on the row, so a lost
-broker message or a killed worker never loses work (docs/architecture.md, "Pull"). The same holds for
-every outbound change (docs/architecture.md, "Push"): its row says what to push, whether it is due, who
-holds it and what happened to it.
+broker message or a killed worker never loses work (docs/architecture.md, "Pull"). The same
+holds for every outbound change (docs/architecture.md, "Push"): its row says what to push,
+whether it is due, who holds it and what happened to it.
 """
 
 from __future__ import annotations

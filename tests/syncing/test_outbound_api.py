@@ -152,6 +152,37 @@ def test_dead_letters_can_be_inspected_without_secrets_then_replayed_or_discarde
     assert "castiel_outbound_dead_letters 0.0" in client.get("/metrics").content.decode()
 
 
+class QueryKeyAuth(requests.auth.AuthBase):
+    """An API key in the query string, under a name no redaction rule would recognise."""
+
+    def __call__(self, request):
+        request.prepare_url(request.url, {"appid": SECRET})
+        return request
+
+
+def test_a_dead_letter_keeps_no_query_string_credential(
+    api, tenant, http_server, pushes, monkeypatch
+):
+    monkeypatch.setattr("integrations.clients.auth_for", lambda integration: QueryKeyAuth())
+
+    @http_server.route("POST", "/contacts")
+    def refuse(request):
+        assert request.query["appid"] == [SECRET]  # the key did reach the provider
+        return 422, {}, {"error": "invalid"}
+
+    integration = IntegrationFactory(tenant=tenant, config={"base_url": http_server.url})
+    api.post(
+        "/api/v1/records/",
+        {"integration": str(integration.pk), "entity_type": "contacts", "data": {"n": 1}},
+        format="json",
+    )
+    assert push_all(pushes) == {"dead": 1}
+    letter = DeadLetter.objects.get()
+    assert letter.request["url"].endswith("/contacts")
+    answer = api.get(f"/api/v1/dead-letters/{letter.pk}/")
+    assert answer.status_code == 200 and SECRET not in answer.content.decode()
+
+
 def test_bulk_replay_and_discard_touch_only_the_callers_dead_letters(
     api, tenant, other_tenant, pushes
 ):

@@ -2,10 +2,8 @@
 
 The real cosmosdb-server sits behind a loopback TCP proxy (tests/support/tcp_proxy.py) that
 refuses every connection for the outage; the sandbox CRM is served by a live Castiel server.
-The issue asks for a 30 s outage; the suite uses ``CASTIEL_TEST_COSMOS_OUTAGE_SECONDS``
-(default 6 s, to keep it bounded on a shared machine) — run with
-``CASTIEL_TEST_COSMOS_OUTAGE_SECONDS=30`` for the full length. What is checked does not depend
-on the length: no 500 anywhere, /healthz degraded during and ok after, every API edit and
+The outage lasts 30 s (``CASTIEL_TEST_COSMOS_OUTAGE_SECONDS`` shortens it while iterating).
+What is checked does not depend on the length: no 500 anywhere, /healthz degraded during and ok after, every API edit and
 webhook event applied exactly once afterwards, and the records equal the provider's.
 """
 
@@ -25,7 +23,7 @@ from tests.syncing.helpers import make_integration, make_task, records_of, run_o
 from tests.syncing.outbound_support import push_all, sandbox_push_task
 from webhooks.models import WebhookEvent
 
-OUTAGE_SECONDS = float(os.environ.get("CASTIEL_TEST_COSMOS_OUTAGE_SECONDS", "6"))
+OUTAGE_SECONDS = float(os.environ.get("CASTIEL_TEST_COSMOS_OUTAGE_SECONDS", "30"))
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -39,12 +39,13 @@ def lease_seconds() -> int:
 
 def take(task_id, token: str) -> bool:
     """Queued → running, if the claim that sent this message still holds the task — and its
-    tenant is still active and its integration enabled: a task claimed just before its tenant
-    was deactivated stays queued until the reaper returns it, and no claim takes it then."""
+    tenant is still active: a task claimed just before its tenant was deactivated stays queued
+    until the reaper returns it, and no claim takes it then. (An integration disabled after
+    the claim fails the run instead, with the reason, in the worker.)"""
     now = timezone.now()
     return bool(
         SyncTask.objects.filter(id=task_id, lease_owner=token, status=SyncTask.Status.QUEUED)
-        .filter(lease_expires_at__gt=now, tenant__is_active=True, integration__enabled=True)
+        .filter(lease_expires_at__gt=now, tenant__is_active=True)
         .update(
             status=SyncTask.Status.RUNNING,
             lease_expires_at=now + timedelta(seconds=lease_seconds()),

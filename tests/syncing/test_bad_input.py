@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from syncing import scheduler
+from syncing.inbound import run_claimed
 from syncing.models import SyncRun, SyncTask
 from tests.syncing.helpers import make_integration, make_task, records_of, run_once
 
@@ -80,6 +82,9 @@ def test_broken_configuration_fails_clearly_and_changes_nothing(
     task = _synced_task(tenant, provider, enqueued)
     before = records_of(task)
     if breakage == "disable_integration":
+        # Disabled after the claim (no claim takes a disabled integration's task): the
+        # worker that was already woken fails the run with a clear reason.
+        scheduler.claim([task.id], trigger=SyncRun.Trigger.MANUAL)
         task.integration.enabled = False
         task.integration.save()
     elif breakage == "invalid_mapping":
@@ -96,7 +101,8 @@ def test_broken_configuration_fails_clearly_and_changes_nothing(
     task.refresh_from_db()
     checkpoint, state = task.checkpoint, task.state
 
-    run = run_once(task, enqueued)
+    run = run_claimed_now(task, enqueued) if breakage == "disable_integration" else None
+    run = run or run_once(task, enqueued)
 
     assert run.status == SyncRun.Status.FAILED
     assert run.error_code == code
@@ -105,3 +111,9 @@ def test_broken_configuration_fails_clearly_and_changes_nothing(
     assert (task.checkpoint, task.state) == (checkpoint, state)
     assert task.lease_owner == "" and task.status == SyncTask.Status.FAILED
     assert records_of(task) == before
+
+
+def run_claimed_now(task, enqueued):
+    for _path, args, _kind in enqueued.drain():
+        run_claimed(*args)
+    return SyncRun.objects.filter(task=task).order_by("-started_at").first()

@@ -11,6 +11,11 @@ see docs/benchmarks.md):
   text (~0.1 ms for 13.5 kB): this statement is sent with server-side binding, so the body
   travels as binary bytea, unescaped.
 
+A scheme that signs only the body (GitHub) also claims the body's hash
+(``WebhookBodySeen``): on PostgreSQL that row goes in the same statement as the event (a
+data-modifying CTE, still one autocommitted round trip), not in a transaction of its own —
+that cost a third of the receiver's throughput (docs/benchmarks.md).
+
 The cursor is still Django's wrapper (database errors become ``django.db`` exceptions, query
 logging and execute wrappers see it), and the row is the one ``save()`` would have written —
 tests/webhooks/test_receipt_insert.py reads both back column by column. Other databases use
@@ -19,12 +24,20 @@ tests/webhooks/test_receipt_insert.py reads both back column by column. Other da
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import cache
 
-from django.db import connection
+from django.db import IntegrityError, connection
 from django.db.models.sql import InsertQuery
 
-from webhooks.models import WebhookEvent
+from webhooks.models import WebhookBodySeen, WebhookEvent
+
+BODY_SEEN_CONSTRAINT = "webhook_body_seen_unique"
+
+
+class BodySeenConflict(Exception):
+    """The body's hash is claimed already (a replay, or a row past the window): nothing was
+    stored, the event neither."""
 
 
 @cache
@@ -34,6 +47,21 @@ def _compiled() -> tuple[str, tuple]:
     query.insert_values(fields, [WebhookEvent()])
     [(sql, _params)] = query.get_compiler(connection=connection).as_sql()
     return sql, fields
+
+
+@cache
+def _compiled_with_body() -> str:
+    sql, _fields = _compiled()
+    meta = WebhookBodySeen._meta
+    quote = connection.ops.quote_name
+    columns = ", ".join(
+        quote(meta.get_field(name).column)
+        for name in ("registration", "body_sha256", "event", "seen_at")
+    )
+    return (
+        f"WITH event AS ({sql}) "  # noqa: S608 - our tables and columns; values are params
+        f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES (%s, %s, %s, %s)"
+    )
 
 
 def _server_binding_cursor():
@@ -51,14 +79,30 @@ def _server_binding_cursor():
         return connection._prepare_cursor(ServerBindingCursor(connection.connection))
 
 
-def insert_event(event: WebhookEvent) -> None:
-    """INSERT ``event`` (raises ``django.db.IntegrityError`` on a dedupe conflict)."""
+def insert_event(event: WebhookEvent, *, body_seen: tuple[str, datetime] | None = None) -> None:
+    """INSERT ``event`` (raises ``django.db.IntegrityError`` on a dedupe conflict).
+
+    ``body_seen`` (PostgreSQL only): the body's ``(sha256, seen_at)`` claimed in the same
+    statement; :class:`BodySeenConflict` when it is claimed already.
+    """
     if connection.vendor != "postgresql":
+        assert body_seen is None, "the body claim in one statement needs PostgreSQL"
         event.save(force_insert=True)
         return
     sql, fields = _compiled()
     params = [field.get_db_prep_save(field.pre_save(event, True), connection) for field in fields]
-    with _server_binding_cursor() as cursor:
-        cursor.execute(sql, params)
+    if body_seen is not None:
+        sql = _compiled_with_body()
+        digest, seen_at = body_seen
+        seen = WebhookBodySeen._meta.get_field("seen_at").get_db_prep_save(seen_at, connection)
+        params += [event.registration_id, digest, event.pk, seen]
+    try:
+        with _server_binding_cursor() as cursor:
+            cursor.execute(sql, params)
+    except IntegrityError as exc:
+        diag = getattr(exc.__cause__, "diag", None)
+        if body_seen is not None and getattr(diag, "constraint_name", "") == BODY_SEEN_CONSTRAINT:
+            raise BodySeenConflict(event.registration_id) from None
+        raise
     event._state.adding = False
     event._state.db = connection.alias

@@ -7,7 +7,7 @@ import json
 import time
 import uuid
 from contextlib import nullcontext
-from datetime import timedelta
+from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 
 from django.conf import settings
@@ -22,7 +22,7 @@ from castiel.queue import enqueue
 from webhooks import lookup, metrics, parsers, routing, signing
 from webhooks.models import WebhookBodySeen, WebhookEvent, WebhookRegistration
 from webhooks.parsers.base import Delivery, ParseError
-from webhooks.receipt_insert import insert_event
+from webhooks.receipt_insert import BodySeenConflict, insert_event
 from webhooks.schemes import get_scheme
 from webhooks.validation import validate_secret
 
@@ -169,8 +169,12 @@ def event_store(
     matched_secret: str = "",
     receive_ms: float | None = None,
     duplicate_of_id=None,
+    body_seen: tuple[str, datetime] | None = None,
 ) -> WebhookEvent:
-    """Insert one audit row, committed when this returns (raises DatabaseError)."""
+    """Insert one audit row, committed when this returns (raises DatabaseError).
+
+    ``body_seen``: also claim the body's hash in the same statement (PostgreSQL, see
+    ``webhooks.receipt_insert``)."""
     accepted = outcome == WebhookEvent.Outcome.ACCEPTED
     # Outside a transaction (the receiver's normal case) the INSERT runs in autocommit mode:
     # one statement, durably committed when execute() returns — no BEGIN/COMMIT round trips.
@@ -192,7 +196,7 @@ def event_store(
     )
     guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
     with guard:
-        insert_event(event)
+        insert_event(event, body_seen=body_seen)
     return event
 
 
@@ -216,7 +220,7 @@ def event_accept(
     """
     scheme = get_scheme(snapshot.scheme)
 
-    def store() -> WebhookEvent:
+    def store(body_seen=None) -> WebhookEvent:
         return event_store(
             snapshot=snapshot,
             outcome=WebhookEvent.Outcome.ACCEPTED,
@@ -226,9 +230,18 @@ def event_accept(
             dedupe_key=dedupe_key,
             matched_secret=matched_secret,
             receive_ms=round((time.perf_counter() - started) * 1000, 3),
+            body_seen=body_seen,
         )
 
     try:
+        if scheme.dedupe_signed_body and _one_statement():
+            # The event and its body's claim in one autocommitted statement; a claimed body
+            # (a replay, or a claim past the window to take over) goes the careful way below.
+            digest = hashlib.sha256(request_data["body"]).hexdigest()
+            try:
+                return store(body_seen=(digest, timezone.now())), "created"
+            except BodySeenConflict:
+                pass
         if scheme.dedupe_signed_body:
             with transaction.atomic():
                 event = store()
@@ -241,6 +254,10 @@ def event_accept(
         original = WebhookEvent.objects.filter(pk=replay.original_id).only("id").first()
         return original, "duplicate_body"
     return event, "created"
+
+
+def _one_statement() -> bool:
+    return connection.vendor == "postgresql" and not connection.in_atomic_block
 
 
 def _claim_body(snapshot, event: WebhookEvent, body: bytes) -> None:

@@ -18,6 +18,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tests.webhooks.support import github_headers
@@ -117,6 +118,38 @@ def test_schemes_that_sign_a_timestamp_or_id_are_not_body_deduplicated(client, m
     from webhooks.schemes import SCHEMES
 
     assert {slug for slug, s in SCHEMES.items() if s.dedupe_signed_body} == {"github"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_in_autocommit_on_postgresql_the_claim_rides_in_the_events_statement(
+    postgres, make_reg, settings
+):
+    """The receiver's normal case on PostgreSQL: no transaction around the delivery, so the
+    event and its body's claim go in one statement — and still answer as above."""
+    settings.CASTIEL_WEBHOOK_RETENTION_DAYS = 30
+    client = Client()
+    registration = make_reg(scheme="github", secret=SECRET)
+    assert not connection.in_atomic_block
+
+    with CaptureQueriesContext(connection) as queries:
+        first = deliver(client, registration, delivery="d-1").json()
+    assert first["status"] == "accepted"
+    assert [q for q in queries if q["sql"].startswith("WITH event AS (INSERT")], "one statement"
+    assert str(WebhookBodySeen.objects.get().event_id) == first["event_id"]
+    assert deliver(client, registration, delivery="d-1").json()["status"] == "duplicate"
+    replay = deliver(client, registration).json()
+    assert replay == {"status": "duplicate", "event_id": first["event_id"]}
+    assert list(
+        WebhookEvent.objects.filter(outcome="duplicate")
+        .values_list("reason", flat=True)
+        .order_by("received_at")
+    ) == ["duplicate", "duplicate_body"]
+
+    WebhookBodySeen.objects.update(seen_at=timezone.now() - timedelta(days=31))
+    later = deliver(client, registration).json()
+    assert later["status"] == "accepted" and later["event_id"] != first["event_id"]
+    assert str(WebhookBodySeen.objects.get().event_id) == later["event_id"]
+    assert accepted(registration).count() == 2
 
 
 @pytest.mark.django_db(transaction=True)

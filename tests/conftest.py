@@ -125,3 +125,18 @@ def http_server():
 
     with running_server() as server:
         yield server
+
+
+@pytest.fixture
+def no_push_rules():
+    """Rule-triggered pushes (``push.evaluate_rules`` follows every routed webhook event) are
+    the outbound engine's subject; tests of the sync side put a no-op in their place."""
+    from webhooks import routing
+
+    previous = routing.registered_actions().get(routing.EVALUATE_RULES)
+    routing.register_action(routing.EVALUATE_RULES, lambda event, context: None)
+    yield
+    if previous is None:
+        routing.unregister_action(routing.EVALUATE_RULES)
+    else:
+        routing.register_action(routing.EVALUATE_RULES, previous)

@@ -3,8 +3,9 @@
 The real cosmosdb-server sits behind a loopback TCP proxy (tests/support/tcp_proxy.py) that
 refuses every connection for the outage; the sandbox CRM is served by a live Castiel server.
 The outage lasts 30 s (``CASTIEL_TEST_COSMOS_OUTAGE_SECONDS`` shortens it while iterating).
-What is checked does not depend on the length: no 500 anywhere, /healthz degraded during and ok after, every API edit and
-webhook event applied exactly once afterwards, and the records equal the provider's.
+What is checked does not depend on the length: no 500 anywhere, /healthz degraded during and
+ok after, every API edit and webhook event applied exactly once afterwards, and the records
+equal the provider's.
 """
 
 from __future__ import annotations
@@ -26,22 +27,10 @@ from webhooks.models import WebhookEvent
 OUTAGE_SECONDS = float(os.environ.get("CASTIEL_TEST_COSMOS_OUTAGE_SECONDS", "30"))
 
 pytestmark = [
+    pytest.mark.usefixtures("no_push_rules"),
     pytest.mark.django_db(transaction=True),
     pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning"),
 ]
-
-
-@pytest.fixture(autouse=True)
-def no_push_rules():
-    from webhooks import routing
-
-    previous = routing.registered_actions().get(routing.EVALUATE_RULES)
-    routing.register_action(routing.EVALUATE_RULES, lambda event, context: None)
-    yield
-    if previous is None:
-        routing.unregister_action(routing.EVALUATE_RULES)
-    else:
-        routing.register_action(routing.EVALUATE_RULES, previous)
 
 
 def test_an_outage_of_the_record_store_loses_nothing_and_answers_no_500(

@@ -19,10 +19,14 @@ from syncing.stores import get_store
 from syncing.stores.base import Scope
 from tests.syncing.helpers import make_integration, make_task, run_once
 from tests.webhooks.factories import make_event, make_registration
-from webhooks import routing, services
+from webhooks import services
 from webhooks.models import WebhookEvent
 
-pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
+pytestmark = [
+    pytest.mark.embedded,
+    pytest.mark.django_db,
+    pytest.mark.usefixtures("no_push_rules"),
+]
 
 CUSTOMER = {
     "id": "cus_1",
@@ -31,17 +35,6 @@ CUSTOMER = {
     "name": "Ada",
     "updated": "2024-05-01T10:00:00Z",
 }
-
-
-@pytest.fixture(autouse=True)
-def no_push_rules():
-    previous = routing.registered_actions().get(routing.EVALUATE_RULES)
-    routing.register_action(routing.EVALUATE_RULES, lambda event, context: None)
-    yield
-    if previous is None:
-        routing.unregister_action(routing.EVALUATE_RULES)
-    else:
-        routing.register_action(routing.EVALUATE_RULES, previous)
 
 
 class Provider:

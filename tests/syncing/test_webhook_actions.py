@@ -9,22 +9,14 @@ import pytest
 from syncing.models import SyncTask
 from tests.syncing.helpers import make_integration, make_task, records_of
 from tests.webhooks.factories import make_event, make_registration
-from webhooks import routing, services
+from webhooks import services
 from webhooks.models import WebhookEvent
 
-pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
-
-
-@pytest.fixture(autouse=True)
-def no_push_rules():
-    """Rule-triggered pushes are the outbound engine's; here only the sync actions run."""
-    previous = routing.registered_actions().get(routing.EVALUATE_RULES)
-    routing.register_action(routing.EVALUATE_RULES, lambda event, context: None)
-    yield
-    if previous is None:
-        routing.unregister_action(routing.EVALUATE_RULES)
-    else:
-        routing.register_action(routing.EVALUATE_RULES, previous)
+pytestmark = [
+    pytest.mark.embedded,
+    pytest.mark.django_db,
+    pytest.mark.usefixtures("no_push_rules"),
+]
 
 
 @pytest.fixture

@@ -24,18 +24,3 @@ def fast_syncs(settings):
     settings.CASTIEL_SYNC_RETRY_BASE_SECONDS = 0.01
     settings.CASTIEL_SYNC_RETRY_CAP_SECONDS = 0.05
     return settings
-
-
-@pytest.fixture
-def no_push_rules():
-    """``push.evaluate_rules`` follows every routed webhook event; rule-triggered pushes are
-    not this suite's subject (and nothing registers the action yet), so a no-op stands in."""
-    from webhooks import routing
-
-    previous = routing.registered_actions().get(routing.EVALUATE_RULES)
-    routing.register_action(routing.EVALUATE_RULES, lambda event, context: None)
-    yield
-    if previous is None:
-        routing.unregister_action(routing.EVALUATE_RULES)
-    else:
-        routing.register_action(routing.EVALUATE_RULES, previous)

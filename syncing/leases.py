@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from castiel.tenancy.models import active_tenant_ids
 from syncing.models import SyncTask
 
 
@@ -45,7 +46,7 @@ def take(task_id, token: str) -> bool:
     now = timezone.now()
     return bool(
         SyncTask.objects.filter(id=task_id, lease_owner=token, status=SyncTask.Status.QUEUED)
-        .filter(lease_expires_at__gt=now, tenant__is_active=True)
+        .filter(lease_expires_at__gt=now, tenant_id__in=active_tenant_ids())
         .update(
             status=SyncTask.Status.RUNNING,
             lease_expires_at=now + timedelta(seconds=lease_seconds()),

@@ -49,6 +49,7 @@ from castiel.http.retry import full_jitter_delay
 from castiel.observability.context import bound, get_execution_id
 from castiel.observability.logging import get_logger
 from castiel.queue import enqueue, enqueue_many
+from castiel.tenancy.models import active_tenant_ids
 from integrations.adapters.base import PushResult, RemoteChanged, adapter_for
 from integrations.adapters.mapping import FieldMapping, RecordMappingError
 from integrations.adapters.normalize import parse_timestamp
@@ -289,7 +290,7 @@ class PushBatch:
             lease_owner=self.token,
             status=Status.QUEUED,
             lease_expires_at__gt=now,
-            tenant__is_active=True,
+            tenant_id__in=active_tenant_ids(),
         ).update(
             status=Status.RUNNING,
             lease_expires_at=now + timedelta(seconds=settings.CASTIEL_OUTBOUND_LEASE_SECONDS),

@@ -19,6 +19,7 @@ from castiel.http.retry import full_jitter_delay
 from castiel.observability.context import get_correlation_id
 from castiel.observability.logging import get_logger
 from castiel.queue import enqueue
+from castiel.tenancy.models import active_tenant_ids
 from webhooks import lookup, metrics, parsers, routing, signing
 from webhooks.models import WebhookBodySeen, WebhookEvent, WebhookRegistration
 from webhooks.parsers.base import Delivery, ParseError
@@ -327,7 +328,10 @@ def _claim(event_id) -> tuple[WebhookEvent | None, object]:
     # A deactivated tenant's events are not processed: they wait, stored, until it is
     # reactivated (the sweeper skips them meanwhile).
     claimed = WebhookEvent.objects.filter(
-        claimable, pk=event_id, outcome=WebhookEvent.Outcome.ACCEPTED, tenant__is_active=True
+        claimable,
+        pk=event_id,
+        outcome=WebhookEvent.Outcome.ACCEPTED,
+        tenant_id__in=active_tenant_ids(),
     ).update(
         status=WebhookEvent.Status.PROCESSING,
         lease_expires_at=lease,

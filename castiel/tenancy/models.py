@@ -22,6 +22,17 @@ class Tenant(models.Model):
         return self.name
 
 
+def active_tenant_ids():
+    """Active tenants' ids, for a claim's ``tenant_id__in``.
+
+    A filter on the claimed row's own ``tenant_id`` keeps a claim a plain conditional UPDATE.
+    Filtering through the relation (``tenant__is_active``) makes Django write ``UPDATE …
+    WHERE id IN (SELECT … JOIN …)``, and PostgreSQL does not re-check such a subquery after
+    waiting on a concurrent claim's row lock: two workers would both win one row.
+    """
+    return Tenant.objects.filter(is_active=True).values("id")
+
+
 class ApiKeyQuerySet(models.QuerySet):
     def active(self):
         return self.filter(revoked_at__isnull=True)

@@ -55,3 +55,17 @@ def test_racing_dispatchers_claim_each_change_exactly_once_and_fairly(postgres, 
     smallest = set(OutboundChange.objects.filter(tenant=tenants[2]).values_list("id", flat=True))
     first_batches = {pk for batch in claimed[:4] for pk in batch}
     assert smallest & first_batches
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_message_delivered_twice_is_taken_by_one_worker(postgres, pushes):
+    """The take is a conditional UPDATE on the rows themselves: of two workers woken by the
+    same message at the same moment, one takes the batch (a claim written through a join
+    was a subquery PostgreSQL does not re-check after the row lock, and both took it)."""
+    from tests.syncing.test_scheduler import _in_threads
+
+    _changes(TenantFactory(), 5)
+    outbound.dispatch()
+    [token] = pushes.drain()
+    taken = _in_threads(2, lambda: len(outbound.PushBatch(token).take()))
+    assert sorted(taken) == [0, 5]

@@ -178,3 +178,14 @@ def test_racing_replays_store_exactly_one_event(postgres, make_reg):
     assert sorted(answers) == ["accepted"] + ["duplicate"] * 7
     assert accepted(registration).count() == 1
     assert WebhookBodySeen.objects.get().event_id == accepted(registration).get().pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_woken_twice_is_claimed_for_processing_once(postgres, make_reg):
+    """Two processing workers woken for one stored event at the same moment: one claims it."""
+    from tests.syncing.test_scheduler import _in_threads
+    from tests.webhooks.factories import make_event
+
+    event = make_event(make_reg(scheme="github", secret=SECRET), status="received")
+    claims = _in_threads(2, lambda: services._claim(event.pk)[0] is not None)
+    assert sorted(claims) == [False, True]

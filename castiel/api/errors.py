@@ -17,6 +17,7 @@ from rest_framework import exceptions
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from castiel.observability.logging import get_logger
+from castiel.unavailable import TemporarilyUnavailable
 
 log = get_logger(__name__)
 
@@ -44,8 +45,8 @@ def exception_handler(exc, context):
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
     response = drf_exception_handler(exc, context)
-    if response is None and _store_unavailable(exc):
-        return record_store_unavailable(exc)
+    if response is None and isinstance(exc, TemporarilyUnavailable):
+        return unavailable(exc)
     if response is None:
         log.exception("api.unhandled_error", view=context.get("view").__class__.__name__)
         return JsonResponse(
@@ -122,23 +123,13 @@ def handler403(request, exception=None):
     return defaults.permission_denied(request, exception)
 
 
-def _store_unavailable(exc) -> bool:
-    from syncing.stores.base import RecordStoreUnavailable
-
-    return isinstance(exc, RecordStoreUnavailable)
-
-
-def record_store_unavailable(exc) -> JsonResponse:
-    """503 + ``Retry-After`` when the record store (Cosmos DB) is unreachable for now: not a
-    bug, so not a 500 — the client is told when to come back."""
-    log.warning("api.record_store_unavailable", reason=exc.reason[:300])
+def unavailable(exc: TemporarilyUnavailable) -> JsonResponse:
+    """503 + ``Retry-After`` when a dependency (e.g. the Cosmos DB record store) is unreachable
+    for now: not a bug, so not a 500 — the client is told when to come back."""
+    log.warning(f"api.{exc.code}", reason=str(exc.reason)[:300])
     wait = max(1, round(exc.retry_after or exc.default_retry_after))
     response = JsonResponse(
-        error_body(
-            "record_store_unavailable",
-            "The record store is unavailable right now; retry after the indicated delay.",
-            {"store": exc.store, "retry_after": wait},
-        ),
+        error_body(exc.code, exc.message, {**exc.details(), "retry_after": wait}),
         status=503,
     )
     response["Retry-After"] = str(wait)

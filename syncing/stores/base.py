@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from uuid import UUID
 
+from castiel.unavailable import TemporarilyUnavailable
 from syncing.hashing import content_hash
 
 
@@ -71,7 +72,7 @@ class StaleRecordError(Exception):
         super().__init__(f"{len(self.ids)} record(s) changed concurrently")
 
 
-class RecordStoreUnavailable(Exception):
+class RecordStoreUnavailable(TemporarilyUnavailable):
     """The record store cannot be reached right now (connection refused or cut, a timeout,
     503/429 after the SDK's own retries). Nothing about the request was wrong: try again
     later. The API answers 503 ``record_store_unavailable`` with ``Retry-After``, the admin a
@@ -79,15 +80,17 @@ class RecordStoreUnavailable(Exception):
     retried; ``/healthz`` reports the store degraded. Raised by stores outside the database
     (Cosmos DB); the ORM store's failures are the database's."""
 
-    retryable = True
-    # What clients are told to wait (Retry-After) when the store gave no hint of its own.
-    default_retry_after = 5
+    code = "record_store_unavailable"
+    message = "The record store is unavailable right now; retry after the indicated delay."
 
     def __init__(self, store: str, reason: str, *, retry_after: float | None = None):
         self.store = store
         self.reason = reason
         self.retry_after = retry_after
         super().__init__(f"the {store} record store is unavailable: {reason}")
+
+    def details(self) -> dict:
+        return {"store": self.store}
 
 
 class RecordStore:

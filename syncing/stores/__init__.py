@@ -46,7 +46,3 @@ def external_store() -> RecordStore | None:
     The records API and admin then read it instead of the ``Record`` table."""
     store = get_store()
     return None if store.joins_transaction else store
-
-
-def reset_store_cache() -> None:
-    _configured.cache_clear()

@@ -125,6 +125,9 @@ def test_run_a_sync_from_the_admin_then_see_the_run_the_records_and_a_dry_run(
 
     page.goto(f"{live_server.url}/admin/syncing/synctask/{task.pk}/change/")
     page.click("ul.object-tools >> text=Records")
+    # The whole list page, paginator included (read while it still loads, it was cut short).
+    page.wait_for_url("**/admin/syncing/record/**")
+    page.wait_for_load_state()
     assert re.search(r"30 records", page.inner_text("#changelist-form"))
     first = SandboxObject.objects.filter(account=account).order_by("id").first()
     page.fill("#searchbar", str(first.pk))

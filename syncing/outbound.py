@@ -318,8 +318,9 @@ class PushBatch:
 
     def _prefetch(self, changes) -> dict:
         """The batch's records in one read per scope (each change's first attempt uses it;
-        a retry re-reads). A local edit landing after this read has its own outbound change
-        queued behind, and the push result never overwrites it (``mark_pushed``)."""
+        a retry re-reads). A local edit made after the change was claimed — before or after
+        this read — has its own outbound change queued behind, and the push result never
+        overwrites it (``_records_with_later_changes``, ``mark_pushed``)."""
         scopes: dict[Scope, list] = {}
         for change in changes:
             scope = Scope(change.tenant_id, change.integration_id, change.entity_type)

@@ -2,7 +2,7 @@
 
 The ORM compiles a query again on every call. On paths that run per API request or per
 token refresh that compile cost more CPU than the database spent running the query
-(measured on SQLite: ~0.3 ms of a 0.4 ms joined read; docs/benchmarks.md, ``token_refresh``).
+(measured: docs/benchmarks.md, "Why some code is hand-written").
 Callers write the condition with ``{field}`` placeholders — replaced by the quoted column
 names, so no value is ever formatted in — and pass the values as parameters; the column
 list comes from the model, and rows come back through ``Model.objects.raw``, so every

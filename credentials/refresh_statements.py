@@ -1,11 +1,11 @@
 """The refresh lock's statements, as SQL written once per process (``castiel.raw_sql``).
 
 Taking the lock and re-reading the credential under it are three of the ten statements of a
-refresh. Through the ORM, compiling them cost more CPU than running them (the joined re-read
-~0.3 ms of its 0.4 ms on SQLite), and the proactive refresh is CPU-bound on the machine it
-shares with the provider (docs/benchmarks.md, ``token_refresh``). The SQL is plain and the
-same on SQLite and PostgreSQL; values are prepared by the model's fields and rows come back
-as model instances, so the fields' converters run as usual.
+refresh. Through the ORM, compiling them cost more CPU than running them, and the proactive
+refresh is CPU-bound on the machine it shares with the provider (docs/benchmarks.md, "Why
+some code is hand-written"). The SQL is plain and the same on SQLite and PostgreSQL; values
+are prepared by the model's fields and rows come back as model instances, so the fields'
+converters run as usual.
 """
 
 from __future__ import annotations

@@ -108,8 +108,8 @@ def page_written(pipeline, decisions: Iterable, creates: list, updates: list) ->
 
 def _insert(rows: list[tuple]) -> None:
     """One page's history in one statement. On PostgreSQL a COPY: the pipeline's hot path
-    writes a row per changed record, and COPY takes a fifth of ``bulk_create``'s time for a
-    1,000-row page (measured: 15 ms against 78 ms, most of it Django building the INSERT)."""
+    writes a row per changed record, and COPY takes a fraction of ``bulk_create``'s time for
+    a 1,000-row page (docs/benchmarks.md, "Why some code is hand-written")."""
     if connection.vendor != "postgresql":
         RecordChange.objects.bulk_create([_model(r) for r in rows])
         return

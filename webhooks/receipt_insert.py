@@ -1,14 +1,14 @@
 """The receiver's one write: INSERT a :class:`WebhookEvent`, as cheaply as PostgreSQL allows.
 
 Every accepted delivery pays for this insert before its 2xx, so on PostgreSQL it skips two
-costs ``Model.save()`` pays on every call (measured in-process per 13.5 kB GitHub delivery,
-see docs/benchmarks.md):
+costs ``Model.save()`` pays on every call (measured in-process per 13.5 kB GitHub delivery:
+docs/benchmarks.md, "Why some code is hand-written"):
 
-* compiling the same 36-column ``INSERT`` again (~0.1 ms): the statement is compiled once per
+* compiling the same 36-column ``INSERT`` again: the statement is compiled once per
   process by Django's own compiler, and only the values are prepared per event, with the same
   ``pre_save`` / ``get_db_prep_save`` calls the compiler makes;
 * client-side binding, psycopg's default in Django, which escapes the raw body into the SQL
-  text (~0.1 ms for 13.5 kB): this statement is sent with server-side binding, so the body
+  text: this statement is sent with server-side binding, so the body
   travels as binary bytea, unescaped.
 
 A scheme that signs only the body (GitHub) also claims the body's hash

@@ -56,7 +56,7 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         return None
     # Every API request comes through here: the two reads are SQL written once per process
-    # (castiel.raw_sql), not a joined query compiled per request (~0.3 ms of CPU each).
+    # (castiel.raw_sql), not a joined query compiled per request (docs/benchmarks.md).
     key = raw_sql.first(
         ApiKey, raw_sql.select(ApiKey, "{prefix} = %s AND {revoked_at} IS NULL"), [parts[1]]
     )

@@ -1,9 +1,9 @@
 """The encrypted store's two hot statements, as SQL written once per process.
 
 Every token refresh reads two secrets (the credential's document and the OAuth client
-secret) and writes one. Through the ORM each of those statements cost ~0.25 ms of CPU to
-compile against 0.02-0.07 ms to run on SQLite, and the proactive refresh is CPU-bound on the
-machine it shares with the provider (docs/benchmarks.md, ``token_refresh``). So:
+secret) and writes one. Through the ORM each of those statements cost several times more CPU
+to compile than to run, and the proactive refresh is CPU-bound on the machine it shares with
+the provider (docs/benchmarks.md, "Why some code is hand-written"). So:
 
 * the latest (or a given) version is read with one plain ``SELECT`` (``castiel.raw_sql``),
   and the row comes back as a model instance (the fields' own converters run);

@@ -1,7 +1,7 @@
 """Compress stored webhook bodies with lz4 instead of pglz on PostgreSQL (14+, built with lz4).
 
-Every accepted delivery is TOASTed on the receiver's hot path: a 13.5 kB GitHub payload took
-~215 µs to insert with pglz and ~155 µs with lz4 (docs/benchmarks.md), and lz4 also
+Every accepted delivery is TOASTed on the receiver's hot path: lz4 inserts a 13.5 kB GitHub
+payload faster than pglz (docs/benchmarks.md), and lz4 also
 decompresses faster when the admin or a replay reads the body. Rows already stored keep their
 pglz compression (PostgreSQL reads both). Other databases, and PostgreSQL servers without lz4,
 are left as they are.

@@ -16,6 +16,7 @@ from syncing.stores.base import RecordStoreUnavailable, Scope, StaleRecordError
 from tests.factories import IntegrationFactory
 from tests.syncing.fixtures import COSMOS_TEST_KEY
 from tests.syncing.helpers import make_integration, make_task, records_of, run_once
+from tests.syncing.test_json_server_sync import CONFIGS
 from tests.syncing.test_stores import make
 
 pytestmark = [
@@ -167,19 +168,6 @@ CONTACTS = [
     {"id": str(i), "name": f"C{i}", "updatedAt": f"2024-01-01T00:00:{i:02d}.000Z"}
     for i in range(1, 26)
 ]
-JSON_SERVER_1 = {
-    "records_path": "data",
-    "updated_at_field": "updatedAt",
-    "since_param": "updatedAt:gte",
-    "params": {"_sort": "id"},
-    "pagination": {
-        "style": "page",
-        "page_param": "_page",
-        "size_param": "_per_page",
-        "next_page_path": "next",
-        "page_size": 10,
-    },
-}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -188,7 +176,7 @@ def test_a_sync_run_during_an_outage_fails_with_its_own_code_and_is_retried_with
     tenant, json_server, enqueued, fast_retries, cosmos_outage_store, cosmos_proxy
 ):
     server = json_server("1", {"contacts": CONTACTS})
-    task = make_task(make_integration(tenant, server.url, **JSON_SERVER_1))
+    task = make_task(make_integration(tenant, server.url, **CONFIGS["1"]))
     with cosmos_proxy.down():
         run = run_once(task, enqueued)
     assert run.status == SyncRun.Status.FAILED
@@ -214,7 +202,7 @@ def test_a_page_racing_a_webhook_for_the_same_record_is_retried_not_failed(
     conditional replace answers 412 (StaleRecordError); the page is read and applied again."""
     store = cosmos_outage_store
     server = json_server("1", {"contacts": CONTACTS[:5]})
-    task = make_task(make_integration(tenant, server.url, **JSON_SERVER_1))
+    task = make_task(make_integration(tenant, server.url, **CONFIGS["1"]))
     assert run_once(task, enqueued).status == SyncRun.Status.SUCCEEDED
 
     changed = [

@@ -11,6 +11,7 @@ from django.db import connection
 from syncing import outbound, outbox
 from syncing.models import OutboundChange
 from tests.factories import IntegrationFactory, TenantFactory
+from tests.support.threads import in_threads
 
 
 def _changes(tenant, n: int) -> None:
@@ -62,10 +63,9 @@ def test_a_batch_message_delivered_twice_is_taken_by_one_worker(postgres, pushes
     """The take is a conditional UPDATE on the rows themselves: of two workers woken by the
     same message at the same moment, one takes the batch (a claim written through a join
     was a subquery PostgreSQL does not re-check after the row lock, and both took it)."""
-    from tests.syncing.test_scheduler import _in_threads
 
     _changes(TenantFactory(), 5)
     outbound.dispatch()
     [token] = pushes.drain()
-    taken = _in_threads(2, lambda: len(outbound.PushBatch(token).take()))
+    taken = in_threads(2, lambda: len(outbound.PushBatch(token).take()))
     assert sorted(taken) == [0, 5]

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from integrations.models import Integration
@@ -16,6 +15,7 @@ from syncing.inbound import run_claimed, run_inbound
 from syncing.models import SyncRun, SyncTask
 from syncing.reaper import reap
 from tests.factories import IntegrationFactory, TenantFactory
+from tests.support.threads import in_threads
 
 
 def bulk_tasks(tenant, n: int, *, priority: int = 0, **fields) -> list[SyncTask]:
@@ -140,34 +140,12 @@ def test_reaper_returns_expired_leases_and_marks_the_run_lost(enqueued, tenant):
 # -- races on PostgreSQL -------------------------------------------------------------------------
 
 
-def _in_threads(n: int, target) -> list:
-    results, errors = [], []
-    barrier = threading.Barrier(n)
-
-    def run():
-        try:
-            barrier.wait()
-            results.append(target())
-        except Exception as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not errors, errors
-    return results
-
-
 @pytest.mark.django_db(transaction=True)
 def test_two_ticks_racing_claim_each_task_exactly_once(postgres, enqueued):
     tenants = [TenantFactory() for _ in range(3)]
     for tenant in tenants:
         bulk_tasks(tenant, 120)
-    results = _in_threads(2, lambda: scheduler.tick(batch_size=25))
+    results = in_threads(2, lambda: scheduler.tick(batch_size=25))
     assert sum(results) == 360
     assert SyncTask.objects.filter(status="queued").count() == 360, "every task claimed once"
     claims = set(SyncTask.objects.values_list("lease_owner", flat=True))
@@ -181,7 +159,7 @@ def test_two_workers_never_hold_one_task_at_once(postgres, enqueued, tenant):
     (_path, (token_a, _trigger, _slot, _slots), _kind) = enqueued.drain()[0]
     task_id = task.id
     # The same wake-up delivered to two workers at the same moment: one wins.
-    assert sorted(_in_threads(2, lambda: leases.take(task_id, token_a))) == [False, True]
+    assert sorted(in_threads(2, lambda: leases.take(task_id, token_a))) == [False, True]
 
     # Worker A stalls past its lease; the reaper hands the task to worker B.
     SyncTask.objects.filter(pk=task.pk).update(

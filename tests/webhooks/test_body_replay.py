@@ -11,7 +11,6 @@ accepted again once the window has passed.
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from datetime import timedelta
 
@@ -21,6 +20,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from tests.support.threads import in_threads
 from tests.webhooks.support import github_headers
 from webhooks import services
 from webhooks.models import WebhookBodySeen, WebhookEvent
@@ -156,24 +156,7 @@ def test_in_autocommit_on_postgresql_the_claim_rides_in_the_events_statement(
 def test_racing_replays_store_exactly_one_event(postgres, make_reg):
     """Eight deliveries of one body under eight ids, at once: one event, seven duplicates."""
     registration = make_reg(scheme="github", secret=SECRET)
-    start = threading.Barrier(8)
-    answers: list[str] = []
-    lock = threading.Lock()
-
-    def racer():
-        try:
-            start.wait(10)
-            status = deliver(Client(), registration).json()["status"]
-            with lock:
-                answers.append(status)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=racer) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    answers = in_threads(8, lambda: deliver(Client(), registration).json()["status"])
 
     assert sorted(answers) == ["accepted"] + ["duplicate"] * 7
     assert accepted(registration).count() == 1
@@ -183,9 +166,8 @@ def test_racing_replays_store_exactly_one_event(postgres, make_reg):
 @pytest.mark.django_db(transaction=True)
 def test_an_event_woken_twice_is_claimed_for_processing_once(postgres, make_reg):
     """Two processing workers woken for one stored event at the same moment: one claims it."""
-    from tests.syncing.test_scheduler import _in_threads
     from tests.webhooks.factories import make_event
 
     event = make_event(make_reg(scheme="github", secret=SECRET), status="received")
-    claims = _in_threads(2, lambda: services._claim(event.pk)[0] is not None)
+    claims = in_threads(2, lambda: services._claim(event.pk)[0] is not None)
     assert sorted(claims) == [False, True]

@@ -39,8 +39,8 @@ def _seed(args) -> None:
     from castiel.tenancy.services import tenant_create
     from credentials.models import Credential
     from integrations.models import Integration
-    from syncing.hashing import content_hash
     from syncing.models import DeadLetter, OutboundChange, Record, SyncRun, SyncTask
+    from syncing.records.hashing import content_hash
     from webhooks.models import WebhookEvent, WebhookRegistration
 
     rng = random.Random(7)

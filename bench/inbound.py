@@ -81,9 +81,9 @@ def _measure(total: int, page_size: int) -> dict:
 
     from castiel.tenancy.services import tenant_create
     from integrations.models import Integration
-    from syncing import inbound, scheduler
-    from syncing.hashing import content_hash, record_id
+    from syncing.inbound import scheduler, worker
     from syncing.models import Record, SyncRun, SyncTask
+    from syncing.records.hashing import content_hash, record_id
 
     tenant = tenant_create(name="Bench")
 
@@ -129,11 +129,11 @@ def _measure(total: int, page_size: int) -> dict:
     rss_before = rss_mb()
     with (
         mock.patch.object(scheduler, "enqueue_many", lambda f, args, kind: messages.extend(args)),
-        mock.patch.object(inbound, "adapter_for", source),
+        mock.patch.object(worker, "adapter_for", source),
     ):
         started = time.perf_counter()
         scheduler.claim([task.id])
-        inbound.run_claimed(*messages[0])
+        worker.run_claimed(*messages[0])
         pipeline_seconds = time.perf_counter() - started
     run = SyncRun.objects.get(task=task)
     assert run.status == "succeeded", run.error_summary

@@ -1,6 +1,6 @@
 """Outbound push: N local updates through outbox → queue → qcluster workers → limiter → HTTP.
 
-Castiel: N records are updated through the real service (``syncing.outbox.record_update``: the
+Castiel: N records are updated through the real service (``local_changes.record_update``: the
 record and its outbox row in one transaction; timed separately as ``outbox_write_seconds``),
 then one dispatch wakes a real ``manage.py qcluster`` (Redis broker, ``--workers`` processes)
 and the clock runs until every change is ``succeeded``: claims with leases, batch messages,
@@ -139,12 +139,12 @@ def _measure(args, url: str, sink_kind: str) -> dict:
 
     from django.utils import timezone
 
-    from castiel.ratelimit.models import RateLimitOverride
     from castiel.tenancy.services import tenant_create
     from integrations.models import Integration
-    from syncing import outbound, outbox
-    from syncing.hashing import content_hash, record_id
+    from ratelimit.models import RateLimitOverride
     from syncing.models import OutboundChange, Record
+    from syncing.outbound import local_changes, push
+    from syncing.records.hashing import content_hash, record_id
 
     n = args.updates
     tenant = tenant_create(name="Bench")
@@ -190,9 +190,9 @@ def _measure(args, url: str, sink_kind: str) -> dict:
     # Warm both paths up (connections, imports) outside the clock.
     direct(url, 200, args.workers)
     started = time.perf_counter()
-    with mock.patch.object(outbound, "request_dispatch", lambda: None):
+    with mock.patch.object(push, "request_dispatch", lambda: None):
         for row in rows:
-            outbox.record_update(
+            local_changes.record_update(
                 tenant_id=tenant.id, record_id=row.id, data={"name": f"{row.data['name']}!"}
             )
     write_seconds = time.perf_counter() - started
@@ -212,7 +212,7 @@ def _measure(args, url: str, sink_kind: str) -> dict:
         # little CPU from the workers on a small machine.
         still_open = OutboundChange.objects.filter(status__in=OutboundChange.OPEN)
         started = time.perf_counter()
-        outbound.dispatch()
+        push.dispatch()
         while still_open.exists():
             if worker.poll() is not None:
                 raise RuntimeError("the qcluster exited")

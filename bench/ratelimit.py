@@ -44,10 +44,10 @@ def run(args) -> dict:
     from limits.storage import RedisStorage
     from limits.strategies import MovingWindowRateLimiter
 
-    from castiel.ratelimit.backends.local import LocalBackend
-    from castiel.ratelimit.backends.redis import RedisBackend
-    from castiel.ratelimit.limiter import Limiter
-    from castiel.ratelimit.policy import Limit, Policy, Subject
+    from ratelimit.backends.local import LocalBackend
+    from ratelimit.backends.redis import RedisBackend
+    from ratelimit.limiter import Limiter
+    from ratelimit.policy import Limit, Policy, Subject
 
     prefix = f"castiel-bench-{uuid.uuid4().hex[:8]}"
     huge = 10**9

@@ -1,6 +1,6 @@
 """Scheduler tick over 10,000 due tasks (fair claim + lease + enqueue) vs bare SKIP LOCKED claims.
 
-Castiel: ``syncing.scheduler.tick()`` — tenant-fair ranking, ``FOR UPDATE SKIP LOCKED``,
+Castiel: ``syncing.inbound.scheduler.tick()`` — tenant-fair ranking, ``FOR UPDATE SKIP LOCKED``,
 lease written, one django-q2 message per task sent after each batch commits (Redis broker if
 ``REDIS_URL`` is set, else the ORM broker; our queue is purged afterwards). Baseline: the
 same batches as a bare ``SELECT id … ORDER BY priority, next_run_at LIMIT 100 FOR UPDATE
@@ -41,7 +41,7 @@ def _measure(total: int, tenant_count: int, batch_size: int) -> dict:
 
     from castiel.tenancy.services import tenant_create
     from integrations.models import Integration
-    from syncing import scheduler
+    from syncing.inbound import scheduler
     from syncing.models import SyncTask
 
     due = timezone.now() - timedelta(minutes=1)

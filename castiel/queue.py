@@ -165,10 +165,17 @@ def _push(broker, packages: list) -> None:
 
 _coalescer = Coalescer(send_now)
 
+# Entry points that moved: messages and schedule rows written before an upgrade still name the
+# old path (schedule rows are rewritten by the next migrate; messages are not).
+RENAMED = {
+    "castiel.ratelimit.tasks.delete_expired_counters": "ratelimit.tasks.delete_expired_counters",
+}
+
 
 def run(func_path: str, correlation_id: str | None, args: list, kwargs: dict) -> Any:
     """Worker-side wrapper: bind ids, log start/end, count and time the run."""
     execution_id = new_id()
+    func_path = RENAMED.get(func_path, func_path)
     with bound(correlation_id=correlation_id or new_id(), execution_id=execution_id):
         log.info("task.started", task=func_path)
         started = time.perf_counter()

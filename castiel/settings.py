@@ -84,12 +84,13 @@ INSTALLED_APPS = [
     "castiel",
     "castiel.tenancy",
     "castiel.observability",
-    "castiel.ratelimit",
+    "ratelimit",
     "integrations",
     "credentials",
     "syncing",
     "webhooks",
     "sandbox",
+    "console",
 ]
 
 MIDDLEWARE = [
@@ -271,7 +272,7 @@ CASTIEL_HEARTBEAT_STALE_AFTER = env.float("CASTIEL_HEARTBEAT_STALE_AFTER", defau
 CASTIEL_WAKEUP_COALESCE_MS = env.int("CASTIEL_WAKEUP_COALESCE_MS", default=50)
 
 # ---------------------------------------------------------------------------------------------
-# Rate limiting (castiel.ratelimit, docs/ratelimit.md)
+# Rate limiting (ratelimit/, docs/ratelimit.md)
 # ---------------------------------------------------------------------------------------------
 # Where the three-level counters live: "redis" (one Lua round trip, shared by every process on
 # every host), "database" (rows in the main database, serialised by the transaction: correct

@@ -1,6 +1,6 @@
 """A dependency that cannot be reached right now: not a bug, so never a 500.
 
-Apps raise subclasses (e.g. ``syncing.stores.base.RecordStoreUnavailable``); the API's error
+Apps raise subclasses (e.g. ``syncing.records.stores.base.RecordStoreUnavailable``); the API's error
 handler answers any of them 503 with ``Retry-After`` and the subclass's stable ``code``,
 without importing the app that raised it.
 """

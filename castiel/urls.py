@@ -9,7 +9,7 @@ from castiel.observability.health import healthz
 from castiel.observability.views import metrics_view
 
 urlpatterns = [
-    path("admin/dashboard/", include("castiel.dashboard.urls")),  # before the admin's catch-all
+    path("admin/dashboard/", include("console.dashboard.urls")),  # before the admin's catch-all
     path("admin/", admin.site.urls),
     re_path(r"^api/(?P<version>v1)/", include("castiel.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(api_version="v1"), name="schema"),

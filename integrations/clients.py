@@ -7,8 +7,8 @@ redaction are applied the same way for every provider.
 from __future__ import annotations
 
 from castiel.http import OutboundClient
-from castiel.ratelimit.gate import gate_for
 from credentials.auth import auth_for
+from ratelimit.gate import gate_for
 
 
 def client_for(integration, *, base_url: str | None = None, **kwargs) -> OutboundClient:

@@ -290,7 +290,7 @@ def integration_resume(*, integration: Integration) -> Integration:
     ).update(status=status.ACTIVE, status_reason="", updated_at=timezone.now())
     integration.refresh_from_db()
     if resumed:
-        from syncing.outbound import request_dispatch
+        from syncing.outbound.push import request_dispatch
 
         # Changes held while paused are due now: wake the push workers after commit.
         transaction.on_commit(request_dispatch)

@@ -6,12 +6,12 @@ class SyncingConfig(AppConfig):
     verbose_name = "Syncing"
 
     def ready(self):
-        from syncing import rules, webhook_actions
+        from syncing.reactions import push_rules, webhook_actions
 
         webhook_actions.register()
-        rules.register()  # push.evaluate_rules: webhook-triggered pushes (syncing/rules.py)
+        push_rules.register()  # webhook-triggered pushes (push.evaluate_rules)
 
         from castiel.observability.health import register_check
-        from syncing.stores.health import check_record_store
+        from syncing.records.stores.health import check_record_store
 
         register_check("record_store", check_record_store)

@@ -7,13 +7,14 @@ from django.utils import timezone
 
 from integrations.adapters.base import AdapterError
 from integrations.adapters.mapping import FieldMapping, MappingError
-from syncing import conflicts as conflict_rules
-from syncing import history, scheduler
-from syncing.dedup import DedupConfigError, strategy_for
-from syncing.hashing import content_hash
+from syncing.inbound import conflicts as conflict_rules
+from syncing.inbound import scheduler
+from syncing.inbound.dedup import DedupConfigError, strategy_for
+from syncing.inbound.next_run import MIN_INTERVAL_SECONDS, validate_cron
 from syncing.models import Conflict, OutboundChange, SyncTask
-from syncing.schedule import MIN_INTERVAL_SECONDS, validate_cron
-from syncing.stores import get_store
+from syncing.records import history
+from syncing.records.hashing import content_hash
+from syncing.records.stores import get_store
 
 
 def sync_task_config_errors(
@@ -116,10 +117,10 @@ def conflict_resolve(
 ) -> Conflict:
     """Apply an operator's decision: the record takes the chosen data; the remote version
     becomes its base, so the next sync does not raise the same conflict again."""
-    from syncing import outbox
+    from syncing.outbound import local_changes
 
     store = get_store()
-    with outbox.written_together(store) as undo:
+    with local_changes.written_together(store) as undo:
         return _resolve(conflict, resolution, data, by, store, undo)
 
 
@@ -192,7 +193,7 @@ def _push_resolution(conflict, record, chosen: dict, resolution: str, held, by: 
     local or merged data won, and skipped when the remote won. Without a held push, data
     that differs from the remote version is queued as an update (same transaction).
     """
-    from syncing import outbox
+    from syncing.outbound import local_changes
 
     now = timezone.now()
     remote = conflict.remote_data or {}
@@ -212,8 +213,8 @@ def _push_resolution(conflict, record, chosen: dict, resolution: str, held, by: 
             next_attempt_at=now,
             status_reason=f"conflict resolved by {by or 'an operator'}: {resolution}",
         )
-    elif to_push and not outbox.is_pending_external_id(record.external_id):
-        outbox.queue_change(
+    elif to_push and not local_changes.is_pending_external_id(record.external_id):
+        local_changes.queue_change(
             record,
             OutboundChange.Operation.UPDATE,
             to_push,
@@ -226,6 +227,6 @@ def _push_resolution(conflict, record, chosen: dict, resolution: str, held, by: 
 
 
 def _wake() -> None:
-    from syncing.outbound import request_dispatch
+    from syncing.outbound.push import request_dispatch
 
     request_dispatch()

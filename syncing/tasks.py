@@ -4,48 +4,48 @@ from __future__ import annotations
 
 
 def run_inbound(task_id: str, token: str, trigger: str = "schedule"):
-    from syncing.inbound import run_inbound as run
+    from syncing.inbound.worker import run_inbound as run
 
     return run(task_id, token, trigger)
 
 
 def run_inbound_batch(token: str, trigger: str = "schedule", slot: int = 0, slots: int = 1):
-    from syncing.inbound import run_claimed
+    from syncing.inbound.worker import run_claimed
 
     return run_claimed(token, trigger, slot, slots)
 
 
 def scheduler_tick():
-    from syncing.scheduler import tick
+    from syncing.inbound.scheduler import tick
 
     return tick()
 
 
 def reap():
-    from syncing.reaper import reap as reap_expired
+    from syncing.inbound.reaper import reap as reap_expired
 
     return reap_expired()
 
 
 def dispatch_outbound():
-    from syncing.outbound import dispatch
+    from syncing.outbound.push import dispatch
 
     return dispatch()
 
 
 def push_outbound_batch(token: str):
-    from syncing.outbound import push_batch
+    from syncing.outbound.push import push_batch
 
     return push_batch(token)
 
 
 def outbound_tick():
-    from syncing.outbound import tick
+    from syncing.outbound.push import tick
 
     return tick()
 
 
 def prune_record_history():
-    from syncing.history import prune
+    from syncing.records.history import prune
 
     return prune()

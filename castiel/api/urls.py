@@ -10,5 +10,5 @@ urlpatterns = [
     path("", include("credentials.api.urls")),
     path("", include("syncing.api.urls")),
     path("", include("webhooks.api.urls")),
-    path("", include("castiel.ratelimit.api.urls")),
+    path("", include("ratelimit.api.urls")),
 ]

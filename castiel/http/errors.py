@@ -174,7 +174,7 @@ PERMANENT = "permanent"  # retrying cannot help: fail / dead-letter at once
 def next_step(exc: BaseException) -> str:
     """The one classification inbound sync and outbound push share.
 
-    The rate limiter's errors (``castiel.ratelimit.errors``: ``RateLimitRefused`` for a
+    The rate limiter's errors (``ratelimit.errors``: ``RateLimitRefused`` for a
     delete while throttled, ``RateLimitDeferred`` for a safe operation that must wait longer
     than it may in-process) derive from :class:`NotSentRefused` / :class:`NotSentDeferred`
     defined here, so this module does not depend on the limiter; both carry ``retry_after``

@@ -8,7 +8,7 @@ credential, the rate-limit gate, timeouts and the SSRF guard apply) and returns 
 rate-limit headers the provider sent. Cursors are JSON-serialisable dicts, because the sync
 worker stores them as its checkpoint in the same transaction as the page's records.
 
-The push half (used by the outbound worker, :mod:`syncing.outbound`): ``get_one``,
+The push half (used by the outbound worker, :mod:`syncing.outbound.push`): ``get_one``,
 ``create``, ``update`` and ``delete`` take and return the provider's own record shape (the
 worker maps local fields with :meth:`FieldMapping.to_remote`). Every write carries the
 change's idempotency key: adapters send it where the provider honours one (Stripe-style

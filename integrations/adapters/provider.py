@@ -10,7 +10,7 @@ timeouts, SSRF guard — all from ``integrations.clients.client_for``). What thi
 * :meth:`request` sends one call and turns any failure into the provider's own terms with
   :meth:`error_for` (override per provider; see :mod:`integrations.adapters.errors`);
 * :meth:`rate_limit_info` reads the provider's limit headers with the rate limiter's parser
-  (``castiel.ratelimit.headers``), so adapters and the limiter agree on every dialect;
+  (``ratelimit.headers``), so adapters and the limiter agree on every dialect;
 * :meth:`check_connection` makes the catalogue's ``test_connection`` call and says what it
   learnt (override :meth:`connection_details` to read more from the answer).
 """
@@ -23,7 +23,6 @@ from urllib.parse import urlsplit
 import requests
 
 from castiel.http.errors import OutboundError, classify
-from castiel.ratelimit import headers as limit_headers
 from integrations.adapters.base import (
     Adapter,
     AdapterConfigError,
@@ -32,6 +31,7 @@ from integrations.adapters.base import (
     RateLimitInfo,
     json_body,
 )
+from ratelimit import headers as limit_headers
 
 
 class ProviderAdapter(Adapter):

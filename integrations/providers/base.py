@@ -54,7 +54,7 @@ class RateLimitPolicy(RateLimitWindow, total=False):
     """A provider's default rate-limit policy as documented.
 
     The required keys are the primary limit the rate limiter enforces per integration (the
-    same shape as ``castiel.ratelimit``'s catalogue entries: limit, window, source). The
+    same shape as ``ratelimit``'s catalogue entries: limit, window, source). The
     optional keys describe what else the provider enforces so adapters and operators can
     read it from one place:
 

@@ -10,8 +10,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from castiel import admin_helpers as ui
-from syncing import deadletters
 from syncing.models import DeadLetter, OutboundChange
+from syncing.outbound import deadletters
 
 
 def _attempts_table(log) -> str:

@@ -11,7 +11,6 @@ from django.db.models import F, Q
 from django.utils.html import format_html, format_html_join
 
 from castiel import admin_helpers as ui
-from syncing import history, outbox
 from syncing.admin import store_records
 from syncing.models import (
     Conflict,
@@ -21,8 +20,10 @@ from syncing.models import (
     RecordChange,
     RecordKey,
 )
-from syncing.stores import RecordStoreUnavailable, external_store, get_store
-from syncing.stores.orm import to_row
+from syncing.outbound import local_changes
+from syncing.records import history
+from syncing.records.stores import RecordStoreUnavailable, external_store, get_store
+from syncing.records.stores.orm import to_row
 
 # RecordChange.source → (app, model) of the admin page that names the source.
 SOURCE_PAGES = {
@@ -225,7 +226,7 @@ class RecordAdmin(admin.ModelAdmin):
         actor = f"admin:{request.user}"
         try:
             if change:
-                result = outbox.record_update(
+                result = local_changes.record_update(
                     tenant_id=obj.tenant_id,
                     record_id=obj.pk,
                     data=form.cleaned_data["data"],
@@ -234,14 +235,14 @@ class RecordAdmin(admin.ModelAdmin):
                     actor=actor,
                 )
             else:
-                result = outbox.record_create(
+                result = local_changes.record_create(
                     integration=form.cleaned_data["integration"],
                     entity_type=form.cleaned_data["entity_type"],
                     data=form.cleaned_data["data"],
                     origin=OutboundChange.Origin.ADMIN,
                     actor=actor,
                 )
-        except outbox.RecordChangeError as exc:
+        except local_changes.RecordChangeError as exc:
             # A race the form could not see (the record changed meanwhile): nothing was saved.
             self.message_user(request, f"Not saved: {exc}", messages.ERROR)
             return
@@ -252,7 +253,7 @@ class RecordAdmin(admin.ModelAdmin):
         obj.__dict__.update(saved.__dict__)  # the admin's redirect and log use obj.pk
 
     def delete_model(self, request, obj):
-        outbox.record_delete(
+        local_changes.record_delete(
             tenant_id=obj.tenant_id,
             record_id=obj.pk,
             origin=OutboundChange.Origin.ADMIN,

@@ -5,7 +5,7 @@ Cosmos DB. The record list then reads them through the store (``RecordStore.list
 one tenant at a time (the tenant is Cosmos DB's partition key), optionally one integration
 and entity type, in id order, a page at a time behind a signed continuation token; a record
 page reads its record with ``RecordStore.find``. Edits and deletes already go through the
-store (``syncing.outbox``), and history, outbound changes and conflicts live in the
+store (``syncing.outbound.local_changes``), and history, outbound changes and conflicts live in the
 relational database whatever the store, so the rest of the record page is the ORM one.
 """
 
@@ -19,8 +19,8 @@ from django.utils.http import urlencode
 
 from castiel.tenancy.models import Tenant
 from integrations.models import Integration
-from syncing.stores import cursors
-from syncing.stores.orm import to_row
+from syncing.records.stores import cursors
+from syncing.records.stores.orm import to_row
 
 PAGE_SIZE = 50
 TEMPLATE = "admin/syncing/record/store_list.html"

@@ -13,8 +13,8 @@ from django.utils.html import format_html, format_html_join
 
 from castiel import admin_helpers as ui
 from syncing import services
+from syncing.inbound.preview import MAX_PAGES, sync_task_preview
 from syncing.models import SyncRun, SyncTask
-from syncing.preview import MAX_PAGES, sync_task_preview
 
 RECENT_RUNS = 10
 

@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from castiel.api.base import TenantModelSerializer
+from syncing.inbound.preview import MAX_PAGES
 from syncing.models import (
     Conflict,
     DeadLetter,
@@ -10,8 +11,7 @@ from syncing.models import (
     SyncRun,
     SyncTask,
 )
-from syncing.preview import MAX_PAGES
-from syncing.rules import push_rule_config_errors
+from syncing.reactions.push_rules import push_rule_config_errors
 from syncing.services import sync_task_config_errors
 
 LEASE_FIELDS = ["lease_owner", "lease_expires_at"]

@@ -2,10 +2,11 @@
 
 With ``CASTIEL_RECORD_STORE=cosmos`` the records live in Cosmos DB, so the records endpoints
 read them through the store (``RecordStore.get`` / ``list_page``) instead of the ``Record``
-table, and writes already go through the store (``syncing.outbox``). What Cosmos DB pages
-well is what is offered: filters ``integration``, ``entity_type`` and ``deleted=false``, in
-id order, with cursor pagination (``next`` carries the store's continuation token, signed). Other
-filters and ``ordering`` are refused with a 400 naming them, rather than silently ignored.
+table, and writes already go through the store (``syncing.outbound.local_changes``). What Cosmos
+DB pages well is what is offered: filters ``integration``, ``entity_type`` and
+``deleted=false``, in id order, with cursor pagination (``next`` carries the store's
+continuation token, signed). Other filters and ``ordering`` are refused with a 400 naming them,
+rather than silently ignored.
 The response envelope is the usual one (``count`` is null: Cosmos DB does not count cheaply).
 """
 
@@ -18,8 +19,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
-from syncing.stores import cursors
-from syncing.stores.orm import to_row
+from syncing.records.stores import cursors
+from syncing.records.stores.orm import to_row
 
 SUPPORTED = {"integration", "entity_type", "deleted", "cursor", "page_size"}
 DEFAULT_PAGE_SIZE = 50

@@ -6,7 +6,7 @@ from rest_framework.response import Response
 from castiel.api.base import TenantModelViewSet, TenantReadOnlyModelViewSet, TenantScopedViewMixin
 from castiel.api.errors import ApiError
 from castiel.api.schema import error_example, error_response
-from syncing import deadletters, outbox, services
+from syncing import services
 from syncing.api import examples, store_reads
 from syncing.api.filters import (
     ConflictFilter,
@@ -34,6 +34,7 @@ from syncing.api.serializers import (
     SyncRunSerializer,
     SyncTaskSerializer,
 )
+from syncing.inbound.preview import sync_task_preview
 from syncing.models import (
     Conflict,
     DeadLetter,
@@ -43,9 +44,9 @@ from syncing.models import (
     SyncRun,
     SyncTask,
 )
-from syncing.preview import sync_task_preview
-from syncing.stores import external_store
-from syncing.stores.orm import to_row
+from syncing.outbound import deadletters, local_changes
+from syncing.records.stores import external_store
+from syncing.records.stores.orm import to_row
 
 
 def dry_run_error(code: str, message: str) -> ApiError:
@@ -206,7 +207,7 @@ class SyncRunViewSet(TenantReadOnlyModelViewSet):
     ordering = ["-started_at"]
 
 
-def _change_error(exc: outbox.RecordChangeError) -> ApiError:
+def _change_error(exc: local_changes.RecordChangeError) -> ApiError:
     return ApiError(str(exc), code=exc.code, status=exc.status)
 
 
@@ -254,7 +255,8 @@ class RecordViewSet(TenantModelViewSet):
     """Records, read from the configured record store (ORM, or Cosmos DB: store_reads.py).
 
     Writes are local changes: each one and its outbound change commit together
-    (``syncing.outbox``), and the push to the provider follows (``/outbound-changes/``).
+    (``syncing.outbound.local_changes``), and the push to the provider follows
+    (``/outbound-changes/``).
     """
 
     queryset = Record.objects.all()
@@ -287,14 +289,14 @@ class RecordViewSet(TenantModelViewSet):
         payload = RecordCreateSerializer(data=request.data, context=self.get_serializer_context())
         payload.is_valid(raise_exception=True)
         try:
-            change = outbox.record_create(
+            change = local_changes.record_create(
                 integration=payload.validated_data["integration"],
                 entity_type=payload.validated_data["entity_type"],
                 data=payload.validated_data["data"],
                 origin=OutboundChange.Origin.API,
                 actor=f"api:{request.user}",
             )
-        except outbox.RecordChangeError as exc:
+        except local_changes.RecordChangeError as exc:
             raise _change_error(exc) from None
         return self._respond(change, status.HTTP_201_CREATED)
 
@@ -303,7 +305,7 @@ class RecordViewSet(TenantModelViewSet):
         payload = RecordUpdateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         try:
-            change = outbox.record_update(
+            change = local_changes.record_update(
                 tenant_id=record.tenant_id,
                 record_id=record.pk,
                 data=payload.validated_data["data"],
@@ -312,20 +314,20 @@ class RecordViewSet(TenantModelViewSet):
                 origin=OutboundChange.Origin.API,
                 actor=f"api:{request.user}",
             )
-        except outbox.RecordChangeError as exc:
+        except local_changes.RecordChangeError as exc:
             raise _change_error(exc) from None
         return self._respond(change)
 
     def destroy(self, request, *args, **kwargs):
         record = self.get_object()
         try:
-            outbox.record_delete(
+            local_changes.record_delete(
                 tenant_id=record.tenant_id,
                 record_id=record.pk,
                 origin=OutboundChange.Origin.API,
                 actor=f"api:{request.user}",
             )
-        except outbox.RecordChangeError as exc:
+        except local_changes.RecordChangeError as exc:
             raise _change_error(exc) from None
         return Response(status=status.HTTP_204_NO_CONTENT)
 

@@ -25,9 +25,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from castiel.ratelimit.models import RateLimitOverride
 from credentials.models import Credential, TokenRefreshAudit
 from integrations.models import Integration
+from ratelimit.models import RateLimitOverride
 from syncing.models import Conflict, DeadLetter, OutboundChange, PushRule, Record, SyncRun, SyncTask
 from tests.conftest import client_for
 from tests.credentials.factories import make_audit

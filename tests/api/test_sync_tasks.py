@@ -7,8 +7,9 @@ import pytest
 
 from sandbox import services as sandbox_services
 from sandbox.models import SandboxObject
-from syncing import outbox, scheduler
+from syncing.inbound import scheduler
 from syncing.models import Conflict, OutboundChange, Record, SyncRun, SyncTask
+from syncing.outbound import local_changes
 from tests.syncing.helpers import make_integration, make_task, run_once, sandbox_integration
 
 pytestmark = [pytest.mark.embedded]
@@ -82,7 +83,7 @@ def test_dry_run_shows_what_a_run_would_do_and_writes_nothing(
     assert run_once(task, enqueued).status == SyncRun.Status.SUCCEEDED
     sandbox_services.object_update(obj=objects[0], data={"company": "Renamed"})
     local = Record.objects.get(external_id=str(objects[1].pk))
-    outbox.record_update(tenant_id=tenant.id, record_id=local.pk, data={"company": "Mine"})
+    local_changes.record_update(tenant_id=tenant.id, record_id=local.pk, data={"company": "Mine"})
     sandbox_services.object_update(obj=objects[1], data={"company": "Theirs"})
     records_before = list(Record.objects.values_list("id", "version", "data"))
     changes_before = OutboundChange.objects.count()

@@ -8,8 +8,9 @@ import pytest
 from django.test import override_settings
 
 from sandbox.models import SandboxObject
-from syncing import outbox, scheduler
+from syncing.inbound import scheduler
 from syncing.models import DeadLetter, OutboundChange, Record, SyncRun
+from syncing.outbound import local_changes
 from tests.syncing.factories import make_dead_letter
 from tests.syncing.helpers import make_integration, make_task, sandbox_integration
 from tests.syncing.outbound_support import SANDBOX_PUSH, push_all
@@ -81,7 +82,9 @@ def test_deadletters_replay_by_filter_with_dry_run_then_for_real(
     assert run_once(task, enqueued).status == SyncRun.Status.SUCCEEDED
     records = list(Record.objects.filter(integration=integration).order_by("external_id"))
     for record in records:
-        outbox.record_update(tenant_id=tenant.id, record_id=record.pk, data={"email": "broken"})
+        local_changes.record_update(
+            tenant_id=tenant.id, record_id=record.pk, data={"email": "broken"}
+        )
     assert push_all(pushes) == {"dead": 2}
     theirs = make_dead_letter(other_tenant)
 
@@ -91,7 +94,7 @@ def test_deadletters_replay_by_filter_with_dry_run_then_for_real(
     assert DeadLetter.objects.filter(status="open").count() == 3, "a dry run changes nothing"
 
     for record in records:  # fix the cause: the next pushes carry valid addresses
-        outbox.record_update(
+        local_changes.record_update(
             tenant_id=tenant.id, record_id=record.pk, data={"email": f"{record.pk}@example.com"}
         )
     ran = command("deadletters_replay", "--tenant", tenant.slug, "--integration", "CRM")
@@ -121,7 +124,9 @@ def test_deadletters_replay_by_filter_with_dry_run_then_for_real(
 def test_outbox_status_counts_by_status_and_integration(tenant, command):
     letter = make_dead_letter(tenant)
     record_integration = make_integration(tenant, "http://127.0.0.1:9/", name="Second")
-    outbox.record_create(integration=record_integration, entity_type="contacts", data={"a": 1})
+    local_changes.record_create(
+        integration=record_integration, entity_type="contacts", data={"a": 1}
+    )
 
     ran = command("outbox_status", "--by-integration")
     assert f"{letter.integration.name}: dead 1" in ran.out

@@ -14,13 +14,13 @@ from django.conf import settings
 from django.core.management import call_command
 from django.test import Client
 
-from castiel import demo
 from castiel.tenancy.models import Tenant
+from console import demo
 from integrations.models import Integration
 from sandbox import services as sandbox_services
 from sandbox.models import SandboxAccount, SandboxDelivery, SandboxObject
 from syncing.models import Conflict, OutboundChange, PushRule, Record, SyncRun, SyncTask
-from syncing.stores import get_store
+from syncing.records.stores import get_store
 from webhooks.models import WebhookEvent, WebhookRegistration
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db(transaction=True)]

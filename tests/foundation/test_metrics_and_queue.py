@@ -60,3 +60,14 @@ def test_healthz_is_200_with_a_fresh_heartbeat(client, settings):
     response = client.get("/healthz")
     assert response.status_code == 200, response.json()
     assert response.json()["status"] == "ok"
+
+
+@pytest.mark.embedded
+def test_a_message_queued_before_an_entry_point_moved_still_runs(monkeypatch):
+    """The rate limiter moved from castiel.ratelimit to ratelimit: a message (or schedule row)
+    written before the upgrade names the old path and must still run the task."""
+    import ratelimit.tasks
+    from castiel.queue import run
+
+    monkeypatch.setattr(ratelimit.tasks, "delete_expired_counters", lambda: "ran")
+    assert run("castiel.ratelimit.tasks.delete_expired_counters", None, [], {}) == "ran"

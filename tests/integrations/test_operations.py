@@ -139,14 +139,14 @@ def test_resume_refuses_an_integration_waiting_for_reauthorisation(api, tenant):
 @pytest.mark.django_db(transaction=True)
 def test_a_paused_integration_holds_its_pushes_until_resumed(tenant, pushes, rsps):
     from integrations.services import integration_pause, integration_resume
-    from syncing import outbox
+    from syncing.outbound import local_changes
     from tests.syncing.helpers import make_task
     from tests.syncing.outbound_support import push_all
 
     integration = make_integration(tenant, "hubspot", credential=TOKEN)
     make_task(integration, "contacts")
     integration_pause(integration=integration)
-    change = outbox.record_create(
+    change = local_changes.record_create(
         integration=integration, entity_type="contacts", data={"email": "held@example.com"}
     ).change
     post = answer(

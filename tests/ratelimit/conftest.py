@@ -10,9 +10,9 @@ import uuid
 import pytest
 from django.conf import settings
 
-from castiel.ratelimit.backends.database import DatabaseBackend
-from castiel.ratelimit.backends.local import LocalBackend
-from castiel.ratelimit.policy import Limit, Policy, Subject
+from ratelimit.backends.database import DatabaseBackend
+from ratelimit.backends.local import LocalBackend
+from ratelimit.policy import Limit, Policy, Subject
 from tests.support.services import free_port, port_open, unavailable
 
 BUCKETS = 10
@@ -65,7 +65,7 @@ def backend(request, db):
     not set the test database up.)"""
     prefix = unique_prefix()
     if request.param == "redis":
-        from castiel.ratelimit.backends.redis import RedisBackend
+        from ratelimit.backends.redis import RedisBackend
 
         url = request.getfixturevalue("redis_url")
         made = RedisBackend(url, prefix=prefix, buckets=BUCKETS)

@@ -1,4 +1,4 @@
-from castiel.ratelimit.models import RateLimitOverride
+from ratelimit.models import RateLimitOverride
 from tests.factories import IntegrationFactory, isolation_maker
 
 

@@ -35,7 +35,7 @@ def hammer(
 
     django.setup()
 
-    from castiel.ratelimit.policy import Limit, Policy, Subject
+    from ratelimit.policy import Limit, Policy, Subject
 
     ops = {op: Limit(*spec) for op, spec in policy_spec["operations"].items()}
     policy = Policy(
@@ -45,11 +45,11 @@ def hammer(
         default_operation=ops["fetch"],
     )
     if kind == "redis":
-        from castiel.ratelimit.backends.redis import RedisBackend
+        from ratelimit.backends.redis import RedisBackend
 
         backend = RedisBackend(url, prefix=prefix, buckets=buckets)
     else:
-        from castiel.ratelimit.backends.database import DatabaseBackend
+        from ratelimit.backends.database import DatabaseBackend
 
         backend = DatabaseBackend(prefix=prefix, buckets=buckets)
     subject = Subject(tenant_id, integration_id, operation)

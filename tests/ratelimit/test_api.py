@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from castiel.ratelimit.models import RateLimitOverride
-from castiel.ratelimit.services import acquire
+from ratelimit.models import RateLimitOverride
+from ratelimit.services import acquire
 from tests.factories import IntegrationFactory
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import redis
 
-from castiel.ratelimit.backends.database import DatabaseBackend
-from castiel.ratelimit.backends.redis import RedisBackend
-from castiel.ratelimit.models import LimiterCounter
-from castiel.ratelimit.tasks import delete_expired_counters
+from ratelimit.backends.database import DatabaseBackend
+from ratelimit.backends.redis import RedisBackend
+from ratelimit.models import LimiterCounter
+from ratelimit.tasks import delete_expired_counters
 from tests.ratelimit.conftest import new_id, policy, subject, unique_prefix
 
 
@@ -48,7 +48,7 @@ def test_the_database_backend_cleans_up_idle_rows(settings, monkeypatch):
     backend.acquire(subject(new_id(), new_id()), policy(integration=(5, 60)))
     assert LimiterCounter.objects.count() >= 3
     monkeypatch.setattr(
-        "castiel.ratelimit.tasks.get_limiter", lambda: type("L", (), {"backend": backend})()
+        "ratelimit.tasks.get_limiter", lambda: type("L", (), {"backend": backend})()
     )
     clock["ms"] += 10 * 60 * 1000  # well past twice every window
     assert delete_expired_counters() >= 3

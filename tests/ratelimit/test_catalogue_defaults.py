@@ -2,7 +2,7 @@
 
 import pytest
 
-from castiel.ratelimit.catalogue import FALLBACK, integration_limit_for
+from ratelimit.catalogue import FALLBACK, integration_limit_for
 
 
 @pytest.mark.parametrize(

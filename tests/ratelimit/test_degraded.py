@@ -12,9 +12,9 @@ import pytest
 import redis
 from django.test import override_settings
 
-from castiel.ratelimit.backends.local import LocalBackend
-from castiel.ratelimit.backends.redis import RedisBackend
-from castiel.ratelimit.limiter import Limiter, get_limiter
+from ratelimit.backends.local import LocalBackend
+from ratelimit.backends.redis import RedisBackend
+from ratelimit.limiter import Limiter, get_limiter
 from tests.ratelimit.conftest import new_id, policy, subject, unique_prefix
 from tests.support.services import free_port
 

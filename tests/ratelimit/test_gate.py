@@ -12,15 +12,15 @@ from email.utils import formatdate
 import pytest
 
 from castiel.http.errors import OutboundError, RateLimitedError
-from castiel.ratelimit import metrics
-from castiel.ratelimit.errors import (
+from integrations.clients import client_for
+from ratelimit import metrics
+from ratelimit.errors import (
     RateLimitDeferred,
     RateLimitExceedsCapacity,
     RateLimitRefused,
 )
-from castiel.ratelimit.models import RateLimitOverride
-from castiel.ratelimit.selectors import usage_for
-from integrations.clients import client_for
+from ratelimit.models import RateLimitOverride
+from ratelimit.selectors import usage_for
 from tests.factories import IntegrationFactory
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]

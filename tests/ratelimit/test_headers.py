@@ -7,8 +7,8 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 
-from castiel.ratelimit import adaptive
-from castiel.ratelimit.headers import parse
+from ratelimit import adaptive
+from ratelimit.headers import parse
 
 pytestmark = pytest.mark.embedded
 

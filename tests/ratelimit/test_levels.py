@@ -6,8 +6,8 @@ move during a test.
 
 from __future__ import annotations
 
-from castiel.ratelimit.backends.base import Adjustment
-from castiel.ratelimit.policy import OPERATION, TENANT, Limit, Policy
+from ratelimit.backends.base import Adjustment
+from ratelimit.policy import OPERATION, TENANT, Limit, Policy
 from tests.ratelimit.conftest import new_id, policy, subject
 
 
@@ -25,7 +25,7 @@ def used(backend, tenant, integration, pol, operations=("fetch", "update")):
 
 
 def _specs(backend, tenant, integration, pol, operations):
-    from castiel.ratelimit.backends.base import LevelSpec
+    from ratelimit.backends.base import LevelSpec
 
     keys = backend.keys
     specs = [

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from castiel.ratelimit.models import RateLimitOverride
-from castiel.ratelimit.policy import Limit, within
-from castiel.ratelimit.selectors import resolve_policy
+from ratelimit.models import RateLimitOverride
+from ratelimit.policy import Limit, within
+from ratelimit.selectors import resolve_policy
 from tests.factories import IntegrationFactory
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from castiel.ratelimit.backends.local import LocalBackend
-from castiel.ratelimit.policy import Limit, Policy, Subject
+from ratelimit.backends.local import LocalBackend
+from ratelimit.policy import Limit, Policy, Subject
 
 pytestmark = pytest.mark.embedded
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from syncing.hashing import content_hash, record_id
 from syncing.models import (
     Conflict,
     DeadLetter,
@@ -14,6 +13,7 @@ from syncing.models import (
     SyncRun,
     SyncTask,
 )
+from syncing.records.hashing import content_hash, record_id
 from tests.factories import IntegrationFactory, isolation_maker
 
 

@@ -162,7 +162,7 @@ def cosmos_store(cosmos_endpoint, request):
     """A Cosmos record store on a fresh container of the running emulator."""
     import uuid
 
-    from syncing.stores.cosmos import CosmosRecordStore
+    from syncing.records.stores.cosmos import CosmosRecordStore
 
     store = CosmosRecordStore(
         endpoint=cosmos_endpoint,
@@ -193,7 +193,7 @@ def cosmos_outage_store(cosmos_proxy, monkeypatch):
     discovery off: the server advertises its own port), configured as the record store."""
     import uuid
 
-    from syncing.stores.cosmos import CosmosRecordStore
+    from syncing.records.stores.cosmos import CosmosRecordStore
 
     store = CosmosRecordStore(
         endpoint=cosmos_proxy.url,
@@ -203,7 +203,7 @@ def cosmos_outage_store(cosmos_proxy, monkeypatch):
         timeout=1.0,
         endpoint_discovery=False,
     )
-    monkeypatch.setattr("syncing.stores._configured", lambda kind: store)
+    monkeypatch.setattr("syncing.records.stores._configured", lambda kind: store)
     yield store
     cosmos_proxy.set_mode("pass")
     store.drop_container()
@@ -229,7 +229,7 @@ def enqueued(monkeypatch):
     def fake_enqueue_many(func_path, arg_lists, *, kind):
         captured.messages.extend((func_path, tuple(args), kind) for args in arg_lists)
 
-    monkeypatch.setattr("syncing.scheduler.enqueue_many", fake_enqueue_many)
+    monkeypatch.setattr("syncing.inbound.scheduler.enqueue_many", fake_enqueue_many)
     return captured
 
 
@@ -245,12 +245,12 @@ def fast_retries(settings):
 def record_store(request, monkeypatch):
     """Each test using this runs once per record store; the worker and services use it."""
     if request.param == "orm":
-        from syncing.stores.orm import OrmRecordStore
+        from syncing.records.stores.orm import OrmRecordStore
 
         store = OrmRecordStore()
     else:
         store = request.getfixturevalue("cosmos_store")
-    monkeypatch.setattr("syncing.stores._configured", lambda kind: store)
+    monkeypatch.setattr("syncing.records.stores._configured", lambda kind: store)
     return store
 
 
@@ -260,7 +260,7 @@ def stored_records(record_store, tenant, other_tenant):
     record store under test; returns (tenant's integration, {external id: record})."""
     from django.utils import timezone
 
-    from syncing.stores.base import Scope
+    from syncing.records.stores.base import Scope
     from tests.factories import IntegrationFactory
     from tests.syncing.test_stores import make
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from integrations.models import Integration
-from syncing import scheduler
-from syncing.inbound import run_claimed
+from syncing.inbound import scheduler
+from syncing.inbound.worker import run_claimed
 from syncing.models import SyncRun, SyncTask
-from syncing.stores import get_store
-from syncing.stores.base import Scope
+from syncing.records.stores import get_store
+from syncing.records.stores.base import Scope
 
 SANDBOX_CONFIG = {
     "records_path": "data",

@@ -5,10 +5,10 @@ from __future__ import annotations
 from django.db import transaction
 
 from integrations.adapters.mapping import FieldMapping
-from syncing.dedup import strategy_for
-from syncing.pipeline import PagePipeline
-from syncing.stores import get_store
-from syncing.stores.base import Scope
+from syncing.inbound.dedup import strategy_for
+from syncing.inbound.pipeline import PagePipeline
+from syncing.records.stores import get_store
+from syncing.records.stores.base import Scope
 from tests.factories import IntegrationFactory
 from tests.syncing.helpers import make_task
 

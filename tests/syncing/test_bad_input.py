@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from syncing import scheduler
-from syncing.inbound import run_claimed
+from syncing.inbound import scheduler
+from syncing.inbound.worker import run_claimed
 from syncing.models import SyncRun, SyncTask
 from tests.syncing.helpers import make_integration, make_task, records_of, run_once
 

@@ -95,7 +95,7 @@ def test_a_rate_limiter_deferral_releases_the_run_without_counting_a_retry(
 ):
     """The limiter's "wait longer than in-process" (RateLimitDeferred) defers the run to
     retry_after; nothing is sent, nothing fails."""
-    from castiel.ratelimit.errors import RateLimitDeferred
+    from ratelimit.errors import RateLimitDeferred
 
     class Gate:
         def acquire(self, operation, cost=1):

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from syncing.conflicts import ConflictConfigError, resolve, validate_config
-from syncing.hashing import content_hash
+from syncing.inbound.conflicts import ConflictConfigError, resolve, validate_config
 from syncing.models import Conflict
+from syncing.records.hashing import content_hash
+from syncing.records.stores import get_store
 from syncing.services import ConflictError, conflict_resolve
-from syncing.stores import get_store
 from tests.syncing.pipeline_support import apply_page, stored, task_with
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

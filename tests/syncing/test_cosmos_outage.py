@@ -12,7 +12,7 @@ import pytest
 from django.utils import timezone
 
 from syncing.models import SyncRun, SyncTask
-from syncing.stores.base import RecordStoreUnavailable, Scope, StaleRecordError
+from syncing.records.stores.base import RecordStoreUnavailable, Scope, StaleRecordError
 from tests.factories import IntegrationFactory
 from tests.syncing.fixtures import COSMOS_TEST_KEY
 from tests.syncing.helpers import make_integration, make_task, records_of, run_once
@@ -51,7 +51,7 @@ def test_an_unreachable_server_is_reported_as_unavailable_then_recovers(
 
 def test_a_store_opened_while_the_server_is_down_works_once_it_is_back(cosmos_proxy, monkeypatch):
     """Nothing is contacted at construction: Castiel starts while Cosmos DB is unreachable."""
-    from syncing.stores.cosmos import CosmosRecordStore
+    from syncing.records.stores.cosmos import CosmosRecordStore
 
     cosmos_proxy.set_mode("refuse")
     store = CosmosRecordStore(
@@ -89,7 +89,7 @@ def test_a_deleted_container_is_recreated_without_a_restart(cosmos_outage_store,
 def test_workers_starting_together_create_the_database_and_container_once(cosmos_proxy):
     """``create_*_if_not_exists`` reads then creates: racing processes both see "missing";
     the loser's 409 is success. Eight stores open the same new database at once."""
-    from syncing.stores.cosmos import CosmosRecordStore
+    from syncing.records.stores.cosmos import CosmosRecordStore
 
     database = f"castiel-race-{uuid.uuid4().hex[:8]}"
     workers = 8

@@ -136,6 +136,6 @@ def test_an_outage_of_the_record_store_loses_nothing_and_answers_no_500(
 
 
 def _scope(task):
-    from syncing.stores.base import Scope
+    from syncing.records.stores.base import Scope
 
     return Scope(task.tenant_id, task.integration_id, task.entity_type)

@@ -9,8 +9,9 @@ import pytest
 
 from castiel.tenancy.models import Tenant
 from integrations.models import Integration
-from syncing import outbound, outbox, scheduler
+from syncing.inbound import scheduler
 from syncing.models import OutboundChange, PushRule, SyncTask
+from syncing.outbound import local_changes, push
 from tests.factories import IntegrationFactory
 from tests.syncing.test_scheduler import bulk_tasks
 from tests.webhooks.factories import make_event, make_registration
@@ -50,7 +51,9 @@ def test_a_disabled_integrations_task_is_not_claimed_even_by_run_now(enqueued, t
 def changes_for(tenant, n=2):
     integration = IntegrationFactory(tenant=tenant)
     return [
-        outbox.record_create(integration=integration, entity_type="contacts", data={"n": i}).change
+        local_changes.record_create(
+            integration=integration, entity_type="contacts", data={"n": i}
+        ).change
         for i in range(n)
     ]
 
@@ -62,16 +65,16 @@ def test_no_push_of_a_deactivated_tenant_is_claimed(tenant, other_tenant):
     ours = changes_for(other_tenant)
     OutboundChange.objects.filter(pk=theirs[1].pk).update(lost_attempts=1)  # a suspect
     set_active(tenant, False)
-    assert not outbound.due().filter(tenant_id=tenant.id).exists()
-    _token, ids = outbound.claim(100)
+    assert not push.due().filter(tenant_id=tenant.id).exists()
+    _token, ids = push.claim(100)
     assert set(ids) == {c.pk for c in ours}
-    _token, suspects = outbound.claim(100, suspects=True)
+    _token, suspects = push.claim(100, suspects=True)
     assert suspects == []
     assert set(
         OutboundChange.objects.filter(tenant_id=tenant.id).values_list("status", flat=True)
     ) == {"pending"}
     set_active(tenant, True)
-    _token, ids = outbound.claim(100)
+    _token, ids = push.claim(100)
     assert ids == [theirs[0].pk]
 
 
@@ -125,7 +128,7 @@ def push_rule(tenant, **fields):
 
 
 def evaluate(rule):
-    from syncing.rules import evaluate_rules
+    from syncing.reactions.push_rules import evaluate_rules
     from webhooks.routing import ActionContext
 
     context = ActionContext(
@@ -180,18 +183,18 @@ def test_work_claimed_just_before_the_deactivation_is_not_started(
 ):
     """The worker's take is a claim too: a wake-up that arrives after the tenant was
     deactivated runs nothing and pushes nothing; reactivated, the work goes on."""
-    from syncing.inbound import run_claimed
+    from syncing.inbound.worker import run_claimed
     from syncing.models import SyncRun
 
     [theirs] = bulk_tasks(tenant, 1)
     changes_for(tenant, 1)
     assert scheduler.claim([theirs.id])
-    outbound.dispatch()
+    push.dispatch()
     set_active(tenant, False)
 
     for _path, args, _kind in enqueued.drain():
         assert run_claimed(*args) == 0
     assert not SyncRun.objects.filter(task=theirs).exists()
     for token in pushes.drain():
-        assert outbound.push_batch(token) == {}
+        assert push.push_batch(token) == {}
     assert not OutboundChange.objects.filter(attempts__gt=0).exists()

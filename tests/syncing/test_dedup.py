@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from syncing.dedup import DedupConfigError, strategy_for
+from syncing.inbound.dedup import DedupConfigError, strategy_for
 from tests.syncing.pipeline_support import apply_page, stored, task_with
 
 pytestmark = pytest.mark.django_db

@@ -9,8 +9,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from syncing.fencing import fenced_update, fenced_update_many
 from syncing.models import OutboundChange
+from syncing.outbound.fencing import fenced_update, fenced_update_many
 from tests.syncing.factories import make_outbound_change
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]

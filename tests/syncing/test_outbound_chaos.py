@@ -10,9 +10,9 @@ import pytest
 
 from sandbox import services as sandbox_services
 from sandbox.models import SandboxObject, SandboxRequest
-from syncing import outbound, outbox
 from syncing.models import OutboundChange
-from syncing.stores import get_store
+from syncing.outbound import local_changes, push
+from syncing.records.stores import get_store
 from tests.syncing.outbound_support import applied_writes, push_all, sandbox_push_task
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -43,7 +43,7 @@ def test_every_change_lands_exactly_once_in_order(tenant, sandbox, pushes, quick
     account = sandbox.account(faults=FAULTS)
     task = sandbox_push_task(tenant, sandbox, account)
     made = [
-        outbox.record_create(
+        local_changes.record_create(
             integration=task.integration,
             entity_type="contacts",
             data={"first_name": f"P{i}", "email": f"p{i}@example.com", "step": 0},
@@ -54,13 +54,15 @@ def test_every_change_lands_exactly_once_in_order(tenant, sandbox, pushes, quick
 
     # Two rounds of edits per record, the second made while the first is claimed (so it is a
     # change of its own, queued behind), then deletes of two records.
-    outbound.dispatch()
+    push.dispatch()
     for step in (1, 2):
         for record in made:
-            outbox.record_update(tenant_id=tenant.id, record_id=record.id, data={"step": step})
-    outbox.record_update(tenant_id=tenant.id, record_id=made[0].id, data={"step": 3})
+            local_changes.record_update(
+                tenant_id=tenant.id, record_id=record.id, data={"step": step}
+            )
+    local_changes.record_update(tenant_id=tenant.id, record_id=made[0].id, data={"step": 3})
     for record in made[-2:]:
-        outbox.record_delete(tenant_id=tenant.id, record_id=record.id)
+        local_changes.record_delete(tenant_id=tenant.id, record_id=record.id)
     push_all(pushes)
     _wait_for_sleeping_answers(account)
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 import requests
 
-from syncing import outbox
 from syncing.models import OutboundChange, SyncRun
-from syncing.stores import get_store
+from syncing.outbound import local_changes
+from syncing.records.stores import get_store
 from tests.syncing.helpers import make_integration, make_task, records_of, run_once
 from tests.syncing.outbound_support import changes_of, push_all
 from tests.syncing.test_json_server_sync import CONFIGS, contacts
@@ -40,7 +40,7 @@ def record_of(task, external_id):
 
 
 def _scope(task):
-    from syncing.stores.base import Scope
+    from syncing.records.stores.base import Scope
 
     return Scope(task.tenant_id, task.integration_id, task.entity_type)
 
@@ -54,7 +54,7 @@ def test_update_patches_only_the_changed_fields(version, tenant, json_server, en
         f"{server.url}/contacts/2", json={"email": "theirs@example.com"}, timeout=5
     ).raise_for_status()
 
-    change = outbox.record_update(
+    change = local_changes.record_update(
         tenant_id=tenant.id, record_id=record.id, data={"name": "Renamed locally"}
     ).change
     assert change.operation == "update" and change.fields == ["name"]
@@ -76,12 +76,12 @@ def test_create_then_delete_land_remotely_and_remote_ids_are_kept(
     version, tenant, json_server, enqueued, pushes
 ):
     server, task = pulled(tenant, json_server, enqueued, version, n=2)
-    created = outbox.record_create(
+    created = local_changes.record_create(
         integration=task.integration,
         entity_type="contacts",
         data={"name": "Made here", "email": "here@example.com"},
     )
-    assert created.record.external_id.startswith(outbox.PENDING_PREFIX)
+    assert created.record.external_id.startswith(local_changes.PENDING_PREFIX)
     assert push_all(pushes) == {"succeeded": 1}
 
     theirs = [r for r in remote(server) if r.get("name") == "Made here"]
@@ -91,7 +91,7 @@ def test_create_then_delete_land_remotely_and_remote_ids_are_kept(
     assert record.external_id == new_id, "the provider's id is stored on the same record"
     assert created.change.__class__.objects.get(pk=created.change.pk).remote_id == new_id
 
-    outbox.record_delete(tenant_id=tenant.id, record_id=record.id)
+    local_changes.record_delete(tenant_id=tenant.id, record_id=record.id)
     assert push_all(pushes) == {"succeeded": 1}
     assert new_id not in {str(r["id"]) for r in remote(server)}
     assert [c.operation for c in changes_of(record.id)] == ["create", "delete"]
@@ -103,8 +103,8 @@ def test_the_next_pull_after_a_push_sees_no_remote_change(tenant, json_server, e
         tenant, json_server, enqueued, "1", mode="full", conflict_strategy="manual"
     )
     record = record_of(task, "3")
-    outbox.record_update(tenant_id=tenant.id, record_id=record.id, data={"name": "Pushed"})
-    created = outbox.record_create(
+    local_changes.record_update(tenant_id=tenant.id, record_id=record.id, data={"name": "Pushed"})
+    created = local_changes.record_create(
         integration=task.integration, entity_type="contacts", data={"name": "New one"}
     )
     assert push_all(pushes) == {"succeeded": 2}

@@ -22,10 +22,10 @@ from django.db import connection
 
 from sandbox import services as sandbox_services
 from sandbox.models import SandboxObject, SandboxRequest
-from syncing import outbound, outbox
 from syncing.models import OutboundChange, SyncRun
-from syncing.outbox import RecordChangeError
-from syncing.stores import get_store
+from syncing.outbound import local_changes, push
+from syncing.outbound.local_changes import RecordChangeError
+from syncing.records.stores import get_store
 from tests.syncing.helpers import run_once
 from tests.syncing.outbound_support import push_all, sandbox_push_task
 
@@ -42,7 +42,7 @@ def _setup(tenant, sandbox, enqueued, n=4):
 
 
 def _records(task) -> dict:
-    from syncing.stores.base import Scope
+    from syncing.records.stores.base import Scope
 
     scope = Scope(task.tenant_id, task.integration_id, task.entity_type)
     return {r.external_id: r for r in get_store().iter_scope(scope, include_deleted=True)}
@@ -60,11 +60,11 @@ def test_an_edit_written_after_its_predecessor_was_claimed_survives_that_push(
     account, task = _setup(tenant, sandbox, enqueued)
     target = SandboxObject.objects.filter(account=account).order_by("id").first()
     record = _records(task)[str(target.pk)]
-    first = outbox.record_update(
+    first = local_changes.record_update(
         tenant_id=tenant.id, record_id=record.id, data={"company": "Renamed Co"}
     ).change
-    outbound.dispatch()  # claimed: waiting in the queue for a worker
-    second = outbox.record_update(
+    push.dispatch()  # claimed: waiting in the queue for a worker
+    second = local_changes.record_update(
         tenant_id=tenant.id, record_id=record.id, data={"first_name": "Yvonne"}
     ).change
     assert second.pk != first.pk, "a claimed change takes no merges"
@@ -92,10 +92,12 @@ def test_remote_wins_keeps_a_later_local_edit_of_another_field(
     task.save(update_fields=["push_conflict_strategy"])
     target = SandboxObject.objects.filter(account=account).order_by("id").first()
     record = _records(task)[str(target.pk)]
-    outbox.record_update(tenant_id=tenant.id, record_id=record.id, data={"company": "Ours"})
+    local_changes.record_update(tenant_id=tenant.id, record_id=record.id, data={"company": "Ours"})
     sandbox_services.object_update(obj=target, data={"company": "Theirs"})
-    outbound.dispatch()
-    outbox.record_update(tenant_id=tenant.id, record_id=record.id, data={"first_name": "Yvonne"})
+    push.dispatch()
+    local_changes.record_update(
+        tenant_id=tenant.id, record_id=record.id, data={"first_name": "Yvonne"}
+    )
 
     assert push_all(pushes) == {"skipped": 1, "succeeded": 1}
 
@@ -173,15 +175,15 @@ def _expected(scenario: str, data: dict, i: int) -> dict | None:
 def _race(record, tenant, pushes, *, first, second, edit_delay, queue_delay) -> None:
     """Edit ``first``; a worker thread claims and (after ``queue_delay``) pushes it while
     ``second`` lands ``edit_delay`` later (retried on 409, as a client would)."""
-    outbox.record_update(tenant_id=tenant.id, record_id=record.id, data=first)
+    local_changes.record_update(tenant_id=tenant.id, record_id=record.id, data=first)
     errors: list[BaseException] = []
 
     def worker():
         try:
-            outbound.dispatch()
+            push.dispatch()
             time.sleep(queue_delay)
             for token in pushes.drain():
-                outbound.push_batch(token)
+                push.push_batch(token)
         except BaseException as exc:  # surfaced below
             errors.append(exc)
         finally:
@@ -193,13 +195,13 @@ def _race(record, tenant, pushes, *, first, second, edit_delay, queue_delay) -> 
     for _ in range(50):
         try:
             if second is None:
-                outbox.record_delete(tenant_id=tenant.id, record_id=record.id)
+                local_changes.record_delete(tenant_id=tenant.id, record_id=record.id)
             elif "replace" in second:
-                outbox.record_update(
+                local_changes.record_update(
                     tenant_id=tenant.id, record_id=record.id, data=second["replace"], replace=True
                 )
             else:
-                outbox.record_update(tenant_id=tenant.id, record_id=record.id, data=second)
+                local_changes.record_update(tenant_id=tenant.id, record_id=record.id, data=second)
             break
         except RecordChangeError as exc:
             assert exc.code == "version_mismatch", exc  # a push result landed: read again

@@ -11,13 +11,14 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from castiel.ratelimit.errors import RateLimitDeferred, RateLimitRefused
 from castiel.tenancy.models import Tenant
 from integrations.models import Integration
-from syncing import metrics, outbound, outbox
-from syncing.deadletters import dead_letter_replay
+from ratelimit.errors import RateLimitDeferred, RateLimitRefused
+from syncing import metrics
 from syncing.models import DeadLetter, OutboundChange, Record
-from syncing.stores import get_store
+from syncing.outbound import local_changes, push
+from syncing.outbound.deadletters import dead_letter_replay
+from syncing.records.stores import get_store
 from tests.factories import IntegrationFactory, TenantFactory
 from tests.syncing.outbound_support import changes_of, push_all
 
@@ -53,7 +54,7 @@ def item_route(server, external_id, *, status=200):
 
 def created(tenant, server, pushes, data=None):
     integration = integration_for(tenant, server)
-    made = outbox.record_create(
+    made = local_changes.record_create(
         integration=integration, entity_type="contacts", data=data or {"name": "A"}
     )
     assert push_all(pushes) == {"succeeded": 1}
@@ -80,7 +81,7 @@ def test_an_update_and_its_outbox_row_roll_back_together(tenant, sink, pushes, m
 
     monkeypatch.setattr(store, "save_record", save_then_crash)
     with pytest.raises(Boom):
-        outbox.record_update(tenant_id=tenant.id, record_id=record.id, data={"name": "B"})
+        local_changes.record_update(tenant_id=tenant.id, record_id=record.id, data={"name": "B"})
     monkeypatch.undo()
     assert get_store().get(tenant.id, record.id).data == record.data
     assert [c.operation for c in changes_of(record.id)] == ["create"]
@@ -94,14 +95,14 @@ def test_a_failed_outbox_insert_leaves_no_record_behind(tenant, sink, monkeypatc
 
     monkeypatch.setattr(OutboundChange.objects, "create", no_outbox)
     with pytest.raises(Boom):
-        outbox.record_create(integration=integration, entity_type="contacts", data={"x": 1})
+        local_changes.record_create(integration=integration, entity_type="contacts", data={"x": 1})
     assert not Record.objects.exists()
 
 
 def test_a_change_inside_a_rolled_back_outer_transaction_never_leaves(tenant, sink, pushes):
     integration = integration_for(tenant, sink)
     with pytest.raises(Boom), transaction.atomic():
-        outbox.record_create(integration=integration, entity_type="contacts", data={"x": 1})
+        local_changes.record_create(integration=integration, entity_type="contacts", data={"x": 1})
         raise Boom
     assert not OutboundChange.objects.exists() and not Record.objects.exists()
     assert pushes.wakeups == 0, "the wake-up is sent only after commit"
@@ -113,8 +114,10 @@ def test_a_change_inside_a_rolled_back_outer_transaction_never_leaves(tenant, si
 
 def test_pending_updates_coalesce_into_one_push_of_the_union_of_fields(tenant, sink, pushes):
     _integration, record = created(tenant, sink, pushes, {"name": "A", "email": "a@x", "n": 0})
-    first = outbox.record_update(tenant_id=tenant.id, record_id=record.id, data={"name": "B"})
-    second = outbox.record_update(tenant_id=tenant.id, record_id=record.id, data={"n": 1})
+    first = local_changes.record_update(
+        tenant_id=tenant.id, record_id=record.id, data={"name": "B"}
+    )
+    second = local_changes.record_update(tenant_id=tenant.id, record_id=record.id, data={"n": 1})
     assert second.change.pk == first.change.pk
     assert push_all(pushes) == {"succeeded": 1}
     change = OutboundChange.objects.get(pk=first.change.pk)
@@ -125,15 +128,19 @@ def test_pending_updates_coalesce_into_one_push_of_the_union_of_fields(tenant, s
 
 def test_an_update_while_the_previous_one_is_in_flight_is_pushed_after_it(tenant, sink, pushes):
     _integration, record = created(tenant, sink, pushes)
-    first = outbox.record_update(tenant_id=tenant.id, record_id=record.id, data={"name": "B"})
-    token, claimed = outbound.claim(10)
+    first = local_changes.record_update(
+        tenant_id=tenant.id, record_id=record.id, data={"name": "B"}
+    )
+    token, claimed = push.claim(10)
     assert claimed == [first.change.pk]
-    second = outbox.record_update(tenant_id=tenant.id, record_id=record.id, data={"name": "C"})
+    second = local_changes.record_update(
+        tenant_id=tenant.id, record_id=record.id, data={"name": "C"}
+    )
     assert second.change.pk != first.change.pk, "nothing merges into a claimed change"
     assert second.change.seq > first.change.seq
-    assert outbound.claim(10)[1] == [], "the successor waits for its head"
+    assert push.claim(10)[1] == [], "the successor waits for its head"
 
-    outbound.push_batch(token)
+    push.push_batch(token)
     assert push_all(pushes) == {"succeeded": 1}
     bodies = [r.json()["name"] for r in sink.requests if r.method == "PATCH"]
     assert bodies == ["C", "C"], "each push sends the record as it is now, in order"
@@ -142,8 +149,10 @@ def test_an_update_while_the_previous_one_is_in_flight_is_pushed_after_it(tenant
 
 def test_deleting_a_record_never_created_remotely_pushes_nothing(tenant, sink, pushes):
     integration = integration_for(tenant, sink)
-    made = outbox.record_create(integration=integration, entity_type="contacts", data={"x": 1})
-    gone = outbox.record_delete(tenant_id=tenant.id, record_id=made.record.id)
+    made = local_changes.record_create(
+        integration=integration, entity_type="contacts", data={"x": 1}
+    )
+    gone = local_changes.record_delete(tenant_id=tenant.id, record_id=made.record.id)
     assert gone.change is None and gone.record.deleted_at is not None
     assert push_all(pushes) == {} and sink.requests == []
     assert OutboundChange.objects.get().status == "superseded"
@@ -151,8 +160,10 @@ def test_deleting_a_record_never_created_remotely_pushes_nothing(tenant, sink, p
 
 def test_a_delete_supersedes_a_pending_update(tenant, sink, pushes):
     _integration, record = created(tenant, sink, pushes)
-    update = outbox.record_update(tenant_id=tenant.id, record_id=record.id, data={"name": "Z"})
-    delete = outbox.record_delete(tenant_id=tenant.id, record_id=record.id)
+    update = local_changes.record_update(
+        tenant_id=tenant.id, record_id=record.id, data={"name": "Z"}
+    )
+    delete = local_changes.record_delete(tenant_id=tenant.id, record_id=record.id)
     assert push_all(pushes) == {"succeeded": 1}
     assert OutboundChange.objects.get(pk=update.change.pk).status == "superseded"
     assert OutboundChange.objects.get(pk=delete.change.pk).status == "succeeded"
@@ -161,14 +172,16 @@ def test_a_delete_supersedes_a_pending_update(tenant, sink, pushes):
 
 def test_no_change_no_push_and_deleted_records_refuse_edits(tenant, sink, pushes):
     _integration, record = created(tenant, sink, pushes)
-    same = outbox.record_update(tenant_id=tenant.id, record_id=record.id, data=dict(record.data))
+    same = local_changes.record_update(
+        tenant_id=tenant.id, record_id=record.id, data=dict(record.data)
+    )
     assert same.change is None
-    outbox.record_delete(tenant_id=tenant.id, record_id=record.id)
-    with pytest.raises(outbox.RecordChangeError) as error:
-        outbox.record_update(tenant_id=tenant.id, record_id=record.id, data={"name": "Q"})
+    local_changes.record_delete(tenant_id=tenant.id, record_id=record.id)
+    with pytest.raises(local_changes.RecordChangeError) as error:
+        local_changes.record_update(tenant_id=tenant.id, record_id=record.id, data={"name": "Q"})
     assert error.value.code == "record_deleted"
-    with pytest.raises(outbox.RecordChangeError) as error:
-        outbox.record_delete(tenant_id=tenant.id, record_id=record.id, expected_version=1)
+    with pytest.raises(local_changes.RecordChangeError) as error:
+        local_changes.record_delete(tenant_id=tenant.id, record_id=record.id, expected_version=1)
     assert error.value.status == 409
 
 
@@ -177,39 +190,43 @@ def test_no_change_no_push_and_deleted_records_refuse_edits(tenant, sink, pushes
 
 def test_paused_integrations_and_future_retries_are_not_claimed(tenant, sink, pushes):
     _integration, record = created(tenant, sink, pushes)
-    change = outbox.record_update(tenant_id=tenant.id, record_id=record.id, data={"n": 1}).change
+    change = local_changes.record_update(
+        tenant_id=tenant.id, record_id=record.id, data={"n": 1}
+    ).change
     OutboundChange.objects.filter(pk=change.pk).update(
         next_attempt_at=timezone.now() + timedelta(minutes=5)
     )
-    assert outbound.claim(10)[1] == []
+    assert push.claim(10)[1] == []
     OutboundChange.objects.filter(pk=change.pk).update(next_attempt_at=timezone.now())
     change.integration.__class__.objects.filter(pk=change.integration_id).update(status="paused")
-    assert outbound.claim(10)[1] == []
+    assert push.claim(10)[1] == []
     change.integration.__class__.objects.filter(pk=change.integration_id).update(status="active")
-    assert outbound.claim(10)[1] == [change.pk]
+    assert push.claim(10)[1] == [change.pk]
 
 
 def test_a_stale_or_duplicate_message_does_nothing(tenant, sink, pushes):
     _integration, record = created(tenant, sink, pushes)
-    outbox.record_update(tenant_id=tenant.id, record_id=record.id, data={"n": 1})
-    token, _ = outbound.claim(10)
-    assert outbound.push_batch(token) == {"succeeded": 1}
-    assert outbound.push_batch(token) == {}
-    assert outbound.push_batch("not-a-token") == {}
+    local_changes.record_update(tenant_id=tenant.id, record_id=record.id, data={"n": 1})
+    token, _ = push.claim(10)
+    assert push.push_batch(token) == {"succeeded": 1}
+    assert push.push_batch(token) == {}
+    assert push.push_batch("not-a-token") == {}
     assert len([r for r in sink.requests if r.method == "PATCH"]) == 1
 
 
 def test_expired_leases_are_reaped_and_the_change_is_pushed_again(tenant, sink, pushes):
     _integration, record = created(tenant, sink, pushes)
-    change = outbox.record_update(tenant_id=tenant.id, record_id=record.id, data={"n": 1}).change
-    token, _ = outbound.claim(10)
-    batch = outbound.PushBatch(token)
+    change = local_changes.record_update(
+        tenant_id=tenant.id, record_id=record.id, data={"n": 1}
+    ).change
+    token, _ = push.claim(10)
+    batch = push.PushBatch(token)
     batch.take()  # the worker took it … and died
-    assert outbound.reap_expired() == 0, "a live lease is left alone"
+    assert push.reap_expired() == 0, "a live lease is left alone"
     OutboundChange.objects.filter(pk=change.pk).update(
         lease_expires_at=timezone.now() - timedelta(seconds=1)
     )
-    assert outbound.reap_expired() == 1
+    assert push.reap_expired() == 1
     change.refresh_from_db()
     assert (change.status, change.lease_owner, change.attempts) == ("pending", "", 1)
     assert "crashed or killed" in change.status_reason
@@ -233,33 +250,33 @@ def test_a_change_whose_worker_keeps_dying_is_pushed_alone_then_dead_lettered(
     lost_before = metrics.LOST_ATTEMPTS.labels("generic_rest")._value.get()
     _integration, poisoned = created(tenant, sink, pushes)
     _integration, innocent = created(tenant, sink, pushes, data={"name": "B"})
-    poison = outbox.record_update(tenant_id=tenant.id, record_id=poisoned.id, data={"n": 1})
-    fine = outbox.record_update(tenant_id=tenant.id, record_id=innocent.id, data={"n": 2})
+    poison = local_changes.record_update(tenant_id=tenant.id, record_id=poisoned.id, data={"n": 1})
+    fine = local_changes.record_update(tenant_id=tenant.id, record_id=innocent.id, data={"n": 2})
     patches = lambda: [r.path for r in sink.requests if r.method == "PATCH"]  # noqa: E731
 
     def die_holding(token):
-        outbound.PushBatch(token).take()  # the worker takes its batch … and dies
+        push.PushBatch(token).take()  # the worker takes its batch … and dies
         OutboundChange.objects.filter(lease_owner=token).update(
             lease_expires_at=timezone.now() - timedelta(seconds=1)
         )
 
-    token, ids = outbound.claim(10)
+    token, ids = push.claim(10)
     assert len(ids) == 2
     die_holding(token)
-    assert outbound.reap_expired() == 2
+    assert push.reap_expired() == 2
     # Both are suspects now: not in ordinary batches, each in a batch of its own.
-    assert outbound.dispatch() == 0 and pushes.drain() == []
-    assert outbound.dispatch_suspects() == 2
+    assert push.dispatch() == 0 and pushes.drain() == []
+    assert push.dispatch_suspects() == 2
     singles = pushes.drain()
     assert sorted(OutboundChange.objects.get(lease_owner=t).pk for t in singles) == sorted(
         [poison.change.pk, fine.change.pk]
     )
     for single in singles:
         if OutboundChange.objects.get(lease_owner=single).pk == fine.change.pk:
-            assert outbound.push_batch(single) == {"succeeded": 1}  # pushed alone, unharmed
+            assert push.push_batch(single) == {"succeeded": 1}  # pushed alone, unharmed
         else:
             die_holding(single)  # the poison change kills its worker again
-    assert outbound.reap_expired() == 1
+    assert push.reap_expired() == 1
 
     change = OutboundChange.objects.get(pk=poison.change.pk)
     assert (change.status, change.attempts, change.lost_attempts) == ("dead", 2, 2)
@@ -278,12 +295,14 @@ def test_a_change_whose_worker_keeps_dying_is_pushed_alone_then_dead_lettered(
 
 def test_a_batch_message_never_taken_goes_back_without_an_attempt(tenant, sink, pushes):
     _integration, record = created(tenant, sink, pushes)
-    change = outbox.record_update(tenant_id=tenant.id, record_id=record.id, data={"n": 1}).change
-    token, _ = outbound.claim(10)  # queued, but the message is lost
+    change = local_changes.record_update(
+        tenant_id=tenant.id, record_id=record.id, data={"n": 1}
+    ).change
+    token, _ = push.claim(10)  # queued, but the message is lost
     OutboundChange.objects.filter(lease_owner=token).update(
         lease_expires_at=timezone.now() - timedelta(seconds=1)
     )
-    assert outbound.reap_expired() == 1
+    assert push.reap_expired() == 1
     change.refresh_from_db()
     assert (change.status, change.attempts, change.lost_attempts) == ("pending", 0, 0)
     assert "not taken" in change.status_reason
@@ -323,7 +342,7 @@ def test_throttled_deletes_are_refused_and_kept_pending_with_the_reason(
     _integration, record = created(tenant, sink, pushes)
     gate = FakeGate()
     monkeypatch.setattr("integrations.clients.gate_for", lambda integration: gate)
-    update = outbox.record_update(tenant_id=tenant.id, record_id=record.id, data={"n": 2})
+    update = local_changes.record_update(tenant_id=tenant.id, record_id=record.id, data={"n": 2})
     assert push_all(pushes) == {"deferred": 1}
     update.change.refresh_from_db()
     assert (update.change.status, update.change.attempts) == ("pending", 0)
@@ -334,7 +353,7 @@ def test_throttled_deletes_are_refused_and_kept_pending_with_the_reason(
     gate.throttled = False
     assert push_all(pushes) == {"succeeded": 1}
     gate.throttled = True
-    delete = outbox.record_delete(tenant_id=tenant.id, record_id=record.id).change
+    delete = local_changes.record_delete(tenant_id=tenant.id, record_id=record.id).change
     assert push_all(pushes) == {"refused": 1}
     delete.refresh_from_db()
     assert delete.status == "pending" and delete.attempts == 0
@@ -356,7 +375,9 @@ def test_retryable_failures_back_off_then_give_up_into_a_dead_letter(
     settings.CASTIEL_OUTBOUND_RETRY_CAP_SECONDS = 0.02
     _integration, record = created(tenant, sink, pushes)
     item_route(sink, record.external_id, status=503)
-    change = outbox.record_update(tenant_id=tenant.id, record_id=record.id, data={"n": 3}).change
+    change = local_changes.record_update(
+        tenant_id=tenant.id, record_id=record.id, data={"n": 3}
+    ).change
     settings.CASTIEL_OUTBOUND_MAX_ATTEMPTS = 3  # no sync task: the setting is the limit
     assert push_all(pushes) == {"retry": 2, "dead": 1}
     change.refresh_from_db()
@@ -373,7 +394,9 @@ def test_retryable_failures_back_off_then_give_up_into_a_dead_letter(
 def burst(tenant, server, n: int) -> list[OutboundChange]:
     integration = integration_for(tenant, server)
     return [
-        outbox.record_create(integration=integration, entity_type="contacts", data={"n": i}).change
+        local_changes.record_create(
+            integration=integration, entity_type="contacts", data={"n": i}
+        ).change
         for i in range(n)
     ]
 
@@ -384,13 +407,13 @@ def test_one_tenants_burst_does_not_hold_up_another_tenants_change(tenant, other
     few = burst(other_tenant, sink, 3)
     one = burst(third, sink, 1)
 
-    _token, ids = outbound.claim(4)
+    _token, ids = push.claim(4)
     # Every tenant's oldest change before anyone's second: the longest-waiting heads first.
     assert set(ids) >= {flood[0].pk, few[0].pk, one[0].pk} and len(ids) == 4
-    _token, ids = outbound.claim(50)
+    _token, ids = push.claim(50)
     # The share each tenant gets is filled up from the oldest, so a batch stays full.
     assert len(ids) == 50 and {few[1].pk, few[2].pk} <= set(ids)
-    _token, ids = outbound.claim(50)
+    _token, ids = push.claim(50)
     assert len(ids) == 60 + 3 + 1 - 54 and set(ids) <= {c.pk for c in flood}
 
 
@@ -398,13 +421,13 @@ def test_with_more_busy_tenants_than_room_the_longest_waiting_go_first(tenant, o
     first = burst(tenant, sink, 5)
     second = burst(other_tenant, sink, 5)
     third = burst(TenantFactory(), sink, 5)
-    _token, ids = outbound.claim(2)
+    _token, ids = push.claim(2)
     assert ids and set(ids) == {first[0].pk, second[0].pk}
-    _token, ids = outbound.claim(2)
+    _token, ids = push.claim(2)
     # By due time the first two tenants' next changes would win again (their bursts came
     # first); the third has nothing in flight, so it goes first now.
     assert third[0].pk in ids
-    outbound.claim(3)
+    push.claim(3)
     # Round-robin: after seven changes each tenant has two or three in flight.
     queued = OutboundChange.objects.filter(status="queued").values_list("tenant_id")
     per_tenant = queued.annotate(n=Count("id")).values_list("n", flat=True)
@@ -412,7 +435,7 @@ def test_with_more_busy_tenants_than_room_the_longest_waiting_go_first(tenant, o
 
 
 def test_the_fair_claim_takes_exactly_the_due_heads(tenant, other_tenant, sink):
-    """The PostgreSQL claim spells ``outbound.due`` out in SQL; both must agree on what is
+    """The PostgreSQL claim spells ``push.due`` out in SQL; both must agree on what is
     claimable (run on both databases)."""
     ready = burst(tenant, sink, 3)
     later = burst(other_tenant, sink, 2)
@@ -430,11 +453,11 @@ def test_the_fair_claim_takes_exactly_the_due_heads(tenant, other_tenant, sink):
     # A record's next change waits behind its open first one (here a dead letter).
     first = ready[0]
     OutboundChange.objects.filter(pk=first.pk).update(status="dead")
-    behind = outbox.record_update(
+    behind = local_changes.record_update(
         tenant_id=tenant.id, record_id=first.record_id, data={"n": "again"}
     ).change
     assert behind.pk != first.pk
-    expected = set(outbound.due().filter(lost_attempts=0).values_list("id", flat=True))
+    expected = set(push.due().filter(lost_attempts=0).values_list("id", flat=True))
     assert expected == {ready[1].pk, ready[2].pk, later[1].pk}
-    _token, ids = outbound.claim(100)
+    _token, ids = push.claim(100)
     assert set(ids) == expected

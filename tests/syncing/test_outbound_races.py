@@ -8,8 +8,8 @@ import threading
 import pytest
 from django.db import connection
 
-from syncing import outbound, outbox
 from syncing.models import OutboundChange
+from syncing.outbound import local_changes, push
 from tests.factories import IntegrationFactory, TenantFactory
 from tests.support.threads import in_threads
 
@@ -17,7 +17,7 @@ from tests.support.threads import in_threads
 def _changes(tenant, n: int) -> None:
     integration = IntegrationFactory(tenant=tenant, config={"base_url": "http://127.0.0.1:9"})
     for i in range(n):
-        outbox.record_create(integration=integration, entity_type="contacts", data={"n": i})
+        local_changes.record_create(integration=integration, entity_type="contacts", data={"n": i})
 
 
 @pytest.mark.django_db(transaction=True)
@@ -32,7 +32,7 @@ def test_racing_dispatchers_claim_each_change_exactly_once_and_fairly(postgres, 
     def dispatcher():
         try:
             while True:
-                _token, ids = outbound.claim(10)
+                _token, ids = push.claim(10)
                 if not ids:
                     return
                 with lock:
@@ -65,7 +65,7 @@ def test_a_batch_message_delivered_twice_is_taken_by_one_worker(postgres, pushes
     was a subquery PostgreSQL does not re-check after the row lock, and both took it)."""
 
     _changes(TenantFactory(), 5)
-    outbound.dispatch()
+    push.dispatch()
     [token] = pushes.drain()
-    taken = in_threads(2, lambda: len(outbound.PushBatch(token).take()))
+    taken = in_threads(2, lambda: len(push.PushBatch(token).take()))
     assert sorted(taken) == [0, 5]

@@ -9,11 +9,11 @@ import pytest
 
 from sandbox import services as sandbox_services
 from sandbox.models import SandboxObject, SandboxRequest
-from syncing import outbox
-from syncing.deadletters import dead_letter_discard, dead_letter_replay
 from syncing.models import Conflict, DeadLetter, OutboundChange, SyncRun
+from syncing.outbound import local_changes
+from syncing.outbound.deadletters import dead_letter_discard, dead_letter_replay
+from syncing.records.stores import get_store
 from syncing.services import conflict_resolve
-from syncing.stores import get_store
 from tests.syncing.helpers import records_of, run_once
 from tests.syncing.outbound_support import (
     applied_writes,
@@ -39,7 +39,7 @@ def local(task, external_id):
 
 
 def _scope(task):
-    from syncing.stores.base import Scope
+    from syncing.records.stores.base import Scope
 
     return Scope(task.tenant_id, task.integration_id, task.entity_type)
 
@@ -55,10 +55,10 @@ def test_create_update_delete_land_with_idempotency_keys_and_versions(
     account, task = setup(tenant, sandbox, enqueued)
     first = SandboxObject.objects.filter(account=account).order_by("id").first()
     record = local(task, str(first.pk))
-    update = outbox.record_update(
+    update = local_changes.record_update(
         tenant_id=tenant.id, record_id=record.id, data={"company": "Renamed Co"}
     ).change
-    create = outbox.record_create(
+    create = local_changes.record_create(
         integration=task.integration,
         entity_type="contacts",
         data={"first_name": "Zelda", "email": "zelda@hyrule.example"},
@@ -80,7 +80,7 @@ def test_create_update_delete_land_with_idempotency_keys_and_versions(
     assert writes["PATCH"].idempotency_key == str(update.pk)
     assert writes["POST"].idempotency_key == str(create.pk)
 
-    outbox.record_delete(tenant_id=tenant.id, record_id=mine.id)
+    local_changes.record_delete(tenant_id=tenant.id, record_id=mine.id)
     assert push_all(pushes) == {"succeeded": 1}
     assert obj(created.pk).deleted_at is not None
 
@@ -91,7 +91,9 @@ def test_a_pushed_update_comes_back_as_an_echo_not_a_change_or_conflict(
     account, task = setup(tenant, sandbox, enqueued, conflict_strategy="manual")
     target = SandboxObject.objects.filter(account=account).order_by("id").last()
     record = local(task, str(target.pk))
-    outbox.record_update(tenant_id=tenant.id, record_id=record.id, data={"phone": "+14155550000"})
+    local_changes.record_update(
+        tenant_id=tenant.id, record_id=record.id, data={"phone": "+14155550000"}
+    )
     assert push_all(pushes) == {"succeeded": 1}
 
     run = run_once(task, enqueued)  # incremental: only what changed since the last pull
@@ -115,7 +117,7 @@ def test_validation_error_is_a_dead_letter_at_once_and_replay_after_the_fix_succ
     account, task = setup(tenant, sandbox, enqueued)
     target = SandboxObject.objects.filter(account=account).order_by("id").first()
     record = local(task, str(target.pk))
-    bad = outbox.record_update(
+    bad = local_changes.record_update(
         tenant_id=tenant.id, record_id=record.id, data={"email": "not-an-address"}
     ).change
     assert push_all(pushes) == {"dead": 1}
@@ -133,7 +135,7 @@ def test_validation_error_is_a_dead_letter_at_once_and_replay_after_the_fix_succ
     assert obj(target.pk).data["email"] != "not-an-address"
 
     # The fix is a later change: it waits behind the dead one (order per record).
-    fix = outbox.record_update(
+    fix = local_changes.record_update(
         tenant_id=tenant.id, record_id=record.id, data={"email": "fixed@example.com"}
     ).change
     assert push_all(pushes) == {}
@@ -156,7 +158,7 @@ def test_404_on_update_is_a_dead_letter_and_replays_once_the_object_is_back(
     target = SandboxObject.objects.filter(account=account).order_by("id").first()
     record = local(task, str(target.pk))
     sandbox_services.object_delete(obj=target)  # gone remotely, unknown to us
-    change = outbox.record_update(
+    change = local_changes.record_update(
         tenant_id=tenant.id, record_id=record.id, data={"company": "Still here?"}
     ).change
     assert push_all(pushes) == {"dead": 1}
@@ -175,9 +177,11 @@ def test_discarding_a_dead_letter_lets_the_records_later_changes_go(
     account, task = setup(tenant, sandbox, enqueued)
     target = SandboxObject.objects.filter(account=account).order_by("id").first()
     record = local(task, str(target.pk))
-    outbox.record_update(tenant_id=tenant.id, record_id=record.id, data={"email": "nope"})
+    local_changes.record_update(tenant_id=tenant.id, record_id=record.id, data={"email": "nope"})
     push_all(pushes)
-    outbox.record_update(tenant_id=tenant.id, record_id=record.id, data={"email": "ok@example.com"})
+    local_changes.record_update(
+        tenant_id=tenant.id, record_id=record.id, data={"email": "ok@example.com"}
+    )
     dead_letter_discard(dead_letter=DeadLetter.objects.get(), by="ops")
     assert push_all(pushes) == {"succeeded": 1}
     assert [c.status for c in changes_of(record.id)] == ["discarded", "succeeded"]
@@ -192,7 +196,7 @@ class TestPolicies:
         target = SandboxObject.objects.filter(account=account).order_by("id").first()
         sandbox_services.object_update(obj=target, data={"company": "Theirs"})
         record = local(task, str(target.pk))
-        change = outbox.record_update(
+        change = local_changes.record_update(
             tenant_id=tenant.id, record_id=record.id, data={"company": "Ours"}
         ).change
         return account, task, target, record, change
@@ -224,7 +228,7 @@ class TestPolicies:
         target = SandboxObject.objects.filter(account=account).order_by("id").first()
         sandbox_services.object_update(obj=target, data={"company": "Theirs"})
         record = local(task, str(target.pk))
-        change = outbox.record_update(
+        change = local_changes.record_update(
             tenant_id=tenant.id,
             record_id=record.id,
             data={"company": "Ours", "phone": "+14155550124"},
@@ -249,7 +253,7 @@ class TestPolicies:
         target = SandboxObject.objects.filter(account=account).order_by("id").first()
         sandbox_services.object_update(obj=target, data={"company": "Theirs"})
         record = local(task, str(target.pk))
-        change = outbox.record_update(
+        change = local_changes.record_update(
             tenant_id=tenant.id, record_id=record.id, data={"phone": "+14155550123"}
         ).change
         assert push_all(pushes) == {"succeeded": 1}
@@ -274,7 +278,7 @@ class TestPolicies:
         assert conflict.local_data["company"] == "Ours"
         assert conflict.remote_data["company"] == "Theirs"
         assert OutboundChange.objects.get(pk=change.pk).status == "conflict"
-        later = outbox.record_update(
+        later = local_changes.record_update(
             tenant_id=tenant.id, record_id=record.id, data={"phone": "+14155550199"}
         ).change
         assert push_all(pushes) == {}, "the record's later change waits behind the held one"
@@ -301,7 +305,7 @@ def test_a_retried_create_without_idempotency_keys_is_found_by_its_marker(
         account,
         config={"idempotency_header": "", "marker_field": "castiel_id"},
     )
-    change = outbox.record_create(
+    change = local_changes.record_create(
         integration=task.integration, entity_type="contacts", data={"first_name": "Once"}
     ).change
     assert push_all(pushes) == {"retry": 1, "succeeded": 1}

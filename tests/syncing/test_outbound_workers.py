@@ -10,8 +10,8 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from sandbox.models import SandboxObject, SandboxRequest
-from syncing import outbound, outbox
 from syncing.models import OutboundChange
+from syncing.outbound import local_changes, push
 from tests.support.processes import manage
 from tests.syncing.outbound_support import applied_writes, sandbox_push_task
 
@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 @pytest.fixture(autouse=True)
 def no_leftover_wakeup():
-    cache.delete(outbound.WAKE_KEY)  # a wake-up flag left by an earlier test would delay ours
+    cache.delete(push.WAKE_KEY)  # a wake-up flag left by an earlier test would delay ours
 
 
 @pytest.mark.embedded
@@ -63,7 +63,7 @@ def test_a_push_worker_killed_mid_batch_pushes_every_change_exactly_once(tenant,
     account = sandbox.account(faults={"latency_ms": 400})
     task = sandbox_push_task(tenant, sandbox, account)
     changes = [
-        outbox.record_create(
+        local_changes.record_create(
             integration=task.integration,
             entity_type="contacts",
             data={"first_name": f"K{i}", "email": f"k{i}@example.com"},
@@ -85,13 +85,13 @@ def test_a_push_worker_killed_mid_batch_pushes_every_change_exactly_once(tenant,
     while held.filter(lease_expires_at__gt=timezone.now()).exists():
         assert time.monotonic() < deadline, "the lease was never let go"
         time.sleep(0.2)
-    assert outbound.reap_expired() == len(changes) - done_before
+    assert push.reap_expired() == len(changes) - done_before
 
     restarted = spawn(*manage("qcluster"), env=env, name="qcluster-restarted")
     # What the minute tick does after the reaper: the changes that were in the killed batch
     # are suspects now (one of them may be what killed it), each dispatched alone.
-    assert outbound.dispatch() == 0
-    assert outbound.dispatch_suspects() == len(changes) - done_before
+    assert push.dispatch() == 0
+    assert push.dispatch_suspects() == len(changes) - done_before
     restarted.wait_for(
         lambda: succeeded.count() == len(changes), timeout=120, what="every change to land"
     )

@@ -11,10 +11,11 @@ import pytest
 from django.db import OperationalError, connection
 from django.utils import timezone
 
-from syncing import history, outbox
 from syncing.models import Conflict, OutboundChange, RecordChange
+from syncing.outbound import local_changes
+from syncing.records import history
+from syncing.records.stores.base import Scope
 from syncing.services import conflict_resolve
-from syncing.stores.base import Scope
 from tests.factories import IntegrationFactory
 from tests.syncing.helpers import make_task
 from tests.syncing.test_stores import make
@@ -58,10 +59,10 @@ def test_a_failed_update_or_delete_leaves_the_record_as_it_was(
 ):
     _integration, before = stored
     for change in (
-        lambda: outbox.record_update(
+        lambda: local_changes.record_update(
             tenant_id=before.tenant_id, record_id=before.id, data={"name": "Ada L."}
         ),
-        lambda: outbox.record_delete(tenant_id=before.tenant_id, record_id=before.id),
+        lambda: local_changes.record_delete(tenant_id=before.tenant_id, record_id=before.id),
     ):
         with monkeypatch.context() as patch:
             failure(patch)
@@ -76,7 +77,9 @@ def test_a_failed_update_or_delete_leaves_the_record_as_it_was(
         assert not OutboundChange.objects.exists()
         assert not RecordChange.objects.exists()
     # And the record is still editable (the undo left a consistent record behind).
-    done = outbox.record_update(tenant_id=before.tenant_id, record_id=before.id, data={"n": 1})
+    done = local_changes.record_update(
+        tenant_id=before.tenant_id, record_id=before.id, data={"n": 1}
+    )
     assert done.change is not None and record_store.get(before.tenant_id, before.id).data["n"]
 
 
@@ -84,7 +87,7 @@ def test_a_failed_create_leaves_no_record(record_store, tenant, monkeypatch):
     integration = IntegrationFactory(tenant=tenant)
     with monkeypatch.context() as patch, pytest.raises(OperationalError):
         fail_commit(patch)
-        outbox.record_create(integration=integration, entity_type="contacts", data={"n": 1})
+        local_changes.record_create(integration=integration, entity_type="contacts", data={"n": 1})
     scope = Scope(tenant.id, integration.id, "contacts")
     assert list(record_store.iter_scope(scope, include_deleted=True)) == []
     assert not OutboundChange.objects.exists()

@@ -2,7 +2,7 @@
 
 A provider object can arrive by a pull (the worker), by a webhook (``sync.upsert_record``) or
 be looked at by a dry run (the admin page and the API's preview). All of them build the task's
-page pipeline in ``syncing.pipeline.pipeline_for_task``; these tests hold the same object up
+page pipeline in ``syncing.inbound.pipeline.pipeline_for_task``; these tests hold the same object up
 to each path and compare what they store: the record, its hashes and match keys, and its
 history.
 """
@@ -13,10 +13,10 @@ import json
 
 import pytest
 
+from syncing.inbound.preview import sync_task_preview
 from syncing.models import RecordChange, SyncRun
-from syncing.preview import sync_task_preview
-from syncing.stores import get_store
-from syncing.stores.base import Scope
+from syncing.records.stores import get_store
+from syncing.records.stores.base import Scope
 from tests.syncing.helpers import make_integration, make_task, run_once
 from tests.webhooks.factories import make_event, make_registration
 from webhooks import services

@@ -182,7 +182,7 @@ def test_rules_filter_by_event_type_and_never_delete(tenant):
 
 @pytest.mark.django_db
 def test_no_match_without_create_missing_and_ambiguous_keys_write_nothing(tenant):
-    from syncing import outbox
+    from syncing.outbound import local_changes
 
     source, registration = crm_source(tenant)
     target = make_integration(tenant, "http://127.0.0.1:9/", name="Helpdesk")
@@ -192,7 +192,7 @@ def test_no_match_without_create_missing_and_ambiguous_keys_write_nothing(tenant
     assert not OutboundChange.objects.exists()
 
     for _ in range(2):
-        outbox.record_create(
+        local_changes.record_create(
             integration=target, entity_type="contacts", data={"email": "a@b.example"}
         )
     before = OutboundChange.objects.count()

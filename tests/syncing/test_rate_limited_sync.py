@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from castiel.ratelimit.models import RateLimitOverride
+from ratelimit.models import RateLimitOverride
 from syncing.models import SyncRun, SyncTask
 from tests.syncing.helpers import make_task, records_of, run_once, sandbox_integration
 
@@ -43,7 +43,7 @@ def test_a_throttled_fetch_defers_the_task_and_the_next_run_finishes(
     assert len(records_of(task)) == 20, "pages admitted before the limit are stored"
 
     RateLimitOverride.objects.filter(integration=integration).delete()
-    from castiel.ratelimit.services import counters_reset
+    from ratelimit.services import counters_reset
 
     counters_reset(integration=integration)
     second = run_once(task, enqueued)

@@ -53,8 +53,8 @@ def test_one_wake_up_drains_its_claimed_batch_and_the_others_find_nothing_left(
 ):
     """The broker only wakes workers: whichever wake-up arrives first runs every task of the
     batch still queued (the DB is the truth), so lost or late wake-ups lose nothing."""
-    from syncing import scheduler
-    from syncing.inbound import run_claimed
+    from syncing.inbound import scheduler
+    from syncing.inbound.worker import run_claimed
 
     account = sandbox.account()
     sandbox.seed(account, 5)
@@ -76,7 +76,7 @@ def test_one_wake_up_drains_its_claimed_batch_and_the_others_find_nothing_left(
 def test_a_wake_up_out_of_time_hands_the_rest_of_its_batch_to_a_fresh_one(
     tenant, sandbox, enqueued, settings, monkeypatch
 ):
-    from syncing import inbound, scheduler
+    from syncing.inbound import scheduler, worker
 
     account = sandbox.account()
     sandbox.seed(account, 5)
@@ -84,12 +84,12 @@ def test_a_wake_up_out_of_time_hands_the_rest_of_its_batch_to_a_fresh_one(
     scheduler.claim([task.id])
     [(_f, args, _k)] = enqueued.drain()
     continued = []
-    monkeypatch.setattr(inbound, "enqueue", lambda *a, **k: continued.append((a, k)))
+    monkeypatch.setattr(worker, "enqueue", lambda *a, **k: continued.append((a, k)))
     settings.CASTIEL_SYNC_RUN_BUDGET_SECONDS = 0
-    assert inbound.run_claimed(*args) == 0
+    assert worker.run_claimed(*args) == 0
     assert continued == [
         (("syncing.tasks.run_inbound_batch", args[0], "schedule"), {"kind": "inbound"})
     ]
     settings.CASTIEL_SYNC_RUN_BUDGET_SECONDS = 60
-    assert inbound.run_claimed(*continued[0][0][1:]) == 1
+    assert worker.run_claimed(*continued[0][0][1:]) == 1
     assert records_of(task) == sandbox.expected(account)

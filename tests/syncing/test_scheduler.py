@@ -10,10 +10,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from integrations.models import Integration
-from syncing import leases, scheduler
-from syncing.inbound import run_claimed, run_inbound
+from syncing.inbound import leases, scheduler
+from syncing.inbound.reaper import reap
+from syncing.inbound.worker import run_claimed, run_inbound
 from syncing.models import SyncRun, SyncTask
-from syncing.reaper import reap
 from tests.factories import IntegrationFactory, TenantFactory
 from tests.support.threads import in_threads
 

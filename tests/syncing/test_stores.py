@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from syncing.hashing import content_hash, record_id
-from syncing.stores.base import Scope, StaleRecordError, StoredRecord
+from syncing.records.hashing import content_hash, record_id
+from syncing.records.stores.base import Scope, StaleRecordError, StoredRecord
 from tests.factories import IntegrationFactory
 
 pytestmark = [

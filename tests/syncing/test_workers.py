@@ -7,9 +7,9 @@ import time
 import pytest
 from django.utils import timezone
 
-from syncing import scheduler
+from syncing.inbound import scheduler
+from syncing.inbound.reaper import reap
 from syncing.models import Record, SyncRun
-from syncing.reaper import reap
 from tests.support.processes import manage
 from tests.syncing.helpers import make_task, records_of, sandbox_integration
 

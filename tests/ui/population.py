@@ -10,9 +10,9 @@ from django.utils import timezone
 
 import tests
 from castiel.observability.models import WorkerHeartbeat
-from castiel.ratelimit.models import LimiterCounter
 from castiel.tenancy.services import api_key_create
 from credentials.models import OAuthState
+from ratelimit.models import LimiterCounter
 from sandbox import services as sandbox_services
 from sandbox.models import SandboxDelivery, SandboxIdempotencyKey, SandboxRequest
 from tests.factories import ISOLATION_MAKERS
@@ -87,10 +87,10 @@ def busy_day(tenant, task, *, seed: int = 1) -> None:
     credential needing re-authorisation — what the dashboard's screenshot shows."""
     import random
 
-    from castiel.dashboard.selectors import hour_buckets
-    from castiel.ratelimit.models import RateLimitOverride
-    from castiel.ratelimit.services import acquire
+    from console.dashboard.selectors import hour_buckets
     from credentials.models import Credential
+    from ratelimit.models import RateLimitOverride
+    from ratelimit.services import acquire
     from syncing.models import DeadLetter, SyncRun
     from tests.credentials.factories import make_credential
     from tests.factories import IntegrationFactory

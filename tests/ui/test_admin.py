@@ -115,13 +115,13 @@ def test_a_running_run_shows_progress_and_refreshes_itself(operator, tenant):
 
 
 def conflict_for(tenant):
-    from syncing import outbox
+    from syncing.outbound import local_changes
 
     task = task_with(tenant, conflict_strategy="manual")
     base = {"id": "1", "name": "Ada", "email": "ada@x.com", "phone": "1", "updated_at": "1"}
     apply_page(task, [base])
     record = stored(task)["1"]
-    outbox.record_update(
+    local_changes.record_update(
         tenant_id=tenant.id, record_id=record.id, data={"name": "Ada L.", "phone": "2"}
     )
     apply_page(task, [{**base, "name": "Ada Lovelace", "email": "ada@y.com", "updated_at": "2"}])
@@ -205,13 +205,15 @@ def test_view_only_staff_cannot_replay(client, tenant, django_user_model):
 
 
 def test_outbound_changes_filter_by_a_stopped_worker(operator, tenant):
-    from syncing import outbox
     from syncing.models import OutboundChange
+    from syncing.outbound import local_changes
     from tests.factories import IntegrationFactory
 
     integration = IntegrationFactory(tenant=tenant)
     suspect, fine = (
-        outbox.record_create(integration=integration, entity_type="contacts", data={"n": n}).change
+        local_changes.record_create(
+            integration=integration, entity_type="contacts", data={"n": n}
+        ).change
         for n in (1, 2)
     )
     OutboundChange.objects.filter(pk=suspect.pk).update(lost_attempts=1)

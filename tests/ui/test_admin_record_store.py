@@ -72,7 +72,7 @@ def test_a_record_page_opens_edits_and_deletes_through_the_store(
 def test_the_record_pages_say_the_store_is_unavailable_during_an_outage(
     operator, cosmos_outage_store, cosmos_proxy, tenant
 ):
-    from syncing.stores.base import Scope
+    from syncing.records.stores.base import Scope
     from tests.factories import IntegrationFactory
     from tests.syncing.fixtures import COSMOS_TEST_KEY
     from tests.syncing.test_stores import make

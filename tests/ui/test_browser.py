@@ -14,8 +14,8 @@ from django.contrib.auth import get_user_model
 
 from sandbox import services as sandbox_services
 from sandbox.models import SandboxObject
-from syncing import outbox
 from syncing.models import Conflict, DeadLetter, OutboundChange, Record, RecordChange, SyncRun
+from syncing.outbound import local_changes
 from tests.syncing.helpers import make_task, run_once, sandbox_integration
 from tests.syncing.outbound_support import sandbox_push_task
 from tests.ui.browser import login, shot
@@ -84,7 +84,7 @@ def test_the_dashboard_draws_its_charts_and_refreshes_itself(
     shot(page, "dashboard")
 
     # New data shows up without a reload: the panels are polled and re-rendered.
-    monkeypatch.setattr("castiel.dashboard.views.REFRESH_SECONDS", 1)
+    monkeypatch.setattr("console.dashboard.views.REFRESH_SECONDS", 1)
     page.reload()
     sandbox_services.object_create(account=account, collection="contacts", data={"email": "n@x"})
     assert run_once(task, enqueued).created == 1
@@ -165,7 +165,7 @@ def test_resolve_a_conflict_field_by_field(
     sandbox_services.object_update(
         obj=target, data={"company": "Theirs Inc", "email": "ada@theirs.example"}
     )
-    outbox.record_update(
+    local_changes.record_update(
         tenant_id=tenant.id,
         record_id=record.pk,
         data={"company": "Ours Ltd", "phone": "+14155550100"},
@@ -213,11 +213,11 @@ def test_replay_a_dead_letter_after_fixing_the_record(
     target = SandboxObject.objects.filter(account=account).order_by("id").first()
     record = Record.objects.get(external_id=str(target.pk))
     # The provider refuses an email without "@" (422): a dead letter at once.
-    outbox.record_update(tenant_id=tenant.id, record_id=record.pk, data={"email": "nope"})
+    local_changes.record_update(tenant_id=tenant.id, record_id=record.pk, data={"email": "nope"})
     letter = DeadLetter.objects.get()
     assert (letter.error_code, letter.response_status) == ("http_422", 422)
     # Fixed locally; the fix waits behind the dead change (order per record).
-    outbox.record_update(
+    local_changes.record_update(
         tenant_id=tenant.id, record_id=record.pk, data={"email": "fixed@example.com"}
     )
     assert target.data["email"] != "fixed@example.com"

@@ -8,11 +8,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from castiel.dashboard.selectors import HOURS, hour_buckets
 from castiel.queue import all_clusters
-from castiel.ratelimit.models import RateLimitOverride
-from castiel.ratelimit.services import acquire
+from console.dashboard.selectors import HOURS, hour_buckets
 from credentials.models import Credential
+from ratelimit.models import RateLimitOverride
+from ratelimit.services import acquire
 from syncing.models import Conflict, DeadLetter, OutboundChange, SyncRun
 from tests.credentials.factories import make_credential
 from tests.syncing.factories import make_conflict, make_dead_letter, make_outbound_change

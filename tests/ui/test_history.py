@@ -11,8 +11,9 @@ from django.utils import timezone
 
 from sandbox import services as sandbox_services
 from sandbox.models import SandboxObject
-from syncing import history, outbox
 from syncing.models import Conflict, OutboundChange, RecordChange, SyncRun
+from syncing.outbound import local_changes
+from syncing.records import history
 from syncing.services import conflict_resolve
 from tests.syncing.helpers import make_integration, make_task, run_once, sandbox_integration
 from tests.syncing.pipeline_support import apply_page, stored, task_with
@@ -66,14 +67,14 @@ def test_local_edits_name_their_origin_actor_and_outbound_change(tenant):
     apply_page(task, [{"id": "1", "name": "Ada", "email": "ada@x.com"}])
     assert len(rows(record_id=record.id)) == 1
 
-    edit = outbox.record_update(
+    edit = local_changes.record_update(
         tenant_id=tenant.id,
         record_id=record.id,
         data={"name": "Ada L."},
         origin=OutboundChange.Origin.ADMIN,
         actor="admin:ops",
     )
-    gone = outbox.record_delete(
+    gone = local_changes.record_delete(
         tenant_id=tenant.id, record_id=record.id, origin=OutboundChange.Origin.API
     )
     update, delete = rows(record_id=record.id)[1:]
@@ -107,15 +108,17 @@ def test_a_push_written_back_in_the_providers_spelling_names_its_change(
     http_server.route("POST", "/contacts")(lambda r: (201, {}, normalised(r, "c1")))
     http_server.route("PATCH", "/contacts/c1")(lambda r: (200, {}, normalised(r, "c1")))
     integration = IntegrationFactory(tenant=tenant, config={"base_url": http_server.url})
-    made = outbox.record_create(
+    made = local_changes.record_create(
         integration=integration, entity_type="contacts", data={"email": "Ada@X.com"}
     )
     assert push_all(pushes) == {"succeeded": 1}
-    edit = outbox.record_update(
+    edit = local_changes.record_update(
         tenant_id=tenant.id, record_id=made.record.id, data={"email": "ADA@Y.com"}
     )
     assert push_all(pushes) == {"succeeded": 1}
-    outbox.record_update(tenant_id=tenant.id, record_id=made.record.id, data={"email": "ada@z.com"})
+    local_changes.record_update(
+        tenant_id=tenant.id, record_id=made.record.id, data={"email": "ada@z.com"}
+    )
     assert push_all(pushes) == {"succeeded": 1}  # already the provider's spelling
 
     history_rows = rows(record_id=made.record.id)
@@ -140,7 +143,7 @@ def test_a_resolved_conflict_is_the_source_of_its_change(tenant):
     task = task_with(tenant, conflict_strategy="manual")
     apply_page(task, [{"id": "1", "name": "Ada", "updated_at": "2024-05-01T11:00:00Z"}])
     record = stored(task)["1"]
-    outbox.record_update(tenant_id=tenant.id, record_id=record.id, data={"name": "Local"})
+    local_changes.record_update(tenant_id=tenant.id, record_id=record.id, data={"name": "Local"})
     apply_page(task, [{"id": "1", "name": "Remote", "updated_at": "2024-05-01T12:00:00Z"}])
     conflict = Conflict.objects.get()
     conflict_resolve(conflict=conflict, resolution="remote", by="admin:ops")

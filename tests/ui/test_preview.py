@@ -7,9 +7,9 @@ import pytest
 
 from sandbox import services as sandbox_services
 from sandbox.models import SandboxObject
-from syncing import outbox
+from syncing.inbound.preview import sync_task_preview
 from syncing.models import Conflict, OutboundChange, Record, RecordChange, SyncRun, SyncTask
-from syncing.preview import sync_task_preview
+from syncing.outbound import local_changes
 from syncing.services import sync_task_reset_cursor
 from tests.syncing.helpers import make_task, records_of, run_once, sandbox_integration
 
@@ -77,7 +77,7 @@ def test_a_conflict_is_previewed_but_not_opened(tenant, sandbox, enqueued):
     run_once(task, enqueued)
     target = SandboxObject.objects.filter(account=account).order_by("id").first()
     record = Record.objects.get(external_id=str(target.pk))
-    outbox.record_update(tenant_id=tenant.id, record_id=record.pk, data={"company": "Ours"})
+    local_changes.record_update(tenant_id=tenant.id, record_id=record.pk, data={"company": "Ours"})
     sandbox_services.object_update(obj=target, data={"company": "Theirs"})
     changes = OutboundChange.objects.count()
 

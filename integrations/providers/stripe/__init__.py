@@ -81,7 +81,7 @@ PROVIDER = ProviderInfo(
     test_connection="GET /v1/customers?limit=1",
     optional_config={
         "api_version": "2025-04-30.basil",
-        # "test" selects the 25/s test-mode limit (read by castiel.ratelimit's catalogue).
+        # "test" selects the 25/s test-mode limit (read by ratelimit's catalogue).
         "mode": "live",
     },
     # Relative to this package, so a copied folder uses its own copy of the adapter.

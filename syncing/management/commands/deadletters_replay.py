@@ -14,8 +14,8 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from castiel.commands import Progress, integration_by_ref, parse_uuid, tenant_by_slug
-from syncing import deadletters
 from syncing.models import DeadLetter
+from syncing.outbound import deadletters
 
 
 class Command(BaseCommand):

@@ -89,7 +89,7 @@ class Command(BaseCommand):
     def _run_inline(self, task: SyncTask) -> None:
         """Take the claim's lease here (the queued message then finds it taken: a no-op) and
         follow resumptions (a run that stops at its time budget continues at once)."""
-        from syncing.inbound import run_inbound
+        from syncing.inbound.worker import run_inbound
 
         while True:
             token = SyncTask.objects.filter(pk=task.pk).values_list("lease_owner", flat=True)[0]

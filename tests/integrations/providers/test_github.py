@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from integrations.adapters.base import PushNotSupported
-from syncing import outbox
 from syncing.models import DeadLetter, SyncRun
-from syncing.stores import get_store
+from syncing.outbound import local_changes
+from syncing.records.stores import get_store
 from tests.integrations.providers.support import (
     ProviderContract,
     answer,
@@ -223,7 +223,7 @@ class TestGitHub(ProviderContract):
     ):
         make_task(integration, "issues")
         created = fixture("github", "issue_create").body
-        change = outbox.record_create(
+        change = local_changes.record_create(
             integration=integration,
             entity_type="issues",
             data={"title": created["title"], "body": "Steps to reproduce", "labels": ["bug"]},
@@ -238,7 +238,7 @@ class TestGitHub(ProviderContract):
         assert record.external_id == key
 
         # Closing it: only the changed fields are sent, by number.
-        outbox.record_update(
+        local_changes.record_update(
             tenant_id=integration.tenant_id,
             record_id=record.id,
             data={"state": "closed", "state_reason": "completed"},
@@ -259,7 +259,7 @@ class TestGitHub(ProviderContract):
         import requests
 
         make_task(integration, "issues")
-        change = outbox.record_create(
+        change = local_changes.record_create(
             integration=integration, entity_type="issues", data={"title": "Once only"}
         ).change
         created = dict(fixture("github", "issue_create").body)
@@ -282,7 +282,9 @@ class TestGitHub(ProviderContract):
         self, integration, rsps, enqueued, pushes
     ):
         make_task(integration, "issues")
-        outbox.record_create(integration=integration, entity_type="issues", data={"body": "x"})
+        local_changes.record_create(
+            integration=integration, entity_type="issues", data={"body": "x"}
+        )
         answer(rsps, "POST", ISSUES, "github", "error_validation_failed")
         assert push_all(pushes) == {"dead": 1}
         letter = DeadLetter.objects.get()
@@ -319,7 +321,7 @@ class TestGitHub(ProviderContract):
         )
         assert (event.type, event.external_id, event.deleted) == ("issues.deleted", key, True)
 
-        from syncing.webhook_actions import delete_record
+        from syncing.reactions.webhook_actions import delete_record
         from webhooks.routing import ActionContext
 
         context = ActionContext(

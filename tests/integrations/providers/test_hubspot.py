@@ -11,9 +11,9 @@ import pytest
 import requests
 from responses import matchers
 
-from syncing import outbox
 from syncing.models import SyncRun
-from syncing.stores import get_store
+from syncing.outbound import local_changes
+from syncing.records.stores import get_store
 from tests.integrations.providers.support import (
     ProviderContract,
     answer,
@@ -181,7 +181,7 @@ class TestHubSpot(ProviderContract):
     def test_create_update_and_archive_a_contact(self, integration, rsps, enqueued, pushes):
         make_task(integration, "contacts")
         created = fixture("hubspot", "contact_create").body
-        change = outbox.record_create(
+        change = local_changes.record_create(
             integration=integration,
             entity_type="contacts",
             data={"properties": {k: created["properties"][k] for k in PROPERTIES.split(",")[:5]}},
@@ -204,14 +204,14 @@ class TestHubSpot(ProviderContract):
         # The phone changes locally: only that property is sent, read-only ones never.
         data = copy.deepcopy(record.data)
         data["properties"]["phone"] = "+351 21 555 0188"
-        outbox.record_update(tenant_id=integration.tenant_id, record_id=record.id, data=data)
+        local_changes.record_update(tenant_id=integration.tenant_id, record_id=record.id, data=data)
         patch = answer(rsps, "PATCH", f"{CONTACTS}/301", "hubspot", "contact_update")
         assert push_all(pushes) == {"succeeded": 1}
         sent = json.loads(patch.calls[0].request.body)["properties"]
         assert sent["phone"] == "+351 21 555 0188"
         assert not {"hs_object_id", "createdate", "lastmodifieddate"} & set(sent)
 
-        outbox.record_delete(tenant_id=integration.tenant_id, record_id=record.id)
+        local_changes.record_delete(tenant_id=integration.tenant_id, record_id=record.id)
         archive = rsps.add("DELETE", f"{CONTACTS}/301", status=204)
         assert push_all(pushes) == {"succeeded": 1}
         assert archive.call_count == 1
@@ -223,7 +223,7 @@ class TestHubSpot(ProviderContract):
         """No idempotency keys: a create answered 409 "Contact already exists. Existing ID:
         301" adopts that contact instead of failing (the earlier attempt made it)."""
         make_task(integration, "contacts")
-        change = outbox.record_create(
+        change = local_changes.record_create(
             integration=integration,
             entity_type="contacts",
             data={"email": "ana.silva@castiel-demo.example.com", "firstname": "Ana"},
@@ -248,7 +248,7 @@ class TestHubSpot(ProviderContract):
             tenant, "hubspot", {"unique_id_property": "castiel_id"}, credential=self.credential
         )
         make_task(integration, "companies")
-        change = outbox.record_create(
+        change = local_changes.record_create(
             integration=integration,
             entity_type="companies",
             data={"name": "Castiel Demo", "domain": "castiel-demo.example.com"},
@@ -286,7 +286,7 @@ class TestHubSpot(ProviderContract):
     @pytest.mark.django_db(transaction=True)
     def test_a_validation_error_is_a_dead_letter(self, integration, rsps, enqueued, pushes):
         make_task(integration, "companies")
-        outbox.record_create(
+        local_changes.record_create(
             integration=integration, entity_type="companies", data={"favourite_colour": "blue"}
         )
         answer(rsps, "POST", COMPANIES, "hubspot", "error_validation")

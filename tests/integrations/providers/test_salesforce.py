@@ -14,9 +14,9 @@ from credentials.oauth import TokenResult
 from credentials.services import credential_store_oauth_tokens
 from integrations.adapters.base import AdapterConfigError
 from integrations.services import integration_test_connection
-from syncing import outbox
 from syncing.models import SyncRun
-from syncing.stores import get_store
+from syncing.outbound import local_changes
+from syncing.records.stores import get_store
 from tests.integrations.providers.support import (
     ProviderContract,
     answer,
@@ -179,7 +179,7 @@ class TestSalesforce(ProviderContract):
             credential=self.credential,
         )
         make_task(integration, "Contact")
-        change = outbox.record_create(
+        change = local_changes.record_create(
             integration=integration,
             entity_type="Contact",
             data={"FirstName": "Ana", "LastName": "Silva", "Email": "ana@example.com"},
@@ -222,7 +222,7 @@ class TestSalesforce(ProviderContract):
         record = next(
             r for r in get_store().iter_scope(_scope(task)) if r.external_id == first["Id"]
         )
-        outbox.record_update(
+        local_changes.record_update(
             tenant_id=integration.tenant_id,
             record_id=record.id,
             data={"Phone": "+1 512 555 0100", "SystemModstamp": "2030-01-01T00:00:00.000+0000"},
@@ -238,7 +238,7 @@ class TestSalesforce(ProviderContract):
             "Wed, 01 May 2024 08:12:40 GMT"
         )
 
-        outbox.record_delete(tenant_id=integration.tenant_id, record_id=record.id)
+        local_changes.record_delete(tenant_id=integration.tenant_id, record_id=record.id)
         delete = rsps.add("DELETE", item, status=204)
         assert push_all(pushes) == {"succeeded": 1}
         assert delete.call_count == 1
@@ -257,7 +257,7 @@ class TestSalesforce(ProviderContract):
         record = next(
             r for r in get_store().iter_scope(_scope(task)) if r.external_id == first["Id"]
         )
-        change = outbox.record_update(
+        change = local_changes.record_update(
             tenant_id=integration.tenant_id, record_id=record.id, data={"Phone": "+1 512 555 0101"}
         ).change
         item = f"{API}/sobjects/Contact/{first['Id']}"
@@ -421,7 +421,7 @@ class TestSalesforce(ProviderContract):
 
 
 def _scope(task):
-    from syncing.stores.base import Scope
+    from syncing.records.stores.base import Scope
 
     return Scope(task.tenant_id, task.integration_id, task.entity_type)
 

@@ -11,9 +11,9 @@ import pytest
 import requests
 from responses import matchers
 
-from syncing import outbox
 from syncing.models import DeadLetter, SyncRun
-from syncing.stores import get_store
+from syncing.outbound import local_changes
+from syncing.records.stores import get_store
 from tests.integrations.providers.support import (
     ProviderContract,
     answer,
@@ -165,7 +165,7 @@ class TestSlack(ProviderContract):
         rsps.remove(limited)
         # The limiter honours Retry-After too (the integration is blocked for 30 s): instead
         # of waiting, let the 30 s pass for it.
-        from castiel.ratelimit.services import counters_reset
+        from ratelimit.services import counters_reset
 
         counters_reset(integration=integration)
         self.mock_pages(rsps)
@@ -178,7 +178,7 @@ class TestSlack(ProviderContract):
     @pytest.mark.django_db(transaction=True)
     def test_posting_editing_and_deleting_a_message(self, integration, rsps, enqueued, pushes):
         posted = fixture("slack", "chat_post_message").body
-        change = outbox.record_create(
+        change = local_changes.record_create(
             integration=integration,
             entity_type="messages",
             data={"channel": posted["channel"], "text": posted["message"]["text"]},
@@ -200,7 +200,7 @@ class TestSlack(ProviderContract):
         assert record.external_id == key
         assert record.data["bot_profile"]["name"] == "Castiel"
 
-        outbox.record_update(
+        local_changes.record_update(
             tenant_id=integration.tenant_id,
             record_id=record.id,
             data={**record.data, "text": "Sync finished (edited)."},
@@ -222,7 +222,7 @@ class TestSlack(ProviderContract):
             "text": "Sync finished (edited).",
         }
 
-        outbox.record_delete(tenant_id=integration.tenant_id, record_id=record.id)
+        local_changes.record_delete(tenant_id=integration.tenant_id, record_id=record.id)
         delete = rsps.add(
             "POST",
             f"{API}/chat.delete",
@@ -239,7 +239,7 @@ class TestSlack(ProviderContract):
         self, integration, rsps, enqueued, pushes, fast_pushes
     ):
         posted = fixture("slack", "chat_post_message").body
-        change = outbox.record_create(
+        change = local_changes.record_create(
             integration=integration,
             entity_type="messages",
             data={"channel": posted["channel"], "text": posted["message"]["text"]},
@@ -282,7 +282,7 @@ class TestSlack(ProviderContract):
 
     @pytest.mark.django_db(transaction=True)
     def test_an_unknown_channel_is_a_dead_letter(self, integration, rsps, enqueued, pushes):
-        outbox.record_create(
+        local_changes.record_create(
             integration=integration,
             entity_type="messages",
             data={"channel": "C000NOPE", "text": "hello"},

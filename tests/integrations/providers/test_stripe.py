@@ -19,9 +19,9 @@ import stripe
 from castiel.http.errors import RateLimitedError
 from integrations.adapters.base import adapter_for
 from integrations.services import integration_test_connection
-from syncing import outbox
 from syncing.models import SyncRun
-from syncing.stores import get_store
+from syncing.outbound import local_changes
+from syncing.records.stores import get_store
 from tests.integrations.providers.support import (
     ProviderContract,
     answer,
@@ -188,7 +188,7 @@ class TestStripeAgainstLocalstripe:
         url, client = localstripe
         integration = stripe_integration(tenant, url)
         make_task(integration, "customers")
-        change = outbox.record_create(
+        change = local_changes.record_create(
             integration=integration,
             entity_type="customers",
             data={"email": "ana@example.com", "name": "Ana", "metadata": {"source": "crm"}},
@@ -200,13 +200,13 @@ class TestStripeAgainstLocalstripe:
         assert customer.metadata["castiel_id"] == change.idempotency_key
         assert customer.metadata["source"] == "crm"
 
-        outbox.record_update(
+        local_changes.record_update(
             tenant_id=tenant.id, record_id=record.id, data={**record.data, "phone": "+351210000"}
         )
         assert push_all(pushes) == {"succeeded": 1}
         assert client.v1.customers.retrieve(record.external_id).phone == "+351210000"
 
-        outbox.record_delete(tenant_id=tenant.id, record_id=record.id)
+        local_changes.record_delete(tenant_id=tenant.id, record_id=record.id)
         assert push_all(pushes) == {"succeeded": 1}
         with pytest.raises(stripe.InvalidRequestError):
             client.v1.customers.retrieve(record.external_id)
@@ -233,7 +233,7 @@ class TestStripeAgainstLocalstripe:
             return response
 
         monkeypatch.setattr(requests.Session, "send", lose_first_answer)
-        change = outbox.record_create(
+        change = local_changes.record_create(
             integration=integration, entity_type="customers", data={"email": "once@example.com"}
         ).change
         assert push_all(pushes) == {"retry": 1, "succeeded": 1}

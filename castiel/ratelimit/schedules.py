@@ -1,4 +1,0 @@
-from castiel.schedules import declare
-
-# The database backend leaves one row per counter; drop the ones with nothing live.
-declare("ratelimit-cleanup", "castiel.ratelimit.tasks.delete_expired_counters", minutes=60)

@@ -1,0 +1,79 @@
+"""The ORM record store's tables: one row per synced entity and its alternate keys."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from castiel.tenancy.models import TenantOwned
+
+
+class Record(TenantOwned):
+    """A synced entity in the ORM record store (see syncing/stores/).
+
+    ``id`` is uuid5(tenant/integration/entity/external id), so the same remote object always
+    lands on the same row, in either store. ``data`` is the local copy; ``base_data`` is the
+    remote version as of the last sync (the ancestor for three-way merges); a record whose
+    ``content_hash`` differs from ``base_hash`` was edited locally since.
+    """
+
+    id = models.UUIDField(primary_key=True, editable=False)
+    integration = models.ForeignKey(
+        "integrations.Integration", on_delete=models.CASCADE, related_name="+"
+    )
+    entity_type = models.CharField(max_length=100)
+    external_id = models.CharField(max_length=255)
+    data = models.JSONField(default=dict)
+    content_hash = models.CharField(max_length=64)
+    base_data = models.JSONField(default=dict)
+    base_hash = models.CharField(max_length=64, blank=True, default="")
+    remote_updated_at = models.DateTimeField(null=True, blank=True)
+    remote_version = models.CharField(
+        max_length=255,
+        blank=True,
+        default="",
+        help_text="The provider's version of the record (ETag, version number or updated-at).",
+    )
+    local_updated_at = models.DateTimeField(null=True, blank=True)
+    version = models.PositiveIntegerField(default=1)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    last_pushed_hash = models.CharField(max_length=64, blank=True, default="")
+    match_keys = models.JSONField(default=list, blank=True)
+    seen_generation = models.PositiveBigIntegerField(default=0)
+    synced_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["entity_type", "external_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "entity_type", "external_id"], name="record_unique_external"
+            )
+        ]
+        indexes = [models.Index(fields=["tenant", "entity_type"], name="record_tenant_entity")]
+
+    def __str__(self) -> str:
+        return f"{self.entity_type} {self.external_id}"
+
+
+class RecordKey(models.Model):
+    """Dedup keys of ORM records (composite / normalised / content-hash strategies).
+
+    A separate indexed table so one query finds every stored record matching a page's keys.
+    """
+
+    record = models.ForeignKey(Record, on_delete=models.CASCADE, related_name="keys")
+    integration_id = models.UUIDField()
+    entity_type = models.CharField(max_length=100)
+    key = models.CharField(max_length=255)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["record", "key"], name="recordkey_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["integration_id", "entity_type", "key"], name="recordkey_lookup")
+        ]
+
+    def __str__(self) -> str:
+        return self.key

@@ -7,7 +7,11 @@ class CredentialsConfig(AppConfig):
 
     def ready(self):
         from castiel.observability.health import OK, register_check
-        from credentials import checks, metrics  # noqa: F401  (register checks and collectors)
+        from credentials import checks, clients, metrics  # noqa: F401  (checks, collectors)
+        from integrations import connections
+
+        # Adapters get their authenticated, rate-limited client from here.
+        connections.install(clients)
 
         def secrets_health():
             from credentials.secrets import secret_store

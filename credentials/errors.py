@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from castiel.http.errors import OutboundError
+from castiel.http.errors import AuthUnavailable, OutboundError
 
 
 class CredentialError(OutboundError):
@@ -12,7 +12,7 @@ class CredentialError(OutboundError):
     code = "credential_error"  # stable codes recorded on runs and pushes
 
 
-class CredentialUnavailableError(CredentialError):
+class CredentialUnavailableError(CredentialError, AuthUnavailable):
     """The credential needs re-authorisation or was revoked: calls must wait for a human."""
 
     code = "credential_unavailable"

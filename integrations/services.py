@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from castiel.http.errors import (
+    AuthUnavailable,
     HttpError,
     NotSentDeferred,
     NotSentRefused,
@@ -31,8 +32,10 @@ from castiel.http.errors import (
 from castiel.observability.logging import get_logger
 from integrations.adapters import errors as E
 from integrations.adapters.base import AdapterConfigError, AdapterError, adapter_for
+from integrations.connections import credential_problem
 from integrations.models import Integration
 from integrations.providers import registry
+from integrations.signals import integration_resumed
 
 log = get_logger(__name__)
 
@@ -98,22 +101,9 @@ def _test(integration: Integration) -> ConnectionResult:
     if not provider.adapter:
         return _fail("not_supported", f"{provider.name} has no adapter to test with.")
 
-    from credentials.auth import live_credential_for
-
-    credential = live_credential_for(integration)
-    if credential is None:
-        return _fail(
-            "no_credential",
-            f"{integration.name!r} has no credential: add one ({', '.join(provider.auth_types)}) "
-            "or connect with OAuth2.",
-        )
-    if not credential.is_usable:
-        return _fail(
-            "credential_unavailable",
-            f"The credential is {credential.status}: "
-            f"{credential.status_reason or 'connect the integration again'}.",
-            credential_status=credential.status,
-        )
+    problem = credential_problem(integration)
+    if problem is not None:
+        return _fail(problem.code, problem.message, **problem.details)
     entity = _entity_for(integration, provider)
     try:
         adapter = adapter_for(integration, entity)
@@ -181,13 +171,11 @@ def _host_of(integration: Integration, provider) -> str:
 
 
 def _explain(exc: BaseException, integration: Integration, provider) -> ConnectionResult:
-    from credentials.errors import CredentialUnavailableError
-
     name = provider.name
     key = HOST_CONFIG_KEY.get(provider.slug)
     check_key = f" Check {key!r} in the configuration." if key else ""
     for link in _chain(exc):
-        if isinstance(link, CredentialUnavailableError):
+        if isinstance(link, AuthUnavailable):
             return _fail("credential_unavailable", str(link))
     if isinstance(exc, AdapterConfigError):
         return _fail("invalid_config", str(exc))
@@ -290,9 +278,9 @@ def integration_resume(*, integration: Integration) -> Integration:
     ).update(status=status.ACTIVE, status_reason="", updated_at=timezone.now())
     integration.refresh_from_db()
     if resumed:
-        from syncing.outbound.push import request_dispatch
-
-        # Changes held while paused are due now: wake the push workers after commit.
-        transaction.on_commit(request_dispatch)
+        # Changes held while paused are due now: the push side wakes its workers after commit.
+        transaction.on_commit(
+            lambda: integration_resumed.send(sender=Integration, integration=integration)
+        )
         log.info("integration.resumed", integration_id=str(integration.pk))
     return integration

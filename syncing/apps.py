@@ -15,3 +15,11 @@ class SyncingConfig(AppConfig):
         from syncing.records.stores.health import check_record_store
 
         register_check("record_store", check_record_store)
+
+        from integrations.signals import integration_resumed
+        from syncing.outbound import push
+
+        # Changes held while an integration was paused are due once it resumes.
+        integration_resumed.connect(
+            lambda sender, **kwargs: push.request_dispatch(), weak=False, dispatch_uid="resume"
+        )

@@ -30,6 +30,13 @@ class OutboundError(Exception):
         return self.__class__.__name__
 
 
+class AuthUnavailable(OutboundError):
+    """The request cannot be authenticated until a human acts (the credential needs
+    re-authorisation or was revoked)."""
+
+    code = "credential_unavailable"
+
+
 class NotSentDeferred(OutboundError):
     """The request was not sent: a safe operation must wait ``retry_after`` seconds (raised by
     Castiel's own rate limiter). Not a failed attempt."""

@@ -151,7 +151,7 @@ class Adapter:
     @property
     def client(self):
         if self._client is None:
-            from integrations.clients import client_for
+            from integrations.connections import client_for
 
             self._client = client_for(self.integration)
         return self._client

@@ -3,7 +3,7 @@
 A provider adapter is the Sentry ``IntegrationInstallation`` idea: the stateless catalogue
 entry (``integration.provider_info``) plus one integration's config, talking to the provider
 through the integration's :class:`~castiel.http.OutboundClient` (credential, rate-limit gate,
-timeouts, SSRF guard — all from ``integrations.clients.client_for``). What this base adds:
+timeouts, SSRF guard — all from ``integrations.connections.client_for``). What this base adds:
 
 * the client points at the catalogue's API base for this integration
   (``ProviderInfo.api_base_for``: Salesforce's instance URL, GitHub Enterprise's host);
@@ -71,7 +71,7 @@ class ProviderAdapter(Adapter):
     @property
     def client(self):
         if self._client is None:
-            from integrations.clients import client_for
+            from integrations.connections import client_for
 
             self._client = client_for(
                 self.integration, base_url=self.api_base, headers=self.default_headers()

@@ -15,10 +15,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.contrib.auth.models import User
 
 from castiel.observability.logging import formatter_factory
+from credentials.clients import client_for
 from credentials.models import Credential
 from credentials.refresh import credential_refresh
 from credentials.secrets_io import read_document
-from integrations.clients import client_for
 from tests.factories import IntegrationFactory
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]

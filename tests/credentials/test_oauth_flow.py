@@ -11,11 +11,11 @@ import pytest
 from django.utils import timezone
 
 from castiel.http.errors import HttpError
+from credentials.clients import client_for
 from credentials.errors import CredentialUnavailableError
 from credentials.models import Credential, OAuthState, StoredSecret, TokenRefreshAudit
 from credentials.refresh import credential_refresh
 from credentials.secrets_io import read_document
-from integrations.clients import client_for
 from integrations.models import Integration
 from tests.credentials.helpers import fp
 from tests.factories import IntegrationFactory

@@ -15,11 +15,11 @@ import pytest
 from django.db import connections
 from django.utils import timezone
 
+from credentials.clients import client_for
 from credentials.models import Credential, TokenRefreshAudit
 from credentials.oauth import TokenResult
 from credentials.secrets_io import read_document
 from credentials.services import credential_store_oauth_tokens, oauth_client_secret_set
-from integrations.clients import client_for
 from integrations.models import Integration
 from tests.credentials.helpers import fp
 from tests.factories import IntegrationFactory

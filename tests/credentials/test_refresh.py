@@ -147,7 +147,7 @@ def test_a_failing_on_demand_refresh_is_tried_once_per_client_not_per_request(
     settings.CASTIEL_TOKEN_REFRESH_ATTEMPTS = 1
     provider.route("GET", "/probe")(lambda r: (200, {}, {"ok": True}))
     Credential.objects.filter(pk=credential.pk).update(expires_at=timezone.now())
-    from integrations.clients import client_for
+    from credentials.clients import client_for
 
     client = client_for(Integration.objects.get(pk=credential.integration_id))
     client.get("/probe")  # the token endpoint answers 500: the old token is tried

@@ -7,9 +7,9 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
+from credentials.clients import client_for
 from credentials.models import Credential, StoredSecret, TokenRefreshAudit
 from credentials.secrets_io import read_document
-from integrations.clients import client_for
 from tests.credentials.helpers import fp
 
 pytestmark = pytest.mark.django_db(transaction=True)

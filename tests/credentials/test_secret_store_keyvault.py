@@ -128,8 +128,8 @@ def test_settings_select_the_key_vault_store(settings):
 def test_credentials_live_in_key_vault_when_configured(
     settings, monkeypatch, vault, tls, tenant, http_server, django_capture_on_commit_callbacks
 ):
+    from credentials.clients import client_for
     from credentials.services import credential_create, credential_revoke
-    from integrations.clients import client_for
     from tests.factories import IntegrationFactory
 
     kv = KeyVaultStore(make_client(vault, tls), prefix=f"e{uuid.uuid4().hex[:8]}-")

@@ -18,10 +18,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from oauthlib.oauth1.rfc5849 import signature as oauth1_signature
 
 from castiel.http.errors import TransportError
+from credentials.clients import client_for
 from credentials.models import Credential, TokenRefreshAudit
 from credentials.oauth import TokenResult
 from credentials.services import credential_create, credential_store_oauth_tokens
-from integrations.clients import client_for
 from tests.factories import IntegrationFactory
 from tests.support.httpserver import running_server
 

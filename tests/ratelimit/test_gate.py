@@ -12,7 +12,7 @@ from email.utils import formatdate
 import pytest
 
 from castiel.http.errors import OutboundError, RateLimitedError
-from integrations.clients import client_for
+from credentials.clients import client_for
 from ratelimit import metrics
 from ratelimit.errors import (
     RateLimitDeferred,

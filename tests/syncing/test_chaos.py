@@ -104,7 +104,7 @@ def test_a_rate_limiter_deferral_releases_the_run_without_counting_a_retry(
         def feedback(self, response):
             return None
 
-    monkeypatch.setattr("integrations.clients.gate_for", lambda integration: Gate())
+    monkeypatch.setattr("credentials.clients.gate_for", lambda integration: Gate())
     account = sandbox.account()
     sandbox.seed(account, 5)
     task = make_task(sandbox_integration(tenant, sandbox.url, account.slug))

@@ -27,7 +27,7 @@ class BearerAuth(requests.auth.AuthBase):
 def provider(http_server, monkeypatch):
     """A provider that creates fine, refuses updates with 422 and echoes a secret in its error,
     reached with a credential in the Authorization header."""
-    monkeypatch.setattr("integrations.clients.auth_for", lambda integration: BearerAuth())
+    monkeypatch.setattr("credentials.clients.auth_for", lambda integration: BearerAuth())
 
     @http_server.route("POST", "/contacts")
     def create(request):
@@ -163,7 +163,7 @@ class QueryKeyAuth(requests.auth.AuthBase):
 def test_a_dead_letter_keeps_no_query_string_credential(
     api, tenant, http_server, pushes, monkeypatch
 ):
-    monkeypatch.setattr("integrations.clients.auth_for", lambda integration: QueryKeyAuth())
+    monkeypatch.setattr("credentials.clients.auth_for", lambda integration: QueryKeyAuth())
 
     @http_server.route("POST", "/contacts")
     def refuse(request):

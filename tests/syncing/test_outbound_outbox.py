@@ -341,7 +341,7 @@ def test_throttled_deletes_are_refused_and_kept_pending_with_the_reason(
 ):
     _integration, record = created(tenant, sink, pushes)
     gate = FakeGate()
-    monkeypatch.setattr("integrations.clients.gate_for", lambda integration: gate)
+    monkeypatch.setattr("credentials.clients.gate_for", lambda integration: gate)
     update = local_changes.record_update(tenant_id=tenant.id, record_id=record.id, data={"n": 2})
     assert push_all(pushes) == {"deferred": 1}
     update.change.refresh_from_db()

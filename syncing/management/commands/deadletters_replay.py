@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from castiel.commands import Progress, integration_by_ref, parse_uuid, tenant_by_slug
+from castiel.commands import Progress, parse_uuid, tenant_by_slug
+from integrations.selectors import integration_by_ref
 from syncing.models import DeadLetter
 from syncing.outbound import deadletters
 

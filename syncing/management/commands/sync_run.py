@@ -16,7 +16,8 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from castiel.commands import Progress, integration_by_ref, parse_uuid, tenant_by_slug
+from castiel.commands import Progress, parse_uuid, tenant_by_slug
+from integrations.selectors import integration_by_ref
 from syncing import services
 from syncing.models import SyncRun, SyncTask
 

@@ -36,7 +36,7 @@ from django.views.decorators.csrf import csrf_exempt
 from castiel.api.errors import error_body
 from castiel.observability.logging import get_logger
 from castiel.observability.redaction import redact_query
-from webhooks import lookup, metrics, ratelimit, services, signing
+from webhooks import lookup, metrics, services, signing, throttle
 from webhooks.dedupe import dedupe_key
 from webhooks.models import WebhookEvent
 from webhooks.redaction import redact_headers
@@ -137,7 +137,7 @@ def _audit(snapshot, scheme_slug: str, *, outcome, reason, status, data, **extra
     evidence, not something to process, and forgeries must not cost megabytes each.
     """
     metrics.DELIVERIES.labels(scheme_slug, outcome, reason).inc()
-    if not ratelimit.noise_allowed(snapshot):
+    if not throttle.noise_allowed(snapshot):
         return
     data = {**data, "body": data["body"][:AUDIT_BODY_BYTES]}
     try:
@@ -265,7 +265,7 @@ def receive(request, registration_id: str):
 
     key = dedupe_key(snapshot.dedupe_rule or scheme.default_dedupe, incoming)
 
-    decision = ratelimit.check(snapshot)
+    decision = throttle.check(snapshot)
     if not decision.allowed:
         try:
             original = services.original_event(snapshot=snapshot, dedupe_key=key)

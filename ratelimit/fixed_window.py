@@ -1,11 +1,17 @@
-"""The receiver's own per-registration and per-tenant limits (fixed one-minute windows).
+"""Fixed one-minute windows for inbound traffic (the webhook receiver's per-registration and
+per-tenant limits, the audit of rejected deliveries).
 
-One small function, :func:`check`, so it can later be swapped for the shared multi-level
-limiter (castiel/ratelimit/). Counters live in the Django cache: with django-redis both
-counters are incremented by one Lua script (one round trip, atomic);
-other caches use ``add`` + ``incr`` (atomic on Redis/memcached, best effort on the database
-cache of the embedded profile). If the cache is down the receiver does not rate-limit: an
-outage of a protection must not turn into rejected deliveries.
+Why not the three-level limiter of this app: that one guards *outbound* calls, where the
+promise is that no sliding window ever admits more than the provider allows and safe calls
+wait. Inbound deliveries are refused, not delayed, and the receiver answers in a few
+milliseconds, so one round trip that counts every key at once is worth more than exactness at
+window edges (a burst straddling a minute boundary may see up to twice the limit).
+
+Counters live in the Django cache: with django-redis every key is incremented by one Lua
+script (one round trip, atomic); other caches use ``add`` + ``incr`` (atomic on
+Redis/memcached, best effort on the database cache of the embedded profile). **If the cache
+is down nothing is limited** (:func:`hit` answers None and the caller admits): an outage of a
+protection must not turn into rejected deliveries.
 """
 
 from __future__ import annotations
@@ -14,7 +20,6 @@ import math
 import time
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.core.cache import cache
 
 from castiel.observability.logging import get_logger
@@ -69,26 +74,21 @@ def _incr_many(keys: list[str]) -> list[int]:
 
 
 def count(keys: list[str]) -> list[int] | None:
+    """Count one hit on every key of the current window; None when the cache is down."""
     try:
         return _incr_many(keys)
     except Exception:
-        log.warning("webhooks.ratelimit_unavailable", exc_info=True)
+        log.warning("ratelimit.fixed_window_unavailable", exc_info=True)
         return None
 
 
-def check(snapshot, *, now: float | None = None) -> Decision:
-    """Count one delivery against the registration's and the tenant's limits."""
+def hit(limits: list[tuple[str, int]], *, now: float | None = None) -> Decision:
+    """Count one hit against each ``(name, limit)`` in this minute's window; refused (with the
+    seconds until the next window) when any count passes its limit. A limit of 0 or None is
+    no limit; a cache outage admits."""
     now = time.time() if now is None else now
     bucket, retry_after = _window(now)
-    reg_limit = snapshot.rate_limit_per_minute
-    if reg_limit is None:
-        reg_limit = settings.CASTIEL_WEBHOOK_RATE_LIMIT_PER_MINUTE
-    tenant_limit = settings.CASTIEL_WEBHOOK_TENANT_RATE_LIMIT_PER_MINUTE
-    checks = [
-        (f"webhooks:rl:r:{snapshot.id}:{bucket}", reg_limit),
-        (f"webhooks:rl:t:{snapshot.tenant_id}:{bucket}", tenant_limit),
-    ]
-    checks = [(key, limit) for key, limit in checks if limit and limit > 0]
+    checks = [(f"{name}:{bucket}", limit) for name, limit in limits if limit and limit > 0]
     if not checks:
         return Decision(True)
     counts = count([key for key, _ in checks])
@@ -98,13 +98,3 @@ def check(snapshot, *, now: float | None = None) -> Decision:
         if n > limit:
             return Decision(False, retry_after)
     return Decision(True)
-
-
-def noise_allowed(snapshot, *, now: float | None = None) -> bool:
-    """Whether another rejected/duplicate delivery may be written to the audit this minute."""
-    limit = settings.CASTIEL_WEBHOOK_NOISE_AUDIT_PER_MINUTE
-    if limit <= 0:
-        return True
-    bucket, _ = _window(time.time() if now is None else now)
-    counts = count([f"webhooks:noise:{snapshot.id}:{bucket}"])
-    return counts is None or counts[0] <= limit

@@ -10,6 +10,10 @@ class CastielConfig(AppConfig):
         from django.contrib import admin
 
         from castiel import checks  # noqa: F401  (registers system checks)
+        from castiel.observability.metrics import register_scrape_collector
+        from castiel.queue import depth_metric
+
+        register_scrape_collector("queue_depth", depth_metric)
 
         admin.site.site_header = "Castiel operations"
         admin.site.site_title = "Castiel"

@@ -209,3 +209,15 @@ def queue_depths() -> dict[str, int]:
         except Exception:  # a scrape must not fail because the broker hiccups
             log.warning("queue.depth_unavailable", cluster=cluster, exc_info=True)
     return depths
+
+
+def depth_metric():
+    """Scrape-time ``castiel_queue_depth`` (registered by ``CastielConfig.ready``)."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    family = GaugeMetricFamily(
+        "castiel_queue_depth", "Tasks waiting in each worker queue", labels=["cluster"]
+    )
+    for cluster, depth in queue_depths().items():
+        family.add_metric([cluster], depth)
+    yield family

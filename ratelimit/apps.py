@@ -10,8 +10,7 @@ class RatelimitConfig(AppConfig):
         from castiel.observability.health import register_check
         from castiel.observability.metrics import register_scrape_collector
         from ratelimit import signals  # noqa: F401  (policy cache invalidation)
-        from ratelimit.limiter import health_check
-        from ratelimit.metrics import degraded_gauge
+        from ratelimit.limiter import degraded_gauge, health_check
 
         register_check("ratelimit", health_check)
         register_scrape_collector("ratelimit_degraded", degraded_gauge)

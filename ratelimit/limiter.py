@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 
 from django.conf import settings
+from prometheus_client.core import GaugeMetricFamily
 
 from castiel.observability.logging import get_logger
 from ratelimit import metrics
@@ -303,3 +304,19 @@ def get_limiter() -> Limiter:
 
 def health_check() -> tuple[str, str]:
     return get_limiter().check_health()
+
+
+def degraded_gauge():
+    """Scrape-time ``castiel_ratelimit_degraded``: 1 while the limiter's Redis is unreachable.
+
+    Computed when scraped (a ping with the limiter's short timeout) rather than kept in a
+    multiprocess gauge, whose files outlive dead processes and would report a recovered outage
+    forever. Which processes decided locally is in ``castiel_ratelimit_decisions_total
+    {backend="degraded"}`` and ``castiel_ratelimit_backend_errors_total``.
+    """
+    status, _detail = get_limiter().check_health()
+    yield GaugeMetricFamily(
+        "castiel_ratelimit_degraded",
+        "1 while the rate limiter runs on local conservative limits (Redis unreachable)",
+        value=1 if status == "degraded" else 0,
+    )

@@ -1,7 +1,6 @@
 """Prometheus metrics of the limiter (shared by every process, see observability.metrics)."""
 
 from prometheus_client import Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
 
 # Every limiter decision: outcome allowed / throttled (a window is full or the provider asked
 # to wait) / rejected (cost above the limit); level = the level that said no ("none" when
@@ -35,21 +34,3 @@ BACKEND_ERRORS = Counter(
     "Rate-limiter backend failures (each one is answered by the local fallback)",
     ["backend"],
 )
-
-
-def degraded_gauge():
-    """Scrape-time ``castiel_ratelimit_degraded``: 1 while the limiter's Redis is unreachable.
-
-    Computed when scraped (a ping with the limiter's short timeout) rather than kept in a
-    multiprocess gauge, whose files outlive dead processes and would report a recovered outage
-    forever. Which processes decided locally is in ``castiel_ratelimit_decisions_total
-    {backend="degraded"}`` and ``castiel_ratelimit_backend_errors_total``.
-    """
-    from ratelimit.limiter import get_limiter
-
-    status, _detail = get_limiter().check_health()
-    yield GaugeMetricFamily(
-        "castiel_ratelimit_degraded",
-        "1 while the rate limiter runs on local conservative limits (Redis unreachable)",
-        value=1 if status == "degraded" else 0,
-    )

@@ -11,21 +11,7 @@ import logging
 import structlog
 
 from castiel.observability.context import correlation_id_var, execution_id_var
-
-# Substrings of event keys whose values are never rendered.
-_SECRET_KEY_PARTS = (
-    "authorization",
-    "password",
-    "secret",
-    "token",
-    "api_key",
-    "apikey",
-    "private_key",
-    "cookie",
-    "signature",
-    "credential",
-)
-REDACTED = "[redacted]"
+from castiel.observability.redaction import REDACTED, is_secret_key, redact_text
 
 
 def add_context_ids(_logger, _method, event_dict):
@@ -38,15 +24,7 @@ def add_context_ids(_logger, _method, event_dict):
     return event_dict
 
 
-def is_secret_key(name: str) -> bool:
-    """Whether a key (log field, JSON key) names something that must never be shown."""
-    lowered = name.lower()
-    return any(part in lowered for part in _SECRET_KEY_PARTS)
-
-
 def redact_secrets(_logger, _method, event_dict):
-    from castiel.observability.redaction import redact_text
-
     for key in list(event_dict):
         if key.lower() in ("correlation_id", "execution_id"):
             continue

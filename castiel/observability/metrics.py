@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from prometheus_client import Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 
 HTTP_REQUESTS = Counter(
     "castiel_http_requests_total", "HTTP requests served", ["method", "route", "status"]
@@ -41,17 +41,3 @@ class ScrapeTimeCollector:
     def collect(self):
         for collect in list(_scrape_collectors.values()):
             yield from collect()
-
-
-def queue_depths() -> Iterable[Metric]:
-    from castiel.queue import queue_depths as read_depths
-
-    family = GaugeMetricFamily(
-        "castiel_queue_depth", "Tasks waiting in each worker queue", labels=["cluster"]
-    )
-    for cluster, depth in read_depths().items():
-        family.add_metric([cluster], depth)
-    yield family
-
-
-register_scrape_collector("queue_depth", queue_depths)

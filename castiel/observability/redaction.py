@@ -2,7 +2,7 @@
 query string is kept (request logs, stored webhook events).
 
 A name looks secret when it matches the log redaction's rule
-(:func:`castiel.observability.logging.is_secret_key`: ``token``, ``secret``, ``password``,
+(:func:`is_secret_key`: ``token``, ``secret``, ``password``,
 ``signature``, ``api_key`` …) or is one of the short names providers use for keys, OAuth
 codes and signatures (``key``, ``code``, ``sig``, any name ending in ``key`` or ``sig``).
 Everything else is kept as it came, byte for byte, so the rest stays useful for diagnosis.
@@ -13,7 +13,27 @@ from __future__ import annotations
 import re
 from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 
-from castiel.observability.logging import REDACTED, is_secret_key
+# Substrings of event keys whose values are never rendered.
+_SECRET_KEY_PARTS = (
+    "authorization",
+    "password",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "private_key",
+    "cookie",
+    "signature",
+    "credential",
+)
+REDACTED = "[redacted]"
+
+
+def is_secret_key(name: str) -> bool:
+    """Whether a key (log field, JSON key) names something that must never be shown."""
+    lowered = name.lower()
+    return any(part in lowered for part in _SECRET_KEY_PARTS)
+
 
 _SHORT_SECRET_NAMES = frozenset({"key", "code", "sig", "auth", "pass", "pwd", "passwd", "jwt"})
 _REDACTED_VALUE = quote(REDACTED)

@@ -22,7 +22,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from castiel.http.errors import BODY_EXCERPT_CHARS, HttpError
-from castiel.observability.logging import REDACTED, get_logger, is_secret_key
+from castiel.observability.logging import get_logger
+from castiel.observability.redaction import REDACTED, is_secret_key
 from syncing.models import DeadLetter, OutboundChange
 
 log = get_logger(__name__)

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from castiel import raw_sql
+from castiel.db import raw_sql
 from castiel.tenancy.models import ApiKey, Tenant
 
 KEY_PREFIX = "cst"
@@ -56,7 +56,7 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         return None
     # Every API request comes through here: the two reads are SQL written once per process
-    # (castiel.raw_sql), not a joined query compiled per request (docs/benchmarks.md).
+    # (castiel.db.raw_sql), not a joined query compiled per request (docs/benchmarks.md).
     key = raw_sql.first(
         ApiKey, raw_sql.select(ApiKey, "{prefix} = %s AND {revoked_at} IS NULL"), [parts[1]]
     )

@@ -4,7 +4,9 @@ Every piece of work Castiel queues goes through :func:`enqueue`: it picks the cl
 kind of work (inbound, outbound, webhooks, maintenance), sends the message only after the
 current transaction commits (a worker must never look for a row that is not there yet, and a
 rolled-back change must not be pushed), and wraps the call in :func:`run`, which restores the
-correlation id and gives the run its own execution id, log context and metrics.
+correlation id and gives the run its own execution id, log context and metrics. While tracing
+is on (castiel/observability/tracing.py) the message also carries the trace context of the
+code that queued it, and :func:`run` continues that trace in the worker.
 
 The message is only a wake-up call: the state of the work lives in the database (see
 docs/architecture.md), so a lost message is recovered by the reaper, never by the broker.
@@ -22,7 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from castiel.observability import metrics
+from castiel.observability import metrics, tracing
 from castiel.observability.context import bound, ensure_correlation_id, new_id
 from castiel.observability.logging import get_logger
 from castiel.wakeups import Coalescer
@@ -50,12 +52,10 @@ def enqueue(func_path: str, *args: Any, kind: str, coalesce: bool = False, **kwa
     a sweeper finds again from the database if the message is lost.
     """
     if coalesce and not kwargs and _coalescing():
-        correlation_id = ensure_correlation_id()
+        origin = _origin()
         cluster = cluster_for(kind)
         delay = settings.CASTIEL_WAKEUP_COALESCE_MS / 1000
-        transaction.on_commit(
-            lambda: _coalescer.add(func_path, cluster, list(args), correlation_id, delay)
-        )
+        transaction.on_commit(lambda: _coalescer.add(func_path, cluster, list(args), origin, delay))
         return
     _enqueue_after_commit(func_path, [(list(args), kwargs)], kind=kind)
 
@@ -83,19 +83,36 @@ def enqueue_many(func_path: str, arg_lists: Iterable[Iterable[Any]], *, kind: st
         _enqueue_after_commit(func_path, calls, kind=kind)
 
 
-def _enqueue_after_commit(func_path: str, calls: list[tuple[list, dict]], *, kind: str) -> None:
+def _origin() -> str | tuple[str, dict]:
+    """Where a message comes from: the correlation id, and with tracing on the trace context
+    too (the wake-up coalescer passes this along as it is)."""
     correlation_id = ensure_correlation_id()
+    carrier = tracing.inject()
+    return correlation_id if carrier is None else (correlation_id, carrier)
+
+
+def _run_args(func_path: str, origin, args: list, kwargs: dict) -> tuple:
+    """:func:`run`'s arguments. Without a trace context the message is exactly what it was
+    before tracing existed (workers of the previous release run it)."""
+    if isinstance(origin, tuple):
+        return (func_path, origin[0], args, kwargs, origin[1])
+    return (func_path, origin, args, kwargs)
+
+
+def _enqueue_after_commit(func_path: str, calls: list[tuple[list, dict]], *, kind: str) -> None:
+    origin = _origin()
     cluster = cluster_for(kind)
 
     def send() -> None:
-        send_now(func_path, [(a, k, correlation_id) for a, k in calls], cluster=cluster)
+        send_now(func_path, [(a, k, origin) for a, k in calls], cluster=cluster)
         log.debug("task.enqueued", task=func_path, cluster=cluster, count=len(calls))
 
     transaction.on_commit(send)
 
 
-def send_now(func_path: str, calls: list[tuple[list, dict, str]], *, cluster: str) -> None:
-    """Push ``func_path(*args, **kwargs)`` per ``(args, kwargs, correlation_id)`` in ``calls``.
+def send_now(func_path: str, calls: list[tuple[list, dict, Any]], *, cluster: str) -> None:
+    """Push ``func_path(*args, **kwargs)`` per ``(args, kwargs, origin)`` in ``calls`` (origin:
+    a correlation id, or ``(correlation id, trace context)`` — see :func:`_origin`).
 
     Build django-q2 packages exactly as ``async_task`` does and push them together.
 
@@ -111,26 +128,23 @@ def send_now(func_path: str, calls: list[tuple[list, dict, str]], *, cluster: st
 
     name = func_path.rsplit(".", 1)[-1]
     if Conf.SYNC:
-        for args, kwargs, correlation_id in calls:
+        for args, kwargs, origin in calls:
             async_task(
                 "castiel.queue.run",
-                func_path,
-                correlation_id,
-                args,
-                kwargs,
+                *_run_args(func_path, origin, args, kwargs),
                 cluster=cluster,
                 task_name=f"{name}:{new_id()[:12]}",
             )
         return
     started = timezone.now()
     packages = []
-    for args, kwargs, correlation_id in calls:
+    for args, kwargs, origin in calls:
         task_id = uuid.uuid4().hex
         task = {
             "id": task_id,
             "name": f"{name}:{task_id[:12]}",
             "func": "castiel.queue.run",
-            "args": (func_path, correlation_id, args, kwargs),
+            "args": _run_args(func_path, origin, args, kwargs),
             "cluster": cluster,
             "kwargs": {},
             "started": started,
@@ -172,31 +186,45 @@ RENAMED = {
 }
 
 
-def run(func_path: str, correlation_id: str | None, args: list, kwargs: dict) -> Any:
-    """Worker-side wrapper: bind ids, log start/end, count and time the run."""
+def run(
+    func_path: str,
+    correlation_id: str | None,
+    args: list,
+    kwargs: dict,
+    trace: dict | None = None,
+) -> Any:
+    """Worker-side wrapper: bind ids, continue the trace, log start/end, count and time the
+    run."""
     execution_id = new_id()
     func_path = RENAMED.get(func_path, func_path)
     with bound(correlation_id=correlation_id or new_id(), execution_id=execution_id):
-        log.info("task.started", task=func_path)
-        started = time.perf_counter()
-        outcome = "error"
-        try:
-            result = import_string(func_path)(*args, **kwargs)
-            outcome = "ok"
-            return result
-        except Exception:
-            log.exception("task.failed", task=func_path)
-            raise
-        finally:
-            duration = time.perf_counter() - started
-            metrics.TASKS.labels(func_path, outcome).inc()
-            metrics.TASK_DURATION.labels(func_path).observe(duration)
-            log.info(
-                "task.finished",
-                task=func_path,
-                outcome=outcome,
-                duration_ms=round(duration * 1000, 1),
-            )
+        if tracing.enabled():
+            with tracing.task_span(func_path, trace):
+                return _execute(func_path, args, kwargs)
+        return _execute(func_path, args, kwargs)
+
+
+def _execute(func_path: str, args: list, kwargs: dict) -> Any:
+    log.info("task.started", task=func_path)
+    started = time.perf_counter()
+    outcome = "error"
+    try:
+        result = import_string(func_path)(*args, **kwargs)
+        outcome = "ok"
+        return result
+    except Exception:
+        log.exception("task.failed", task=func_path)
+        raise
+    finally:
+        duration = time.perf_counter() - started
+        metrics.TASKS.labels(func_path, outcome).inc()
+        metrics.TASK_DURATION.labels(func_path).observe(duration)
+        log.info(
+            "task.finished",
+            task=func_path,
+            outcome=outcome,
+            duration_ms=round(duration * 1000, 1),
+        )
 
 
 def queue_depths() -> dict[str, int]:

@@ -497,6 +497,62 @@ LOGGING = {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Traces and scaling signals (castiel/observability/tracing.py, scaling.py; docs/telemetry.md)
+# ---------------------------------------------------------------------------------------------
+# Traces are off (and cost nothing) unless an exporter is configured. OTLP/HTTP (protobuf) is
+# on when OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set; the
+# exporter, the batch processor, the sampler and the resource read the other standard OTEL_*
+# variables themselves (_HEADERS, _TIMEOUT, OTEL_BSP_*, OTEL_TRACES_SAMPLER,
+# OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES). APPLICATIONINSIGHTS_CONNECTION_STRING turns on
+# Azure Monitor through Microsoft's distro (traces, and logs correlated to them); both may be
+# on at once. OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none turns tracing off.
+_otel_off = env.bool("OTEL_SDK_DISABLED", default=False) or (
+    env.str("OTEL_TRACES_EXPORTER", default="otlp").strip().lower() == "none"
+)
+APPLICATIONINSIGHTS_CONNECTION_STRING = env.str("APPLICATIONINSIGHTS_CONNECTION_STRING", default="")
+CASTIEL_TRACING_EXPORTERS = []
+if not _otel_off and (
+    env.str("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", default="")
+    or env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
+):
+    CASTIEL_TRACING_EXPORTERS.append("otlp")
+if not _otel_off and APPLICATIONINSIGHTS_CONNECTION_STRING:
+    CASTIEL_TRACING_EXPORTERS.append("azure_monitor")
+# Paths never traced (load balancers' and Prometheus' polls), and instrumentations left out
+# (any of django, requests, psycopg).
+CASTIEL_TRACING_EXCLUDED_URLS = env.str(
+    "OTEL_PYTHON_DJANGO_EXCLUDED_URLS", default="healthz,metrics,static/"
+)
+CASTIEL_TRACING_DISABLED_INSTRUMENTATIONS = env.list(
+    "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", default=[]
+)
+# Scaling signals per work kind (castiel_scaling_* metrics, deploy/ examples): the bounds of
+# each kind's instance count (the original design: scheduler fixed at one, inbound 1-10,
+# outbound 1-50, webhooks 1-200), the waiting work one instance is expected to absorb, and the
+# age of the oldest waiting work past which one more instance than are alive is recommended.
+CASTIEL_SCALING = {
+    "inbound": {
+        "min": env.int("CASTIEL_SCALE_INBOUND_MIN", default=1),
+        "max": env.int("CASTIEL_SCALE_INBOUND_MAX", default=10),
+        "per_instance": env.int("CASTIEL_SCALE_INBOUND_PER_INSTANCE", default=5),
+        "max_age_seconds": env.int("CASTIEL_SCALE_INBOUND_MAX_AGE_SECONDS", default=300),
+    },
+    "outbound": {
+        "min": env.int("CASTIEL_SCALE_OUTBOUND_MIN", default=1),
+        "max": env.int("CASTIEL_SCALE_OUTBOUND_MAX", default=50),
+        "per_instance": env.int("CASTIEL_SCALE_OUTBOUND_PER_INSTANCE", default=100),
+        "max_age_seconds": env.int("CASTIEL_SCALE_OUTBOUND_MAX_AGE_SECONDS", default=120),
+    },
+    "webhooks": {
+        "min": env.int("CASTIEL_SCALE_WEBHOOKS_MIN", default=1),
+        "max": env.int("CASTIEL_SCALE_WEBHOOKS_MAX", default=200),
+        "per_instance": env.int("CASTIEL_SCALE_WEBHOOKS_PER_INSTANCE", default=50),
+        "max_age_seconds": env.int("CASTIEL_SCALE_WEBHOOKS_MAX_AGE_SECONDS", default=60),
+    },
+    "maintenance": {"min": 1, "max": 1, "per_instance": 1, "max_age_seconds": 0},
+}
+
+# ---------------------------------------------------------------------------------------------
 # Auth, i18n, static
 # ---------------------------------------------------------------------------------------------
 # Admin login lockout (django-axes, castiel/login.py): after this many failed logins from one

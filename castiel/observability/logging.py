@@ -1,17 +1,28 @@
 """Structured JSON logs through structlog, for both structlog and stdlib loggers.
 
-Every line carries the correlation and execution ids bound in the current context, and keys
-that look like secrets are redacted before rendering.
+Every line carries the correlation and execution ids bound in the current context (and, while
+tracing is on, the current span's trace and span ids), and keys that look like secrets are
+redacted before rendering.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import structlog
 
 from castiel.observability.context import correlation_id_var, execution_id_var
 from castiel.observability.redaction import REDACTED, is_secret_key, redact_text
+
+# Set by castiel.observability.tracing when tracing is on: returns the current span's
+# (trace_id, span_id), so a log line and its trace find each other.
+_trace_ids: Callable[[], tuple[str, str] | None] | None = None
+
+
+def set_trace_ids(source: Callable[[], tuple[str, str] | None] | None) -> None:
+    global _trace_ids
+    _trace_ids = source
 
 
 def add_context_ids(_logger, _method, event_dict):
@@ -21,12 +32,16 @@ def add_context_ids(_logger, _method, event_dict):
     execution_id = execution_id_var.get()
     if execution_id and "execution_id" not in event_dict:
         event_dict["execution_id"] = execution_id
+    if _trace_ids is not None and "trace_id" not in event_dict:
+        ids = _trace_ids()
+        if ids is not None:
+            event_dict["trace_id"], event_dict["span_id"] = ids
     return event_dict
 
 
 def redact_secrets(_logger, _method, event_dict):
     for key in list(event_dict):
-        if key.lower() in ("correlation_id", "execution_id"):
+        if key.lower() in ("correlation_id", "execution_id", "trace_id", "span_id"):
             continue
         if key.lower() != "event" and is_secret_key(key):
             event_dict[key] = REDACTED

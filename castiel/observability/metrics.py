@@ -27,6 +27,13 @@ OUTBOUND_REQUESTS = Counter(
 OUTBOUND_DURATION = Histogram(
     "castiel_outbound_request_duration_seconds", "Outbound HTTP request duration", ["provider"]
 )
+# Traces (castiel/observability/tracing.py): spans handed to an exporter, and spans lost —
+# "queue_full" (the batch processor's bounded queue was full) or "export_failed" (the
+# exporter failed or was unreachable). Both stay at zero while tracing is off.
+SPANS_EXPORTED = Counter("castiel_trace_spans_exported_total", "Spans exported")
+SPANS_DROPPED = Counter(
+    "castiel_trace_spans_dropped_total", "Spans lost before reaching an exporter", ["reason"]
+)
 
 # name -> function returning metric families, evaluated at every scrape.
 _scrape_collectors: dict[str, Callable[[], Iterable[Metric]]] = {}

@@ -1,0 +1,507 @@
+"""Traces with OpenTelemetry: off unless an exporter is configured, and free when off.
+
+:func:`configure` runs once per process (``ObservabilityConfig.ready``). With no exporter
+configured (``settings.CASTIEL_TRACING_EXPORTERS`` empty, the default) it returns at once:
+no OpenTelemetry module is imported, no provider is installed, and every helper here costs
+one ``None`` check. With one it installs:
+
+* a tracer provider — Castiel's own for OTLP/HTTP (protobuf; endpoint, headers, timeout,
+  sampler, batch sizes and resource from the standard ``OTEL_*`` variables), or the one
+  Microsoft's ``azure-monitor-opentelemetry`` distro builds when
+  ``APPLICATIONINSIGHTS_CONNECTION_STRING`` is set (traces, and logs correlated to them);
+* a batch span processor per exporter, its queue bounded (``OTEL_BSP_MAX_QUEUE_SIZE``):
+  spans are handed over in memory and exported by a background thread, so an exporter
+  outage never slows or fails a request. Spans lost to a full queue or a failed export are
+  counted in ``castiel_trace_spans_dropped_total{reason}``;
+* a span per request (``opentelemetry-instrumentation-django``), per outbound HTTP call
+  (``-requests``: every hop of :class:`castiel.http.client.OutboundClient`) and per
+  PostgreSQL statement inside them (``-psycopg``), and per queued task execution
+  (:func:`task_span`, from :func:`castiel.queue.run`). The trace context travels through the
+  queue beside the correlation id (:func:`inject` at enqueue, extracted in the worker), so
+  one webhook delivery is one trace across the web and worker processes.
+
+Attributes never carry secrets or record data: URLs are recorded with secret-looking query
+values redacted (the same rule as the logs), request and response headers and bodies are
+not recorded, SQL is recorded with its placeholders, and Castiel's own attributes go through
+:func:`set_span_attributes`, which accepts only named ids from an allow-list. Logs carry
+``trace_id`` and ``span_id`` next to the correlation id, and request and task spans carry
+``castiel.correlation_id``: either finds the other.
+"""
+
+from __future__ import annotations
+
+import atexit
+import re
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any
+
+from castiel.observability.logging import get_logger
+
+log = get_logger(__name__)
+
+# The tracer Castiel's own spans use; None while tracing is off (the only check on hot paths).
+_tracer: Any = None
+_configured = False
+
+# Castiel's span attributes (``castiel.<name>``): ids and outcomes, nothing else.
+ALLOWED_ATTRIBUTES = frozenset(
+    {
+        "tenant",
+        "integration",
+        "provider",
+        "registration",
+        "event",
+        "task",
+        "run",
+        "change",
+        "batch",
+        "record",
+        "entity_type",
+        "operation",
+        "outcome",
+        "kind",
+        "count",
+        "attempt",
+        "correlation_id",
+        "execution_id",
+    }
+)
+# An attribute value is an id, a code or a number: never free text (which could be data).
+_VALUE = re.compile(r"^[A-Za-z0-9._:@/\-]{1,128}$")
+# Attributes holding a URL or a query string, written by the HTTP instrumentations.
+_URL_ATTRIBUTES = ("http.url", "url.full", "http.target")
+_QUERY_ATTRIBUTES = ("url.query",)
+_NULL = nullcontext()
+
+
+def enabled() -> bool:
+    return _tracer is not None
+
+
+# -- Castiel's own spans and attributes --------------------------------------------------------
+
+
+def set_span_attributes(**ids: Any) -> None:
+    """Name what the current span works on: ``set_span_attributes(tenant=…, run=…)``.
+
+    Only names in :data:`ALLOWED_ATTRIBUTES` are accepted (any other raises ``TypeError``,
+    tracing on or off, so a wrong name fails in tests); values must be ids, codes or numbers
+    — anything else (free text, which could be record data) is left out.
+    """
+    unknown = ids.keys() - ALLOWED_ATTRIBUTES
+    if unknown:
+        raise TypeError(f"not a span attribute: {', '.join(sorted(unknown))}")
+    if _tracer is None:
+        return
+    from opentelemetry import trace
+
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attributes(_clean(ids))
+
+
+def span(name: str, **ids: Any) -> AbstractContextManager:
+    """A child span around a block (``with tracing.span("castiel.push", change=…):``); a
+    shared no-op context while tracing is off."""
+    unknown = ids.keys() - ALLOWED_ATTRIBUTES
+    if unknown:
+        raise TypeError(f"not a span attribute: {', '.join(sorted(unknown))}")
+    if _tracer is None:
+        return _NULL
+    return _tracer.start_as_current_span(name, attributes=_clean(ids))
+
+
+def _clean(ids: dict[str, Any]) -> dict[str, Any]:
+    attributes = {}
+    for key, value in ids.items():
+        if isinstance(value, bool | int | float):
+            attributes[f"castiel.{key}"] = value
+        elif value is not None and _VALUE.match(str(value)):
+            attributes[f"castiel.{key}"] = str(value)
+    return attributes
+
+
+# -- the queue ---------------------------------------------------------------------------------
+
+
+def inject() -> dict[str, str] | None:
+    """The current trace context as a small dict for a queued message (None when off)."""
+    if _tracer is None:
+        return None
+    from opentelemetry import propagate
+
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier or None
+
+
+@contextmanager
+def task_span(func_path: str, carrier: dict | None) -> Iterator[Any]:
+    """The span of one queued task execution, a child of the context that queued it."""
+    from opentelemetry import propagate, trace
+
+    from castiel.observability.context import get_correlation_id, get_execution_id
+
+    parent = propagate.extract(carrier) if isinstance(carrier, dict) else None
+    attributes = _clean(
+        {"correlation_id": get_correlation_id(), "execution_id": get_execution_id()}
+    )
+    attributes["castiel.task"] = func_path
+    attributes["messaging.system"] = "django-q2"
+    with _tracer.start_as_current_span(
+        f"task {func_path}",
+        context=parent,
+        kind=trace.SpanKind.CONSUMER,
+        attributes=attributes,
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as current:
+        try:
+            yield current
+        except BaseException as exc:
+            # The exception's type only: its message may quote data.
+            current.set_attribute("error.type", type(exc).__name__)
+            current.set_attribute("castiel.outcome", "error")
+            current.set_status(trace.StatusCode.ERROR, type(exc).__name__)
+            raise
+        current.set_attribute("castiel.outcome", "ok")
+
+
+# -- logs --------------------------------------------------------------------------------------
+
+
+def current_ids() -> tuple[str, str] | None:
+    """``(trace_id, span_id)`` of the current span in hex, for the logs (tracing on only)."""
+    from opentelemetry import trace
+
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return None
+    return format(context.trace_id, "032x"), format(context.span_id, "016x")
+
+
+# -- set-up ------------------------------------------------------------------------------------
+
+
+def configure() -> None:
+    """Install tracing in this process if an exporter is configured (once)."""
+    global _configured, _tracer
+    from django.conf import settings
+
+    if _configured:
+        return
+    _configured = True
+    exporters = list(settings.CASTIEL_TRACING_EXPORTERS)
+    if not exporters:
+        return
+    from opentelemetry import trace
+
+    processors = []
+    if "otlp" in exporters:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        processors.append(watch(BatchSpanProcessor(CountingExporter(OTLPSpanExporter()))))
+    if "azure_monitor" in exporters:
+        provider = _azure_monitor_provider(settings, processors)
+    else:
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider, sampling
+
+        provider = TracerProvider(
+            sampler=RootClientFilter(sampling._get_from_env_or_default()),
+            resource=Resource.create({"service.name": "castiel"}).merge(Resource.create()),
+            shutdown_on_exit=False,
+        )
+        for processor in processors:
+            provider.add_span_processor(processor)
+        trace.set_tracer_provider(provider)
+    atexit.register(_shutdown, processors)
+    # An unreachable exporter logs a warning per retry; what was lost is counted in
+    # castiel_trace_spans_dropped_total, and the final failure of each batch still logs.
+    import logging
+
+    logging.getLogger("opentelemetry.exporter").setLevel(logging.ERROR)
+    _instrument(settings)
+    _tracer = trace.get_tracer("castiel")
+    from castiel.observability import logging as castiel_logging
+
+    castiel_logging.set_trace_ids(current_ids)
+    log.info("tracing.configured", exporters=exporters)
+
+
+def _shutdown(processors) -> None:
+    # Bounded: a hung exporter must not hold the process at exit for long.
+    for processor in processors:
+        try:
+            processor._batch_processor.shutdown(timeout_millis=5000)
+        except Exception:  # noqa: S110 - best effort at exit
+            pass
+
+
+def _instrument(settings) -> None:
+    """Django, requests and psycopg, each unless listed in OTEL_PYTHON_DISABLED_INSTRUMENTATIONS."""
+    disabled = set(settings.CASTIEL_TRACING_DISABLED_INSTRUMENTATIONS)
+    if "django" not in disabled:
+        from opentelemetry.instrumentation.django import DjangoInstrumentor
+
+        if not DjangoInstrumentor().is_instrumented_by_opentelemetry:
+            DjangoInstrumentor().instrument(
+                request_hook=_django_request_hook,
+                response_hook=_django_response_hook,
+                excluded_urls=settings.CASTIEL_TRACING_EXCLUDED_URLS,
+            )
+    if "requests" not in disabled:
+        from opentelemetry.instrumentation.requests import RequestsInstrumentor
+
+        if not RequestsInstrumentor().is_instrumented_by_opentelemetry:
+            RequestsInstrumentor().instrument(request_hook=_client_request_hook)
+    if "psycopg" not in disabled and settings.DB_IS_POSTGRES:
+        from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+
+        if not PsycopgInstrumentor().is_instrumented_by_opentelemetry:
+            PsycopgInstrumentor().instrument(skip_dep_check=True)
+
+
+def _redact_url_attributes(span) -> None:
+    from castiel.observability.redaction import redact_query, redact_url
+
+    attributes = getattr(span, "attributes", None) or {}
+    for key in _URL_ATTRIBUTES:
+        value = attributes.get(key)
+        if isinstance(value, str) and "?" in value:
+            span.set_attribute(key, redact_url(value))
+    for key in _QUERY_ATTRIBUTES:
+        value = attributes.get(key)
+        if isinstance(value, str) and value:
+            span.set_attribute(key, redact_query(value))
+
+
+def _django_request_hook(span, request) -> None:
+    if span.is_recording():
+        _redact_url_attributes(span)
+
+
+def _django_response_hook(span, request, response) -> None:
+    correlation_id = getattr(request, "correlation_id", None)
+    if correlation_id and span.is_recording():
+        span.set_attribute("castiel.correlation_id", correlation_id)
+
+
+def _client_request_hook(span, request) -> None:
+    if span.is_recording():
+        _redact_url_attributes(span)
+
+
+# -- Azure Monitor -----------------------------------------------------------------------------
+
+# Instrumented by Castiel itself (with the redaction hooks above) or not wanted: urllib3 and
+# urllib would repeat each requests span, and the web frameworks are not in use.
+_DISTRO_INSTRUMENTATIONS_OFF = (
+    "django",
+    "requests",
+    "psycopg",
+    "psycopg2",
+    "urllib",
+    "urllib3",
+    "flask",
+    "fastapi",
+)
+
+
+def _azure_monitor_provider(settings, processors):
+    """Let Microsoft's distro build the pipeline; then count its drops, keep orphan client
+    spans out, and make its log handler send Castiel's redacted log lines."""
+    import logging
+
+    from azure.monitor.opentelemetry import configure_azure_monitor
+    from opentelemetry import trace
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    configure_azure_monitor(
+        connection_string=settings.APPLICATIONINSIGHTS_CONNECTION_STRING,
+        resource=Resource.create({"service.name": "castiel"}).merge(Resource.create()),
+        span_processors=processors,
+        enable_live_metrics=False,
+        enable_performance_counters=False,
+        instrumentation_options={name: {"enabled": False} for name in _DISTRO_INSTRUMENTATIONS_OFF},
+        storage_directory=str(settings.DATA_DIR / "azure-monitor"),
+    )
+    provider = trace.get_tracer_provider()
+    provider.sampler = RootClientFilter(provider.sampler)
+    for processor in getattr(provider._active_span_processor, "_span_processors", ()):
+        if isinstance(processor, BatchSpanProcessor) and processor not in processors:
+            processor._batch_processor._exporter = CountingExporter(
+                processor._batch_processor._exporter
+            )
+            watch(processor)
+            processors.append(processor)
+    _redacting_log_handler(logging.getLogger())
+    return provider
+
+
+def _redacting_log_handler(logger) -> None:
+    """Swap the distro's log handler for one that sends the line Castiel's formatter renders
+    (secrets redacted, ids included) and no raw record fields."""
+    from opentelemetry._logs import get_logger_provider
+    from opentelemetry.instrumentation.logging.handler import LoggingHandler
+
+    from castiel.observability.logging import formatter_factory
+
+    class RedactedLoggingHandler(LoggingHandler):
+        def _get_attributes(self, record):
+            attributes = {"code.function.name": record.funcName, "logger.name": record.name}
+            if record.exc_info and record.exc_info[0] is not None:
+                attributes["exception.type"] = record.exc_info[0].__name__
+            return attributes, None
+
+    for handler in list(logger.handlers):
+        if isinstance(handler, LoggingHandler):
+            logger.removeHandler(handler)
+    handler = RedactedLoggingHandler(logger_provider=get_logger_provider())
+    handler.setFormatter(formatter_factory("json"))
+    logger.addHandler(handler)
+
+
+# -- the pipeline's pieces ---------------------------------------------------------------------
+
+
+def _root_client_filter_class():
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+
+    class _RootClientFilter(Sampler):
+        """A trace starts where work starts (a request, a task): a client span with no
+        parent — a query or a call outside any of them (heartbeats, broker polls) — is
+        dropped; everything else is decided by the configured sampler."""
+
+        def __init__(self, inner: Sampler):
+            self.inner = inner
+
+        def should_sample(
+            self,
+            parent_context,
+            trace_id,
+            name,
+            kind=None,
+            attributes=None,
+            links=None,
+            trace_state=None,
+        ):
+            if kind == trace.SpanKind.CLIENT:
+                parent = trace.get_current_span(parent_context).get_span_context()
+                if not parent.is_valid:
+                    return SamplingResult(Decision.DROP)
+            return self.inner.should_sample(
+                parent_context, trace_id, name, kind, attributes, links, trace_state
+            )
+
+        def get_description(self) -> str:
+            return f"CastielRootClientFilter{{{self.inner.get_description()}}}"
+
+    return _RootClientFilter
+
+
+def RootClientFilter(inner):
+    return _root_client_filter_class()(inner)
+
+
+def _counting_exporter_class():
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+    from castiel.observability import metrics
+
+    class _CountingExporter(SpanExporter):
+        """Counts exported and failed spans, and scrubs secret-looking attributes (a safety
+        net behind the hooks) before the wrapped exporter sees them. Runs on the batch
+        processor's thread, never on a request's."""
+
+        def __init__(self, inner):
+            self.inner = inner
+
+        def export(self, spans):
+            try:
+                result = self.inner.export(scrub(spans))
+            except Exception:
+                log.warning("tracing.export_failed", exc_info=True)
+                result = SpanExportResult.FAILURE
+            if result == SpanExportResult.SUCCESS:
+                metrics.SPANS_EXPORTED.inc(len(spans))
+            else:
+                metrics.SPANS_DROPPED.labels("export_failed").inc(len(spans))
+            return result
+
+        def shutdown(self):
+            return self.inner.shutdown()
+
+        def force_flush(self, timeout_millis: int = 30000) -> bool:
+            return self.inner.force_flush(timeout_millis)
+
+    return _CountingExporter
+
+
+def CountingExporter(inner):
+    return _counting_exporter_class()(inner)
+
+
+def watch(processor):
+    """Count the spans a batch span processor drops because its queue is full."""
+    from castiel.observability import metrics
+
+    queue = processor._batch_processor._queue
+    limit = queue.maxlen
+    handed_over = processor.on_end
+    dropped = metrics.SPANS_DROPPED.labels("queue_full")
+
+    def on_end(span) -> None:
+        if len(queue) >= limit and span.context.trace_flags.sampled:
+            dropped.inc()
+        handed_over(span)
+
+    processor.on_end = on_end
+    return processor
+
+
+def scrub(spans):
+    """``spans`` with secret-named attributes and URL query values redacted (copies only of
+    the spans that need it)."""
+    from castiel.observability.redaction import REDACTED, is_secret_key, redact_query, redact_url
+
+    cleaned = []
+    for item in spans:
+        attributes = item.attributes or {}
+        changes = {}
+        for key, value in attributes.items():
+            if is_secret_key(key):
+                changes[key] = REDACTED
+            elif key in _URL_ATTRIBUTES and isinstance(value, str) and "?" in value:
+                redacted = redact_url(value)
+                if redacted != value:
+                    changes[key] = redacted
+            elif key in _QUERY_ATTRIBUTES and isinstance(value, str):
+                redacted = redact_query(value)
+                if redacted != value:
+                    changes[key] = redacted
+        cleaned.append(_copy(item, {**attributes, **changes}) if changes else item)
+    return cleaned
+
+
+def _copy(item, attributes):
+    from opentelemetry.sdk.trace import ReadableSpan
+
+    return ReadableSpan(
+        name=item.name,
+        context=item.context,
+        parent=item.parent,
+        resource=item.resource,
+        attributes=attributes,
+        events=item.events,
+        links=item.links,
+        kind=item.kind,
+        status=item.status,
+        start_time=item.start_time,
+        end_time=item.end_time,
+        instrumentation_scope=item.instrumentation_scope,
+    )

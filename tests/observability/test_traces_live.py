@@ -1,0 +1,186 @@
+"""Traces across processes, for real: a gunicorn web server and a qcluster exporting over
+OTLP/HTTP to a local receiver that decodes the protobuf (tests/observability/otlp_receiver.py).
+
+One signed webhook delivery is one trace: the receipt (web) → its processing, the record
+upsert and the push rule (worker) → the outbound dispatch and push (worker) → the provider
+call (the worker's HTTP client) → the provider's side (the built-in sandbox, served by the
+web server), each span the child of the one before, across three processes; and no secret
+and no record field in any attribute. Then the exporter stops: requests still succeed, and
+the dropped-span metric rises.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+
+import pytest
+import requests
+from django.utils import timezone
+
+from castiel.tenancy import services as tenancy
+from console.demo import demo_seed
+from sandbox.models import SandboxAccount, SandboxObject
+from syncing.models import OutboundChange, SyncRun
+from tests.observability.otlp_receiver import ReceivedSpan, otel_env, running_receiver
+from tests.support.processes import manage
+from tests.webhooks import live
+from tests.webhooks.support import standard_headers
+
+pytestmark = [pytest.mark.embedded, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+EMAIL = "zebulon.tracecheck@leakcheck.example"
+PHONE = "+1 415 555 7319"
+NAME = "Zebulon"
+
+
+def _headers(django_style: dict[str, str]) -> dict[str, str]:
+    return {k.removeprefix("HTTP_").replace("_", "-").title(): v for k, v in django_style.items()}
+
+
+def test_one_webhook_delivery_is_one_trace_across_processes(spawn, tmp_path):
+    with running_receiver() as receiver:
+        web_url, web = live.start_castiel(
+            spawn, env=otel_env(receiver.url, "castiel-web"), workers=2
+        )
+        tenant = tenancy.tenant_create(name="Traced tenant")
+        demo = demo_seed(tenant=tenant, base_url=web_url, sandbox_url=web_url)
+        worker = spawn(
+            *manage("qcluster"),
+            env={**live.secret_env(), **otel_env(receiver.url, "castiel-worker")},
+            name="qcluster",
+        )
+        # The demo's first pull has run (its own traces): the webhook below updates a record.
+        live.wait_until(
+            lambda: SyncRun.objects.filter(task__entity_type="contacts", status="succeeded"),
+            timeout=60,
+            what="the first contacts pull",
+        )
+        account = SandboxAccount.objects.get(slug="demo")
+        contact = SandboxObject.objects.filter(account=account, collection="contacts").first()
+        data = {
+            **contact.data,
+            "id": contact.pk,
+            "first_name": NAME,
+            "email": EMAIL,
+            "phone": PHONE,
+            "updated_at": timezone.now().isoformat(),
+        }
+        event_id = f"evt_{uuid.uuid4().hex}"
+        body = json.dumps(
+            {
+                "id": event_id,
+                "type": "contacts.updated",
+                "created_at": data["updated_at"],
+                "data": data,
+            }
+        ).encode()
+        signed = standard_headers(account.webhook_secret, body, event_id)
+        response = requests.post(
+            demo.webhook_url,
+            data=body,
+            headers={"Content-Type": "application/json", **_headers(signed)},
+            timeout=10,
+        )
+        assert response.status_code in (200, 202), response.text
+        correlation_id = response.headers["X-Correlation-ID"]
+
+        # The push rule turned the event into a lead, pushed to the sandbox.
+        live.wait_until(
+            lambda: OutboundChange.objects.filter(
+                entity_type="leads", status="succeeded", correlation_id=correlation_id
+            ).exists(),
+            timeout=60,
+            what="the lead pushed",
+        )
+        receipt = receiver.wait_for(
+            lambda: receiver.find(
+                lambda s: (
+                    s.kind == ReceivedSpan.SERVER
+                    and s.service == "castiel-web"
+                    and s.attributes.get("castiel.correlation_id") == correlation_id
+                )
+            ),
+            what="the receipt's span",
+        )[0]
+        trace_id = receipt.trace_id
+
+        def provider_side():
+            # The sandbox's span for the pushed lead: the far end of the trace.
+            return [
+                s
+                for s in receiver.trace(trace_id)
+                if s.kind == ReceivedSpan.SERVER
+                and s.service == "castiel-web"
+                and "leads" in str(s.attributes.get("http.target", ""))
+                and s.attributes.get("http.method") == "POST"
+            ]
+
+        def complete_chain():
+            # Parents end (and are exported) after their children: wait for every link.
+            spans = {s.span_id: s for s in receiver.trace(trace_id)}
+            for far_end in provider_side():
+                chain = [far_end]
+                while chain[-1].parent_span_id in spans:
+                    chain.append(spans[chain[-1].parent_span_id])
+                if not chain[-1].parent_span_id:
+                    return chain
+            return None
+
+        chain = receiver.wait_for(complete_chain, what="the whole chain of the push")
+        assert chain[-1] is receipt and not receipt.parent_span_id
+        # From the provider's side back to the receipt: a client call made by a worker
+        # (outbound push), queued tasks in the worker, the receipt in the web process.
+        client = chain[1]
+        assert client.kind == ReceivedSpan.CLIENT and client.service == "castiel-worker"
+        assert client.scope.startswith("opentelemetry.instrumentation.requests")
+        tasks = [s for s in chain if s.kind == ReceivedSpan.CONSUMER]
+        assert all(s.service == "castiel-worker" for s in tasks)
+        task_names = [s.attributes["castiel.task"] for s in reversed(tasks)]
+        assert task_names[0] == "webhooks.tasks.process_event", task_names
+        assert any("outbound" in name or "push" in name for name in task_names[1:]), task_names
+        # Every task span names the correlation id and its own execution id.
+        for task in tasks:
+            assert task.attributes["castiel.correlation_id"] == correlation_id
+            assert re.fullmatch(r"[0-9a-f]{32}", task.attributes["castiel.execution_id"])
+            assert task.attributes["castiel.outcome"] == "ok"
+        assert "webhooks/" in receipt.attributes["http.route"]
+
+        # No secret, no record field in any attribute of any span anyone exported.
+        secrets = [account.webhook_secret, signed["HTTP_WEBHOOK_SIGNATURE"].split(",", 1)[1]]
+        record_values = [EMAIL, PHONE, NAME, EMAIL.split("@")[0]]
+        for span in receiver.find(lambda s: True):
+            flat = json.dumps(span.attributes)
+            for value in secrets + record_values:
+                assert value not in flat, (span.name, span.attributes)
+
+        # The logs and the trace find each other: the worker's log lines of this delivery carry
+        # its correlation id and the trace id.
+        lines = [
+            json.loads(line)
+            for line in worker.output.splitlines()
+            if line.startswith("{") and correlation_id in line
+        ]
+        assert lines and all(line.get("trace_id") == trace_id for line in lines), lines[:3]
+
+        # The exporter stops: requests still succeed, quickly, and the lost spans are counted.
+        before = _dropped(web_url)
+        receiver.stop()
+        for _ in range(20):
+            started = time.perf_counter()
+            answer = requests.get(f"{web_url}/sandbox/demo/contacts/", timeout=10)
+            assert answer.status_code == 200
+            assert time.perf_counter() - started < 2.0
+        live.wait_until(lambda: _dropped(web_url) > before, timeout=30, what="dropped spans")
+        assert web.popen.poll() is None
+
+
+def _dropped(base: str) -> float:
+    text = requests.get(f"{base}/metrics", timeout=10).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("castiel_trace_spans_dropped_total{")
+    )

@@ -96,3 +96,9 @@ ensure_chromium() {
   command -v chromium >/dev/null && return 0
   apt_install chromium
 }
+
+# promtool checks and unit-tests the Prometheus alert rules (deploy/prometheus/).
+ensure_promtool() {
+  command -v promtool >/dev/null && return 0
+  apt_install prometheus
+}

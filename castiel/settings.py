@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "syncing",
     "webhooks",
     "sandbox",
+    "notifications",
     "console",
 ]
 
@@ -754,3 +755,62 @@ CASTIEL_SANDBOX = env.bool("CASTIEL_SANDBOX", default=not PRODUCTION)
 
 # Extra views used only by the benchmark harness (a bare Django view as the baseline).
 CASTIEL_BENCH_VIEWS = env.bool("CASTIEL_BENCH_VIEWS", default=False)
+
+# ---------------------------------------------------------------------------------------------
+# Notifications (notifications/, docs/notifications.md)
+# ---------------------------------------------------------------------------------------------
+# When an event opens an incident: a sync task after this many consecutive failures, token
+# refresh after this many, the outbound backlog when its oldest push is this old (seconds),
+# webhook signature rejections when this many arrive within the window (seconds), a provider
+# block at least this long (seconds) counts as an exhausted quota.
+CASTIEL_NOTIFY_SYNC_FAILURES = env.int("CASTIEL_NOTIFY_SYNC_FAILURES", default=3)
+CASTIEL_NOTIFY_REFRESH_FAILURES = env.int("CASTIEL_NOTIFY_REFRESH_FAILURES", default=3)
+CASTIEL_NOTIFY_BACKLOG_SECONDS = env.int("CASTIEL_NOTIFY_BACKLOG_SECONDS", default=900)
+CASTIEL_NOTIFY_SIGNATURE_SPIKE = env.int("CASTIEL_NOTIFY_SIGNATURE_SPIKE", default=20)
+CASTIEL_NOTIFY_SIGNATURE_SPIKE_SECONDS = env.int(
+    "CASTIEL_NOTIFY_SIGNATURE_SPIKE_SECONDS", default=300
+)
+CASTIEL_NOTIFY_QUOTA_BLOCK_SECONDS = env.float("CASTIEL_NOTIFY_QUOTA_BLOCK_SECONDS", default=60.0)
+# Incidents without a recovery event of their own (quota exhausted) resolve after this quiet.
+CASTIEL_NOTIFY_QUIET_RESOLVE_MINUTES = env.float(
+    "CASTIEL_NOTIFY_QUIET_RESOLVE_MINUTES", default=30.0
+)
+# A reminder while an incident stays open (and unacknowledged); 0 = never.
+CASTIEL_NOTIFY_RENOTIFY_MINUTES = env.int("CASTIEL_NOTIFY_RENOTIFY_MINUTES", default=240)
+# Delivery: attempts, backoff (full jitter, never below Retry-After), waits slept in the worker,
+# a sender's lease, the read timeout, and one worker run's budget.
+CASTIEL_NOTIFY_MAX_ATTEMPTS = env.int("CASTIEL_NOTIFY_MAX_ATTEMPTS", default=12)
+CASTIEL_NOTIFY_RETRY_BASE_SECONDS = env.float("CASTIEL_NOTIFY_RETRY_BASE_SECONDS", default=5.0)
+CASTIEL_NOTIFY_RETRY_CAP_SECONDS = env.float("CASTIEL_NOTIFY_RETRY_CAP_SECONDS", default=600.0)
+CASTIEL_NOTIFY_MAX_INLINE_WAIT = env.float("CASTIEL_NOTIFY_MAX_INLINE_WAIT", default=10.0)
+CASTIEL_NOTIFY_LEASE_SECONDS = env.int("CASTIEL_NOTIFY_LEASE_SECONDS", default=120)
+CASTIEL_NOTIFY_TIMEOUT = env.float("CASTIEL_NOTIFY_TIMEOUT", default=10.0)
+CASTIEL_NOTIFY_BATCH_BUDGET_SECONDS = env.float("CASTIEL_NOTIFY_BATCH_BUDGET_SECONDS", default=120.0)
+# Failed attempts in a row before a channel raises its own (platform) incident.
+CASTIEL_NOTIFY_CHANNEL_FAILURES = env.int("CASTIEL_NOTIFY_CHANNEL_FAILURES", default=3)
+# Channel URLs must be https in production; plain http is allowed in embedded (the demo inbox).
+CASTIEL_NOTIFY_ALLOW_HTTP = env.bool("CASTIEL_NOTIFY_ALLOW_HTTP", default=not PRODUCTION)
+# Base of the admin links in messages (empty: no links).
+CASTIEL_NOTIFY_LINK_BASE_URL = env.str(
+    "CASTIEL_NOTIFY_LINK_BASE_URL",
+    default=CASTIEL_PUBLIC_URL
+    or ("" if PRODUCTION else f"http://127.0.0.1:{env.int('CASTIEL_PORT', default=8000)}"),
+)
+# Delivered deliveries and resolved incidents are deleted after this many days.
+CASTIEL_NOTIFY_RETENTION_DAYS = env.int("CASTIEL_NOTIFY_RETENTION_DAYS", default=30)
+# Email channels: Django's email settings. Without EMAIL_HOST the embedded profile prints
+# messages to the worker's console; production sends through EMAIL_HOST (SMTP).
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default="django.core.mail.backends.smtp.EmailBackend"
+    if PRODUCTION or "EMAIL_HOST" in os.environ
+    else "django.core.mail.backends.console.EmailBackend",
+)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="castiel@localhost")

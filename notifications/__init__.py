@@ -1,0 +1,1 @@
+"""Notifications: incidents from events, channels, subscriptions, deliveries, digests."""

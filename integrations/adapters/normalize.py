@@ -7,6 +7,8 @@ hand-written rules: national formats, extensions and country codes are a minefie
 
 from __future__ import annotations
 
+import math
+import re
 import unicodedata
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -69,17 +71,35 @@ def normalize_domain(value) -> str | None:
         return host
 
 
+# Epoch numbers above this are milliseconds (as seconds it would be the year 5138).
+MILLISECONDS_ABOVE = 10**11
+_EPOCH_TEXT = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
 def parse_timestamp(value) -> datetime | None:
-    """ISO 8601 strings or epoch seconds/milliseconds → aware datetime (None if neither)."""
+    """A provider's timestamp → an aware datetime, or ``None`` when it is not one.
+
+    The one parser for pulled records, watermarks and webhook events. Accepted: ISO 8601 text
+    (naive means UTC; ``Z`` allowed), and Unix time as a number or as ASCII digits with an
+    optional fraction (Slack's ``"1360782804.083113"``) — seconds, or milliseconds above
+    :data:`MILLISECONDS_ABOVE`. Never raises: a value out of range (``1e20``, a 400-digit
+    string), ``NaN``/infinity, booleans, non-ASCII digits (``"²"``, Arabic-Indic or
+    full-width numerals) and signed text are not timestamps.
+    """
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        seconds = value / 1000 if value > 10**11 else value
-        return datetime.fromtimestamp(seconds, tz=UTC)
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        try:
+            seconds = value / 1000 if value > MILLISECONDS_ABOVE else value
+            return datetime.fromtimestamp(seconds, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
     if isinstance(value, str):
         text = value.strip()
-        if text.isdigit():
-            return parse_timestamp(int(text))
+        if _EPOCH_TEXT.fullmatch(text):
+            return parse_timestamp(float(text) if "." in text else int(text))
         try:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:

@@ -24,24 +24,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from integrations.adapters.base import AdapterConfigError, AdapterError, InvalidCursor
+from integrations.jsonpath import get_path
 
 STYLES = ("cursor", "offset", "page", "link", "since", "none")
 MAX_PAGE_SIZE = 10_000
 
 
 def dig(body: Any, path: str) -> Any:
-    """``body`` at a dotted ``path`` ("" is the body itself); None if absent."""
-    if not path:
-        return body
-    current = body
-    for part in path.split("."):
-        if isinstance(current, dict):
-            current = current.get(part)
-        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
-            current = current[int(part)]
-        else:
-            return None
-    return current
+    """``body`` at a dotted ``path`` ("" is the body itself); None if absent
+    (:func:`integrations.jsonpath.get_path`, negative list indices included)."""
+    return get_path(body, path)
 
 
 class Paginator:

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from castiel.http.limit_headers import ProviderSignal
 from ratelimit.backends.base import Adjustment
-from ratelimit.headers import ProviderSignal
 
 LOW_WATER = 0.2
 DECREASE = 0.5

@@ -26,8 +26,10 @@ from collections.abc import Callable
 
 from django.conf import settings
 
+from castiel.http import limit_headers
 from castiel.observability.logging import get_logger
-from ratelimit import adaptive, headers, metrics
+from integrations.providers import registry
+from ratelimit import adaptive, metrics
 from ratelimit.backends.base import Decision
 from ratelimit.errors import (
     RateLimitDeferred,
@@ -151,7 +153,7 @@ class IntegrationGate:
 
     def feedback(self, response) -> None:
         try:
-            signal = headers.parse_response(response)
+            signal = limit_headers.parse_response(response, reader=self._limit_reader())
             adjustment = adaptive.adjustment_for(signal, multiplier=self._multiplier)
             if adjustment is None:
                 return
@@ -181,6 +183,13 @@ class IntegrationGate:
                 multiplier=round(state.multiplier, 3),
                 blocked_for_s=round(adjustment.block, 1) if adjustment.block else None,
             )
+
+    def _limit_reader(self):
+        """The provider's own header reader (its folder's ``limits.py``), if it has one."""
+        try:
+            return registry.get(self.provider).limit_headers
+        except registry.UnknownProvider:
+            return None
 
     def _count(self, operation: str, level: str | None, outcome: str) -> None:
         metrics.GATE.labels(self.provider, operation, level or "none", outcome).inc()

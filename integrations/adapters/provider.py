@@ -9,8 +9,9 @@ timeouts, SSRF guard — all from ``integrations.connections.client_for``). What
   (``ProviderInfo.api_base_for``: Salesforce's instance URL, GitHub Enterprise's host);
 * :meth:`request` sends one call and turns any failure into the provider's own terms with
   :meth:`error_for` (override per provider; see :mod:`integrations.adapters.errors`);
-* :meth:`rate_limit_info` reads the provider's limit headers with the rate limiter's parser
-  (``ratelimit.headers``), so adapters and the limiter agree on every dialect;
+* :meth:`rate_limit_info` reads the provider's limit headers with the provider's own reader
+  (``ProviderInfo.limit_headers`` over ``castiel.http.limit_headers``), the very reading the
+  rate limiter does, so adapters and the limiter agree on every dialect;
 * :meth:`check_connection` makes the catalogue's ``test_connection`` call and says what it
   learnt (override :meth:`connection_details` to read more from the answer).
 """
@@ -22,6 +23,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from castiel.http import limit_headers
 from castiel.http.errors import OutboundError, classify
 from integrations.adapters.base import (
     Adapter,
@@ -31,7 +33,6 @@ from integrations.adapters.base import (
     RateLimitInfo,
     json_body,
 )
-from ratelimit import headers as limit_headers
 
 
 class ProviderAdapter(Adapter):
@@ -158,8 +159,8 @@ class ProviderAdapter(Adapter):
             return None
 
     def rate_limit_info(self, response: requests.Response) -> RateLimitInfo | None:
-        """The provider's limit feedback, read by the rate limiter's own header parser."""
-        signal = limit_headers.parse_response(response)
+        """The provider's limit feedback, read as the rate limiter reads it."""
+        signal = limit_headers.parse_response(response, reader=self.provider.limit_headers)
         quota = signal.quota
         if quota is None and signal.retry_after is None:
             return None

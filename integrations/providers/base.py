@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
+
+if TYPE_CHECKING:
+    from castiel.http.limit_headers import LimitReader
 
 # The ways a provider's API can authenticate a request. A provider lists the ones it supports;
 # the credentials app implements them. Kept here (not in credentials/) because the catalogue is
@@ -167,6 +170,10 @@ class ProviderInfo:
     # ``subscriptionType``) mapped to the entity type in ``entity_types`` they change.
     # Events not listed are stored but not acted on (Zulip's ALL_EVENT_TYPES idea).
     webhook_events: dict[str, str] = field(default_factory=dict)
+    # Reads the provider's own rate-limit headers: ``fn(headers, now) -> [Quota]`` over
+    # lower-cased headers (the folder's ``limits.py``); None: the generic families of
+    # ``castiel.http.limit_headers`` (X-RateLimit-*, IETF RateLimit, Retry-After …).
+    limit_headers: LimitReader | None = None
     # One cheap authenticated call that proves the credential works: "METHOD /path", the path
     # relative to the API base, ``{key}`` filled from the integration config (with
     # ``optional_config`` defaults).

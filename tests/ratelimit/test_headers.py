@@ -1,5 +1,9 @@
 """Provider feedback: each provider's documented examples, parsed and turned into the
-adaptive change they call for. The URL above each example is where it is documented."""
+adaptive change they call for. The URL above each example is where it is documented.
+
+The generic families are read by ``castiel.http.limit_headers``; a provider's own headers by
+the reader its catalogue entry declares (``integrations/providers/<slug>/limits.py``), as the
+rate limiter and the adapters do."""
 
 from __future__ import annotations
 
@@ -7,8 +11,18 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 
+from castiel.http import limit_headers
+from integrations.providers import registry
 from ratelimit import adaptive
-from ratelimit.headers import parse
+
+READERS = {slug: registry.get(slug).limit_headers for slug in ("github", "salesforce", "hubspot")}
+
+
+def parse(headers, *, provider: str | None = None, **kwargs):
+    """The signal as the limiter reads it for an integration of ``provider`` (None: a
+    provider without a reader of its own)."""
+    return limit_headers.parse(headers, reader=READERS[provider] if provider else None, **kwargs)
+
 
 pytestmark = pytest.mark.embedded
 
@@ -33,6 +47,7 @@ def test_github_healthy_response():
             "x-ratelimit-resource": "core",
         },
         now=now,
+        provider="github",
     )
     assert (signal.quota.limit, signal.quota.remaining) == (60, 56)
     assert signal.quota.reset_after == 1372700873 - now
@@ -55,6 +70,7 @@ def test_github_403_with_rate_limit_headers_is_a_rate_limit_not_a_permission_err
         },
         status=403,
         now=now,
+        provider="github",
     )
     assert signal.rate_limited
     change = adaptive.adjustment_for(signal, multiplier=1.0)
@@ -69,13 +85,18 @@ def test_github_secondary_limit_403_with_retry_after():
     signal = parse(
         {"retry-after": "60", "x-ratelimit-remaining": "4000", "x-ratelimit-limit": "5000"},
         status=403,
+        provider="github",
     )
     assert signal.rate_limited and signal.retry_after == 60
     assert adaptive.adjustment_for(signal, multiplier=1.0).block == 60
 
 
 def test_a_plain_github_403_is_not_a_rate_limit():
-    signal = parse({"x-ratelimit-limit": "5000", "x-ratelimit-remaining": "4999"}, status=403)
+    signal = parse(
+        {"x-ratelimit-limit": "5000", "x-ratelimit-remaining": "4999"},
+        status=403,
+        provider="github",
+    )
     assert not signal.rate_limited
     assert adaptive.adjustment_for(signal, multiplier=1.0) is None
 
@@ -90,6 +111,7 @@ def test_github_exhausted_search_quota_blocks_without_scaling_the_core_limit():
             "x-ratelimit-resource": "search",
         },
         now=1700000000,
+        provider="github",
     )
     assert signal.quota is None
     change = adaptive.adjustment_for(signal, multiplier=1.0)
@@ -101,7 +123,7 @@ def test_github_exhausted_search_quota_blocks_without_scaling_the_core_limit():
 
 def test_salesforce_api_usage():
     # https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/headers_api_usage.htm
-    signal = parse({"Sforce-Limit-Info": "api-usage=18/5000"})
+    signal = parse({"Sforce-Limit-Info": "api-usage=18/5000"}, provider="salesforce")
     assert (signal.quota.limit, signal.quota.remaining) == (5000, 4982)
     assert adaptive.adjustment_for(signal, multiplier=1.0) is None
 
@@ -113,7 +135,8 @@ def test_salesforce_per_app_quota_is_the_tighter_one():
             "Sforce-Limit-Info": (
                 "api-usage=25/5000; per-app-api-usage=17/250(appName=sample-connected-app)"
             )
-        }
+        },
+        provider="salesforce",
     )
     assert (signal.quota.limit, signal.quota.remaining) == (250, 233)
 
@@ -122,7 +145,9 @@ def test_salesforce_over_its_allocation_blocks_for_the_unknown_reset(settings):
     # https://developer.salesforce.com/docs/atlas.ja-jp.224.0.api_rest.meta/api_rest/headers_api_usage.htm
     # (an org bursting past its 24 h allocation; the rolling window has no reset time)
     settings.CASTIEL_RATELIMIT_UNKNOWN_RESET_BLOCK = 120
-    signal = parse({"Sforce-Limit-Info": "api-usage=110018/100000; api-bursts=1/750"})
+    signal = parse(
+        {"Sforce-Limit-Info": "api-usage=110018/100000; api-bursts=1/750"}, provider="salesforce"
+    )
     assert signal.quota.remaining == 0 and signal.quota.reset_after is None
     change = adaptive.adjustment_for(signal, multiplier=1.0)
     assert change.block == 120
@@ -134,12 +159,14 @@ def test_salesforce_nearly_used_allocation_slows_down_proportionally():
     # Header format: https://developer.salesforce.com/docs/atlas.ja-jp.246.0.api_rest.meta/api_rest/headers_api_usage.htm
     assert (
         adaptive.adjustment_for(
-            parse({"Sforce-Limit-Info": "api-usage=10018/100000"}), multiplier=1.0
+            parse({"Sforce-Limit-Info": "api-usage=10018/100000"}, provider="salesforce"),
+            multiplier=1.0,
         )
         is None
     )
     change = adaptive.adjustment_for(
-        parse({"Sforce-Limit-Info": "api-usage=95000/100000"}), multiplier=1.0
+        parse({"Sforce-Limit-Info": "api-usage=95000/100000"}, provider="salesforce"),
+        multiplier=1.0,
     )
     assert change.target == pytest.approx(0.25)
     assert change.block == 0
@@ -158,7 +185,8 @@ def test_hubspot_interval_headers():
             "X-HubSpot-RateLimit-Remaining": "0",
             "X-HubSpot-RateLimit-Secondly": "10",
             "X-HubSpot-RateLimit-Secondly-Remaining": "3",
-        }
+        },
+        provider="hubspot",
     )
     assert signal.quota.remaining == 0 and signal.quota.reset_after == 10.0
     assert adaptive.adjustment_for(signal, multiplier=1.0).block == 10.0
@@ -173,7 +201,8 @@ def test_hubspot_daily_quota_running_low():
             "X-HubSpot-RateLimit-Max": "100",
             "X-HubSpot-RateLimit-Remaining": "97",
             "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
-        }
+        },
+        provider="hubspot",
     )
     assert signal.quota.name == "daily" and signal.quota.fraction == 0.05
     change = adaptive.adjustment_for(signal, multiplier=1.0)
@@ -276,16 +305,66 @@ def test_503_with_retry_after_blocks_without_halving_the_limit():
     assert change.block == 30 and change.scale == 1.0
 
 
-def test_malformed_headers_are_ignored():
+@pytest.mark.parametrize("provider", [None, *READERS])
+def test_malformed_headers_are_ignored(provider):
     signal = parse(
         {
             "x-ratelimit-limit": "lots",
             "x-ratelimit-remaining": "",
+            "x-ratelimit-resource": "search",
             "Sforce-Limit-Info": "api-usage=/",
+            "X-HubSpot-RateLimit-Max": "many",
+            "X-HubSpot-RateLimit-Remaining": "7",
             "X-Shopify-Shop-Api-Call-Limit": "n/a",
             "RateLimit": "garbage;;;",
             "Retry-After": "soon",
         },
         status=200,
+        provider=provider,
     )
     assert not signal.has_information
+
+
+# --- whose headers are read where -------------------------------------------------------------
+
+
+def test_provider_headers_are_read_only_for_that_provider():
+    """Salesforce's and HubSpot's headers mean nothing to another provider's integration."""
+    headers = {
+        "Sforce-Limit-Info": "api-usage=99990/100000",
+        "X-HubSpot-RateLimit-Max": "100",
+        "X-HubSpot-RateLimit-Remaining": "1",
+    }
+    assert parse(headers).quota is None
+    assert parse(headers, provider="salesforce").quota.name == "api-usage"
+    assert parse(headers, provider="hubspot").quota.name == "max"
+
+
+def test_the_generic_families_still_apply_to_a_provider_with_its_own_reader():
+    signal = parse(
+        {"Sforce-Limit-Info": "api-usage=10/100000", "RateLimit": "limit=10, remaining=0, reset=9"},
+        provider="salesforce",
+    )
+    assert signal.quota.name == "ratelimit" and signal.quota.reset_after == 9
+
+
+def test_githubs_resource_rule_is_githubs():
+    """Without GitHub's reader an x-ratelimit-resource is just a quota's name."""
+    headers = {
+        "x-ratelimit-limit": "30",
+        "x-ratelimit-remaining": "0",
+        "x-ratelimit-reset": "1700000045",
+        "x-ratelimit-resource": "search",
+    }
+    generic = parse(headers, now=1700000000)
+    assert generic.quota.name == "search" and generic.side_quota_exhausted_for is None
+    github = parse(headers, now=1700000000, provider="github")
+    assert github.quota is None and github.side_quota_exhausted_for == 45
+    core = parse({**headers, "x-ratelimit-resource": "core"}, now=1700000000, provider="github")
+    assert core.quota.name == "core" and core.quota.remaining == 0
+
+
+def test_an_exhausted_side_quota_without_a_reset_blocks_a_minute():
+    headers = {"x-ratelimit-limit": "10", "x-ratelimit-remaining": "0"}
+    signal = parse({**headers, "x-ratelimit-resource": "graphql"}, provider="github")
+    assert signal.side_quota_exhausted_for == limit_headers.SIDE_QUOTA_WAIT

@@ -5,12 +5,15 @@ are documented in :mod:`integrations.adapters.rest`; auth comes from the credent
 API behind an OAuth2 authorization server, ``config.oauth`` holds the endpoints and client id
 (``authorize_url``, ``token_url``, ``client_id``, optional ``revoke_url``, ``scopes``,
 ``pkce``, ``token_endpoint_auth_method``, ``extra_authorize_params``, ``redirect_uri``); the
-client secret is kept in the secret store (see docs/credentials.md).
+client secret is kept in the secret store (see docs/credentials.md). Rate-limit headers: every
+dialect the catalogue knows (``limits.py``).
 """
 
 from dataclasses import dataclass
 
 from integrations.providers.base import ProviderInfo
+
+from .limits import read as read_limits
 
 
 @dataclass(frozen=True)
@@ -47,5 +50,6 @@ PROVIDER = GenericRestProvider(
         "scope": "credential",
         "source": "Generic REST: 300 requests/min default",
     },
+    limit_headers=read_limits,
     adapter="integrations.adapters.rest.GenericRestAdapter",
 )

@@ -20,10 +20,13 @@ Facts an adapter relies on (sources in fixtures/SOURCES.md):
 
 The adapter (``adapter.py``) keys issues ``owner/repo#number`` and needs config
 ``repository`` for them; ``organization`` selects whose repositories are listed. Its webhook
-parser (``webhooks.py``) names issues the same way.
+parser (``webhooks.py``) names issues the same way; ``limits.py`` reads the rate-limit headers
+(other resources than ``core`` are side quotas).
 """
 
 from integrations.providers.base import OAuthSpec, ProviderInfo
+
+from .limits import read as read_limits
 
 PROVIDER = ProviderInfo(
     slug="github",
@@ -86,6 +89,7 @@ PROVIDER = ProviderInfo(
             "retry-after",
         ),
     },
+    limit_headers=read_limits,
     webhook_scheme="github",
     # Keyed by the X-GitHub-Event header; the body's "action" refines it (opened, edited,
     # closed, deleted, ...). push carries commits, not a repository snapshot: fetch it.

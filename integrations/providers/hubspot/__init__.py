@@ -23,10 +23,12 @@ Facts an adapter relies on (sources in fixtures/SOURCES.md):
   (not RFC 6749's invalid_grant).
 
 The adapter is ``adapter.py``; ``webhooks.py`` parses the v3 webhook batches (registered as
-the ``hubspot`` parser).
+the ``hubspot`` parser); ``limits.py`` reads the ``X-HubSpot-RateLimit-*`` headers.
 """
 
 from integrations.providers.base import OAuthSpec, ProviderInfo
+
+from .limits import read as read_limits
 
 PROVIDER = ProviderInfo(
     slug="hubspot",
@@ -85,6 +87,7 @@ PROVIDER = ProviderInfo(
             "X-HubSpot-RateLimit-Secondly-Remaining",
         ),
     },
+    limit_headers=read_limits,
     # Scheme slug as implemented by webhooks/schemes/hubspot.py (X-HubSpot-Signature-v3).
     webhook_scheme="hubspot",
     # Keyed by each batch item's subscriptionType. Events carry ids, not records: fetch.

@@ -25,9 +25,12 @@ Facts an adapter relies on (sources in fixtures/SOURCES.md):
 
 The adapter (``adapter.py``) checks ``instance_url`` (https, the org's host, not the login
 host) and the other config values; see its docstring for queries, upserts and errors.
+``limits.py`` reads ``Sforce-Limit-Info``.
 """
 
 from integrations.providers.base import OAuthSpec, ProviderInfo
+
+from .limits import read as read_limits
 
 PROVIDER = ProviderInfo(
     slug="salesforce",
@@ -56,6 +59,7 @@ PROVIDER = ProviderInfo(
         "every app and user (Enterprise Edition base 100,000 plus per-licence additions)",
         "headers": ("Sforce-Limit-Info",),
     },
+    limit_headers=read_limits,
     # No native webhooks: change data capture and platform events are streamed (Pub/Sub
     # API), and outbound messages are SOAP. Changes arrive by polling SystemModstamp.
     webhook_scheme=None,

@@ -531,27 +531,20 @@ CASTIEL_TRACING_DISABLED_INSTRUMENTATIONS = env.list(
 # each kind's instance count (the original design: scheduler fixed at one, inbound 1-10,
 # outbound 1-50, webhooks 1-200), the waiting work one instance is expected to absorb, and the
 # age of the oldest waiting work past which one more instance than are alive is recommended.
+# CASTIEL_SCALING (JSON) overrides any of them: '{"inbound": {"max": 20}}'.
 CASTIEL_SCALING = {
-    "inbound": {
-        "min": env.int("CASTIEL_SCALE_INBOUND_MIN", default=1),
-        "max": env.int("CASTIEL_SCALE_INBOUND_MAX", default=10),
-        "per_instance": env.int("CASTIEL_SCALE_INBOUND_PER_INSTANCE", default=5),
-        "max_age_seconds": env.int("CASTIEL_SCALE_INBOUND_MAX_AGE_SECONDS", default=300),
-    },
-    "outbound": {
-        "min": env.int("CASTIEL_SCALE_OUTBOUND_MIN", default=1),
-        "max": env.int("CASTIEL_SCALE_OUTBOUND_MAX", default=50),
-        "per_instance": env.int("CASTIEL_SCALE_OUTBOUND_PER_INSTANCE", default=100),
-        "max_age_seconds": env.int("CASTIEL_SCALE_OUTBOUND_MAX_AGE_SECONDS", default=120),
-    },
-    "webhooks": {
-        "min": env.int("CASTIEL_SCALE_WEBHOOKS_MIN", default=1),
-        "max": env.int("CASTIEL_SCALE_WEBHOOKS_MAX", default=200),
-        "per_instance": env.int("CASTIEL_SCALE_WEBHOOKS_PER_INSTANCE", default=50),
-        "max_age_seconds": env.int("CASTIEL_SCALE_WEBHOOKS_MAX_AGE_SECONDS", default=60),
-    },
+    "inbound": {"min": 1, "max": 10, "per_instance": 5, "max_age_seconds": 300},
+    "outbound": {"min": 1, "max": 50, "per_instance": 100, "max_age_seconds": 120},
+    "webhooks": {"min": 1, "max": 200, "per_instance": 50, "max_age_seconds": 60},
     "maintenance": {"min": 1, "max": 1, "per_instance": 1, "max_age_seconds": 0},
 }
+for _kind, _overrides in env.json("CASTIEL_SCALING", default={}).items():
+    if _kind not in CASTIEL_SCALING or _kind == "maintenance":
+        raise ConfigurationError(
+            f"CASTIEL_SCALING: {_kind!r} is not a work kind that scales (inbound, outbound, "
+            "webhooks)"
+        )
+    CASTIEL_SCALING[_kind] = {**CASTIEL_SCALING[_kind], **_overrides}
 
 # ---------------------------------------------------------------------------------------------
 # Auth, i18n, static

@@ -143,7 +143,8 @@ def _measure(args, url: str, sink_kind: str) -> dict:
     from integrations.models import Integration
     from ratelimit.models import RateLimitOverride
     from syncing.models import OutboundChange, Record
-    from syncing.outbound import local_changes, push
+    from syncing.outbound import dispatch, local_changes
+    from syncing.records import outbox
     from syncing.records.hashing import content_hash, record_id
 
     n = args.updates
@@ -190,7 +191,7 @@ def _measure(args, url: str, sink_kind: str) -> dict:
     # Warm both paths up (connections, imports) outside the clock.
     direct(url, 200, args.workers)
     started = time.perf_counter()
-    with mock.patch.object(push, "request_dispatch", lambda: None):
+    with mock.patch.object(outbox, "request_dispatch", lambda: None):
         for row in rows:
             local_changes.record_update(
                 tenant_id=tenant.id, record_id=row.id, data={"name": f"{row.data['name']}!"}
@@ -212,7 +213,7 @@ def _measure(args, url: str, sink_kind: str) -> dict:
         # little CPU from the workers on a small machine.
         still_open = OutboundChange.objects.filter(status__in=OutboundChange.OPEN)
         started = time.perf_counter()
-        push.dispatch()
+        dispatch.dispatch()
         while still_open.exists():
             if worker.poll() is not None:
                 raise RuntimeError("the qcluster exited")

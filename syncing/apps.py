@@ -17,9 +17,9 @@ class SyncingConfig(AppConfig):
         register_check("record_store", check_record_store)
 
         from integrations.signals import integration_resumed
-        from syncing.outbound import push
+        from syncing.records import outbox
 
         # Changes held while an integration was paused are due once it resumes.
         integration_resumed.connect(
-            lambda sender, **kwargs: push.request_dispatch(), weak=False, dispatch_uid="resume"
+            lambda sender, **kwargs: outbox.request_dispatch(), weak=False, dispatch_uid="resume"
         )

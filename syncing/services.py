@@ -12,7 +12,8 @@ from syncing.inbound import scheduler
 from syncing.inbound.dedup import DedupConfigError, strategy_for
 from syncing.inbound.next_run import MIN_INTERVAL_SECONDS, validate_cron
 from syncing.models import Conflict, OutboundChange, SyncTask
-from syncing.records import history
+from syncing.records import history, outbox
+from syncing.records.diff import changed_fields
 from syncing.records.hashing import content_hash
 from syncing.records.stores import get_store
 
@@ -172,7 +173,7 @@ def _resolve(conflict, resolution, data, by, store, undo) -> Conflict:
     undo.append(lambda: store.save_record(record.copy(etag=saved.etag)))
     if changed or undelete:
         action = "restored" if undelete else "updated"
-        fields = history.changed_fields(record.data, chosen)
+        fields = changed_fields(record.data, chosen)
         history.local_change(
             saved, action, fields, origin="conflict", actor=by, source_id=conflict.pk
         )
@@ -193,11 +194,9 @@ def _push_resolution(conflict, record, chosen: dict, resolution: str, held, by: 
     local or merged data won, and skipped when the remote won. Without a held push, data
     that differs from the remote version is queued as an update (same transaction).
     """
-    from syncing.outbound import local_changes
-
     now = timezone.now()
     remote = conflict.remote_data or {}
-    to_push = sorted(k for k in set(chosen) | set(remote) if chosen.get(k) != remote.get(k))
+    to_push = changed_fields(chosen, remote)
     if held is not None:
         if resolution == Conflict.Resolution.REMOTE:
             OutboundChange.objects.filter(pk=held.pk).update(
@@ -213,8 +212,8 @@ def _push_resolution(conflict, record, chosen: dict, resolution: str, held, by: 
             next_attempt_at=now,
             status_reason=f"conflict resolved by {by or 'an operator'}: {resolution}",
         )
-    elif to_push and not local_changes.is_pending_external_id(record.external_id):
-        local_changes.queue_change(
+    elif to_push and not outbox.is_pending_external_id(record.external_id):
+        outbox.queue_change(
             record,
             OutboundChange.Operation.UPDATE,
             to_push,
@@ -223,10 +222,4 @@ def _push_resolution(conflict, record, chosen: dict, resolution: str, held, by: 
         )
     else:
         return
-    transaction.on_commit(_wake)
-
-
-def _wake() -> None:
-    from syncing.outbound.push import request_dispatch
-
-    request_dispatch()
+    outbox.wake_after_commit()

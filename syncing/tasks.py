@@ -28,7 +28,7 @@ def reap():
 
 
 def dispatch_outbound():
-    from syncing.outbound.push import dispatch
+    from syncing.outbound.dispatch import dispatch
 
     return dispatch()
 
@@ -40,7 +40,7 @@ def push_outbound_batch(token: str):
 
 
 def outbound_tick():
-    from syncing.outbound.push import tick
+    from syncing.outbound.dispatch import tick
 
     return tick()
 

@@ -29,6 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from syncing.records.diff import conflicting_fields
+
 SIDES = ("remote", "local")
 _MISSING = object()
 
@@ -42,16 +44,6 @@ class Resolution:
     data: dict | None  # None: needs an operator (manual)
     winner: str  # remote | local | merged | manual
     fields: list[str] = field(default_factory=list)  # fields changed on both sides
-
-
-def changed_fields(base: dict, local: dict, remote: dict) -> list[str]:
-    """Fields changed on both sides to different values."""
-    both = []
-    for name in sorted(set(base) | set(local) | set(remote)):
-        b, lo, r = base.get(name, _MISSING), local.get(name, _MISSING), remote.get(name, _MISSING)
-        if lo != b and r != b and lo != r:
-            both.append(name)
-    return both
 
 
 def validate_config(strategy: str, config: dict | None) -> dict:
@@ -88,7 +80,7 @@ def resolve(
     config: dict | None = None,
 ) -> Resolution:
     config = validate_config(strategy, config)
-    both = changed_fields(base, local, remote)
+    both = conflicting_fields(base, local, remote)
     if not both:
         merged, _manual = _field_merge(base, local, remote, {}, "remote")
         return Resolution(merged, "merged", [])

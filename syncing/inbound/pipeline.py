@@ -33,8 +33,9 @@ from syncing.inbound.dedup import (
     deduplicate,
     strategy_for,
 )
-from syncing.models import Conflict, SyncRun, SyncTask
-from syncing.records import history
+from syncing.models import Conflict, OutboundChange, SyncRun, SyncTask
+from syncing.records import history, outbox
+from syncing.records.diff import changed_fields, conflicting_fields
 from syncing.records.hashing import content_hash, record_id
 from syncing.records.stores.base import RecordStore, Scope, StoredRecord
 
@@ -228,21 +229,15 @@ class PagePipeline:
     def _queue_pushes(self) -> None:
         """Outbound changes for conflicts resolved in favour of local data, in this page's
         transaction (they commit with the records), merged into a pending push if any."""
-        from django.db import transaction
-
-        from syncing.models import OutboundChange
-        from syncing.outbound import local_changes
-        from syncing.outbound.push import request_dispatch
-
         for record, fields, winner in self._pushes:
-            local_changes.queue_change(
+            outbox.queue_change(
                 record,
                 OutboundChange.Operation.UPDATE,
                 fields,
                 origin=OutboundChange.Origin.CONFLICT,
                 actor=f"sync:{self.task.conflict_strategy}:{winner}",
             )
-        transaction.on_commit(request_dispatch)
+        outbox.wake_after_commit()
 
     def _stamp(self, record: StoredRecord) -> StoredRecord:
         if self.generation is not None:
@@ -281,9 +276,7 @@ class PagePipeline:
             if open_conflict.remote_data != inc.data:
                 open_conflict.remote_data = inc.data
                 open_conflict.remote_updated_at = inc.remote_updated_at
-                open_conflict.fields = conflict_rules.changed_fields(
-                    ex.base_data, ex.data, inc.data
-                )
+                open_conflict.fields = conflicting_fields(ex.base_data, ex.data, inc.data)
                 open_conflict.run = self.run
                 open_conflict._touched = True
             return "conflicts", None
@@ -378,7 +371,7 @@ class PagePipeline:
                 **remote_changes,
             )
         )
-        differs = sorted(k for k in set(data) | set(inc.data) if data.get(k) != inc.data.get(k))
+        differs = changed_fields(data, inc.data)
         if differs:
             # Local (or merged) data won: the provider must get it too (two-way sync).
             self._pushes.append((resolved, differs, resolution.winner))

@@ -30,7 +30,7 @@ from castiel.http.errors import OutboundError
 from integrations.adapters.base import AdapterError
 from syncing.inbound.pipeline import OUTCOMES
 from syncing.models import Conflict, SyncTask
-from syncing.outbound.deadletters import error_code, error_message
+from syncing.errors import error_code, error_message
 from syncing.records import history
 
 MAX_PAGES = 5

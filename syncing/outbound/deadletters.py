@@ -14,17 +14,16 @@ The change stays ``dead`` and holds back later changes of its record (order per 
 
 from __future__ import annotations
 
-import json
 from urllib.parse import urlsplit, urlunsplit
 
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from castiel.http.errors import BODY_EXCERPT_CHARS, HttpError
 from castiel.observability.logging import get_logger
-from castiel.observability.redaction import REDACTED, is_secret_key
+from syncing.errors import body_excerpt, error_code, error_message
 from syncing.models import DeadLetter, OutboundChange
+from syncing.records import outbox
 
 log = get_logger(__name__)
 
@@ -47,29 +46,6 @@ class DeadLetterError(ValueError):
 
 
 # -- summaries ---------------------------------------------------------------------------------
-
-
-def redact(value):
-    """``value`` with every secret-looking key's value replaced (recursively)."""
-    if isinstance(value, dict):
-        return {k: REDACTED if is_secret_key(str(k)) else redact(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return value
-
-
-def body_excerpt(body) -> str:
-    """A redacted, bounded excerpt of a request or response body (bytes, str or JSON)."""
-    if body is None or body == b"" or body == "":
-        return ""
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", errors="replace")
-    if isinstance(body, str):
-        try:
-            body = json.loads(body)
-        except ValueError:
-            return body[:BODY_EXCERPT_CHARS]
-    return json.dumps(redact(body), ensure_ascii=False, default=str)[:BODY_EXCERPT_CHARS]
 
 
 def _strip_query(url: str) -> str:
@@ -113,22 +89,6 @@ def response_summary(exc: BaseException) -> tuple[int | None, dict, str]:
         _kept(response.headers, KEPT_RESPONSE_HEADERS),
         body_excerpt(response.content),
     )
-
-
-def error_code(exc: BaseException) -> str:
-    status = getattr(exc, "status", None)
-    if isinstance(exc, HttpError) and status:
-        return f"http_{status}"
-    code = getattr(exc, "code", None)
-    return str(code).lower() if code else exc.__class__.__name__.lower()
-
-
-def error_message(exc: BaseException) -> str:
-    message = str(exc) or exc.__class__.__name__
-    excerpt = getattr(exc, "body_excerpt", "")
-    if excerpt:
-        message += f" — {body_excerpt(excerpt)[:200]}"
-    return message[:2000]
 
 
 # -- services ----------------------------------------------------------------------------------
@@ -194,7 +154,7 @@ def dead_letter_replay(*, dead_letter: DeadLetter, by: str = "") -> DeadLetter:
         if not revived:
             raise DeadLetterError("the change is no longer dead")
         _resolve(dead_letter, DeadLetter.Status.REPLAYED, by, now)
-        _wake_after_commit()
+        outbox.wake_after_commit()
     log.info("outbound.dead_letter_replayed", dead_letter_id=str(dead_letter.pk), by=by)
     return dead_letter
 
@@ -214,7 +174,7 @@ def dead_letter_discard(*, dead_letter: DeadLetter, by: str = "") -> DeadLetter:
             finished_at=now,
         )
         _resolve(dead_letter, DeadLetter.Status.DISCARDED, by, now)
-        _wake_after_commit()
+        outbox.wake_after_commit()
     log.info("outbound.dead_letter_discarded", dead_letter_id=str(dead_letter.pk), by=by)
     return dead_letter
 
@@ -243,9 +203,3 @@ def _resolve(dead_letter: DeadLetter, status: str, by: str, now) -> None:
     dead_letter.resolved_at = now
     dead_letter.resolved_by = by[:200]
     dead_letter.save(update_fields=["status", "resolved_at", "resolved_by"])
-
-
-def _wake_after_commit() -> None:
-    from syncing.outbound.push import request_dispatch
-
-    transaction.on_commit(request_dispatch)

@@ -17,10 +17,10 @@ split the work. An earlier attempt ranked every due change with a window functio
 cost ~6 % of the push rate with a 10,000-change backlog (docs/benchmarks.md). Other
 databases (SQLite, one writer at a time) do the same steps with ORM queries.
 
-"Due head" is ``syncing.outbound.push.due``: pending, unclaimed, due, its integration enabled and
-active, its tenant active, no earlier open change of its record — and not a suspect
-(``lost_attempts``), which the minute tick dispatches alone. A deactivated tenant is left out
-of the tenants a claim shares the batch between.
+"Due head" is ``syncing.outbound.dispatch.due``: pending, unclaimed, due, its integration
+enabled and active, its tenant active, no earlier open change of its record — and not a
+suspect (``lost_attempts``), which the minute tick dispatches alone. A deactivated tenant is
+left out of the tenants a claim shares the batch between.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from __future__ import annotations
 from django.db import connection
 from django.db.models import Count
 
+from castiel.db.leases import claim_listed
 from castiel.tenancy.models import Tenant
 from integrations.models import Integration
 from syncing.models import OutboundChange
@@ -38,7 +39,8 @@ Status = OutboundChange.Status
 def claim_fairly(token: str, expires, limit: int, now, due) -> list:
     """Lease up to ``limit`` due heads, fairly across tenants, under ``token``; their ids.
 
-    ``due``: the queryset of due heads (``syncing.outbound.push.due(now)``, suspects excluded).
+    ``due``: the queryset of due heads (``syncing.outbound.dispatch.due(now)``, suspects
+    excluded).
     Call inside a transaction.
     """
     if connection.vendor == "postgresql":
@@ -87,11 +89,12 @@ def _portable(token: str, expires, limit: int, due) -> list:
         ranked += [(rank, load, at, seq, pk) for rank, (pk, at, seq) in enumerate(rows)]
     chosen = [pk for *_, pk in sorted(ranked)[:limit]]
     # No row locks here: the conditional UPDATE is the claim (SQLite's writers serialise).
-    OutboundChange.objects.filter(id__in=chosen, status=Status.PENDING, lease_owner="").update(
-        lease_owner=token, status=Status.QUEUED, lease_expires_at=expires
-    )
-    return list(
-        OutboundChange.objects.filter(id__in=chosen, lease_owner=token).values_list("id", flat=True)
+    return claim_listed(
+        OutboundChange,
+        chosen,
+        token=token,
+        values={"status": Status.QUEUED, "lease_expires_at": expires},
+        free={"status": Status.PENDING, "lease_owner": ""},
     )
 
 

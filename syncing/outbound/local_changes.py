@@ -4,14 +4,10 @@ These are the only way Castiel changes a record on behalf of a user or a rule: t
 the admin, webhook-triggered rules and conflict resolutions all call them. Each one writes
 the record (through the record store) and an :class:`~syncing.models.OutboundChange` in the
 same database transaction — both commit or neither does — and wakes the push workers after
-commit (:func:`syncing.outbound.push.request_dispatch`; a lost wake-up is covered by the minute
-tick, because the row, not the message, is the work).
+commit (:func:`syncing.records.outbox.request_dispatch`; a lost wake-up is covered by the
+minute tick, because the row, not the message, is the work).
 
-Order and coalescing, per record: a change's ``seq`` is the record's version after the
-change; the push worker only takes a record's oldest open change. A new update merges into
-the record's newest change while that one is still pending and unclaimed (the worker reads
-the record's current data when it pushes, so merging the changed-field lists is enough); a
-delete cancels pending updates, and cancels a create that was never attempted outright.
+Order and coalescing per record: see :mod:`syncing.records.outbox`, which writes the row.
 
 Records created here do not have an external id until the provider gives them one; until
 then it is ``castiel-pending:<uuid>`` and the record keeps the id it was created with (the
@@ -33,20 +29,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
-from castiel.observability.context import get_correlation_id
 from castiel.observability.logging import get_logger
 from syncing.models import OutboundChange
-from syncing.records import history
+from syncing.records import history, outbox
+from syncing.records.diff import changed_fields
 from syncing.records.hashing import content_hash, record_id
+from syncing.records.outbox import PENDING_PREFIX
 from syncing.records.stores import get_store
 from syncing.records.stores.base import StaleRecordError, StoredRecord
 
 log = get_logger(__name__)
 
-PENDING_PREFIX = "castiel-pending:"
 Operation = OutboundChange.Operation
 Status = OutboundChange.Status
 
@@ -69,10 +64,6 @@ class RecordChangeError(ValueError):
 class LocalChange:
     record: StoredRecord
     change: OutboundChange | None  # None: nothing to push (no field changed, or cancelled)
-
-
-def is_pending_external_id(external_id: str) -> bool:
-    return external_id.startswith(PENDING_PREFIX)
 
 
 # -- the services ----------------------------------------------------------------------------
@@ -104,11 +95,11 @@ def record_create(
     )
     store = get_store()
     with written_together(store) as undo:
-        change = _new_change(record, Operation.CREATE, list(data), origin=origin, actor=actor)
+        change = outbox.new_change(record, Operation.CREATE, list(data), origin=origin, actor=actor)
         record = store.create_record(record)
         undo.append(lambda: store.remove(record.tenant_id, record.id))
         history.local_change(record, "created", [], origin=origin, actor=actor, source_id=change.pk)
-    _wake_after_commit()
+    outbox.wake_after_commit()
     return LocalChange(record, change)
 
 
@@ -132,7 +123,7 @@ def record_update(
     with written_together(store) as undo:
         record = _load(store, tenant_id, record_id, expected_version)
         new_data = dict(data) if replace else {**record.data, **data}
-        fields = _changed_fields(record.data, new_data)
+        fields = changed_fields(record.data, new_data)
         if not fields:
             return LocalChange(record, None)
         edited = record.copy(
@@ -141,12 +132,12 @@ def record_update(
             local_updated_at=timezone.now(),
             version=record.version + 1,
         )
-        change = _merge_or_add(edited, Operation.UPDATE, fields, origin=origin, actor=actor)
+        change = outbox.queue_change(edited, Operation.UPDATE, fields, origin=origin, actor=actor)
         record = _save(store, edited, undo=undo, previous=record)
         history.local_change(
             record, "updated", fields, origin=origin, actor=actor, source_id=_pk(change)
         )
-    _wake_after_commit()
+    outbox.wake_after_commit()
     return LocalChange(record, change)
 
 
@@ -164,19 +155,13 @@ def record_delete(
         record = _load(store, tenant_id, record_id, expected_version)
         now = timezone.now()
         deleted = record.copy(deleted_at=now, local_updated_at=now, version=record.version + 1)
-        change = _merge_or_add(deleted, Operation.DELETE, [], origin=origin, actor=actor)
+        change = outbox.queue_change(deleted, Operation.DELETE, [], origin=origin, actor=actor)
         record = _save(store, deleted, undo=undo, previous=record)
         history.local_change(
             record, "deleted", [], origin=origin, actor=actor, source_id=_pk(change)
         )
-    _wake_after_commit()
+    outbox.wake_after_commit()
     return LocalChange(record, change)
-
-
-def queue_change(record: StoredRecord, operation: str, fields, *, origin: str, actor: str = ""):
-    """Queue a push for a change already written to ``record`` (call inside its transaction;
-    the caller wakes the dispatcher after commit)."""
-    return _merge_or_add(record, operation, fields, origin=origin, actor=actor)
 
 
 def record_for_external_id(*, integration, entity_type: str, external_id: str):
@@ -249,73 +234,5 @@ def _save(store, record: StoredRecord, *, undo: list, previous: StoredRecord) ->
     return written
 
 
-def _changed_fields(old: dict, new: dict) -> list[str]:
-    return sorted(name for name in set(old) | set(new) if old.get(name) != new.get(name))
-
-
-def _new_change(record: StoredRecord, operation: str, fields, *, origin, actor):
-    return OutboundChange.objects.create(
-        tenant_id=record.tenant_id,
-        integration_id=record.integration_id,
-        entity_type=record.entity_type,
-        record_id=record.id,
-        external_id="" if is_pending_external_id(record.external_id) else record.external_id,
-        operation=operation,
-        fields=sorted(fields),
-        seq=record.version,
-        origin=origin,
-        actor=actor[:200],
-        correlation_id=get_correlation_id() or "",
-    )
-
-
-def _merge_or_add(record: StoredRecord, operation: str, fields, *, origin, actor):
-    """Merge into the record's newest change if it is still pending and unclaimed, else add.
-
-    Merging is a conditional UPDATE (``status = pending AND lease_owner = ''``): if a
-    dispatcher claimed that change a moment ago, the UPDATE matches nothing and a new change
-    is added behind it instead, so nothing is merged into a push already under way.
-    """
-    latest = (
-        OutboundChange.objects.filter(record_id=record.id, status__in=OutboundChange.OPEN)
-        .order_by("-seq")
-        .first()
-    )
-    claimable = OutboundChange.objects.filter(status=Status.PENDING, lease_owner="")
-    if latest is not None and latest.status == Status.PENDING and not latest.lease_owner:
-        if operation == Operation.UPDATE and latest.operation in (
-            Operation.CREATE,
-            Operation.UPDATE,
-        ):
-            merged = sorted(set(latest.fields) | set(fields))
-            if claimable.filter(pk=latest.pk).update(
-                fields=merged, coalesced=F("coalesced") + 1, updated_at=timezone.now()
-            ):
-                latest.refresh_from_db()
-                return latest
-        elif operation == Operation.DELETE:
-            if latest.operation == Operation.CREATE and latest.attempts == 0:
-                # Never sent: nothing exists remotely, so nothing is pushed at all.
-                if claimable.filter(pk=latest.pk, attempts=0).update(
-                    status=Status.SUPERSEDED,
-                    status_reason="the record was deleted before it was created remotely",
-                    finished_at=timezone.now(),
-                ):
-                    return None
-            elif latest.operation == Operation.UPDATE:
-                claimable.filter(pk=latest.pk).update(
-                    status=Status.SUPERSEDED,
-                    status_reason="superseded by the record's deletion",
-                    finished_at=timezone.now(),
-                )
-    return _new_change(record, operation, fields, origin=origin, actor=actor)
-
-
 def _pk(change) -> str:
     return str(change.pk) if change is not None else ""
-
-
-def _wake_after_commit() -> None:
-    from syncing.outbound.push import request_dispatch
-
-    transaction.on_commit(request_dispatch)

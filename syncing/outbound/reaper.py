@@ -7,9 +7,9 @@ batch message:
 * ``queued`` (the message was never taken): nothing was attempted; back to pending.
 * ``running`` (taken, so the attempt was counted when it was taken): the attempt is logged
   as ``lost`` and counted in ``lost_attempts``; from then on the change is *suspect* and
-  is dispatched alone (:func:`syncing.outbound.push.dispatch_suspects`), so a change that kills its
-  worker no longer takes the rest of a batch down with it — their attempts would run out
-  too. If it was the last one the task allows (``push_max_attempts``, else
+  is dispatched alone (:func:`syncing.outbound.dispatch.dispatch_suspects`), so a change
+  that kills its worker no longer takes the rest of a batch down with it — their attempts
+  would run out too. If it was the last one the task allows (``push_max_attempts``, else
   ``CASTIEL_OUTBOUND_MAX_ATTEMPTS``), the change becomes a dead letter (``worker_lost``,
   retryable, so it can be replayed once the cause is fixed): a change that makes its worker
   crash — a poison change — would otherwise be taken, take its whole batch down, be reaped
@@ -28,6 +28,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from castiel.db.leases import fenced_update
 from castiel.observability.logging import get_logger
 from syncing import metrics
 from syncing.models import OutboundChange, SyncTask
@@ -96,28 +97,30 @@ def _reap_running(change: OutboundChange, limit: int, now) -> int:
     }
     attempt_log = [*(change.attempt_log or []), entry][-OutboundChange.MAX_ATTEMPT_LOG :]
     metrics.LOST_ATTEMPTS.labels(change.integration.provider).inc()
-    held = OutboundChange.objects.filter(
-        pk=change.pk,
-        status=Status.RUNNING,
-        lease_owner=change.lease_owner,
-        lease_expires_at__lt=now,
+    # Fenced by the dead worker's token: a worker that renewed a moment ago keeps its change.
+    expired = OutboundChange.objects.filter(
+        pk=change.pk, status=Status.RUNNING, lease_expires_at__lt=now
     )
     if change.attempts < limit:
-        return held.update(
-            status=Status.PENDING,
-            lease_owner="",
-            lease_expires_at=None,
-            next_attempt_at=now,
-            status_reason=PUSHED_AGAIN,
-            attempt_log=attempt_log,
-            lost_attempts=F("lost_attempts") + 1,
+        return fenced_update(
+            expired,
+            change.lease_owner,
+            dict(
+                status=Status.PENDING,
+                lease_owner="",
+                lease_expires_at=None,
+                next_attempt_at=now,
+                status_reason=PUSHED_AGAIN,
+                attempt_log=attempt_log,
+                lost_attempts=F("lost_attempts") + 1,
+            ),
         )
     message = (
         f"gave up after {change.attempts} attempts: the worker stopped (crashed or killed) "
         "during the last one, so this change may be what stops it"
     )
     with transaction.atomic():
-        if not held.update(
+        dead = dict(
             status=Status.DEAD,
             lease_owner="",
             lease_expires_at=None,
@@ -127,7 +130,8 @@ def _reap_running(change: OutboundChange, limit: int, now) -> int:
             status_reason=f"dead letter: {message}",
             attempt_log=attempt_log,
             lost_attempts=F("lost_attempts") + 1,
-        ):
+        )
+        if not fenced_update(expired, change.lease_owner, dead):
             return 0
         change.attempt_log = attempt_log
         dead_letter_create(change=change, exc=WorkerLost(message))

@@ -28,16 +28,13 @@ from django.utils import timezone
 
 from castiel.observability.context import get_correlation_id
 from syncing.models import RecordChange
+from syncing.records.diff import changed_fields
 
 Action = RecordChange.Action
 Source = RecordChange.Source
 
 # How long history is kept (days); pruned by the "record-history-prune" schedule.
 PRUNE_BATCH = 10_000
-
-
-def changed_fields(before: dict, after: dict) -> list[str]:
-    return sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
 
 
 COLUMNS = (

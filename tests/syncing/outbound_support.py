@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from syncing.models import OutboundChange
-from syncing.outbound import push
+from syncing.outbound import dispatch, push
 
 
 @dataclass
@@ -30,14 +30,14 @@ def pushes(monkeypatch):
     captured = Pushes()
 
     def fake_enqueue_many(func_path, arg_lists, *, kind):
-        assert func_path == push.WORKER and kind == "outbound"
+        assert func_path == dispatch.WORKER and kind == "outbound"
         captured.batches.extend(args[0] for args in arg_lists)
 
     def fake_request_dispatch():
         captured.wakeups += 1
 
-    monkeypatch.setattr("syncing.outbound.push.enqueue_many", fake_enqueue_many)
-    monkeypatch.setattr("syncing.outbound.push.request_dispatch", fake_request_dispatch)
+    monkeypatch.setattr("syncing.outbound.dispatch.enqueue_many", fake_enqueue_many)
+    monkeypatch.setattr("syncing.records.outbox.request_dispatch", fake_request_dispatch)
     return captured
 
 
@@ -45,8 +45,8 @@ def push_all(pushes: Pushes, *, max_rounds: int = 50) -> dict[str, int]:
     """Dispatch and run batches until nothing is due (retries inside batches included);
     suspect changes (their worker stopped before) alone, as the minute tick does."""
     totals: dict[str, int] = {}
-    push.dispatch_suspects()
-    push.dispatch()
+    dispatch.dispatch_suspects()
+    dispatch.dispatch()
     for _ in range(max_rounds):
         tokens = pushes.drain()
         if not tokens:

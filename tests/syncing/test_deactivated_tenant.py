@@ -11,7 +11,7 @@ from castiel.tenancy.models import Tenant
 from integrations.models import Integration
 from syncing.inbound import scheduler
 from syncing.models import OutboundChange, PushRule, SyncTask
-from syncing.outbound import local_changes, push
+from syncing.outbound import dispatch, local_changes, push
 from tests.factories import IntegrationFactory
 from tests.syncing.test_scheduler import bulk_tasks
 from tests.webhooks.factories import make_event, make_registration
@@ -65,16 +65,16 @@ def test_no_push_of_a_deactivated_tenant_is_claimed(tenant, other_tenant):
     ours = changes_for(other_tenant)
     OutboundChange.objects.filter(pk=theirs[1].pk).update(lost_attempts=1)  # a suspect
     set_active(tenant, False)
-    assert not push.due().filter(tenant_id=tenant.id).exists()
-    _token, ids = push.claim(100)
+    assert not dispatch.due().filter(tenant_id=tenant.id).exists()
+    _token, ids = dispatch.claim(100)
     assert set(ids) == {c.pk for c in ours}
-    _token, suspects = push.claim(100, suspects=True)
+    _token, suspects = dispatch.claim(100, suspects=True)
     assert suspects == []
     assert set(
         OutboundChange.objects.filter(tenant_id=tenant.id).values_list("status", flat=True)
     ) == {"pending"}
     set_active(tenant, True)
-    _token, ids = push.claim(100)
+    _token, ids = dispatch.claim(100)
     assert ids == [theirs[0].pk]
 
 
@@ -189,7 +189,7 @@ def test_work_claimed_just_before_the_deactivation_is_not_started(
     [theirs] = bulk_tasks(tenant, 1)
     changes_for(tenant, 1)
     assert scheduler.claim([theirs.id])
-    push.dispatch()
+    dispatch.dispatch()
     set_active(tenant, False)
 
     for _path, args, _kind in enqueued.drain():

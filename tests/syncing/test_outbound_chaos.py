@@ -11,7 +11,7 @@ import pytest
 from sandbox import services as sandbox_services
 from sandbox.models import SandboxObject, SandboxRequest
 from syncing.models import OutboundChange
-from syncing.outbound import local_changes, push
+from syncing.outbound import dispatch, local_changes
 from syncing.records.stores import get_store
 from tests.syncing.outbound_support import applied_writes, push_all, sandbox_push_task
 
@@ -54,7 +54,7 @@ def test_every_change_lands_exactly_once_in_order(tenant, sandbox, pushes, quick
 
     # Two rounds of edits per record, the second made while the first is claimed (so it is a
     # change of its own, queued behind), then deletes of two records.
-    push.dispatch()
+    dispatch.dispatch()
     for step in (1, 2):
         for record in made:
             local_changes.record_update(

@@ -23,7 +23,7 @@ from django.db import connection
 from sandbox import services as sandbox_services
 from sandbox.models import SandboxObject, SandboxRequest
 from syncing.models import OutboundChange, SyncRun
-from syncing.outbound import local_changes, push
+from syncing.outbound import dispatch, local_changes, push
 from syncing.outbound.local_changes import RecordChangeError
 from syncing.records.stores import get_store
 from tests.syncing.helpers import run_once
@@ -63,7 +63,7 @@ def test_an_edit_written_after_its_predecessor_was_claimed_survives_that_push(
     first = local_changes.record_update(
         tenant_id=tenant.id, record_id=record.id, data={"company": "Renamed Co"}
     ).change
-    push.dispatch()  # claimed: waiting in the queue for a worker
+    dispatch.dispatch()  # claimed: waiting in the queue for a worker
     second = local_changes.record_update(
         tenant_id=tenant.id, record_id=record.id, data={"first_name": "Yvonne"}
     ).change
@@ -94,7 +94,7 @@ def test_remote_wins_keeps_a_later_local_edit_of_another_field(
     record = _records(task)[str(target.pk)]
     local_changes.record_update(tenant_id=tenant.id, record_id=record.id, data={"company": "Ours"})
     sandbox_services.object_update(obj=target, data={"company": "Theirs"})
-    push.dispatch()
+    dispatch.dispatch()
     local_changes.record_update(
         tenant_id=tenant.id, record_id=record.id, data={"first_name": "Yvonne"}
     )
@@ -180,7 +180,7 @@ def _race(record, tenant, pushes, *, first, second, edit_delay, queue_delay) -> 
 
     def worker():
         try:
-            push.dispatch()
+            dispatch.dispatch()
             time.sleep(queue_delay)
             for token in pushes.drain():
                 push.push_batch(token)

@@ -16,7 +16,7 @@ from integrations.models import Integration
 from ratelimit.errors import RateLimitDeferred, RateLimitRefused
 from syncing import metrics
 from syncing.models import DeadLetter, OutboundChange, Record
-from syncing.outbound import local_changes, push
+from syncing.outbound import dispatch, local_changes, push
 from syncing.outbound.deadletters import dead_letter_replay
 from syncing.records.stores import get_store
 from tests.factories import IntegrationFactory, TenantFactory
@@ -131,14 +131,14 @@ def test_an_update_while_the_previous_one_is_in_flight_is_pushed_after_it(tenant
     first = local_changes.record_update(
         tenant_id=tenant.id, record_id=record.id, data={"name": "B"}
     )
-    token, claimed = push.claim(10)
+    token, claimed = dispatch.claim(10)
     assert claimed == [first.change.pk]
     second = local_changes.record_update(
         tenant_id=tenant.id, record_id=record.id, data={"name": "C"}
     )
     assert second.change.pk != first.change.pk, "nothing merges into a claimed change"
     assert second.change.seq > first.change.seq
-    assert push.claim(10)[1] == [], "the successor waits for its head"
+    assert dispatch.claim(10)[1] == [], "the successor waits for its head"
 
     push.push_batch(token)
     assert push_all(pushes) == {"succeeded": 1}
@@ -196,18 +196,18 @@ def test_paused_integrations_and_future_retries_are_not_claimed(tenant, sink, pu
     OutboundChange.objects.filter(pk=change.pk).update(
         next_attempt_at=timezone.now() + timedelta(minutes=5)
     )
-    assert push.claim(10)[1] == []
+    assert dispatch.claim(10)[1] == []
     OutboundChange.objects.filter(pk=change.pk).update(next_attempt_at=timezone.now())
     change.integration.__class__.objects.filter(pk=change.integration_id).update(status="paused")
-    assert push.claim(10)[1] == []
+    assert dispatch.claim(10)[1] == []
     change.integration.__class__.objects.filter(pk=change.integration_id).update(status="active")
-    assert push.claim(10)[1] == [change.pk]
+    assert dispatch.claim(10)[1] == [change.pk]
 
 
 def test_a_stale_or_duplicate_message_does_nothing(tenant, sink, pushes):
     _integration, record = created(tenant, sink, pushes)
     local_changes.record_update(tenant_id=tenant.id, record_id=record.id, data={"n": 1})
-    token, _ = push.claim(10)
+    token, _ = dispatch.claim(10)
     assert push.push_batch(token) == {"succeeded": 1}
     assert push.push_batch(token) == {}
     assert push.push_batch("not-a-token") == {}
@@ -219,14 +219,14 @@ def test_expired_leases_are_reaped_and_the_change_is_pushed_again(tenant, sink, 
     change = local_changes.record_update(
         tenant_id=tenant.id, record_id=record.id, data={"n": 1}
     ).change
-    token, _ = push.claim(10)
+    token, _ = dispatch.claim(10)
     batch = push.PushBatch(token)
     batch.take()  # the worker took it … and died
-    assert push.reap_expired() == 0, "a live lease is left alone"
+    assert dispatch.reap_expired() == 0, "a live lease is left alone"
     OutboundChange.objects.filter(pk=change.pk).update(
         lease_expires_at=timezone.now() - timedelta(seconds=1)
     )
-    assert push.reap_expired() == 1
+    assert dispatch.reap_expired() == 1
     change.refresh_from_db()
     assert (change.status, change.lease_owner, change.attempts) == ("pending", "", 1)
     assert "crashed or killed" in change.status_reason
@@ -238,7 +238,7 @@ def test_expired_leases_are_reaped_and_the_change_is_pushed_again(tenant, sink, 
     stale = OutboundChange.objects.get(pk=change.pk)
     stale.attempts = 1
     batch.push(stale)
-    batch._flush_acks()
+    batch.acks.flush()
     change.refresh_from_db()
     assert change.status == "succeeded" and change.attempt_log[-1]["attempt"] == 2
 
@@ -260,13 +260,13 @@ def test_a_change_whose_worker_keeps_dying_is_pushed_alone_then_dead_lettered(
             lease_expires_at=timezone.now() - timedelta(seconds=1)
         )
 
-    token, ids = push.claim(10)
+    token, ids = dispatch.claim(10)
     assert len(ids) == 2
     die_holding(token)
-    assert push.reap_expired() == 2
+    assert dispatch.reap_expired() == 2
     # Both are suspects now: not in ordinary batches, each in a batch of its own.
-    assert push.dispatch() == 0 and pushes.drain() == []
-    assert push.dispatch_suspects() == 2
+    assert dispatch.dispatch() == 0 and pushes.drain() == []
+    assert dispatch.dispatch_suspects() == 2
     singles = pushes.drain()
     assert sorted(OutboundChange.objects.get(lease_owner=t).pk for t in singles) == sorted(
         [poison.change.pk, fine.change.pk]
@@ -276,7 +276,7 @@ def test_a_change_whose_worker_keeps_dying_is_pushed_alone_then_dead_lettered(
             assert push.push_batch(single) == {"succeeded": 1}  # pushed alone, unharmed
         else:
             die_holding(single)  # the poison change kills its worker again
-    assert push.reap_expired() == 1
+    assert dispatch.reap_expired() == 1
 
     change = OutboundChange.objects.get(pk=poison.change.pk)
     assert (change.status, change.attempts, change.lost_attempts) == ("dead", 2, 2)
@@ -298,11 +298,11 @@ def test_a_batch_message_never_taken_goes_back_without_an_attempt(tenant, sink, 
     change = local_changes.record_update(
         tenant_id=tenant.id, record_id=record.id, data={"n": 1}
     ).change
-    token, _ = push.claim(10)  # queued, but the message is lost
+    token, _ = dispatch.claim(10)  # queued, but the message is lost
     OutboundChange.objects.filter(lease_owner=token).update(
         lease_expires_at=timezone.now() - timedelta(seconds=1)
     )
-    assert push.reap_expired() == 1
+    assert dispatch.reap_expired() == 1
     change.refresh_from_db()
     assert (change.status, change.attempts, change.lost_attempts) == ("pending", 0, 0)
     assert "not taken" in change.status_reason
@@ -407,13 +407,13 @@ def test_one_tenants_burst_does_not_hold_up_another_tenants_change(tenant, other
     few = burst(other_tenant, sink, 3)
     one = burst(third, sink, 1)
 
-    _token, ids = push.claim(4)
+    _token, ids = dispatch.claim(4)
     # Every tenant's oldest change before anyone's second: the longest-waiting heads first.
     assert set(ids) >= {flood[0].pk, few[0].pk, one[0].pk} and len(ids) == 4
-    _token, ids = push.claim(50)
+    _token, ids = dispatch.claim(50)
     # The share each tenant gets is filled up from the oldest, so a batch stays full.
     assert len(ids) == 50 and {few[1].pk, few[2].pk} <= set(ids)
-    _token, ids = push.claim(50)
+    _token, ids = dispatch.claim(50)
     assert len(ids) == 60 + 3 + 1 - 54 and set(ids) <= {c.pk for c in flood}
 
 
@@ -421,13 +421,13 @@ def test_with_more_busy_tenants_than_room_the_longest_waiting_go_first(tenant, o
     first = burst(tenant, sink, 5)
     second = burst(other_tenant, sink, 5)
     third = burst(TenantFactory(), sink, 5)
-    _token, ids = push.claim(2)
+    _token, ids = dispatch.claim(2)
     assert ids and set(ids) == {first[0].pk, second[0].pk}
-    _token, ids = push.claim(2)
+    _token, ids = dispatch.claim(2)
     # By due time the first two tenants' next changes would win again (their bursts came
     # first); the third has nothing in flight, so it goes first now.
     assert third[0].pk in ids
-    push.claim(3)
+    dispatch.claim(3)
     # Round-robin: after seven changes each tenant has two or three in flight.
     queued = OutboundChange.objects.filter(status="queued").values_list("tenant_id")
     per_tenant = queued.annotate(n=Count("id")).values_list("n", flat=True)
@@ -435,7 +435,7 @@ def test_with_more_busy_tenants_than_room_the_longest_waiting_go_first(tenant, o
 
 
 def test_the_fair_claim_takes_exactly_the_due_heads(tenant, other_tenant, sink):
-    """The PostgreSQL claim spells ``push.due`` out in SQL; both must agree on what is
+    """The PostgreSQL claim spells ``dispatch.due`` out in SQL; both must agree on what is
     claimable (run on both databases)."""
     ready = burst(tenant, sink, 3)
     later = burst(other_tenant, sink, 2)
@@ -457,7 +457,7 @@ def test_the_fair_claim_takes_exactly_the_due_heads(tenant, other_tenant, sink):
         tenant_id=tenant.id, record_id=first.record_id, data={"n": "again"}
     ).change
     assert behind.pk != first.pk
-    expected = set(push.due().filter(lost_attempts=0).values_list("id", flat=True))
+    expected = set(dispatch.due().filter(lost_attempts=0).values_list("id", flat=True))
     assert expected == {ready[1].pk, ready[2].pk, later[1].pk}
-    _token, ids = push.claim(100)
+    _token, ids = dispatch.claim(100)
     assert set(ids) == expected

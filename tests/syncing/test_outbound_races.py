@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 
 from syncing.models import OutboundChange
-from syncing.outbound import local_changes, push
+from syncing.outbound import dispatch, local_changes, push
 from tests.factories import IntegrationFactory, TenantFactory
 from tests.support.threads import in_threads
 
@@ -32,7 +32,7 @@ def test_racing_dispatchers_claim_each_change_exactly_once_and_fairly(postgres, 
     def dispatcher():
         try:
             while True:
-                _token, ids = push.claim(10)
+                _token, ids = dispatch.claim(10)
                 if not ids:
                     return
                 with lock:
@@ -65,7 +65,7 @@ def test_a_batch_message_delivered_twice_is_taken_by_one_worker(postgres, pushes
     was a subquery PostgreSQL does not re-check after the row lock, and both took it)."""
 
     _changes(TenantFactory(), 5)
-    push.dispatch()
+    dispatch.dispatch()
     [token] = pushes.drain()
     taken = in_threads(2, lambda: len(push.PushBatch(token).take()))
     assert sorted(taken) == [0, 5]

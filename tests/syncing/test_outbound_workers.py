@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from sandbox.models import SandboxObject, SandboxRequest
 from syncing.models import OutboundChange
-from syncing.outbound import local_changes, push
+from syncing.outbound import dispatch, local_changes
+from syncing.records import outbox
 from tests.support.processes import manage
 from tests.syncing.outbound_support import applied_writes, sandbox_push_task
 
@@ -20,7 +21,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 @pytest.fixture(autouse=True)
 def no_leftover_wakeup():
-    cache.delete(push.WAKE_KEY)  # a wake-up flag left by an earlier test would delay ours
+    cache.delete(outbox.WAKE_KEY)  # a wake-up flag left by an earlier test would delay ours
 
 
 @pytest.mark.embedded
@@ -85,13 +86,13 @@ def test_a_push_worker_killed_mid_batch_pushes_every_change_exactly_once(tenant,
     while held.filter(lease_expires_at__gt=timezone.now()).exists():
         assert time.monotonic() < deadline, "the lease was never let go"
         time.sleep(0.2)
-    assert push.reap_expired() == len(changes) - done_before
+    assert dispatch.reap_expired() == len(changes) - done_before
 
     restarted = spawn(*manage("qcluster"), env=env, name="qcluster-restarted")
     # What the minute tick does after the reaper: the changes that were in the killed batch
     # are suspects now (one of them may be what killed it), each dispatched alone.
-    assert push.dispatch() == 0
-    assert push.dispatch_suspects() == len(changes) - done_before
+    assert dispatch.dispatch() == 0
+    assert dispatch.dispatch_suspects() == len(changes) - done_before
     restarted.wait_for(
         lambda: succeeded.count() == len(changes), timeout=120, what="every change to land"
     )

@@ -1,0 +1,130 @@
+"""The outbox row of a local record change, and the dispatcher's wake-up.
+
+Every writer of a local change needs these, whichever layer it sits in: the record-write
+service (``syncing.outbound.local_changes``), the pull's conflicts that local data won
+(``syncing.inbound.pipeline``), an operator's conflict resolution (``syncing.services``) and
+a dead letter's replay. The wake-up only names the dispatcher's queue entry point
+(``syncing.tasks.dispatch_outbound``), so nothing here imports the push side.
+
+Order and coalescing, per record: a change's ``seq`` is the record's version after the
+change; the push worker only takes a record's oldest open change. A new update merges into
+the record's newest change while that one is still pending and unclaimed (the worker reads
+the record's current data when it pushes, so merging the changed-field lists is enough); a
+delete cancels pending updates, and cancels a create that was never attempted outright.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from castiel.observability.context import get_correlation_id
+from castiel.queue import enqueue
+from syncing.models import OutboundChange
+from syncing.records.stores.base import StoredRecord
+
+PENDING_PREFIX = "castiel-pending:"
+WAKE_KEY = "outbound:wake"
+DISPATCHER = "syncing.tasks.dispatch_outbound"
+Operation = OutboundChange.Operation
+Status = OutboundChange.Status
+
+
+def is_pending_external_id(external_id: str) -> bool:
+    """Created locally and not yet at the provider (its id is ``castiel-pending:<uuid>``)."""
+    return external_id.startswith(PENDING_PREFIX)
+
+
+def queue_change(record: StoredRecord, operation: str, fields, *, origin: str, actor: str = ""):
+    """Queue a push for a change already written to ``record``: merged into the record's
+    newest change while that one is pending and unclaimed, else a new row (call inside the
+    record's transaction; the caller wakes the dispatcher after commit). None when a delete
+    cancelled a create that never left."""
+    latest = (
+        OutboundChange.objects.filter(record_id=record.id, status__in=OutboundChange.OPEN)
+        .order_by("-seq")
+        .first()
+    )
+    # Merging is a conditional UPDATE (``status = pending AND lease_owner = ''``): if a
+    # dispatcher claimed that change a moment ago, the UPDATE matches nothing and a new change
+    # is added behind it instead, so nothing is merged into a push already under way.
+    claimable = OutboundChange.objects.filter(status=Status.PENDING, lease_owner="")
+    if latest is not None and latest.status == Status.PENDING and not latest.lease_owner:
+        if operation == Operation.UPDATE and latest.operation in (
+            Operation.CREATE,
+            Operation.UPDATE,
+        ):
+            merged = sorted(set(latest.fields) | set(fields))
+            if claimable.filter(pk=latest.pk).update(
+                fields=merged, coalesced=F("coalesced") + 1, updated_at=timezone.now()
+            ):
+                latest.refresh_from_db()
+                return latest
+        elif operation == Operation.DELETE:
+            if latest.operation == Operation.CREATE and latest.attempts == 0:
+                # Never sent: nothing exists remotely, so nothing is pushed at all.
+                if claimable.filter(pk=latest.pk, attempts=0).update(
+                    status=Status.SUPERSEDED,
+                    status_reason="the record was deleted before it was created remotely",
+                    finished_at=timezone.now(),
+                ):
+                    return None
+            elif latest.operation == Operation.UPDATE:
+                claimable.filter(pk=latest.pk).update(
+                    status=Status.SUPERSEDED,
+                    status_reason="superseded by the record's deletion",
+                    finished_at=timezone.now(),
+                )
+    return new_change(record, operation, fields, origin=origin, actor=actor)
+
+
+def new_change(record: StoredRecord, operation: str, fields, *, origin: str, actor: str = ""):
+    """A new outbox row for ``record``, behind its open ones."""
+    return OutboundChange.objects.create(
+        tenant_id=record.tenant_id,
+        integration_id=record.integration_id,
+        entity_type=record.entity_type,
+        record_id=record.id,
+        external_id="" if is_pending_external_id(record.external_id) else record.external_id,
+        operation=operation,
+        fields=sorted(fields),
+        seq=record.version,
+        origin=origin,
+        actor=actor[:200],
+        correlation_id=get_correlation_id() or "",
+    )
+
+
+# -- the wake-up -------------------------------------------------------------------------------
+
+
+def request_dispatch() -> None:
+    """Wake the dispatcher soon: at most one queued wake-up per debounce window.
+
+    The dispatcher clears the flag *before* it looks for work, so a change committed after
+    the flag was cleared sends a new wake-up and a change committed before is seen by that
+    scan: no change waits for the minute tick unless the cache or broker failed. The flag is
+    set only once the change has committed: a rolled-back change must not hold back the
+    wake-ups of others.
+    """
+    transaction.on_commit(_wake_dispatcher)
+
+
+def wake_after_commit() -> None:
+    """:func:`request_dispatch` once the caller's transaction commits (looked up when called,
+    so a test that replaces ``request_dispatch`` sees every wake-up)."""
+    transaction.on_commit(lambda: request_dispatch())
+
+
+def _wake_dispatcher() -> None:
+    try:
+        first = cache.add(
+            WAKE_KEY, 1, timeout=max(1, int(settings.CASTIEL_OUTBOUND_WAKE_DEBOUNCE_SECONDS))
+        )
+    except Exception:  # the cache is an optimisation here, never a reason to lose a wake-up
+        first = None
+    if first is not False:
+        enqueue(DISPATCHER, kind="outbound")

@@ -3,11 +3,12 @@
 A claim (scheduler tick or "run now") writes a fresh random ``lease_owner`` token on a free
 task (``status=queued``) and sends the token in the queue message. The worker *takes* the
 lease only if the row still carries that token and is still queued, then renews it before
-every request and at every page commit. Every write a worker makes to the task is *fenced*:
-``UPDATE … WHERE id = … AND lease_owner = <token>``; zero rows means the lease was lost (it
-expired and the reaper handed the task to someone else), and the worker stops without
-committing. A duplicate or late queue message (django-q2's ORM broker redelivers, the reaper
-re-enqueues) finds the token gone or the task already running and does nothing.
+every request and at every page commit. Every write a worker makes to the task is *fenced*
+(:mod:`castiel.db.leases`): ``UPDATE … WHERE id = … AND lease_owner = <token>``; zero rows
+means the lease was lost (it expired and the reaper handed the task to someone else), and the
+worker stops without committing. A duplicate or late queue message (django-q2's ORM broker
+redelivers, the reaper re-enqueues) finds the token gone or the task already running and does
+nothing.
 
 These are plain conditional UPDATEs, so they are correct on SQLite too, where
 ``select_for_update`` is a no-op (its IMMEDIATE transactions serialise writers instead).
@@ -15,23 +16,17 @@ These are plain conditional UPDATEs, so they are correct on SQLite too, where
 
 from __future__ import annotations
 
-import secrets
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from castiel.db.leases import LeaseLost, fenced_update, fenced_update_or_raise, new_token
 from castiel.tenancy.models import active_tenant_ids
 from syncing.models import SyncTask
 
-
-class LeaseLost(Exception):
-    """The worker no longer holds the task's lease; it must stop without committing."""
-
-
-def new_token() -> str:
-    return secrets.token_hex(16)
+__all__ = ["LeaseLost", "lease_seconds", "lock_for_page", "new_token", "release", "renew", "take"]
 
 
 def lease_seconds() -> int:
@@ -44,25 +39,28 @@ def take(task_id, token: str) -> bool:
     until the reaper returns it, and no claim takes it then. (An integration disabled after
     the claim fails the run instead, with the reason, in the worker.)"""
     now = timezone.now()
-    return bool(
-        SyncTask.objects.filter(id=task_id, lease_owner=token, status=SyncTask.Status.QUEUED)
-        .filter(lease_expires_at__gt=now, tenant_id__in=active_tenant_ids())
-        .update(
-            status=SyncTask.Status.RUNNING,
-            lease_expires_at=now + timedelta(seconds=lease_seconds()),
-            last_run_at=now,
-        )
+    queued = SyncTask.objects.filter(
+        id=task_id,
+        status=SyncTask.Status.QUEUED,
+        lease_expires_at__gt=now,
+        tenant_id__in=active_tenant_ids(),
     )
+    fields = dict(
+        status=SyncTask.Status.RUNNING,
+        lease_expires_at=now + timedelta(seconds=lease_seconds()),
+        last_run_at=now,
+    )
+    return bool(fenced_update(queued, token, fields))
 
 
 def renew(task_id, token: str, **fields) -> None:
     """Extend the lease (and write ``fields``), or raise LeaseLost."""
     now = timezone.now()
-    updated = SyncTask.objects.filter(
-        id=task_id, lease_owner=token, status=SyncTask.Status.RUNNING, lease_expires_at__gt=now
-    ).update(lease_expires_at=now + timedelta(seconds=lease_seconds()), **fields)
-    if not updated:
-        raise LeaseLost(f"lease on task {task_id} lost")
+    running = SyncTask.objects.filter(
+        id=task_id, status=SyncTask.Status.RUNNING, lease_expires_at__gt=now
+    )
+    fields = {"lease_expires_at": now + timedelta(seconds=lease_seconds()), **fields}
+    fenced_update_or_raise(running, token, fields, lost=f"lease on task {task_id} lost")
 
 
 def lock_for_page(task_id, token: str) -> None:
@@ -79,8 +77,5 @@ def lock_for_page(task_id, token: str) -> None:
 def release(task_id, token: str, **fields) -> bool:
     """Give the lease back (fenced) and write the task's next state."""
     fields.setdefault("status", SyncTask.Status.IDLE)
-    return bool(
-        SyncTask.objects.filter(id=task_id, lease_owner=token).update(
-            lease_owner="", lease_expires_at=None, queued_at=None, **fields
-        )
-    )
+    fields = {"lease_owner": "", "lease_expires_at": None, "queued_at": None, **fields}
+    return bool(fenced_update(SyncTask.objects.filter(id=task_id), token, fields))

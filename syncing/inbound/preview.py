@@ -28,9 +28,11 @@ from django.db import transaction
 
 from castiel.http.errors import OutboundError
 from integrations.adapters.base import AdapterError
-from syncing.inbound.pipeline import OUTCOMES
-from syncing.models import Conflict, SyncTask
 from syncing.errors import error_code, error_message
+from syncing.inbound.errors import SyncFailure
+from syncing.inbound.pipeline import OUTCOMES
+from syncing.inbound.preflight import preflight
+from syncing.models import Conflict, SyncTask
 from syncing.records import history
 
 MAX_PAGES = 5
@@ -131,31 +133,28 @@ class CapturingStore:
 
 def sync_task_preview(*, task: SyncTask, max_pages: int = 1) -> Preview:
     """Fetch up to ``max_pages`` pages as the task's next run would and decide them."""
-    from syncing.inbound.worker import InboundRun, SyncFailure
-
     task = SyncTask.objects.select_related("integration", "tenant").get(pk=task.pk)
     max_pages = max(1, min(int(max_pages), MAX_PAGES))
     preview = Preview(task_id=str(task.pk), mode=task.mode)
     # The worker's own preflight (config checks, adapter, cursor, watermark, pipeline) without
     # a run or a lease: nothing it does writes.
-    worker = InboundRun(task, None, token="")
     try:
-        worker.preflight()
+        plan = preflight(task)
     except (SyncFailure, AdapterError) as exc:
         preview.error_code, preview.error = exc.code, str(exc)
         return preview
-    store = CapturingStore(worker.pipeline.store)
-    worker.pipeline.store = store
-    preview.since, preview.cursor = worker.since, worker.cursor
-    cursor = worker.cursor
+    store = CapturingStore(plan.pipeline.store)
+    plan.pipeline.store = store
+    preview.since, preview.cursor = plan.since, plan.cursor
+    cursor = plan.cursor
     for _ in range(max_pages):
         try:
-            page = worker.adapter.fetch_page(cursor, since=worker.since)
+            page = plan.adapter.fetch_page(cursor, since=plan.since)
         except (AdapterError, OutboundError) as exc:
             # The codes a run would record (http_404, timeout, credential_unavailable …).
             preview.error_code, preview.error = error_code(exc), error_message(exc)
             return preview
-        _decide(preview, worker.pipeline, store, page.records)
+        _decide(preview, plan.pipeline, store, page.records)
         preview.pages += 1
         if page.next_cursor is None:
             preview.more_pages = False

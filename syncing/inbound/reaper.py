@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from castiel.db.leases import fenced_update
 from castiel.observability.logging import get_logger
 from syncing import metrics
 from syncing.models import SyncRun, SyncTask
@@ -32,15 +33,18 @@ def reap(now=None) -> dict[str, int]:
     leases = runs = 0
     for task_id, owner, status in expired:
         with transaction.atomic():
-            released = SyncTask.objects.filter(
-                id=task_id, lease_owner=owner, lease_expires_at__lt=now
-            ).update(
-                lease_owner="",
-                lease_expires_at=None,
-                queued_at=None,
-                status=SyncTask.Status.IDLE,
-                status_reason=f"lease expired while {status}; resuming from the checkpoint",
-                next_run_at=now,
+            expired_here = SyncTask.objects.filter(id=task_id, lease_expires_at__lt=now)
+            released = fenced_update(
+                expired_here,
+                owner,
+                dict(
+                    lease_owner="",
+                    lease_expires_at=None,
+                    queued_at=None,
+                    status=SyncTask.Status.IDLE,
+                    status_reason=f"lease expired while {status}; resuming from the checkpoint",
+                    next_run_at=now,
+                ),
             )
             if not released:
                 continue

@@ -14,7 +14,9 @@ Each batch is one short transaction:
    few small wake-ups for the batch (``CASTIEL_SYNC_WAKEUPS_PER_BATCH``, one per task for
    small batches). A woken worker runs the batch's still-queued tasks from the database
    (:func:`syncing.inbound.worker.run_claimed`): the message only wakes a worker; the lease on the
-   row is the truth (see :mod:`syncing.inbound.leases`).
+   row is the truth (see :mod:`syncing.inbound.leases`). The PostgreSQL claim is one
+   hand-written statement (tuned: docs/benchmarks.md, ``scheduler``); the token and the SQLite
+   claim are the shared ones of :mod:`castiel.db.leases`.
 """
 
 from __future__ import annotations
@@ -27,12 +29,12 @@ from django.db.models import F, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
+from castiel.db.leases import claim_listed, new_token
 from castiel.observability.logging import get_logger
 from castiel.queue import enqueue_many
 from castiel.tenancy.models import Tenant
 from integrations.models import Integration
 from syncing import metrics
-from syncing.inbound.leases import new_token
 from syncing.models import SyncRun, SyncTask
 
 log = get_logger(__name__)
@@ -87,17 +89,17 @@ def claim(ids, *, trigger: str = SyncRun.Trigger.SCHEDULE, now=None) -> list:
             claimed = _claim_postgres(ids, token=token, now=now, expires=expires)
         else:
             # SQLite: no row locks; the conditional UPDATE is the claim (writers serialise).
-            SyncTask.objects.filter(
-                id__in=ids, lease_owner="", tenant__is_active=True, integration__enabled=True
-            ).update(
-                lease_owner=token,
-                status=SyncTask.Status.QUEUED,
-                queued_at=now,
-                lease_expires_at=expires,
-                run_requested=False,
-            )
-            claimed = list(
-                SyncTask.objects.filter(id__in=ids, lease_owner=token).values_list("id", flat=True)
+            claimed = claim_listed(
+                SyncTask,
+                ids,
+                token=token,
+                values=dict(
+                    status=SyncTask.Status.QUEUED,
+                    queued_at=now,
+                    lease_expires_at=expires,
+                    run_requested=False,
+                ),
+                free=dict(lease_owner="", tenant__is_active=True, integration__enabled=True),
             )
         slots = min(len(claimed), settings.CASTIEL_SYNC_WAKEUPS_PER_BATCH)
         enqueue_many(

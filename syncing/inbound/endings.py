@@ -1,0 +1,113 @@
+"""How an inbound run ends: succeeded, deferred (continues from the checkpoint later), failed
+(its reason recorded, the task backing off) or lost (its lease went to another worker). Each
+gives the task's lease back, fenced, with the task's next state, and closes the ``SyncRun``.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from castiel.http.retry import RetryPolicy
+from castiel.observability.logging import get_logger
+from syncing import metrics
+from syncing.inbound import leases
+from syncing.inbound.errors import Deferred
+from syncing.inbound.next_run import next_run_after
+from syncing.inbound.scheduler import claim
+from syncing.models import SyncRun, SyncTask
+
+log = get_logger(__name__)
+
+
+class Endings:
+    def __init__(self, task: SyncTask, run: SyncRun, token: str, provider: str, started: float):
+        self.task = task
+        self.run = run
+        self.token = token
+        self.provider = provider
+        self.started = started  # time.monotonic() at the run's start
+
+    def succeed(self) -> None:
+        now = timezone.now()
+        requested = (
+            SyncTask.objects.filter(id=self.task.id).values_list("run_requested", flat=True).first()
+        )
+        leases.release(
+            self.task.id,
+            self.token,
+            status=SyncTask.Status.IDLE,
+            status_reason="",
+            consecutive_failures=0,
+            last_success_at=now,
+            run_requested=False,
+            next_run_at=now if requested else next_run_after(self.task, self.run.started_at, now),
+        )
+        self.finish_run(SyncRun.Status.SUCCEEDED)
+
+    def defer(self, exc: Deferred) -> None:
+        now = timezone.now()
+        released = leases.release(
+            self.task.id,
+            self.token,
+            status=SyncTask.Status.IDLE,
+            status_reason=str(exc),
+            next_run_at=now + timedelta(seconds=exc.delay),
+        )
+        self.finish_run(SyncRun.Status.DEFERRED, "deferred", str(exc))
+        if released and exc.delay == 0:
+            claim([self.task.id], trigger=SyncRun.Trigger.RESUME)
+
+    def fail(self, code: str, message: str) -> None:
+        now = timezone.now()
+        failures = self.task.consecutive_failures + 1
+        # Failed runs back off too, up to the task's own interval.
+        backoff = RetryPolicy(
+            base=settings.CASTIEL_SYNC_FAILURE_BACKOFF_SECONDS,
+            cap=max(self.task.interval_seconds, settings.CASTIEL_SYNC_FAILURE_BACKOFF_SECONDS),
+        ).delay(failures)
+        leases.release(
+            self.task.id,
+            self.token,
+            status=SyncTask.Status.FAILED,
+            status_reason=f"{code}: {message}"[:2000],
+            consecutive_failures=failures,
+            next_run_at=now + timedelta(seconds=backoff),
+        )
+        log.warning("sync.run_failed", code=code, reason=message[:500])
+        self.finish_run(SyncRun.Status.FAILED, code, message)
+
+    def lost(self) -> None:
+        self.finish_run(SyncRun.Status.LOST, "lease_lost", "the task's lease was lost")
+
+    def finish_run(self, status: str, code: str = "", message: str = "") -> None:
+        now = timezone.now()
+        summary = message
+        if self.run.error_summary and message:
+            summary = f"{message}\n{self.run.error_summary}"
+        elif self.run.error_summary:
+            summary = self.run.error_summary
+        SyncRun.objects.filter(id=self.run.id).update(
+            status=status,
+            finished_at=now,
+            heartbeat_at=now,
+            error_code=code,
+            error_summary=summary[:5000],
+        )
+        duration = time.monotonic() - self.started
+        metrics.RUNS.labels(self.provider, status).inc()
+        metrics.RUN_DURATION.labels(self.provider).observe(duration)
+        if duration > 0 and self.run.fetched:
+            metrics.RUN_RATE.labels(self.provider).observe(self.run.fetched / duration)
+        log.info(
+            "sync.run_finished",
+            task_id=str(self.task.id),
+            run_id=str(self.run.id),
+            status=status,
+            pages=self.run.pages,
+            fetched=self.run.fetched,
+            error_code=code or None,
+        )

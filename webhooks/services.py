@@ -15,7 +15,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from castiel.http.retry import full_jitter_delay
+from castiel.db.leases import claim_row, fenced_update
+from castiel.http.retry import RetryPolicy
 from castiel.observability.context import get_correlation_id
 from castiel.observability.logging import get_logger
 from castiel.queue import enqueue
@@ -317,6 +318,11 @@ def event_enqueue(event_id, *, coalesce: bool = False) -> bool:
 # ---------------------------------------------------------------------------------------------
 # Processing
 # ---------------------------------------------------------------------------------------------
+# WebhookEvent has no token column: its lease's expiry, unique per claim, names the holder
+# (the owner column of the claim and of the fenced result write, castiel.db.leases).
+LEASE_HOLDER = "lease_expires_at"
+
+
 def _claim(event_id) -> tuple[WebhookEvent | None, object]:
     now = timezone.now()
     lease = now + timedelta(seconds=settings.CASTIEL_WEBHOOK_LEASE_SECONDS)
@@ -327,16 +333,21 @@ def _claim(event_id) -> tuple[WebhookEvent | None, object]:
     )
     # A deactivated tenant's events are not processed: they wait, stored, until it is
     # reactivated (the sweeper skips them meanwhile).
-    claimed = WebhookEvent.objects.filter(
+    free = WebhookEvent.objects.filter(
         claimable,
         pk=event_id,
         outcome=WebhookEvent.Outcome.ACCEPTED,
         tenant_id__in=active_tenant_ids(),
-    ).update(
-        status=WebhookEvent.Status.PROCESSING,
-        lease_expires_at=lease,
-        attempts=F("attempts") + 1,
-        processing_started_at=now,
+    )
+    claimed = claim_row(
+        free,
+        lease,
+        {
+            "status": WebhookEvent.Status.PROCESSING,
+            "attempts": F("attempts") + 1,
+            "processing_started_at": now,
+        },
+        owner=LEASE_HOLDER,
     )
     if not claimed:
         return None, lease
@@ -421,13 +432,9 @@ def event_process(*, event_id) -> str | None:
         error = f"{type(exc).__name__}: {exc}"[:2000]
         results.append({"action": current, "status": "error", "error": error})
         fields["last_error"] = error
-        if retryable and event.attempts < settings.CASTIEL_WEBHOOK_MAX_ATTEMPTS:
-            delay = full_jitter_delay(
-                event.attempts,
-                base=settings.CASTIEL_WEBHOOK_RETRY_BASE_SECONDS,
-                cap=settings.CASTIEL_WEBHOOK_RETRY_CAP_SECONDS,
-                retry_after=getattr(exc, "retry_after", None),
-            )
+        retries = RetryPolicy.from_settings("CASTIEL_WEBHOOK")
+        if retryable and not retries.exhausted(event.attempts):
+            delay = retries.delay(event.attempts, retry_after=getattr(exc, "retry_after", None))
             fields.update(
                 status=WebhookEvent.Status.RETRYING,
                 next_attempt_at=timezone.now() + timedelta(seconds=delay),
@@ -443,9 +450,8 @@ def event_process(*, event_id) -> str | None:
     )
     # Only the holder of this lease may write the result (a worker that outlived its lease
     # must not overwrite the work of the one that took over).
-    WebhookEvent.objects.filter(
-        pk=event.pk, status=WebhookEvent.Status.PROCESSING, lease_expires_at=lease
-    ).update(**fields)
+    processing = WebhookEvent.objects.filter(pk=event.pk, status=WebhookEvent.Status.PROCESSING)
+    fenced_update(processing, lease, fields, owner=LEASE_HOLDER)
     metrics.PROCESSED.labels(parser_slug, fields["status"]).inc()
     log.info("webhooks.processed", event_id=str(event.pk), status=fields["status"])
     return fields["status"]

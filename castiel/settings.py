@@ -773,6 +773,8 @@ CASTIEL_NOTIFY_RENOTIFY_MINUTES = env.int("CASTIEL_NOTIFY_RENOTIFY_MINUTES", def
 # Delivery: attempts, backoff (full jitter, never below Retry-After), waits slept in the worker,
 # a sender's lease, the read timeout, and one worker run's budget.
 CASTIEL_NOTIFY_MAX_ATTEMPTS = env.int("CASTIEL_NOTIFY_MAX_ATTEMPTS", default=12)
+# …and never dead-lettered sooner than this after the first attempt (outages shorter lose nothing).
+CASTIEL_NOTIFY_RETRY_FOR_MINUTES = env.float("CASTIEL_NOTIFY_RETRY_FOR_MINUTES", default=60.0)
 CASTIEL_NOTIFY_RETRY_BASE_SECONDS = env.float("CASTIEL_NOTIFY_RETRY_BASE_SECONDS", default=5.0)
 CASTIEL_NOTIFY_RETRY_CAP_SECONDS = env.float("CASTIEL_NOTIFY_RETRY_CAP_SECONDS", default=600.0)
 CASTIEL_NOTIFY_MAX_INLINE_WAIT = env.float("CASTIEL_NOTIFY_MAX_INLINE_WAIT", default=10.0)

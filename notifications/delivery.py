@@ -11,8 +11,9 @@
 * **Attempts**: the claim counts the attempt. A retryable failure (timeout, 429, 5xx, SMTP 4xx)
   backs off with full jitter, never below ``Retry-After`` (``castiel.http.retry``); a wait up
   to ``CASTIEL_NOTIFY_MAX_INLINE_WAIT`` happens in the worker, a longer one returns the channel
-  to the sweeper. After ``max_attempts`` — or at once for a permanent failure — the delivery is
-  dead, with the reason; :func:`replay` queues it again (at the back of the queue).
+  to the sweeper. After ``max_attempts``, once ``CASTIEL_NOTIFY_RETRY_FOR_MINUTES`` have passed
+  since the first attempt — or at once for a permanent failure — the delivery is dead, with
+  the reason; :func:`replay` queues it again (at the back of the queue).
 * **Leases fence results**: a worker records an outcome only while it holds the lease. A worker
   killed mid-send leaves ``sending`` with an expiring lease; the next worker sends it again
   with the same message id (``webhook-id`` for signed webhooks, ``X-Castiel-Message-Id`` for
@@ -239,7 +240,7 @@ def _failed(delivery: Delivery, owner: str, exc: Exception, duration: float):
         metrics.DELIVERIES.labels(channel.type, "deferred").inc()
         return "deferred", wait
     retry_after = getattr(exc, "retry_after", None)
-    if step == RETRY and delivery.attempts < delivery.max_attempts:
+    if step == RETRY and not _given_up(delivery, now):
         wait = full_jitter_delay(
             delivery.attempts,
             base=settings.CASTIEL_NOTIFY_RETRY_BASE_SECONDS,
@@ -270,6 +271,16 @@ def _failed(delivery: Delivery, owner: str, exc: Exception, duration: float):
     )
     _channel_failed(channel, reason, now)
     return outcome, wait
+
+
+def _given_up(delivery: Delivery, now) -> bool:
+    """Dead after ``max_attempts`` attempts — but never sooner than
+    ``CASTIEL_NOTIFY_RETRY_FOR_MINUTES`` after the first (full jitter may draw short waits: an
+    outage shorter than that loses nothing, whatever the draws)."""
+    if delivery.attempts < delivery.max_attempts:
+        return False
+    first = delivery.first_attempt_at or now
+    return now - first >= timedelta(minutes=settings.CASTIEL_NOTIFY_RETRY_FOR_MINUTES)
 
 
 def _channel_succeeded(channel: Channel, now) -> None:

@@ -146,4 +146,5 @@ class TeamsWorkflow(ChannelType):
 
     def send(self, channel, delivery, secrets: dict) -> Sent:
         body = json.dumps(self.render(delivery.message, delivery), ensure_ascii=False).encode()
-        return post(channel, self, secrets["url"], body=body, headers={}, secret_url=True)
+        headers = {"X-Castiel-Message-Id": str(delivery.message_id)}  # for receivers that dedupe
+        return post(channel, self, secrets["url"], body=body, headers=headers, secret_url=True)

@@ -34,3 +34,15 @@ def fast_delivery(settings):
     settings.CASTIEL_NOTIFY_LINK_BASE_URL = "https://castiel.example.com"
     settings.CASTIEL_RATELIMIT_BACKEND = "local"
     yield settings
+
+
+@pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    """``committed(fn)``: run ``fn`` and then what its commit would run (the test's own
+    transaction never commits, and events wait for the commit)."""
+
+    def run(fn):
+        with django_capture_on_commit_callbacks(execute=True):
+            return fn()
+
+    return run

@@ -49,6 +49,7 @@ class FakeChat:
         }
         self.outage = None
         self.lock = threading.Lock()
+        self.answered: list[tuple[str, int, Recorded]] = []  # (path, status, request)
         defaults = {
             SLACK_PATH: Answer(200, {}, "ok"),
             TEAMS_PATH: Answer(202, {}, ""),
@@ -64,6 +65,8 @@ class FakeChat:
             if answer is None and self.outage is not None:
                 answer = self.outage(path)
             answer = answer or default
+            with self.lock:
+                self.answered.append((path, answer.status, request))
             if answer.delay:
                 time.sleep(answer.delay)
             return answer.status, answer.headers, answer.body
@@ -88,6 +91,10 @@ class FakeChat:
 
     def received(self, path: str) -> list[Recorded]:
         return [r for r in self.server.requests if r.path == path and r.method == "POST"]
+
+    def answers(self, path: str) -> list[tuple[str, int]]:
+        """(message text, status answered) for every request to ``path``, in order."""
+        return [(r.json().get("text", ""), status) for p, status, r in self.answered if p == path]
 
     def bodies(self, path: str) -> list[dict]:
         return [r.json() for r in self.received(path)]

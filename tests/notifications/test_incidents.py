@@ -33,17 +33,6 @@ def fail(tenant, n=3, **kwargs):
     )
 
 
-@pytest.fixture
-def committed(django_capture_on_commit_callbacks):
-    """Run what a commit would run (the test's transaction never commits)."""
-
-    def run(fn):
-        with django_capture_on_commit_callbacks(execute=True):
-            return fn()
-
-    return run
-
-
 @pytest.mark.django_db
 def test_events_with_one_fingerprint_fold_into_one_incident(tenant, committed):
     for n in (3, 4, 5):

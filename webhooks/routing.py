@@ -13,50 +13,73 @@ event runs them again). Raise an exception whose ``retryable`` attribute is Fals
 backoff.
 
 The routing table maps (parser, event-type pattern) to a list of action names, or to
-:data:`AUTO`, which picks by the event's shape (nothing when the event names no record):
-deleted → ``sync.delete_record``; a complete
-payload → ``sync.upsert_record``; otherwise ``sync.fetch_entity`` (a targeted inbound sync
-of the changed entity); then ``push.evaluate_rules`` (rule-triggered outbound push). A
-registration's own ``routes`` are consulted first, then the defaults; within each, the most
-specific matching pattern wins (an exact type, else the longest pattern), because a JSON
-object's key order is not kept by PostgreSQL's jsonb. An empty list means "ignore".
+:data:`AUTO`; its defaults (:data:`DEFAULT_ROUTES`) come from each provider's event table
+(``integrations/providers/<slug>/webhooks.py``), and the generic parser routes ``*``. AUTO
+picks by the event's shape (nothing when the event names no record): deleted →
+``sync.delete_record``; a complete payload → ``sync.upsert_record``; otherwise
+``sync.fetch_entity`` (a targeted inbound sync of the changed entity); then
+``push.evaluate_rules`` (rule-triggered outbound push). A registration's own ``routes``
+are consulted first, then the defaults; within each, the most specific matching pattern
+wins (an exact type, else the longest pattern), because a JSON object's key order is not
+kept by PostgreSQL's jsonb. An empty list means "ignore".
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Any
 
 from castiel.observability.logging import get_logger
-from webhooks.parsers.base import NormalisedEvent
+from integrations.webhook_events import (
+    AUTO,
+    DELETE_RECORD,
+    EVALUATE_RULES,
+    FETCH_ENTITY,
+    PARSERS,
+    UPSERT_RECORD,
+    NormalisedEvent,
+    Route,
+    default_routes,
+)
 
 log = get_logger(__name__)
 
-UPSERT_RECORD = "sync.upsert_record"
-DELETE_RECORD = "sync.delete_record"
-FETCH_ENTITY = "sync.fetch_entity"
-EVALUATE_RULES = "push.evaluate_rules"
-AUTO = "auto"
+__all__ = [
+    "AUTO",
+    "DEFAULT_ROUTES",
+    "DELETE_RECORD",
+    "EVALUATE_RULES",
+    "FETCH_ENTITY",
+    "UPSERT_RECORD",
+    "ActionContext",
+    "ActionNotRegistered",
+    "PermanentActionError",
+    "actions_for",
+    "register_action",
+    "run_action",
+]
 
-# (parser, event type pattern) → actions or AUTO. Only what a provider's parser understands
-# well enough to act on is routed; everything else is stored, parsed and marked ignored.
-DEFAULT_ROUTES: dict[str, list[tuple[str, Any]]] = {
-    "github": [
-        ("issues.*", AUTO),
-        ("push", [FETCH_ENTITY, EVALUATE_RULES]),
-    ],
-    "stripe": [
-        ("customer.*", AUTO),
-    ],
-    "generic": [
-        ("*", AUTO),
-    ],
-    # Parsers in integrations/providers/<slug>/webhooks.py: only catalogue events name a record.
-    "hubspot": [("*", AUTO)],
-    "slack": [("*", AUTO)],
-}
+
+class _DefaultRoutes(Mapping):
+    """Parser slug → [(event type pattern, actions or AUTO)], derived from each provider's
+    event table (``integrations/providers/<slug>/webhooks.py``) and the generic parser's
+    ``*``: only what a provider's table declares is routed; everything else is stored,
+    parsed and marked ignored. Read on each access, so a provider registered later counts."""
+
+    def __getitem__(self, parser: str) -> list[Route]:
+        if parser not in PARSERS:
+            raise KeyError(parser)
+        return default_routes(parser)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(PARSERS)
+
+    def __len__(self) -> int:
+        return len(PARSERS)
+
+
+DEFAULT_ROUTES: Mapping[str, list[Route]] = _DefaultRoutes()
 
 
 @dataclass(frozen=True)
@@ -127,7 +150,7 @@ def validate_routes(routes) -> str | None:
 
 def actions_for(event: NormalisedEvent, *, parser: str, overrides: dict | None = None) -> list[str]:
     """The action names an event routes to ([] = nothing to do)."""
-    for table in ((overrides or {}).items(), DEFAULT_ROUTES.get(parser, [])):
+    for table in ((overrides or {}).items(), default_routes(parser)):
         matching = [(p, a) for p, a in table if fnmatchcase(event.type, p)]
         if matching:
             _, actions = max(matching, key=lambda item: (item[0] == event.type, len(item[0])))

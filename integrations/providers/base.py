@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 if TYPE_CHECKING:
     from castiel.http.limit_headers import LimitReader
+    from integrations.webhook_events import EventTable
 
 # The ways a provider's API can authenticate a request. A provider lists the ones it supports;
 # the credentials app implements them. Kept here (not in credentials/) because the catalogue is
@@ -165,11 +166,10 @@ class ProviderInfo:
     # integration user's id), written to the integration after a connect or a refresh.
     config_from_token: str | None = None
     # --- added with the provider catalogue (all optional; defaults keep older providers valid)
-    # The provider's webhook event names (as its webhook parser reads them: GitHub's
-    # X-GitHub-Event header, Stripe's ``type``, Slack's ``event.type``, HubSpot's
-    # ``subscriptionType``) mapped to the entity type in ``entity_types`` they change.
-    # Events not listed are stored but not acted on (Zulip's ALL_EVENT_TYPES idea).
-    webhook_events: dict[str, str] = field(default_factory=dict)
+    # The provider's webhook event table (``integrations.webhook_events.EventTable``, kept in
+    # the folder's ``webhooks.py`` with the parser it decorates): the catalogue's
+    # ``webhook_events``, the default routes and the contract tests all come from it.
+    webhooks: EventTable | None = None
     # Reads the provider's own rate-limit headers: ``fn(headers, now) -> [Quota]`` over
     # lower-cased headers (the folder's ``limits.py``); None: the generic families of
     # ``castiel.http.limit_headers`` (X-RateLimit-*, IETF RateLimit, Retry-After …).
@@ -180,6 +180,15 @@ class ProviderInfo:
     test_connection: str = ""
     # Config keys an integration may set, with the default used when it does not.
     optional_config: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def webhook_events(self) -> dict[str, str]:
+        """The provider's webhook event names (as its parser reads them: GitHub's
+        X-GitHub-Event header, Stripe's ``type``, Slack's ``event.type``, HubSpot's
+        ``subscriptionType``) mapped to the entity type in ``entity_types`` they change —
+        from the event table. Events not listed are stored but not acted on (Zulip's
+        ALL_EVENT_TYPES idea)."""
+        return self.webhooks.entity_types() if self.webhooks is not None else {}
 
     def api_base_for(self, config: dict) -> str:
         """The API base for one integration: its ``api_base`` config if set (GitHub Enterprise

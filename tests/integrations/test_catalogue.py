@@ -22,6 +22,7 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 
 from integrations.models import Integration
 from integrations.providers import base, registry
+from integrations.webhook_events import Delivery
 from tests.support.services import unavailable
 
 PROVIDERS_DIR = Path(registry.__file__).parent
@@ -426,35 +427,32 @@ def test_rate_limited_fixtures_carry_each_providers_documented_signal():
         assert load_meta("slack", name)["status"] == 200 and load("slack", name)["ok"] is False
 
 
-# Webhook event names, read the way each provider's webhook parser reads them.
-def _github_events(slug, name):
-    return [header(load_meta(slug, name), "X-GitHub-Event")]
+def _webhook_events(slug: str) -> list:
+    """Every event the provider's webhook fixtures carry, read by the provider's own parser
+    (the one its event table decorates)."""
+    parse = registry.get(slug).webhooks.parse
+    return [
+        event
+        for name in body_fixtures(slug)
+        if name.startswith("webhook_")
+        for event in parse(
+            Delivery(
+                body=load(slug, name), headers=load_meta(slug, name).get("headers", {}), config={}
+            )
+        )
+    ]
 
 
-def _stripe_events(slug, name):
-    return [load(slug, name)["type"]]
-
-
-def _slack_events(slug, name):
-    body = load(slug, name)
-    if body["type"] == "url_verification":
-        return []  # the handshake: answered with its challenge, not an event
-    assert body["type"] == "event_callback"
-    return [body["event"]["type"]]
-
-
-def _hubspot_events(slug, name):
-    body = load(slug, name)
-    assert isinstance(body, list)  # v3 webhooks POST a batch
-    return [item["subscriptionType"] for item in body]
-
-
-WEBHOOK_EVENT_NAMES: dict[str, Callable[[str, str], list[str]]] = {
-    "github": _github_events,
-    "stripe": _stripe_events,
-    "slack": _slack_events,
-    "hubspot": _hubspot_events,
-}
+@pytest.mark.parametrize("slug", FOLDERS)
+def test_a_webhook_scheme_comes_with_an_event_table_and_its_parser(slug):
+    provider = registry.get(slug)
+    if provider.webhook_scheme is None:
+        assert provider.webhooks is None, f"{slug} has an event table but no webhook scheme"
+        return
+    assert provider.webhooks is not None, f"{slug}: add its event table (webhooks.py)"
+    assert provider.webhooks.parse is not None, f"{slug}: decorate its parser @EVENTS.parser"
+    # The catalogue's event list is the table's.
+    assert provider.webhook_events == provider.webhooks.entity_types()
 
 
 @pytest.mark.parametrize("slug", CATALOGUE)
@@ -462,16 +460,13 @@ def test_webhook_fixtures_only_trigger_declared_events(slug):
     provider = registry.get(slug)
     if provider.webhook_scheme is None:
         return
-    assert slug in WEBHOOK_EVENT_NAMES, f"add {slug}'s event-name reader to WEBHOOK_EVENT_NAMES"
-    events = [
-        event
-        for name in body_fixtures(slug)
-        if name.startswith("webhook_")
-        for event in WEBHOOK_EVENT_NAMES[slug](slug, name)
-    ]
+    events = _webhook_events(slug)
     assert events, f"{slug}: no webhook fixture carries an event"
-    undeclared = sorted(set(events) - set(provider.webhook_events))
-    assert not undeclared, f"{slug}: fixtures trigger undeclared events {undeclared}"
+    undeclared = sorted({e.type for e in events if provider.webhooks.row(e.type) is None})
+    assert not undeclared, f"{slug}: fixtures trigger events its table lacks {undeclared}"
+    for event in events:
+        row = provider.webhooks.row(event.type)
+        assert row.name in provider.webhook_events, f"{slug}: {event.type} is not catalogued"
 
 
 def test_github_webhook_fixtures_are_the_recorded_octokit_payloads():

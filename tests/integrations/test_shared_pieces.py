@@ -17,6 +17,7 @@ from integrations.adapters.mapping import FieldMapping
 from integrations.adapters.normalize import parse_timestamp
 from integrations.adapters.pagination import dig
 from integrations.jsonpath import get_path, valid_path
+from integrations.webhook_events import Delivery, get_parser
 
 DOC = {"items": [{"id": 1}, {"id": 2}, {"id": 3}], "-1": "key", "n": None, "s": "text"}
 
@@ -69,6 +70,13 @@ def test_a_field_mapping_can_take_the_last_item():
     mapping = FieldMapping({"latest": "events.-1.kind", "first": "events.0.kind"})
     record = {"events": [{"kind": "created"}, {"kind": "updated"}]}
     assert mapping.apply(record) == {"latest": "updated", "first": "created"}
+
+
+def test_the_generic_webhook_parser_takes_negative_indices_too():
+    parse = get_parser("generic")
+    body = {"type": "contact.merged", "ids": ["c_1", "c_2"]}  # merged into the last one
+    [event] = parse(Delivery(body=body, headers={}, config={"external_id": "ids.-1"}))
+    assert event.external_id == "c_2"
 
 
 @pytest.mark.parametrize("path", ["a", "a.b", "a.-1", "a.0.b"])
@@ -137,3 +145,9 @@ def test_timestamps_that_are_timestamps(value, expected):
 )
 def test_everything_else_is_not_a_timestamp_and_never_raises(value):
     assert parse_timestamp(value) is None
+
+
+def test_webhook_parsers_and_adapters_read_time_alike():
+    from webhooks.parsers.base import parse_time
+
+    assert parse_time is parse_timestamp

@@ -19,14 +19,15 @@ Facts an adapter relies on (sources in fixtures/SOURCES.md):
   ``https://HOST/login/oauth/...``.
 
 The adapter (``adapter.py``) keys issues ``owner/repo#number`` and needs config
-``repository`` for them; ``organization`` selects whose repositories are listed. Its webhook
-parser (``webhooks.py``) names issues the same way; ``limits.py`` reads the rate-limit headers
-(other resources than ``core`` are side quotas).
+``repository`` for them; ``organization`` selects whose repositories are listed. The webhook
+event table and parser (``webhooks.py``) name issues the same way; ``limits.py`` reads the
+rate-limit headers (other resources than ``core`` are side quotas).
 """
 
 from integrations.providers.base import OAuthSpec, ProviderInfo
 
 from .limits import read as read_limits
+from .webhooks import EVENTS
 
 PROVIDER = ProviderInfo(
     slug="github",
@@ -93,7 +94,7 @@ PROVIDER = ProviderInfo(
     webhook_scheme="github",
     # Keyed by the X-GitHub-Event header; the body's "action" refines it (opened, edited,
     # closed, deleted, ...). push carries commits, not a repository snapshot: fetch it.
-    webhook_events={"issues": "issues", "push": "repositories"},
+    webhooks=EVENTS,
     test_connection="GET /user",
     optional_config={
         "api_base": "https://api.github.com",

@@ -22,13 +22,15 @@ Facts an adapter relies on (sources in fixtures/SOURCES.md):
   The v1 token endpoint answers a dead refresh token with 400 ``BAD_REFRESH_TOKEN``
   (not RFC 6749's invalid_grant).
 
-The adapter is ``adapter.py``; ``webhooks.py`` parses the v3 webhook batches (registered as
-the ``hubspot`` parser); ``limits.py`` reads the ``X-HubSpot-RateLimit-*`` headers.
+The adapter is ``adapter.py``; ``webhooks.py`` holds the event table and parses the v3
+webhook batches (the ``hubspot`` parser); ``limits.py`` reads the ``X-HubSpot-RateLimit-*``
+headers.
 """
 
 from integrations.providers.base import OAuthSpec, ProviderInfo
 
 from .limits import read as read_limits
+from .webhooks import EVENTS
 
 PROVIDER = ProviderInfo(
     slug="hubspot",
@@ -91,18 +93,7 @@ PROVIDER = ProviderInfo(
     # Scheme slug as implemented by webhooks/schemes/hubspot.py (X-HubSpot-Signature-v3).
     webhook_scheme="hubspot",
     # Keyed by each batch item's subscriptionType. Events carry ids, not records: fetch.
-    webhook_events={
-        "contact.creation": "contacts",
-        "contact.propertyChange": "contacts",
-        "contact.deletion": "contacts",
-        "contact.restore": "contacts",
-        "contact.merge": "contacts",
-        "company.creation": "companies",
-        "company.propertyChange": "companies",
-        "company.deletion": "companies",
-        "company.restore": "companies",
-        "company.merge": "companies",
-    },
+    webhooks=EVENTS,
     # Lists one contact: proves the token and the contacts read scope in one cheap call.
     test_connection="GET /crm/v3/objects/contacts?limit=1",
     # Relative to this package, so a copied folder uses its own copy of the adapter.

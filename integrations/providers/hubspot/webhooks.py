@@ -2,51 +2,58 @@
 
 Each item: ``eventId``, ``subscriptionType`` (``contact.creation``, ``company.deletion`` …),
 ``objectId``, ``occurredAt`` (epoch ms), ``propertyName``/``propertyValue`` for property
-changes. Events carry ids, not records, so they are notices (``complete=False``: the owning
-sync task fetches what changed); ``*.deletion`` events delete. Only the subscription types
-listed in the catalogue's ``webhook_events`` name a record; others are parsed and ignored.
-
-Registered as the ``hubspot`` parser in ``webhooks/parsers/__init__.py`` (the signature is the
-``hubspot`` scheme's: ``X-HubSpot-Signature-v3``).
+changes. Events carry ids, not records, so they are notices (not complete: the owning sync
+task fetches what changed); ``*.deletion`` events delete. Only the subscription types in
+:data:`EVENTS` name a record; others are parsed, stored and not acted on. The signature is the
+``hubspot`` scheme's (``X-HubSpot-Signature-v3``).
 """
 
 from __future__ import annotations
 
-from webhooks.parsers.base import Delivery, NormalisedEvent, ParseError, parse_time
+from integrations.adapters.normalize import parse_timestamp
+from integrations.webhook_events import Delivery, Event, EventTable, NormalisedEvent, ParseError
 
-PROVIDER = "hubspot"
+# The folder name is the slug (a copied folder names its own events).
+PROVIDER = __package__.rsplit(".", 1)[-1]
+OBJECT_ID = "objectId"
+
+EVENTS = EventTable(
+    Event("contact.creation", "contacts", id=OBJECT_ID),
+    Event("contact.propertyChange", "contacts", id=OBJECT_ID),
+    Event("contact.deletion", "contacts", id=OBJECT_ID, deleted=True),
+    Event("contact.restore", "contacts", id=OBJECT_ID),
+    Event("contact.merge", "contacts", id=OBJECT_ID),
+    Event("company.creation", "companies", id=OBJECT_ID),
+    Event("company.propertyChange", "companies", id=OBJECT_ID),
+    Event("company.deletion", "companies", id=OBJECT_ID, deleted=True),
+    Event("company.restore", "companies", id=OBJECT_ID),
+    Event("company.merge", "companies", id=OBJECT_ID),
+)
 
 
-def _events_map() -> dict[str, str]:
-    from integrations.providers import registry
-
-    return registry.get(PROVIDER).webhook_events
-
-
+@EVENTS.parser
 def parse(delivery: Delivery) -> list[NormalisedEvent]:
     body = delivery.body
     if isinstance(body, dict):
         body = [body]  # tolerate a single event
     if not isinstance(body, list):
         raise ParseError("a HubSpot webhook delivery is a JSON array of events")
-    mapping = _events_map()
     events = []
     for item in body:
         if not isinstance(item, dict) or not isinstance(item.get("subscriptionType"), str):
             raise ParseError("HubSpot event without a subscriptionType")
         kind = item["subscriptionType"]
-        entity = mapping.get(kind, "")
-        object_id = item.get("objectId")
+        row = EVENTS.row(kind)
         events.append(
             NormalisedEvent(
                 provider=PROVIDER,
                 type=kind,
-                entity_type=entity,
-                external_id=str(object_id) if entity and object_id is not None else "",
+                entity_type=row.entity_type if row is not None else "",
+                external_id=row.record_id(item) if row is not None else "",
                 payload=item,
-                occurred_at=parse_time(item.get("occurredAt")),
+                occurred_at=parse_timestamp(item.get("occurredAt")),
                 complete=False,
-                deleted=kind.endswith(".deletion"),
+                deleted=row.deleted if row is not None else kind.endswith(".deletion"),
                 event_id=str(item.get("eventId") or ""),
             )
         )

@@ -19,10 +19,13 @@ Facts an adapter relies on (sources in fixtures/SOURCES.md):
   wrapped in ``event_callback`` (``event_id`` for dedupe, ``event.type`` names the event).
 
 The adapter is ``adapter.py`` (``messages`` is the outbound "post a message" action);
-``webhooks.py`` parses Events API payloads (registered as the ``slack`` parser).
+``webhooks.py`` holds the event table and parses Events API payloads (the ``slack`` parser).
+Limit feedback is ``Retry-After``, which the generic header families read.
 """
 
 from integrations.providers.base import OAuthSpec, ProviderInfo
+
+from .webhooks import EVENTS
 
 PROVIDER = ProviderInfo(
     slug="slack",
@@ -64,15 +67,7 @@ PROVIDER = ProviderInfo(
     webhook_scheme="slack",
     # Keyed by event.type inside event_callback envelopes (url_verification is the
     # handshake, not an event).
-    webhook_events={
-        "user_change": "users",
-        "team_join": "users",
-        "channel_created": "conversations",
-        "channel_rename": "conversations",
-        "channel_archive": "conversations",
-        "channel_unarchive": "conversations",
-        "channel_deleted": "conversations",
-    },
+    webhooks=EVENTS,
     test_connection="POST /auth.test",
     # Relative to this package, so a copied folder uses its own copy of the adapter.
     adapter=f"{__name__}.adapter.SlackAdapter",

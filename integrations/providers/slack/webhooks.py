@@ -1,7 +1,7 @@
 """Slack Events API: ``event_callback`` envelopes (``event_id``, ``event.type``).
 
 ``url_verification`` is the handshake, answered by the ``slack`` scheme before anything is
-stored for processing: it yields no event here. What each catalogue event carries:
+stored for processing: it yields no event here. What each event in :data:`EVENTS` carries:
 
 * ``user_change`` / ``team_join``: ``event.user`` is the whole user object → a complete
   payload, upserted as pulled;
@@ -10,25 +10,40 @@ stored for processing: it yields no event here. What each catalogue event carrie
 * ``channel_archive`` / ``channel_unarchive``: ``event.channel`` is the id → a notice;
 * ``channel_deleted``: ``event.channel`` is the id → the record is deleted.
 
-Events not in the catalogue's ``webhook_events`` (messages, reactions …) name no record and
-are stored but not acted on. Registered as the ``slack`` parser in ``webhooks/parsers``.
+Other events (messages, reactions …) name no record and are stored but not acted on.
 """
 
 from __future__ import annotations
 
-from webhooks.parsers.base import Delivery, NormalisedEvent, ParseError, parse_time
+from integrations.adapters.normalize import parse_timestamp
+from integrations.webhook_events import Delivery, Event, EventTable, NormalisedEvent, ParseError
 
-PROVIDER = "slack"
-COMPLETE = {"user_change", "team_join"}
-DELETED = {"channel_deleted"}
-
-
-def _events_map() -> dict[str, str]:
-    from integrations.providers import registry
-
-    return registry.get(PROVIDER).webhook_events
+# The folder name is the slug (a copied folder names its own events).
+PROVIDER = __package__.rsplit(".", 1)[-1]
 
 
+def _channel_id(channel) -> str | None:
+    """``event.channel``: the channel object (created, rename) or its id (the others)."""
+    if isinstance(channel, dict):
+        channel = channel.get("id")
+    return str(channel) if channel else None
+
+
+USER = {"entity_type": "users", "id": "event.user.id"}
+CHANNEL = {"entity_type": "conversations", "id": "event.channel", "key": _channel_id}
+
+EVENTS = EventTable(
+    Event("user_change", **USER, complete=True),
+    Event("team_join", **USER, complete=True),
+    Event("channel_created", **CHANNEL),
+    Event("channel_rename", **CHANNEL),
+    Event("channel_archive", **CHANNEL),
+    Event("channel_unarchive", **CHANNEL),
+    Event("channel_deleted", **CHANNEL, deleted=True),
+)
+
+
+@EVENTS.parser
 def parse(delivery: Delivery) -> list[NormalisedEvent]:
     body = delivery.body
     if not isinstance(body, dict) or not isinstance(body.get("type"), str):
@@ -41,27 +56,25 @@ def parse(delivery: Delivery) -> list[NormalisedEvent]:
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
         raise ParseError("event_callback without an event")
     kind = event["type"]
-    entity = _events_map().get(kind, "")
+    row = EVENTS.row(kind)
     external_id, payload = "", event
-    if entity == "users" and isinstance(event.get("user"), dict):
-        payload = event["user"]
-        external_id = str(payload.get("id") or "")
-    elif entity == "conversations":
-        channel = event.get("channel")
-        if isinstance(channel, dict):
-            payload, external_id = channel, str(channel.get("id") or "")
-        elif isinstance(channel, str):
-            payload, external_id = {"id": channel}, channel
+    if row is not None:
+        external_id = row.record_id(body)
+        record = event.get("user") if row.entity_type == "users" else event.get("channel")
+        if isinstance(record, dict):
+            payload = record
+        elif external_id and row.entity_type == "conversations":
+            payload = {"id": external_id}
     return [
         NormalisedEvent(
             provider=PROVIDER,
             type=kind,
-            entity_type=entity,
+            entity_type=row.entity_type if row is not None else "",
             external_id=external_id,
             payload=payload,
-            occurred_at=parse_time(body.get("event_time") or event.get("event_ts")),
-            complete=kind in COMPLETE and bool(external_id),
-            deleted=kind in DELETED,
+            occurred_at=parse_timestamp(body.get("event_time") or event.get("event_ts")),
+            complete=row is not None and row.complete and bool(external_id),
+            deleted=row is not None and row.deleted,
             event_id=str(body.get("event_id") or ""),
         )
     ]

@@ -20,11 +20,14 @@ Facts an adapter relies on (sources in fixtures/SOURCES.md):
   ``resource_missing``.
 - Pin ``Stripe-Version`` (config ``api_version``) so payloads keep the fixtures' shape.
 
-The adapter is ``adapter.py`` (form encoding in ``form.py``); webhooks use the webhooks
-app's ``stripe`` parser.
+The adapter is ``adapter.py`` (form encoding in ``form.py``); ``webhooks.py`` holds the event
+table and parses events (the ``stripe`` parser). Stripe sends no quota headers (a 429 names
+its reason, which the adapter reads): no limit reader of its own.
 """
 
 from integrations.providers.base import OAuthSpec, ProviderInfo
+
+from .webhooks import EVENTS
 
 PROVIDER = ProviderInfo(
     slug="stripe",
@@ -73,11 +76,7 @@ PROVIDER = ProviderInfo(
     },
     webhook_scheme="stripe",
     # Keyed by the event's "type"; data.object is the full customer at event time.
-    webhook_events={
-        "customer.created": "customers",
-        "customer.updated": "customers",
-        "customer.deleted": "customers",
-    },
+    webhooks=EVENTS,
     test_connection="GET /v1/customers?limit=1",
     optional_config={
         "api_version": "2025-04-30.basil",

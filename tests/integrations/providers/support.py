@@ -20,15 +20,15 @@ from responses import matchers
 
 from castiel.http.errors import RateLimitedError
 from credentials.services import credential_create
+from integrations import webhook_events as parsers
 from integrations.adapters.base import adapter_for
 from integrations.adapters.errors import reason_of
 from integrations.models import Integration
 from integrations.providers import registry
 from integrations.services import integration_test_connection
+from integrations.webhook_events import Delivery
 from syncing.models import SyncRun
 from tests.syncing.helpers import make_task, records_of, run_once
-from webhooks import parsers
-from webhooks.parsers.base import Delivery
 
 PROVIDERS = Path(registry.__file__).parent
 
@@ -232,6 +232,35 @@ class ProviderContract:
             for event in events:
                 if event.external_id:
                     assert event.entity_type in declared.values()
+
+    def test_webhook_fixtures_mean_what_the_event_table_says(self):
+        """Derived from the provider's event table (``webhooks.py``): each webhook fixture's
+        events name the record at the row's id path, as the row's entity type, complete and
+        deleted as the row says, and route as the row says."""
+        from webhooks.routing import actions_for, auto_actions
+
+        table = registry.get(self.slug).webhooks
+        if table is None:
+            return
+        folder = PROVIDERS / self.slug / "fixtures"
+        names = sorted(
+            p.name.removesuffix(".json")
+            for p in folder.glob("webhook_*.json")
+            if not p.name.endswith(".headers.json")
+        )
+        for name in names:
+            body = fixture(self.slug, name).body
+            events = deliver(self.slug, name)
+            items = body if isinstance(body, list) else [body] * len(events)
+            for event, item in zip(events, items, strict=True):
+                row = table.row(event.type)
+                assert row is not None, f"{name}: {event.type} is not in the event table"
+                assert event.provider == self.slug
+                assert event.external_id == row.record_id(item) != "", name
+                assert event.entity_type == (row.entity_type or event.entity_type), name
+                assert (event.complete, event.deleted) == (row.complete, row.deleted), name
+                expected = auto_actions(event) if row.actions == "auto" else list(row.actions)
+                assert actions_for(event, parser=self.slug) == expected, name
 
     @pytest.mark.django_db
     def test_connection_test_succeeds_with_the_documented_answer(self, integration, rsps):

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from integrations import webhook_events as parsers
 from integrations.adapters.base import PushNotSupported
+from integrations.webhook_events import Delivery
 from syncing.models import DeadLetter, SyncRun
 from syncing.outbound import local_changes
 from syncing.records.stores import get_store
@@ -25,8 +27,6 @@ from tests.integrations.providers.support import (
 from tests.support.services import unavailable
 from tests.syncing.helpers import make_task, records_of, run_once
 from tests.syncing.outbound_support import push_all
-from webhooks import parsers
-from webhooks.parsers.base import Delivery
 
 pytestmark = [pytest.mark.embedded]
 

@@ -1,4 +1,4 @@
-"""Any JSON provider, described by dotted paths in ``parser_config``.
+"""The ``generic`` parser: any JSON provider, described by dotted paths in ``parser_config``.
 
 Options: ``items`` (path to a list when one delivery batches several events; default: the
 body is one event), and per event ``type``, ``entity_type``, ``external_id``,
@@ -12,10 +12,14 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
-from webhooks.jsonpath import get_path, valid_path
-from webhooks.parsers.base import Delivery, NormalisedEvent, ParseError, parse_time
+from integrations.adapters.normalize import parse_timestamp
+from integrations.jsonpath import get_path, valid_path
+from integrations.webhook_events.base import Delivery, NormalisedEvent, ParseError
+from integrations.webhook_events.table import AUTO, Route
 
 PROVIDER = "generic"
+# Whatever the paths find is acted on by its shape (a registration's routes narrow it).
+ROUTES: list[Route] = [("*", AUTO)]
 PATH_OPTIONS = ("items", "type", "entity_type", "external_id", "payload", "occurred_at", "event_id")
 OPTIONS = (*PATH_OPTIONS, "complete", "deleted_types", "provider")
 
@@ -68,7 +72,7 @@ def parse(delivery: Delivery) -> list[NormalisedEvent]:
                 entity_type=_text(_value(item, config.get("entity_type"))),
                 external_id=_text(_value(item, config.get("external_id", "id"))),
                 payload=payload if isinstance(payload, dict) else {"value": payload},
-                occurred_at=parse_time(_value(item, config.get("occurred_at"))),
+                occurred_at=parse_timestamp(_value(item, config.get("occurred_at"))),
                 complete=bool(config.get("complete", False)),
                 deleted=any(fnmatchcase(event_type, p) for p in deleted_types),
                 event_id=_text(_value(item, config.get("event_id"))),

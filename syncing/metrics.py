@@ -52,7 +52,7 @@ def task_states():
 register_scrape_collector("sync_tasks", task_states)
 
 
-# -- outbound push (syncing/outbound.py) ---------------------------------------------------------
+# -- outbound push (syncing/outbound/) --------------------------------------------------------
 
 PUSHES = Counter(
     "castiel_outbound_pushes_total",

@@ -217,7 +217,8 @@ def deduplicate(
             by_id[item.record_id] = item
     existing = store.get_many(scope, list(by_id), lock=lock)
     # A record created locally keeps the id it had before the provider named it (see
-    # syncing/outbox.py): its external id, not its uuid, is how the pull finds it.
+    # syncing/outbound/local_changes.py): its external id, not its uuid, is how the pull finds
+    # it.
     renamed: dict[UUID, StoredRecord] = {}
     unknown = [i for rid, i in by_id.items() if rid not in existing]
     if unknown:

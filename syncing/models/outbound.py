@@ -85,7 +85,7 @@ class OutboundChange(TenantOwned):
     # provider stored that answer under the old key and would only repeat it (Stripe does).
     key_generation = models.PositiveSmallIntegerField(default=0)
 
-    # Scheduling and the lease (see syncing/outbound.py).
+    # Scheduling and the lease (see syncing/outbound/fencing.py and castiel/db/leases.py).
     next_attempt_at = models.DateTimeField(default=timezone.now)
     lease_owner = models.CharField(max_length=64, blank=True, default="")
     lease_expires_at = models.DateTimeField(null=True, blank=True)

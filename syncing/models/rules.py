@@ -13,13 +13,13 @@ from castiel.tenancy.models import TenantOwned
 class PushRule(TenantOwned):
     """When a webhook says a record of one integration changed, write a record of another.
 
-    Evaluated by the ``push.evaluate_rules`` webhook action (``syncing/rules.py``): for an
-    event of ``source_integration`` about ``source_entity_type`` whose type matches
-    ``event_types``, the event's payload is mapped with ``field_mapping`` (target local field
-    → source path, the sync tasks' mapping language), the target record whose
-    ``match_field`` has the mapped value is updated — or created when none exists and
-    ``create_missing`` is on — through the outbox, so the change is pushed to the target
-    provider like any other local change (origin ``rule``).
+    Evaluated by the ``push.evaluate_rules`` webhook action
+    (``syncing/reactions/push_rules.py``): for an event of ``source_integration`` about
+    ``source_entity_type`` whose type matches ``event_types``, the event's payload is mapped
+    with ``field_mapping`` (target local field → source path, the sync tasks' mapping
+    language), the target record whose ``match_field`` has the mapped value is updated — or
+    created when none exists and ``create_missing`` is on — through the outbox, so the change
+    is pushed to the target provider like any other local change (origin ``rule``).
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)

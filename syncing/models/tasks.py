@@ -77,7 +77,7 @@ class SyncTask(TenantOwned):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.IDLE)
     status_reason = models.TextField(blank=True, default="")
 
-    # Scheduling and the lease (a task never runs twice at once: see syncing/leases.py).
+    # Scheduling and the lease (a task never runs twice at once: see syncing/inbound/leases.py).
     next_run_at = models.DateTimeField(default=timezone.now)
     lease_owner = models.CharField(max_length=64, blank=True, default="")
     lease_expires_at = models.DateTimeField(null=True, blank=True)
@@ -104,7 +104,7 @@ class SyncTask(TenantOwned):
     )
     conflict_config = models.JSONField(default=dict, blank=True)
 
-    # Outbound (push) policy for local changes to this entity type (syncing/outbound.py).
+    # Outbound (push) policy for local changes to this entity type (syncing/outbound/).
     push_conflict_strategy = models.CharField(
         max_length=32,
         choices=PushConflictStrategy.choices,

@@ -6,7 +6,7 @@
     manage.py deadletters_replay <id> --discard           # give the change up instead
 
 Only open dead letters are touched. Each replay puts the change back in the outbox (attempts
-reset; see syncing/deadletters.py) and the push workers take it from there.
+reset; see syncing/outbound/deadletters.py) and the push workers take it from there.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """The Azure Cosmos DB record store (``CASTIEL_RECORD_STORE=cosmos``, SDK ``azure-cosmos``).
 
+Over 400 lines on purpose: one class, the whole ``RecordStore`` contract over one SDK; every
+method goes through its shared connection and outage handling (``_run``).
+
 One container, partition key ``/tenant_id``: every query is single-partition (it passes
 ``partition_key`` and, as the service requires when it does, also filters on ``c.tenant_id``).
 Documents use the record's stable uuid5 as ``id``, so replays of a page land on the same
@@ -10,7 +13,7 @@ documents. Updates are optimistic: ``replace_item`` with the ``_etag`` read and
 Reads go through queries rather than point reads: besides being what the pipeline needs (many
 ids per page), this keeps the store clear of the emulator's 500-instead-of-404 on missing
 items. No transactional batch is used (a page is idempotent, not atomic, in this store: see
-``syncing/stores/base.py``).
+``syncing/records/stores/base.py``).
 """
 
 from __future__ import annotations

@@ -139,6 +139,7 @@ def inject() -> dict[str, str] | None:
 @contextmanager
 def task_span(func_path: str, carrier: dict | None) -> Iterator[Any]:
     """The span of one queued task execution, a child of the context that queued it."""
+    from django_q.conf import Conf
     from opentelemetry import propagate, trace
 
     from castiel.observability.context import get_correlation_id, get_execution_id
@@ -149,6 +150,8 @@ def task_span(func_path: str, carrier: dict | None) -> Iterator[Any]:
     )
     attributes["castiel.task"] = func_path
     attributes["messaging.system"] = "django-q2"
+    # The cluster this worker serves: its work kind when clusters are split.
+    attributes["messaging.destination.name"] = Conf.CLUSTER_NAME or ""
     with _tracer.start_as_current_span(
         f"task {func_path}",
         context=parent,

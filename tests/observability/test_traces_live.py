@@ -18,6 +18,7 @@ import uuid
 
 import pytest
 import requests
+from django.conf import settings
 from django.utils import timezone
 
 from castiel.tenancy import services as tenancy
@@ -146,6 +147,7 @@ def test_one_webhook_delivery_is_one_trace_across_processes(spawn, tmp_path):
             assert task.attributes["castiel.correlation_id"] == correlation_id
             assert re.fullmatch(r"[0-9a-f]{32}", task.attributes["castiel.execution_id"])
             assert task.attributes["castiel.outcome"] == "ok"
+            assert task.attributes["messaging.destination.name"] == settings.Q_CLUSTER["name"]
         assert "webhooks/" in receipt.attributes["http.route"]
 
         # No secret, no record field in any attribute of any span anyone exported.

@@ -9,7 +9,8 @@ Config (``Integration.config``): ``repository`` (``owner/name``, needed for issu
   the global ``id``), and numbers alone collide across repositories. The webhook parser
   (``integrations/providers/github/webhooks.py``) names issues the same way. Repositories are
   keyed by their numeric ``id`` (stable across renames).
-* **Paging.** ``Link`` headers, followed verbatim (only on the API's own origin); issues are
+* **Paging.** ``Link`` headers, followed verbatim (only on the API's own origin) by the shared
+  :class:`~integrations.adapters.pagination.LinkHeaderPagination`; issues are
   listed ``sort=updated&direction=asc`` with ``since`` = the watermark, so an incremental run
   reads what changed. Pull requests come back from the issues endpoint too and are skipped.
 * **Limits and errors.** 403/429 are rate limits when ``x-ratelimit-remaining`` is 0 (wait for
@@ -32,14 +33,13 @@ from castiel.http.errors import RateLimitedError, classify
 from integrations.adapters import errors as E
 from integrations.adapters.base import (
     AdapterConfigError,
-    AdapterError,
-    InvalidCursor,
     MalformedPage,
     Page,
     PushNotSupported,
     PushResult,
 )
 from integrations.adapters.errors import provider_error
+from integrations.adapters.pagination import LinkHeaderPagination
 from integrations.adapters.provider import (
     ProviderAdapter,
     first_text,
@@ -128,36 +128,35 @@ class GitHubAdapter(ProviderAdapter):
 
     # -- pull ----------------------------------------------------------------------------
 
+    @property
+    def paginator(self) -> LinkHeaderPagination:
+        """The shared ``Link`` paginator: follows rel="next" verbatim, only on the API's own
+        origin; the first request asks ``per_page`` and no page number (GitHub's default)."""
+        return LinkHeaderPagination(
+            {"page_param": "", "size_param": "per_page", "page_size": self.page_size},
+            origin=self.origin,
+        )
+
     def validate_cursor(self, cursor):
         self.check_cursor_keys(cursor, url=str)
-        if cursor is not None:
-            url = cursor.get("url")
-            if not isinstance(url, str) or not self._same_origin(url):
-                raise InvalidCursor("cursor needs a 'url' on the GitHub API's own origin")
-
-    def _same_origin(self, url: str) -> bool:
-        parts = urlsplit(url)
-        return f"{parts.scheme}://{parts.netloc}" == self.origin
+        self.paginator.validate_cursor(cursor)
 
     def fetch_page(self, cursor, *, since=None) -> Page:
         self.require_pull()
         self.validate_cursor(cursor)
-        if cursor:
-            response = self.request("GET", cursor["url"])
+        paginator = self.paginator
+        next_url, paging = paginator.request(cursor, since)
+        if next_url:
+            response = self.request("GET", next_url)
         elif self.entity_type == "issues":
-            params = {
-                "state": "all",
-                "sort": "updated",
-                "direction": "asc",
-                "per_page": self.page_size,
-            }
+            params = {"state": "all", "sort": "updated", "direction": "asc", **paging}
             if since:
                 params["since"] = since
             response = self.request("GET", f"/repos/{self.repository}/issues", params=params)
         else:
             organization = self.config.get("organization")
             path = f"/orgs/{organization}/repos" if organization else "/user/repos"
-            params = {"sort": "updated", "direction": "asc", "per_page": self.page_size}
+            params = {"sort": "updated", "direction": "asc", **paging}
             if organization:
                 params["type"] = "all"
             response = self.request("GET", path, params=params)
@@ -170,12 +169,9 @@ class GitHubAdapter(ProviderAdapter):
             # The issues endpoints return pull requests too; they are not issues.
             records = [r for r in body if isinstance(r, dict) and "pull_request" not in r]
             skipped = len(body) - len(records)
-        nxt = (response.links or {}).get("next", {}).get("url")
-        if nxt and not self._same_origin(nxt):
-            raise AdapterError("GitHub's Link rel=next points at another origin; not followed")
         return Page(
             records=records,
-            next_cursor={"url": nxt} if nxt else None,
+            next_cursor=paginator.next_cursor(cursor, response, body, body),
             rate_limit=self.rate_limit_info(response),
             info={"status": response.status_code, "skipped_pull_requests": skipped},
         )

@@ -121,6 +121,33 @@ class TestGitHub(ProviderContract):
             self.adapter(integration).fetch_page({"url": "https://evil.example/issues?page=2"})
 
     @pytest.mark.django_db
+    def test_the_requests_sent_are_exactly_githubs(self, tenant, rsps):
+        """The shared Link paginator sends what the hand-written one did: the documented query
+        in the same order, no page number on the first request, the next URL verbatim."""
+        integration = make_integration(
+            tenant, "github", {"repository": "acme-corp/widgets"}, credential=self.credential
+        )
+        self.mock_pages(rsps)
+        answer(rsps, "GET", ISSUES, "github", "issues_list_page1")
+        walk(self.adapter(integration), since="2024-05-01T00:00:00Z")
+        sent = [call.request.url for call in rsps.calls]
+        assert sent == [
+            f"{ISSUES}?state=all&sort=updated&direction=asc&per_page=100"
+            "&since=2024-05-01T00%3A00%3A00Z",
+            next_url("issues_list_page1"),
+            next_url("issues_list_page2"),
+        ]
+        rsps.reset()
+        orgs = make_integration(
+            tenant, "github", {"organization": "acme-corp"}, credential=self.credential, name="o"
+        )
+        answer(rsps, "GET", f"{API}/orgs/acme-corp/repos", "github", "repositories_list_page2")
+        self.adapter(orgs, "repositories").fetch_page(None)
+        assert [call.request.url for call in rsps.calls] == [
+            f"{API}/orgs/acme-corp/repos?sort=updated&direction=asc&per_page=100&type=all"
+        ]
+
+    @pytest.mark.django_db
     def test_repositories_of_an_organisation(self, tenant, rsps):
         integration = make_integration(
             tenant, "github", {"organization": "acme-corp"}, credential=self.credential

@@ -23,7 +23,6 @@ import contextvars
 import random
 import threading
 import time
-import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -33,7 +32,8 @@ from django.db import OperationalError, connection, connections, transaction
 from django.utils import timezone
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from castiel.http.retry import full_jitter_delay
+from castiel.db.leases import new_token
+from castiel.http.retry import RetryPolicy
 from castiel.observability.context import ensure_correlation_id
 from castiel.observability.logging import get_logger
 from credentials import metrics
@@ -46,6 +46,11 @@ from credentials.secrets_io import read_document, write_document
 from credentials.timing import needs_new_token, renew_after_for
 
 log = get_logger(__name__)
+
+# When the next proactive refresh is tried after a failure: a transient one (the provider or
+# the network) soon, a permanent one (bad client configuration) rarely.
+TRANSIENT_RETRY = RetryPolicy(base=60, cap=3600)
+ERROR_RETRY = RetryPolicy(base=300, cap=6 * 3600)
 
 Trigger = TokenRefreshAudit.Trigger
 Outcome = TokenRefreshAudit.Outcome
@@ -239,7 +244,7 @@ def _skip_reason(credential, trigger, seen_version, force) -> str:
 
 
 def _tenant_active(tenant_id) -> bool:
-    from castiel import raw_sql
+    from castiel.db import raw_sql
     from castiel.tenancy.models import Tenant
 
     # SQL written once per process, like the lock's statements (the refresh is CPU-bound).
@@ -265,16 +270,14 @@ def _record_failure(credential, trigger, exc: GrantError, attempts, started, cor
     elif exc.transient:
         outcome = Outcome.TRANSIENT_ERROR
         credential.next_retry_at = now + timedelta(
-            seconds=full_jitter_delay(
-                credential.failure_count, base=60, cap=3600, retry_after=exc.retry_after
-            )
+            seconds=TRANSIENT_RETRY.delay(credential.failure_count, retry_after=exc.retry_after)
         )
     else:
         outcome = Outcome.ERROR
         credential.status = CredentialStatus.ERROR
         credential.status_reason = f"Token refresh failed: {exc.message}"[:1000]
         credential.next_retry_at = now + timedelta(
-            seconds=full_jitter_delay(credential.failure_count, base=300, cap=6 * 3600)
+            seconds=ERROR_RETRY.delay(credential.failure_count)
         )
         fields += ["status", "status_reason"]
     with transaction.atomic(savepoint=False):
@@ -427,7 +430,7 @@ class _Lease:
 @contextmanager
 def _lease(credential_id):
     """Row lease by conditional UPDATE, for databases where SELECT FOR UPDATE is a no-op."""
-    lease = _Lease(owner=uuid.uuid4().hex)
+    lease = _Lease(owner=new_token())
     owner = lease.owner
     ttl = timedelta(seconds=settings.CASTIEL_TOKEN_REFRESH_LOCK_SECONDS)
     deadline = time.monotonic() + settings.CASTIEL_TOKEN_REFRESH_LOCK_SECONDS

@@ -1,4 +1,4 @@
-"""The refresh lock's statements, as SQL written once per process (``castiel.raw_sql``).
+"""The refresh lock's statements, as SQL written once per process (``castiel.db.raw_sql``).
 
 Taking the lock and re-reading the credential under it are three of the ten statements of a
 refresh. Through the ORM, compiling them cost more CPU than running them, and the proactive
@@ -14,7 +14,7 @@ from functools import cache
 
 from django.db import connection
 
-from castiel import raw_sql
+from castiel.db import raw_sql
 from credentials.models import Credential
 from integrations.models import Integration
 

@@ -5,7 +5,7 @@ secret) and writes one. Through the ORM each of those statements cost several ti
 to compile than to run, and the proactive refresh is CPU-bound on the machine it shares with
 the provider (docs/benchmarks.md, "Why some code is hand-written"). So:
 
-* the latest (or a given) version is read with one plain ``SELECT`` (``castiel.raw_sql``),
+* the latest (or a given) version is read with one plain ``SELECT`` (``castiel.db.raw_sql``),
   and the row comes back as a model instance (the fields' own converters run);
 * a new version is written with ONE ``INSERT … SELECT MAX(version) + 1 … RETURNING``
   instead of an aggregate and an insert; a writer that loses the race to a version number
@@ -23,7 +23,7 @@ from functools import cache
 from django.db import connection
 from django.utils import timezone
 
-from castiel import raw_sql
+from castiel.db import raw_sql
 from credentials.models import StoredSecret
 
 _META = StoredSecret._meta

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import sys
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -482,26 +480,6 @@ def test_github_webhook_fixtures_are_the_recorded_octokit_payloads():
 
 
 # ------------------------------------------------------------------------------ registry
-
-
-@pytest.fixture
-def isolated_registry(monkeypatch):
-    """A registry copy for this test, restored afterwards (other tests see the real one)."""
-    monkeypatch.setattr(registry, "_providers", dict(registry._providers))
-    return registry
-
-
-@pytest.fixture
-def provider_package(tmp_path, monkeypatch):
-    """A fresh importable package ``<name>`` under tmp_path; returns (name, path)."""
-    name = f"castiel_test_providers_{uuid.uuid4().hex[:12]}"
-    package = tmp_path / name
-    package.mkdir()
-    (package / "__init__.py").write_text('"""Throw-away provider package for a test."""\n')
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield name, package
-    for module in [m for m in sys.modules if m == name or m.startswith(f"{name}.")]:
-        del sys.modules[module]
 
 
 def _add_provider(package: Path, folder: str, source: str) -> None:

@@ -262,7 +262,7 @@ def stored_records(record_store, tenant, other_tenant):
 
     from syncing.records.stores.base import Scope
     from tests.factories import IntegrationFactory
-    from tests.syncing.test_stores import make
+    from tests.syncing.records.test_stores import make
 
     integration = IntegrationFactory(tenant=tenant)
     scope = Scope(tenant.id, integration.id, "contacts")

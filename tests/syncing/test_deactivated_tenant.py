@@ -13,7 +13,7 @@ from syncing.inbound import scheduler
 from syncing.models import OutboundChange, PushRule, SyncTask
 from syncing.outbound import dispatch, local_changes, push
 from tests.factories import IntegrationFactory
-from tests.syncing.test_scheduler import bulk_tasks
+from tests.syncing.inbound.test_scheduler import bulk_tasks
 from tests.webhooks.factories import make_event, make_registration
 from webhooks import services as webhooks
 from webhooks.models import WebhookEvent

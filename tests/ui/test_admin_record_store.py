@@ -75,7 +75,7 @@ def test_the_record_pages_say_the_store_is_unavailable_during_an_outage(
     from syncing.records.stores.base import Scope
     from tests.factories import IntegrationFactory
     from tests.syncing.fixtures import COSMOS_TEST_KEY
-    from tests.syncing.test_stores import make
+    from tests.syncing.records.test_stores import make
 
     scope = Scope(tenant.id, IntegrationFactory(tenant=tenant).id, "contacts")
     a = make(scope, "a", name="Ada")

@@ -2,7 +2,7 @@
 
 Both stores hold the same :class:`StoredRecord` shape under the same stable id (uuid5 of
 tenant/integration/entity/external id) and pass one shared test suite
-(``tests/syncing/test_stores.py``). The inbound pipeline only talks to this interface.
+(``tests/syncing/records/test_stores.py``). The inbound pipeline only talks to this interface.
 
 Transactions: the ORM store's writes join the page transaction (records and cursor checkpoint
 commit together). Cosmos DB cannot join a relational transaction, so the worker writes a

@@ -7,7 +7,7 @@ text element by element (docs/benchmarks.md, ``inbound``). Here the page is stre
 ``syncing_record`` with one ``INSERT … SELECT … ON CONFLICT (id) DO UPDATE`` — the same upsert
 ``bulk_create`` sends, with the same columns updated. The staging table is created on first
 use in each database session (``IF NOT EXISTS``, so a rolled-back creation is simply redone)
-and emptied after each page. tests/syncing/test_stores.py runs the store contract on both
+and emptied after each page. tests/syncing/records/test_stores.py runs the store contract on both
 paths.
 """
 

@@ -11,8 +11,8 @@ from syncing.models import OutboundChange, SyncRun
 from syncing.outbound import local_changes
 from syncing.records.stores import get_store
 from tests.syncing.helpers import make_integration, make_task, records_of, run_once
+from tests.syncing.inbound.test_json_server_sync import CONFIGS, contacts
 from tests.syncing.outbound_support import changes_of, push_all
-from tests.syncing.test_json_server_sync import CONFIGS, contacts
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.node]
 

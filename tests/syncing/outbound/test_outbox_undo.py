@@ -18,7 +18,7 @@ from syncing.records.stores.base import Scope
 from syncing.services import conflict_resolve
 from tests.factories import IntegrationFactory
 from tests.syncing.helpers import make_task
-from tests.syncing.test_stores import make
+from tests.syncing.records.test_stores import make
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

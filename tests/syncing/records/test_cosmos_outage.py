@@ -16,8 +16,8 @@ from syncing.records.stores.base import RecordStoreUnavailable, Scope, StaleReco
 from tests.factories import IntegrationFactory
 from tests.syncing.fixtures import COSMOS_TEST_KEY
 from tests.syncing.helpers import make_integration, make_task, records_of, run_once
-from tests.syncing.test_json_server_sync import CONFIGS
-from tests.syncing.test_stores import make
+from tests.syncing.inbound.test_json_server_sync import CONFIGS
+from tests.syncing.records.test_stores import make
 
 pytestmark = [
     pytest.mark.django_db,

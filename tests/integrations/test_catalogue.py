@@ -165,6 +165,26 @@ def test_documented_default_limits():
     assert "Retry-After" in limits["slack"]["headers"]
 
 
+def test_documented_webhook_events():
+    """The catalogue's event lists, as derived from the event tables (docs/providers.md)."""
+    events = {slug: registry.get(slug).webhook_events for slug in FOLDERS}
+    assert events["github"] == {"issues": "issues", "push": "repositories"}
+    assert events["stripe"] == dict.fromkeys(
+        ("customer.created", "customer.updated", "customer.deleted"), "customers"
+    )
+    assert set(events["slack"]) == {
+        "user_change",
+        "team_join",
+        "channel_created",
+        "channel_rename",
+        "channel_archive",
+        "channel_unarchive",
+        "channel_deleted",
+    }
+    assert events["hubspot"]["company.deletion"] == "companies" and len(events["hubspot"]) == 10
+    assert events["salesforce"] == events["generic_rest"] == {}
+
+
 @pytest.mark.parametrize("slug", FOLDERS)
 def test_webhook_events_map_to_declared_entity_types(slug):
     provider = registry.get(slug)

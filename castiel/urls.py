@@ -12,6 +12,7 @@ urlpatterns = [
     path("admin/dashboard/", include("console.dashboard.urls")),  # before the admin's catch-all
     path("admin/", admin.site.urls),
     re_path(r"^api/(?P<version>v1)/", include("castiel.api.urls")),
+    re_path(r"^api/(?P<version>v1)/", include("notifications.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(api_version="v1"), name="schema"),
     path("api/docs/", docs.swagger_ui, name="api-docs"),
     path("api/redoc/", docs.redoc, name="api-redoc"),

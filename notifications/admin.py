@@ -43,7 +43,7 @@ class ChannelForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.instance.pk:
+        if not self.instance._state.adding:
             self.fields["type"].disabled = True
             self.fields["tenant"].disabled = True
             self.initial["recipients_text"] = ", ".join(self.instance.recipients or [])
@@ -69,7 +69,7 @@ class ChannelForm(forms.ModelForm):
         if kind not in channels.TYPES:
             return cleaned
         data = self.channel_data()
-        existing = self.instance if self.instance.pk else None
+        existing = None if self.instance._state.adding else self.instance
         _public, _secret, errors = channels.for_type(kind).clean(data, channel=existing)
         for field, message in errors.items():
             target = {"recipients": "recipients_text"}.get(field, field)

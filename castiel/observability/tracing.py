@@ -371,6 +371,10 @@ def _redacting_log_handler(logger) -> None:
 # -- the pipeline's pieces ---------------------------------------------------------------------
 
 
+# The attribute in which the Azure distro's samplers record a span's sampling rate.
+_SAMPLE_RATE = "microsoft.sample_rate"
+
+
 def _root_client_filter_class():
     from opentelemetry import trace
     from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
@@ -378,7 +382,10 @@ def _root_client_filter_class():
     class _RootClientFilter(Sampler):
         """A trace starts where work starts (a request, a task): a client span with no
         parent — a query or a call outside any of them (heartbeats, broker polls) — is
-        dropped; everything else is decided by the configured sampler."""
+        dropped. A span with a parent in this process follows it, so a trace is kept or
+        dropped whole (the Azure distro's rate-limited sampler would otherwise decide again
+        for every child, and drop the calls of a busy request). Roots and remote parents are
+        decided by the configured sampler."""
 
         def __init__(self, inner: Sampler):
             self.inner = inner
@@ -393,10 +400,19 @@ def _root_client_filter_class():
             links=None,
             trace_state=None,
         ):
-            if kind == trace.SpanKind.CLIENT:
-                parent = trace.get_current_span(parent_context).get_span_context()
-                if not parent.is_valid:
+            parent_span = trace.get_current_span(parent_context)
+            parent = parent_span.get_span_context()
+            if not parent.is_valid:
+                if kind == trace.SpanKind.CLIENT:
                     return SamplingResult(Decision.DROP)
+            elif not parent.is_remote:
+                if not parent.trace_flags.sampled:
+                    return SamplingResult(Decision.DROP, None, parent.trace_state)
+                inherited = dict(attributes or {})
+                rate = (getattr(parent_span, "attributes", None) or {}).get(_SAMPLE_RATE)
+                if rate is not None:
+                    inherited[_SAMPLE_RATE] = rate
+                return SamplingResult(Decision.RECORD_AND_SAMPLE, inherited, parent.trace_state)
             return self.inner.should_sample(
                 parent_context, trace_id, name, kind, attributes, links, trace_state
             )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler
 
@@ -32,6 +33,20 @@ class Ingestion:
     def __init__(self):
         self.envelopes: list[dict] = []
         self.lock = threading.Lock()
+
+    def wait_for(self, predicate, *, timeout: float = 60.0, what: str = ""):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.2)
+        with self.lock:
+            seen = [
+                (e["name"].rsplit(".", 1)[-1], e["data"]["baseData"].get("name"))
+                for e in self.envelopes
+                if not e["name"].endswith("Metric")
+            ]
+        raise AssertionError(f"timed out waiting for {what}; received {seen}")
 
     def of(self, kind: str) -> list[dict]:
         with self.lock:
@@ -111,7 +126,7 @@ def test_requests_dependencies_and_logs_reach_application_insights(spawn, tmp_pa
                 if "dry-run" in e["data"]["baseData"].get("url", "")
             ]
 
-        live.wait_until(dry_run_request, timeout=30, what="the dry run's request telemetry")
+        ingestion.wait_for(dry_run_request, what="the dry run's request telemetry")
         [request] = dry_run_request()
         operation = request["tags"]["ai.operation.id"]
         assert request["iKey"] == INSTRUMENTATION_KEY
@@ -127,32 +142,30 @@ def test_requests_dependencies_and_logs_reach_application_insights(spawn, tmp_pa
                 and "/sandbox/demo/contacts/" in e["data"]["baseData"].get("data", "")
             ]
 
-        live.wait_until(calls_to_the_sandbox, timeout=30, what="the dependency telemetry")
+        ingestion.wait_for(calls_to_the_sandbox, what="the dependency telemetry")
         call = calls_to_the_sandbox()[0]
         dependency = call["data"]["baseData"]
         assert dependency["type"] == "HTTP" and dependency["resultCode"] == "200"
         assert call["tags"]["ai.operation.parentId"] == request["data"]["baseData"]["id"]
         # The sandbox's side is a request of the same operation, under that dependency.
-        live.wait_until(
+        ingestion.wait_for(
             lambda: [
                 e
                 for e in ingestion.of("Request")
                 if e["tags"]["ai.operation.id"] == operation
                 and e["tags"].get("ai.operation.parentId") == dependency["id"]
             ],
-            timeout=30,
             what="the provider's request under the dependency",
         )
         # Logs are correlated: the outbound client's log line of that call, in the operation,
         # rendered by Castiel's formatter (ids in, secrets out).
-        live.wait_until(
+        ingestion.wait_for(
             lambda: [
                 e
                 for e in ingestion.of("Message")
                 if e["tags"].get("ai.operation.id") == operation
                 and '"outbound.request"' in e["data"]["baseData"]["message"]
             ],
-            timeout=30,
             what="the correlated log line",
         )
         with ingestion.lock:

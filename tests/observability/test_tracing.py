@@ -11,7 +11,7 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Decision
 
 from castiel import queue
 from castiel.observability import metrics, tracing
@@ -123,6 +123,21 @@ def test_a_client_span_without_a_parent_starts_no_trace():
     assert sampler.should_sample(parent, 1, "SELECT", trace.SpanKind.CLIENT).decision is (
         Decision.RECORD_AND_SAMPLE
     )
+    # A child of a span of this process follows its parent, whatever the inner sampler says.
+    never = tracing.RootClientFilter(ALWAYS_OFF)
+    kept, dropped = (
+        trace.set_span_in_context(
+            trace.NonRecordingSpan(trace.SpanContext(1, 2, False, trace.TraceFlags(flags)))
+        )
+        for flags in (1, 0)
+    )
+    assert never.should_sample(kept, 1, "GET", trace.SpanKind.CLIENT).decision is (
+        Decision.RECORD_AND_SAMPLE
+    )
+    assert tracing.RootClientFilter(ALWAYS_ON).should_sample(dropped, 1, "x").decision is (
+        Decision.DROP
+    )
+    assert never.should_sample(None, 1, "GET /", trace.SpanKind.SERVER).decision is Decision.DROP
 
 
 def test_spans_dropped_by_a_full_queue_or_a_failed_export_are_counted():

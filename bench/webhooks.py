@@ -30,9 +30,9 @@ from bench import support
 SECRET = "bench-signing-secret"  # noqa: S105 - a throwaway bench secret
 SETUP = """
 from castiel.tenancy import services as tenancy
-from webhooks import services
+from webhooks import registrations
 tenant = tenancy.tenant_create(name="Bench")
-registration = services.registration_create(
+registration = registrations.registration_create(
     tenant=tenant, name="bench", scheme="github", secret=%r, rate_limit_per_minute=10**9
 )
 print(registration.pk)

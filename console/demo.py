@@ -153,14 +153,14 @@ def _registration(tenant, integration):
     simulated provider keeps it to sign). If either side lost it, a fresh one goes to both.
     """
     from sandbox.models import SandboxAccount
-    from webhooks import services as webhook_services
+    from webhooks import registrations
     from webhooks.models import WebhookRegistration
 
     account = SandboxAccount.objects.get(slug=SANDBOX_ACCOUNT)
     registration = WebhookRegistration.objects.filter(tenant=tenant, name=REGISTRATION_NAME).first()
     if registration is None:
         secret = _new_secret()
-        registration = webhook_services.registration_create(
+        registration = registrations.registration_create(
             tenant=tenant,
             name=REGISTRATION_NAME,
             scheme="standard_webhooks",
@@ -174,7 +174,7 @@ def _registration(tenant, integration):
     if registration.has_secret and account.webhook_secret:
         return registration, None
     secret = _new_secret()
-    registration = webhook_services.registration_rotate_secret(
+    registration = registrations.registration_rotate_secret(
         registration=registration, secret=secret, overlap_seconds=0
     )
     return registration, secret

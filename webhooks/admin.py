@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
-from webhooks import services, signing
+from webhooks import processing, registrations, signing
 from webhooks.api.serializers import receive_url
 from webhooks.models import WebhookBodySeen, WebhookEvent, WebhookRegistration
 from webhooks.schemes import choices as scheme_choices
@@ -40,7 +40,7 @@ class WebhookRegistrationForm(forms.ModelForm):
 
     class Meta:
         model = WebhookRegistration
-        fields = ["tenant", *services.EDITABLE_FIELDS]
+        fields = ["tenant", *registrations.EDITABLE_FIELDS]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -109,14 +109,14 @@ class WebhookRegistrationAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         secret = form.cleaned_data.get("new_secret")
         if form.cleaned_data.get("generate_secret"):
-            _registration, generated = services.registration_generate_secret(
+            _registration, generated = registrations.registration_generate_secret(
                 registration=obj, overlap_seconds=form.cleaned_data.get("overlap_seconds")
             )
             obj.refresh_from_db()
             # Shown once, in this response only: never in a message, cookie or session.
             request._castiel_generated_secret = generated
         elif secret:
-            services.registration_rotate_secret(
+            registrations.registration_rotate_secret(
                 registration=obj,
                 secret=secret,
                 overlap_seconds=form.cleaned_data.get("overlap_seconds"),
@@ -152,11 +152,11 @@ class WebhookRegistrationAdmin(admin.ModelAdmin):
         return response
 
     def delete_model(self, request, obj):
-        services.registration_delete(registration=obj)
+        registrations.registration_delete(registration=obj)
 
     def delete_queryset(self, request, queryset):
         for registration in queryset:
-            services.registration_delete(registration=registration)
+            registrations.registration_delete(registration=registration)
 
 
 @admin.register(WebhookEvent)
@@ -205,9 +205,9 @@ class WebhookEventAdmin(admin.ModelAdmin):
         replayed, refused = 0, 0
         for event in queryset:
             try:
-                services.event_replay(event=event)
+                processing.event_replay(event=event)
                 replayed += 1
-            except services.ReplayRefused:
+            except processing.ReplayRefused:
                 refused += 1
         messages.info(request, f"Replayed {replayed} event(s); {refused} could not be replayed.")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 
-from webhooks.jsonpath import get_path, valid_path
+from integrations.jsonpath import get_path, valid_path
 
 MAX_KEY = 255
 

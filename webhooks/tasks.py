@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from webhooks import services
+from webhooks import processing
 
 
 def process_event(event_id: str) -> str | None:
-    return services.event_process(event_id=event_id)
+    return processing.event_process(event_id=event_id)
 
 
 def requeue_due() -> int:
-    return services.events_requeue_due()
+    return processing.events_requeue_due()
 
 
 def purge_events() -> int:
-    return services.events_purge()
+    return processing.events_purge()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 
-from webhooks import dedupe, parsers, routing
+from integrations import webhook_events as parsers
+from webhooks import dedupe, routing
 from webhooks.schemes import SCHEMES
 
 

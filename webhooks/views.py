@@ -36,7 +36,7 @@ from django.views.decorators.csrf import csrf_exempt
 from castiel.api.errors import error_body
 from castiel.observability.logging import get_logger
 from castiel.observability.redaction import redact_query
-from webhooks import lookup, metrics, services, signing, throttle
+from webhooks import lookup, metrics, receipt, signing, throttle
 from webhooks.dedupe import dedupe_key
 from webhooks.models import WebhookEvent
 from webhooks.redaction import redact_headers
@@ -141,7 +141,7 @@ def _audit(snapshot, scheme_slug: str, *, outcome, reason, status, data, **extra
         return
     data = {**data, "body": data["body"][:AUDIT_BODY_BYTES]}
     try:
-        services.event_store(
+        receipt.event_store(
             snapshot=snapshot,
             outcome=outcome,
             reason=reason,
@@ -268,7 +268,7 @@ def receive(request, registration_id: str):
     decision = throttle.check(snapshot)
     if not decision.allowed:
         try:
-            original = services.original_event(snapshot=snapshot, dedupe_key=key)
+            original = receipt.original_event(snapshot=snapshot, dedupe_key=key)
         except DatabaseError:
             original = None
         if original is not None:
@@ -283,7 +283,7 @@ def receive(request, registration_id: str):
         )
 
     try:
-        event, stored = services.event_accept(
+        event, stored = receipt.event_accept(
             snapshot=snapshot,
             dedupe_key=key,
             request_data=data(),
@@ -299,7 +299,7 @@ def receive(request, registration_id: str):
             return _error(503, "storage_unavailable", Retry_After=RETRY_AFTER_UNAVAILABLE)
         return _duplicate(snapshot, scheme.slug, event.pk, key, data(), reason=stored)
 
-    services.event_enqueue(event.pk, coalesce=True)
+    receipt.event_enqueue(event.pk, coalesce=True)
     metrics.DELIVERIES.labels(scheme.slug, Outcome.ACCEPTED, "ok").inc()
     metrics.RECEIVE_DURATION.labels(scheme.slug).observe(time.perf_counter() - started)
     return JsonResponse(

@@ -36,8 +36,7 @@ from syncing.models import SyncRun
 from tests.support.httpserver import running_server
 from tests.syncing.helpers import make_task, records_of, run_once
 from tests.webhooks.factories import make_registration
-from webhooks import routing
-from webhooks import services as webhook_services
+from webhooks import processing, receipt, routing
 from webhooks.models import WebhookEvent
 
 pytestmark = [pytest.mark.embedded]
@@ -153,7 +152,7 @@ def test_a_copied_folder_syncs_and_receives_webhooks_with_nothing_registered_by_
     settings.CASTIEL_WEBHOOK_PUBLIC_BASE_URL = PUBLIC_BASE
     queued = []
     monkeypatch.setattr(
-        webhook_services, "event_enqueue", lambda event_id, **_: queued.append(event_id)
+        receipt, "event_enqueue", lambda event_id, **_: queued.append(event_id)
     )
     registration = make_registration(
         tenant,
@@ -182,7 +181,7 @@ def test_a_copied_folder_syncs_and_receives_webhooks_with_nothing_registered_by_
     event_id = response.json()["event_id"]
     assert [str(q) for q in queued] == [event_id]
 
-    assert webhook_services.event_process(event_id=event_id) == "processed"
+    assert processing.event_process(event_id=event_id) == "processed"
     event = WebhookEvent.objects.get(pk=event_id)
     assert (event.provider, event.event_type, event.entity_type) == (
         SLUG,

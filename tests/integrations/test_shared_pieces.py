@@ -60,12 +60,6 @@ def test_absent_and_null_are_told_apart_only_by_the_default():
     assert get_path(DOC, "n.deeper", default="absent") == "absent"
 
 
-def test_the_webhooks_app_reads_paths_with_the_same_function():
-    from webhooks import jsonpath
-
-    assert jsonpath.get_path is get_path and jsonpath.valid_path is valid_path
-
-
 def test_a_field_mapping_can_take_the_last_item():
     mapping = FieldMapping({"latest": "events.-1.kind", "first": "events.0.kind"})
     record = {"events": [{"kind": "created"}, {"kind": "updated"}]}
@@ -145,9 +139,3 @@ def test_timestamps_that_are_timestamps(value, expected):
 )
 def test_everything_else_is_not_a_timestamp_and_never_raises(value):
     assert parse_timestamp(value) is None
-
-
-def test_webhook_parsers_and_adapters_read_time_alike():
-    from webhooks.parsers.base import parse_time
-
-    assert parse_time is parse_timestamp

@@ -15,7 +15,7 @@ from syncing.outbound import dispatch, local_changes, push
 from tests.factories import IntegrationFactory
 from tests.syncing.inbound.test_scheduler import bulk_tasks
 from tests.webhooks.factories import make_event, make_registration
-from webhooks import services as webhooks
+from webhooks import processing
 from webhooks.models import WebhookEvent
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
@@ -85,19 +85,19 @@ def test_webhook_events_of_a_deactivated_tenant_wait_unprocessed(tenant):
         received_at=event.received_at - webhooks_lost_after()
     )
     set_active(tenant, False)
-    assert webhooks.event_process(event_id=event.pk) is None
-    assert webhooks.events_requeue_due() == 0  # the sweeper leaves them alone too
+    assert processing.event_process(event_id=event.pk) is None
+    assert processing.events_requeue_due() == 0  # the sweeper leaves them alone too
     event.refresh_from_db()
     assert (event.status, event.attempts) == ("received", 0)
     set_active(tenant, True)
-    assert webhooks.events_requeue_due() == 1
-    assert webhooks.event_process(event_id=event.pk) is not None  # claimed and processed
+    assert processing.events_requeue_due() == 1
+    assert processing.event_process(event_id=event.pk) is not None  # claimed and processed
 
 
 def webhooks_lost_after():
     from datetime import timedelta
 
-    return timedelta(seconds=webhooks.LOST_AFTER_SECONDS + 5)
+    return timedelta(seconds=processing.LOST_AFTER_SECONDS + 5)
 
 
 class Normalised:
@@ -128,8 +128,9 @@ def push_rule(tenant, **fields):
 
 
 def evaluate(rule):
-    from syncing.reactions.push_rules import evaluate_rules
     from webhooks.routing import ActionContext
+
+    from syncing.reactions.push_rules import evaluate_rules
 
     context = ActionContext(
         tenant_id=str(rule.tenant_id),

@@ -18,8 +18,7 @@ from syncing.services import conflict_resolve
 from tests.syncing.helpers import make_integration, make_task, run_once, sandbox_integration
 from tests.syncing.pipeline_support import apply_page, stored, task_with
 from tests.webhooks.factories import make_event, make_registration
-from webhooks import routing
-from webhooks import services as webhook_services
+from webhooks import processing, routing
 from webhooks.models import WebhookEvent
 
 
@@ -169,7 +168,7 @@ def test_webhook_follow_ups_name_the_event(tenant, monkeypatch):
             status=WebhookEvent.Status.RECEIVED,
             body=json.dumps({**body, "data": {"object": obj}}).encode(),
         )
-        webhook_services.event_process(event_id=event.pk)
+        processing.event_process(event_id=event.pk)
         return event
 
     created = deliver("customer.created", {"id": "cus_1", "object": "customer", "name": "A"}, 1)

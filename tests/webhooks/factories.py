@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.factories import isolation_maker
-from webhooks import services
+from webhooks import registrations
 from webhooks.models import WebhookEvent, WebhookRegistration
 
 _counter = iter(range(1, 10**9))
@@ -11,7 +11,7 @@ _counter = iter(range(1, 10**9))
 
 def make_registration(tenant, *, scheme="github", secret="test-secret", **fields):
     fields.setdefault("name", f"Registration {next(_counter)}")
-    return services.registration_create(tenant=tenant, scheme=scheme, secret=secret, **fields)
+    return registrations.registration_create(tenant=tenant, scheme=scheme, secret=secret, **fields)
 
 
 def make_event(registration, **fields) -> WebhookEvent:

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from tests.support.threads import in_threads
 from tests.webhooks.support import github_headers
-from webhooks import services
+from webhooks import processing
 from webhooks.models import WebhookBodySeen, WebhookEvent
 
 SECRET = "s3cret-for-tests"
@@ -105,7 +105,7 @@ def test_purging_the_original_event_frees_its_body(client, make_reg):
         received_at=timezone.now() - timedelta(days=400), status=WebhookEvent.Status.PROCESSED
     )
 
-    assert services.events_purge(older_than_days=30) == 1
+    assert processing.events_purge(older_than_days=30) == 1
 
     assert not WebhookBodySeen.objects.exists()
     assert deliver(client, registration).json()["status"] == "accepted"
@@ -169,5 +169,5 @@ def test_an_event_woken_twice_is_claimed_for_processing_once(postgres, make_reg)
     from tests.webhooks.factories import make_event
 
     event = make_event(make_reg(scheme="github", secret=SECRET), status="received")
-    claims = in_threads(2, lambda: services._claim(event.pk)[0] is not None)
+    claims = in_threads(2, lambda: processing._claim(event.pk)[0] is not None)
     assert sorted(claims) == [False, True]

@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.services import unavailable
 from tests.webhooks.support import OCTOKIT_EXAMPLES, REPO
-from webhooks import services
+from webhooks import processing
 from webhooks.models import WebhookEvent
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db, pytest.mark.node]
@@ -83,7 +83,7 @@ def test_every_octokit_example_is_accepted_and_parsed(client, make_reg, recorded
         sent.add(body)
     assert repeated == len(bodies) - len(set(bodies))
 
-    statuses = {services.event_process(event_id=event_id) for event_id in event_ids}
+    statuses = {processing.event_process(event_id=event_id) for event_id in event_ids}
     assert statuses <= {"processed", "ignored"}
     failed = WebhookEvent.objects.filter(registration=registration, status="failed")
     assert not failed.exists(), list(failed.values_list("event_type", "last_error"))

@@ -34,9 +34,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 SECRET = "outage-test-secret"
 SETUP = """
 from castiel.tenancy import services as tenancy
-from webhooks import services
+from webhooks import registrations
 tenant = tenancy.tenant_create(name="Outage")
-registration = services.registration_create(
+registration = registrations.registration_create(
     tenant=tenant, name="gh", scheme="github", secret="%s", rate_limit_per_minute=100000
 )
 print(registration.pk)

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from tests.webhooks.factories import make_event
 from tests.webhooks.support import octokit_examples
-from webhooks import routing, services
+from webhooks import processing, routing
 from webhooks.models import WebhookEvent
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
@@ -45,7 +45,7 @@ def test_github_issue_opened_routes_to_upsert_and_rules(make_reg, recorded_actio
     registration = make_reg(scheme="github")
     payload = example("issues", "opened")
     event = github_event(registration, "issues", payload)
-    assert services.event_process(event_id=event.pk) == "processed"
+    assert processing.event_process(event_id=event.pk) == "processed"
     names = [name for name, *_ in recorded_actions]
     assert names == ["sync.upsert_record", "push.evaluate_rules"]
     normalised = recorded_actions[0][1]
@@ -72,11 +72,11 @@ def test_github_issue_opened_routes_to_upsert_and_rules(make_reg, recorded_actio
 
 def test_github_issue_deleted_and_push(make_reg, recorded_actions):
     registration = make_reg(scheme="github")
-    services.event_process(
+    processing.event_process(
         event_id=github_event(registration, "issues", example("issues", "deleted")).pk
     )
     push = example("push")
-    services.event_process(event_id=github_event(registration, "push", push).pk)
+    processing.event_process(event_id=github_event(registration, "push", push).pk)
     names = [(name, ev.type, ev.entity_type) for name, ev, _ in recorded_actions]
     assert names[0] == ("sync.delete_record", "issues.deleted", "issues")
     assert ("sync.fetch_entity", "push", "repositories") in names
@@ -88,7 +88,7 @@ def test_github_issue_deleted_and_push(make_reg, recorded_actions):
 def test_unrouted_github_events_are_ignored(make_reg, recorded_actions):
     registration = make_reg(scheme="github")
     event = github_event(registration, "ping", example("ping"))
-    assert services.event_process(event_id=event.pk) == "ignored"
+    assert processing.event_process(event_id=event.pk) == "ignored"
     assert recorded_actions == []
     event.refresh_from_db()
     assert event.event_type == "ping"
@@ -97,11 +97,11 @@ def test_unrouted_github_events_are_ignored(make_reg, recorded_actions):
 def test_stripe_customer_events(make_reg, recorded_actions):
     registration = make_reg(scheme="stripe", secret="whsec_x")
     customer = {"id": "cus_1", "object": "customer", "email": "a@example.com"}
-    services.event_process(event_id=stripe_event(registration, "customer.updated", customer).pk)
+    processing.event_process(event_id=stripe_event(registration, "customer.updated", customer).pk)
     deleted = {"id": "cus_1", "object": "customer", "deleted": True}
-    services.event_process(event_id=stripe_event(registration, "customer.deleted", deleted).pk)
+    processing.event_process(event_id=stripe_event(registration, "customer.deleted", deleted).pk)
     charge = stripe_event(registration, "charge.succeeded", {"id": "ch_1", "object": "charge"})
-    assert services.event_process(event_id=charge.pk) == "ignored"
+    assert processing.event_process(event_id=charge.pk) == "ignored"
     seen = [(name, ev.type, ev.external_id) for name, ev, _ in recorded_actions]
     assert seen == [
         ("sync.upsert_record", "customer.updated", "cus_1"),
@@ -134,7 +134,7 @@ def test_generic_parser_with_paths_and_batches(make_reg, recorded_actions):
         ]
     }
     event = make_event(registration, status="received", body=json.dumps(body).encode())
-    assert services.event_process(event_id=event.pk) == "processed"
+    assert processing.event_process(event_id=event.pk) == "processed"
     seen = [(name, ev.external_id, ev.entity_type) for name, ev, _ in recorded_actions]
     assert seen == [
         ("sync.upsert_record", "5", "contact"),
@@ -149,7 +149,7 @@ def test_generic_parser_with_paths_and_batches(make_reg, recorded_actions):
 def test_event_type_filter_and_route_overrides(make_reg, recorded_actions):
     filtered = make_reg(scheme="github", event_types=["push"])
     event = github_event(filtered, "issues", example("issues", "opened"))
-    assert services.event_process(event_id=event.pk) == "ignored"
+    assert processing.event_process(event_id=event.pk) == "ignored"
     assert recorded_actions == []
 
     custom_calls = []
@@ -158,11 +158,11 @@ def test_event_type_filter_and_route_overrides(make_reg, recorded_actions):
         routed = make_reg(
             scheme="github", routes={"issues.opened": ["test.custom"], "issues.*": []}
         )
-        services.event_process(
+        processing.event_process(
             event_id=github_event(routed, "issues", example("issues", "opened")).pk
         )
         closed = github_event(routed, "issues", example("issues", "reopened"))
-        assert services.event_process(event_id=closed.pk) == "ignored"
+        assert processing.event_process(event_id=closed.pk) == "ignored"
     finally:
         routing.unregister_action("test.custom")
     assert custom_calls == ["issues.opened"]
@@ -172,7 +172,7 @@ def test_event_type_filter_and_route_overrides(make_reg, recorded_actions):
 def test_unregistered_action_fails_without_retry(make_reg):
     registration = make_reg(scheme="github", routes={"*": ["nobody.registered.this"]})
     event = github_event(registration, "issues", example("issues", "opened"))
-    assert services.event_process(event_id=event.pk) == "failed"
+    assert processing.event_process(event_id=event.pk) == "failed"
     event.refresh_from_db()
     assert "ActionNotRegistered" in event.last_error
     assert event.actions[-1] == {
@@ -185,7 +185,7 @@ def test_unregistered_action_fails_without_retry(make_reg):
 def test_unparseable_payload_fails_without_retry(make_reg):
     registration = make_reg(scheme="github")
     event = make_event(registration, status="received", headers={}, body=b"not json")
-    assert services.event_process(event_id=event.pk) == "failed"
+    assert processing.event_process(event_id=event.pk) == "failed"
     event.refresh_from_db()
     assert "ParseError" in event.last_error and event.attempts == 1
 
@@ -202,7 +202,7 @@ def test_retries_with_backoff_then_dead(make_reg, recorded_actions):
     routing.register_action(routing.EVALUATE_RULES, flaky)
     event = github_event(registration, "issues", example("issues", "opened"))
 
-    assert services.event_process(event_id=event.pk) == "retrying"
+    assert processing.event_process(event_id=event.pk) == "retrying"
     event.refresh_from_db()
     assert event.attempts == 1 and event.next_attempt_at > timezone.now() - timedelta(seconds=1)
     assert "ConnectionError" in event.last_error
@@ -210,11 +210,11 @@ def test_retries_with_backoff_then_dead(make_reg, recorded_actions):
     WebhookEvent.objects.filter(pk=event.pk).update(
         next_attempt_at=timezone.now() + timedelta(hours=1)
     )
-    assert services.event_process(event_id=event.pk) is None
+    assert processing.event_process(event_id=event.pk) is None
 
     for expected in ("retrying", "failed"):
         WebhookEvent.objects.filter(pk=event.pk).update(next_attempt_at=timezone.now())
-        assert services.event_process(event_id=event.pk) == expected
+        assert processing.event_process(event_id=event.pk) == expected
     event.refresh_from_db()
     assert event.status == "failed" and event.attempts == 3 and event.next_attempt_at is None
     # the upsert that succeeded on attempt 1 was not run again on the retries
@@ -228,13 +228,13 @@ def test_permanent_action_errors_fail_at_once(make_reg, recorded_actions):
 
     routing.register_action(routing.UPSERT_RECORD, refuse)
     event = github_event(make_reg(scheme="github"), "issues", example("issues", "opened"))
-    assert services.event_process(event_id=event.pk) == "failed"
+    assert processing.event_process(event_id=event.pk) == "failed"
 
 
 def test_processing_is_idempotent(make_reg, recorded_actions):
     event = github_event(make_reg(scheme="github"), "issues", example("issues", "opened"))
-    assert services.event_process(event_id=event.pk) == "processed"
-    assert services.event_process(event_id=event.pk) is None
+    assert processing.event_process(event_id=event.pk) == "processed"
+    assert processing.event_process(event_id=event.pk) is None
     assert len(recorded_actions) == 2
 
 
@@ -243,19 +243,19 @@ def test_an_expired_lease_is_taken_over(make_reg, recorded_actions):
     WebhookEvent.objects.filter(pk=event.pk).update(
         status="processing", lease_expires_at=timezone.now() + timedelta(minutes=5)
     )
-    assert services.event_process(event_id=event.pk) is None  # someone holds it
+    assert processing.event_process(event_id=event.pk) is None  # someone holds it
     WebhookEvent.objects.filter(pk=event.pk).update(
         lease_expires_at=timezone.now() - timedelta(seconds=1)
     )
-    assert services.event_process(event_id=event.pk) == "processed"
+    assert processing.event_process(event_id=event.pk) == "processed"
 
 
 def test_replay_processes_again(make_reg, recorded_actions, inline):
     event = github_event(make_reg(scheme="github"), "issues", example("issues", "opened"))
-    services.event_process(event_id=event.pk)
+    processing.event_process(event_id=event.pk)
     assert len(recorded_actions) == 2
     with inline():
-        services.event_replay(event=event)
+        processing.event_replay(event=event)
     event.refresh_from_db()
     assert event.status == "processed" and event.replay_count == 1 and event.last_replayed_at
     assert len(recorded_actions) == 4
@@ -264,16 +264,16 @@ def test_replay_processes_again(make_reg, recorded_actions, inline):
 
 def test_only_accepted_events_can_be_replayed(make_reg):
     rejected = make_event(make_reg(), outcome="rejected", reason="bad_signature", status="")
-    with pytest.raises(services.ReplayRefused):
-        services.event_replay(event=rejected)
+    with pytest.raises(processing.ReplayRefused):
+        processing.event_replay(event=rejected)
 
 
 def test_replay_is_refused_while_processing(make_reg):
     event = make_event(
         make_reg(), status="processing", lease_expires_at=timezone.now() + timedelta(minutes=1)
     )
-    with pytest.raises(services.ReplayRefused):
-        services.event_replay(event=event)
+    with pytest.raises(processing.ReplayRefused):
+        processing.event_replay(event=event)
 
 
 def test_requeue_due_finds_retries_lost_wakeups_and_dead_leases(make_reg, monkeypatch):
@@ -286,8 +286,8 @@ def test_requeue_due_finds_retries_lost_wakeups_and_dead_leases(make_reg, monkey
     make_event(registration, status="retrying", next_attempt_at=timezone.now() + timedelta(1))
     make_event(registration, status="processed", received_at=old)
     queued = []
-    monkeypatch.setattr(services, "event_enqueue", lambda event_id: queued.append(event_id))
-    assert services.events_requeue_due() == 3
+    monkeypatch.setattr(processing, "event_enqueue", lambda event_id: queued.append(event_id))
+    assert processing.events_requeue_due() == 3
     assert set(queued) == {due.pk, lost.pk, dead.pk}
 
 
@@ -302,7 +302,7 @@ def test_retention_purges_finished_events_only(make_reg):
         make_event(registration, received_at=old, status="retrying"),
         make_event(registration),
     ]
-    assert services.events_purge(older_than_days=30) == 2
+    assert processing.events_purge(older_than_days=30) == 2
     remaining = set(WebhookEvent.objects.values_list("pk", flat=True))
     assert remaining == {e.pk for e in kept}
     assert not remaining & {e.pk for e in gone}
@@ -312,7 +312,7 @@ def test_events_that_name_no_record_route_nowhere(make_reg, recorded_actions):
     registration = make_reg(scheme="slack", secret="x")
     body = {"type": "event_callback", "event_id": "Ev1", "event": {"type": "app_mention"}}
     event = make_event(registration, status="received", body=json.dumps(body).encode())
-    assert services.event_process(event_id=event.pk) == "ignored"
+    assert processing.event_process(event_id=event.pk) == "ignored"
     assert recorded_actions == []
     event.refresh_from_db()
     assert event.event_type == "app_mention"  # the Slack parser names the inner event

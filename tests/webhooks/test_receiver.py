@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from credentials.secrets import SecretStoreError
 from tests.webhooks.support import github_headers, slack_headers, standard_headers, stripe_header
-from webhooks import services, signing
+from webhooks import processing, registrations, signing
 from webhooks.models import WebhookEvent
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
@@ -94,7 +94,7 @@ def test_trailing_slash_is_optional_and_other_methods_are_405(client, github):
 
 
 def test_inactive_registration_is_410_and_audited(client, github):
-    services.registration_update(registration=github, is_active=False)
+    registrations.registration_update(registration=github, is_active=False)
     response = post(client, github, **gh())
     assert response.status_code == 410
     assert response.json()["code"] == "inactive"
@@ -224,9 +224,7 @@ def test_rate_limit_is_429_with_retry_after_but_duplicates_still_200(client, mak
 
 
 def test_storage_unavailable_is_503_never_2xx(client, github):
-    with mock.patch(
-        "webhooks.services.insert_event", side_effect=OperationalError("server closed")
-    ):
+    with mock.patch("webhooks.receipt.insert_event", side_effect=OperationalError("server closed")):
         response = post(client, github, **gh())
     assert response.status_code == 503
     assert response.json()["code"] == "storage_unavailable"
@@ -249,7 +247,7 @@ def test_secret_store_failure_is_503(client, make_reg):
 
 
 def test_broker_failure_after_commit_still_answers_200(client, github):
-    with mock.patch("webhooks.services.enqueue", side_effect=ConnectionError("redis down")):
+    with mock.patch("webhooks.receipt.enqueue", side_effect=ConnectionError("redis down")):
         response = post(client, github, **gh())
     assert response.status_code == 200
     event = WebhookEvent.objects.get(pk=response.json()["event_id"])
@@ -258,8 +256,8 @@ def test_broker_failure_after_commit_still_answers_200(client, github):
     WebhookEvent.objects.filter(pk=event.pk).update(
         received_at=timezone.now() - timedelta(minutes=5)
     )
-    with mock.patch("webhooks.services.enqueue") as enqueue:
-        assert services.events_requeue_due() == 1
+    with mock.patch("webhooks.receipt.enqueue") as enqueue:
+        assert processing.events_requeue_due() == 1
     enqueue.assert_called_once_with(
         "webhooks.tasks.process_event", str(event.pk), kind="webhooks", coalesce=False
     )
@@ -267,7 +265,7 @@ def test_broker_failure_after_commit_still_answers_200(client, github):
 
 def test_secret_rotation_overlap(client, github):
     old_headers = gh()
-    services.registration_rotate_secret(
+    registrations.registration_rotate_secret(
         registration=github, secret="new-secret", overlap_seconds=3600
     )
     assert post(client, github, **old_headers).status_code == 200
@@ -280,11 +278,11 @@ def test_secret_rotation_overlap(client, github):
 
     # After the overlap only the new secret works.
     github.refresh_from_db()
-    services.registration_update(registration=github)  # (no-op save; cache invalidated)
+    registrations.registration_update(registration=github)  # (no-op save; cache invalidated)
     type(github).objects.filter(pk=github.pk).update(
         previous_secret_expires_at=timezone.now() - timedelta(seconds=1)
     )
-    services.invalidate_registration(github.pk)
+    registrations.invalidate_registration(github.pk)
     body = BODY + b"  "
     assert post(client, github, body, **gh(body)).json()["code"] == "bad_signature"
     assert post(client, github, body, **gh(body, secret="new-secret")).status_code == 200
@@ -292,16 +290,16 @@ def test_secret_rotation_overlap(client, github):
 
 def test_rotation_without_overlap_revokes_the_old_secret_at_once(client, github):
     assert post(client, github, **gh()).status_code == 200  # cached lookup + secret
-    services.registration_rotate_secret(registration=github, secret="fresh", overlap_seconds=0)
+    registrations.registration_rotate_secret(registration=github, secret="fresh", overlap_seconds=0)
     assert post(client, github, **gh()).status_code == 401
     assert post(client, github, **gh(secret="fresh")).status_code == 200
 
 
 def test_registration_cache_is_invalidated_on_change(client, github):
     assert post(client, github, **gh()).status_code == 200
-    services.registration_update(registration=github, is_active=False)
+    registrations.registration_update(registration=github, is_active=False)
     assert post(client, github, **gh()).status_code == 410
-    services.registration_update(registration=github, is_active=True)
+    registrations.registration_update(registration=github, is_active=True)
     assert post(client, github, **gh()).status_code == 200
 
 

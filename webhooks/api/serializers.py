@@ -9,7 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from castiel.api.base import TenantModelSerializer
-from webhooks import services
+from webhooks import registrations
 from webhooks.models import WebhookEvent, WebhookRegistration
 from webhooks.schemes import SCHEMES, get_scheme
 from webhooks.validation import registration_errors
@@ -49,7 +49,7 @@ class WebhookRegistrationSerializer(TenantModelSerializer):
         model = WebhookRegistration
         fields = [
             "id",
-            *services.EDITABLE_FIELDS,
+            *registrations.EDITABLE_FIELDS,
             "url",
             "has_secret",
             "secret",
@@ -100,13 +100,13 @@ class WebhookRegistrationSerializer(TenantModelSerializer):
 
     def create(self, validated_data):
         try:
-            return services.registration_create(**validated_data)
+            return registrations.registration_create(**validated_data)
         except DjangoValidationError as exc:
             raise serializers.ValidationError(exc.message_dict) from None
 
     def update(self, instance, validated_data):
         try:
-            return services.registration_update(registration=instance, **validated_data)
+            return registrations.registration_update(registration=instance, **validated_data)
         except DjangoValidationError as exc:
             raise serializers.ValidationError(exc.message_dict) from None
 

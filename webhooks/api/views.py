@@ -11,7 +11,7 @@ from castiel.api.base import TenantModelViewSet, TenantReadOnlyModelViewSet
 from castiel.api.errors import ApiError
 from castiel.api.filters import after, before, id_filter
 from castiel.api.schema import error_example, error_response
-from webhooks import services
+from webhooks import processing, registrations
 from webhooks.api.serializers import (
     RotateSecretSerializer,
     WebhookEventDetailSerializer,
@@ -72,7 +72,7 @@ class WebhookRegistrationViewSet(TenantModelViewSet):
     ordering = ["name"]
 
     def perform_destroy(self, instance):
-        services.registration_delete(registration=instance)
+        registrations.registration_delete(registration=instance)
 
     @extend_schema(
         summary="Rotate the signing secret",
@@ -96,7 +96,7 @@ class WebhookRegistrationViewSet(TenantModelViewSet):
         serializer = RotateSecretSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            registration = services.registration_rotate_secret(
+            registration = registrations.registration_rotate_secret(
                 registration=registration, **serializer.validated_data
             )
         except DjangoValidationError as exc:
@@ -172,7 +172,7 @@ class WebhookEventViewSet(TenantReadOnlyModelViewSet):
     def replay(self, request, *args, **kwargs):
         event = self.get_object()
         try:
-            event = services.event_replay(event=event)
-        except services.ReplayRefused as exc:
+            event = processing.event_replay(event=event)
+        except processing.ReplayRefused as exc:
             raise ApiError(str(exc), code="replay_refused", status=409) from None
         return Response(self.get_serializer(event).data, status=status.HTTP_202_ACCEPTED)

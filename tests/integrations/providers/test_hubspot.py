@@ -24,7 +24,7 @@ from tests.integrations.providers.support import (
 from tests.syncing.helpers import make_task, records_of, run_once
 from tests.syncing.outbound_support import push_all
 from tests.webhooks.factories import make_event, make_registration
-from webhooks import services as webhook_services
+from webhooks import processing
 from webhooks.models import WebhookEvent
 
 pytestmark = [pytest.mark.embedded]
@@ -321,7 +321,7 @@ class TestHubSpot(ProviderContract):
         )
         body = json.dumps(fixture("hubspot", "webhook_company_deletion").body).encode()
         event = make_event(registration, status=WebhookEvent.Status.RECEIVED, body=body)
-        assert webhook_services.event_process(event_id=event.pk) == "processed"
+        assert processing.event_process(event_id=event.pk) == "processed"
         event.refresh_from_db()
         assert [a["action"] for a in event.actions] == [
             "sync.delete_record",

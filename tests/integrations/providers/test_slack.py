@@ -25,7 +25,7 @@ from tests.integrations.providers.support import (
 from tests.syncing.helpers import make_task, records_of, run_once, sync_to_completion
 from tests.syncing.outbound_support import push_all
 from tests.webhooks.factories import make_event, make_registration
-from webhooks import services as webhook_services
+from webhooks import processing
 from webhooks.models import WebhookEvent
 
 pytestmark = [pytest.mark.embedded]
@@ -330,7 +330,7 @@ class TestSlack(ProviderContract):
         event = make_event(
             registration, status=WebhookEvent.Status.RECEIVED, body=found.text.encode()
         )
-        assert webhook_services.event_process(event_id=event.pk) == "processed"
+        assert processing.event_process(event_id=event.pk) == "processed"
         user = found.body["event"]["user"]
         assert records_of(task)[user["id"]]["profile"]["title"] == user["profile"]["title"]
 

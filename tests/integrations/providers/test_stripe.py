@@ -34,7 +34,7 @@ from tests.syncing.helpers import make_task, records_of, run_once
 from tests.syncing.outbound_support import push_all
 from tests.webhooks import live
 from tests.webhooks.factories import make_registration
-from webhooks import services as webhook_services
+from webhooks import processing
 from webhooks.models import WebhookEvent
 
 API = "https://api.stripe.com"
@@ -287,13 +287,13 @@ class TestStripeAgainstLocalstripe:
         # to tell which is newer, so they are processed in the order Stripe made them.
         order = {"customer.created": 0, "customer.updated": 1}
         for event in sorted(accepted.all(), key=lambda e: order[_event_type(e)]):
-            assert webhook_services.event_process(event_id=event.pk) == "processed"
+            assert processing.event_process(event_id=event.pk) == "processed"
         assert records_of(task)[customer.id]["name"] == "Hooked"
 
         client.v1.customers.delete(customer.id)
         live.wait_until(lambda: accepted.all().count() == 3, timeout=30, what="the deletion")
         [deleted] = [e for e in accepted.all() if _event_type(e) == "customer.deleted"]
-        assert webhook_services.event_process(event_id=deleted.pk) == "processed"
+        assert processing.event_process(event_id=deleted.pk) == "processed"
         assert customer.id not in records_of(task)
         assert not WebhookEvent.objects.filter(registration=registration, outcome="rejected")
 

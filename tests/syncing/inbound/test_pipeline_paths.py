@@ -19,7 +19,7 @@ from syncing.records.stores import get_store
 from syncing.records.stores.base import Scope
 from tests.syncing.helpers import make_integration, make_task, run_once
 from tests.webhooks.factories import make_event, make_registration
-from webhooks import services
+from webhooks import processing
 from webhooks.models import WebhookEvent
 
 pytestmark = [
@@ -68,7 +68,7 @@ def deliver(registration, obj: dict, n: int = 1) -> WebhookEvent:
     event = make_event(
         registration, status=WebhookEvent.Status.RECEIVED, body=json.dumps(body).encode()
     )
-    services.event_process(event_id=event.pk)
+    processing.event_process(event_id=event.pk)
     event.refresh_from_db()
     assert event.status == WebhookEvent.Status.PROCESSED, event.last_error
     return event

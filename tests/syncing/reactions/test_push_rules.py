@@ -12,7 +12,7 @@ from syncing.models import OutboundChange, PushRule, SyncRun
 from tests.syncing.helpers import make_integration, records_of, run_once, sandbox_integration
 from tests.syncing.outbound_support import SANDBOX_PUSH, push_all
 from tests.webhooks.factories import make_event, make_registration
-from webhooks import services
+from webhooks import processing
 from webhooks.models import WebhookEvent
 
 pytestmark = [pytest.mark.embedded]
@@ -71,7 +71,7 @@ def deliver(registration, event_type: str, data: dict, n: int) -> WebhookEvent:
         status=WebhookEvent.Status.RECEIVED,
         body=json.dumps({**body, "data": data}).encode(),
     )
-    services.event_process(event_id=event.pk)
+    processing.event_process(event_id=event.pk)
     event.refresh_from_db()
     return event
 
@@ -119,8 +119,8 @@ def test_a_webhook_event_creates_then_updates_the_target_record_and_both_are_pus
     assert SandboxObject.objects.filter(account=account).count() == 1, "matched, not duplicated"
 
     # A replay of the same event changes nothing and pushes nothing (idempotent).
-    services.event_replay(event=event)
-    services.event_process(event_id=event.pk)
+    processing.event_replay(event=event)
+    processing.event_process(event_id=event.pk)
     event.refresh_from_db()
     assert rule_results(event)[0]["outcome"] == "unchanged"
     assert push_all(pushes) == {}

@@ -9,7 +9,7 @@ import pytest
 from syncing.models import SyncTask
 from tests.syncing.helpers import make_integration, make_task, records_of
 from tests.webhooks.factories import make_event, make_registration
-from webhooks import services
+from webhooks import processing
 from webhooks.models import WebhookEvent
 
 pytestmark = [
@@ -39,7 +39,7 @@ def deliver(registration, event_type: str, obj: dict, n: int = 1) -> WebhookEven
     event = make_event(
         registration, status=WebhookEvent.Status.RECEIVED, body=json.dumps(body).encode()
     )
-    services.event_process(event_id=event.pk)
+    processing.event_process(event_id=event.pk)
     event.refresh_from_db()
     return event
 
@@ -119,7 +119,7 @@ def test_a_change_notice_queues_the_owning_sync_task(tenant, enqueued):
         headers={"X-Github-Event": "push", "X-Github-Delivery": "d-9"},
         body=json.dumps(body).encode(),
     )
-    services.event_process(event_id=event.pk)
+    processing.event_process(event_id=event.pk)
     event.refresh_from_db()
     assert event.status == WebhookEvent.Status.PROCESSED, event.last_error
     assert event.actions[0]["result"]["outcome"] == "sync_queued"

@@ -242,7 +242,7 @@ def test_a_webhook_during_an_outage_is_retried_later_then_applied(
     tenant, cosmos_outage_store, cosmos_proxy
 ):
     from tests.webhooks.factories import make_event, make_registration
-    from webhooks import services
+    from webhooks import processing
     from webhooks.models import WebhookEvent
 
     integration = make_integration(tenant, "http://127.0.0.1:9/", name="Stripe-like")
@@ -258,12 +258,12 @@ def test_a_webhook_during_an_outage_is_retried_later_then_applied(
         body=json.dumps({**body, "data": {"object": customer}}).encode(),
     )
     with cosmos_proxy.down():
-        services.event_process(event_id=event.pk)
+        processing.event_process(event_id=event.pk)
     event.refresh_from_db()
     assert event.status == WebhookEvent.Status.RETRYING, (event.status, event.last_error)
     assert "unavailable" in event.last_error
     WebhookEvent.objects.filter(pk=event.pk).update(next_attempt_at=timezone.now())
-    services.event_process(event_id=event.pk)
+    processing.event_process(event_id=event.pk)
     event.refresh_from_db()
     assert event.status == WebhookEvent.Status.PROCESSED, event.last_error
     assert records_of(task, store=cosmos_outage_store) == {"cus_1": customer}

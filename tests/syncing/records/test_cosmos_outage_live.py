@@ -45,7 +45,7 @@ def test_an_outage_of_the_record_store_loses_nothing_and_answers_no_500(
     cosmos_proxy,
 ):
     from tests.webhooks.factories import make_event, make_registration
-    from webhooks import services as webhook_services
+    from webhooks import processing
 
     store = cosmos_outage_store
     account = sandbox.account()
@@ -90,7 +90,7 @@ def test_an_outage_of_the_record_store_loses_nothing_and_answers_no_500(
                     }
                 ).encode(),
             )
-            webhook_services.event_process(event_id=event.pk)
+            processing.event_process(event_id=event.pk)
             event.refresh_from_db()
             assert event.status == WebhookEvent.Status.RETRYING, event.last_error
             events.append(event.pk)
@@ -114,7 +114,7 @@ def test_an_outage_of_the_record_store_loses_nothing_and_answers_no_500(
         assert response.status_code == 200, response.json()
     WebhookEvent.objects.filter(pk__in=events).update(next_attempt_at=timezone.now())
     for event_id in events:
-        webhook_services.event_process(event_id=event_id)
+        processing.event_process(event_id=event_id)
     assert set(WebhookEvent.objects.filter(pk__in=events).values_list("status", flat=True)) == {
         WebhookEvent.Status.PROCESSED
     }

@@ -5,7 +5,7 @@
     manage.py webhooks_replay --status failed --dry-run     # list what would be replayed
     manage.py webhooks_replay <id> --inline                 # process here, not on a worker
 
-A replay processes the stored, already verified bytes again (webhooks.services.event_replay):
+A replay processes the stored, already verified bytes again (webhooks.processing.event_replay):
 no signature check, every action runs again. Only accepted events can be replayed.
 """
 
@@ -17,7 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from castiel.commands import Progress, parse_uuid, tenant_by_slug
-from webhooks import services
+from webhooks import processing
 from webhooks.models import WebhookEvent
 
 STATUSES = [s for s in WebhookEvent.Status.values if s]
@@ -57,13 +57,13 @@ class Command(BaseCommand):
         with Progress(self.stderr, total=len(events), label="replaying", unit="events") as bar:
             for event in events:
                 try:
-                    services.event_replay(event=event)
-                except services.ReplayRefused as exc:
+                    processing.event_replay(event=event)
+                except processing.ReplayRefused as exc:
                     refused[str(event.pk)] = str(exc)
                 else:
                     done += 1
                     if options["inline"]:
-                        status = services.event_process(event_id=event.pk) or "skipped"
+                        status = processing.event_process(event_id=event.pk) or "skipped"
                         outcomes[status] = outcomes.get(status, 0) + 1
                 bar.advance()
         line = f"replayed {done} events"

@@ -8,7 +8,9 @@ Two profiles (``CASTIEL_PROFILE``):
   ``DATABASE_URL`` should point at PostgreSQL and ``REDIS_URL`` at Redis (system checks warn
   otherwise).
 
-Every variable read here is documented in README.md ("Configuration reference").
+Every variable read here is documented in README.md ("Configuration reference"). One long
+module on purpose (Django's convention): every setting sits next to its default and its
+reason, grouped by area.
 """
 
 from __future__ import annotations

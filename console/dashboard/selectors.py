@@ -6,6 +6,9 @@ with empty hours filled in. Costs, for the record (10k runs, 100k records, Postg
 hourly series are one GROUP BY each over an index range (``syncrun_started``,
 ``webhook_event_received``); counts use the status indexes; only the rate-limit headroom reads
 per integration (one limiter read each, for at most ``HEADROOM_INTEGRATIONS``).
+
+Over 400 lines on purpose: one selector per panel, kept together so the dashboard's whole
+query cost is reviewed in one place.
 """
 
 from __future__ import annotations

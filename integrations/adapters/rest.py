@@ -36,6 +36,10 @@ Push (outbound) options, all optional::
 
 Authentication comes from the integration's credential through ``client_for`` — never from
 this config, which is visible in the API.
+
+Over 400 lines on purpose: the whole configuration surface of the generic adapter (paths,
+fields, filters, writes, error shapes) reads in one place; its paging styles live in
+``pagination.py``.
 """
 
 from __future__ import annotations

@@ -27,6 +27,9 @@ Castiel connects as, ``005…``: versions it last modified are our own writes co
   ``on_unauthorized``) and retried; only a second 401 is reported. ``REQUEST_LIMIT_EXCEEDED``
   (403) is a rate limit: the org's rolling 24-hour allocation is spent, so work waits
   (``RETRY_AFTER_EXHAUSTED``) instead of failing. ``Sforce-Limit-Info`` feeds the limiter.
+
+Over 400 lines on purpose: SOQL pull, sObject writes, conditional updates and the error
+mapping are one provider's API surface, kept together in its folder.
 """
 
 from __future__ import annotations

@@ -13,9 +13,10 @@ from django.db import connections
 from django.db.models import Q
 from django.utils import timezone
 
+from castiel import events
 from castiel.observability.logging import get_logger
 from credentials.models import Credential, CredentialStatus, TokenRefreshAudit
-from credentials.refresh import credential_refresh
+from credentials.refresh import credential_refresh, notify
 from credentials.types import TYPES
 
 log = get_logger(__name__)
@@ -129,6 +130,9 @@ def mark_expiring(*, now=None) -> int:
 
 
 def _flag(credential, reason: str) -> int:
-    return Credential.objects.filter(pk=credential.pk, status=CredentialStatus.ACTIVE).update(
+    flagged = Credential.objects.filter(pk=credential.pk, status=CredentialStatus.ACTIVE).update(
         status=CredentialStatus.EXPIRING, status_reason=reason, updated_at=timezone.now()
     )
+    if flagged:
+        notify(credential, events.Kind.CREDENTIAL_EXPIRING, f"The credential {reason}.")
+    return flagged

@@ -32,6 +32,7 @@ from django.db import OperationalError, connection, connections, transaction
 from django.utils import timezone
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from castiel import events
 from castiel.db.leases import new_token
 from castiel.http.retry import RetryPolicy
 from castiel.observability.context import ensure_correlation_id
@@ -146,6 +147,7 @@ def _refresh_locked(credential, trigger, seen_version, force, started, correlati
 
     # Store first, use after: the new version is durable before the row points at it and
     # before any caller sees the new access token.
+    was_unhealthy = credential.failure_count > 0 or credential.status != CredentialStatus.ACTIVE
     document = {**secret, **result.secret}
     version = write_document(credential, document)
     now = timezone.now()
@@ -200,6 +202,8 @@ def _refresh_locked(credential, trigger, seen_version, force, started, correlati
         )
     if lease is not None:
         lease.released = True
+    if was_unhealthy:
+        notify(credential, events.Kind.CREDENTIAL_HEALTHY)
     integration_config_from_token(credential.integration, result)
     log.info(
         "credential.refreshed",
@@ -294,6 +298,15 @@ def _record_failure(credential, trigger, exc: GrantError, attempts, started, cor
             error_code=exc.code,
             message=exc.message,
         )
+    if outcome == Outcome.REAUTH_REQUIRED:
+        notify(credential, events.Kind.CREDENTIAL_REAUTH_REQUIRED, credential.status_reason)
+    else:
+        notify(
+            credential,
+            events.Kind.CREDENTIAL_REFRESH_FAILING,
+            f"Token refresh failed ({exc.code}): {exc.message}",
+            failures=credential.failure_count,
+        )
     log.warning(
         "credential.refresh_failed",
         cred=str(credential.pk),
@@ -304,6 +317,23 @@ def _record_failure(credential, trigger, exc: GrantError, attempts, started, cor
         attempts=attempts,
     )
     return RefreshResult(credential, outcome, exc.code, exc.message)
+
+
+def notify(credential, kind, message: str = "", **details) -> None:
+    """Raise a credential event; its subject is the integration, so a reconnect resolves it."""
+    events.emit(
+        kind,
+        tenant=credential.tenant_id,
+        integration=credential.integration_id,
+        subject=events.Subject("integration", str(credential.integration_id), _label(credential)),
+        message=message,
+        details=details,
+    )
+
+
+def _label(credential) -> str:
+    integration = credential._state.fields_cache.get("integration")
+    return integration.name if integration is not None else str(credential.integration_id)
 
 
 def pause_integration_for(credential, *, reason: str) -> None:

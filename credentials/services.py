@@ -8,6 +8,7 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from castiel import events
 from castiel.observability.logging import get_logger
 from credentials.errors import GrantError
 from credentials.models import Credential, CredentialStatus, CredentialType
@@ -80,6 +81,9 @@ def credential_create(
         raise CredentialConflictError(
             f"integration {integration.name!r} already has a live credential; revoke it first"
         ) from None
+    from credentials.refresh import notify
+
+    notify(credential, events.Kind.CREDENTIAL_HEALTHY)  # a reconnect resolves reauth/expiry
     log.info(
         "credential.created",
         cred=str(credential.pk),

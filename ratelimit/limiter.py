@@ -21,6 +21,7 @@ from collections.abc import Callable
 from django.conf import settings
 from prometheus_client.core import GaugeMetricFamily
 
+from castiel import events
 from castiel.observability.logging import get_logger
 from ratelimit import metrics
 from ratelimit.backends.base import (
@@ -108,8 +109,10 @@ class Limiter:
         decision.degraded = True
         return decision
 
-    def adjust(self, tenant_id: str, integration_id: str, adjustment: Adjustment) -> AdaptiveState:
-        return self._call(
+    def adjust(
+        self, tenant_id: str, integration_id: str, adjustment: Adjustment, *, notify: bool = True
+    ) -> AdaptiveState:
+        state = self._call(
             lambda: self.backend.adjust(
                 tenant_id, integration_id, adjustment, ttl=self.adaptive_ttl
             ),
@@ -117,6 +120,12 @@ class Limiter:
                 tenant_id, integration_id, adjustment, ttl=self.adaptive_ttl
             ),
         )
+        if notify:
+            try:
+                _quota_events(tenant_id, integration_id, adjustment, state, ttl=self.adaptive_ttl)
+            except Exception:  # telling someone must never fail the request that was limited
+                log.warning("ratelimit.quota_event_failed", exc_info=True)
+        return state
 
     def usage(
         self,
@@ -189,6 +198,12 @@ class Limiter:
                 self._degraded_since = now
             self._retry_at = now + self.retry_seconds
         if first:
+            events.emit(
+                events.Kind.LIMITER_DEGRADED,
+                subject=("ratelimiter", self.backend.name, f"{self.backend.name} backend"),
+                message=f"{self.backend.name} unreachable ({exc}); each process limits locally "
+                f"to 1/{self.processes} of every limit",
+            )
             log.warning(
                 "ratelimit.degraded",
                 backend=self.backend.name,
@@ -203,6 +218,10 @@ class Limiter:
             since = self._degraded_since
             self._degraded_since = None
         if since is not None:
+            events.emit(
+                events.Kind.LIMITER_RECOVERED,
+                subject=("ratelimiter", self.backend.name, f"{self.backend.name} backend"),
+            )
             log.warning(
                 "ratelimit.recovered",
                 backend=self.backend.name,
@@ -239,6 +258,32 @@ class Limiter:
         if self.degraded:
             self._leave_degraded()
         return "ok", self.backend.name
+
+
+def _quota_events(tenant_id, integration_id, adjustment: Adjustment, state, *, ttl) -> None:
+    """A provider block of ``CASTIEL_NOTIFY_QUOTA_BLOCK_SECONDS`` or more is an exhausted quota
+    (an incident); the first unblocked adjustment after it — in whichever process — restores
+    it (a cache flag, deleted once, says one was raised)."""
+    from django.core.cache import cache
+
+    flag = f"ratelimit:quota-exhausted:{integration_id}"
+    if adjustment.block >= settings.CASTIEL_NOTIFY_QUOTA_BLOCK_SECONDS:
+        cache.set(flag, 1, timeout=max(int(ttl), int(adjustment.block) + 60))
+        events.emit(
+            events.Kind.QUOTA_EXHAUSTED,
+            tenant=tenant_id,
+            integration=integration_id,
+            subject=("integration", integration_id),
+            message=f"The provider asked to wait {adjustment.block:.0f}s; requests are held.",
+            details={"blocked_for_s": round(adjustment.block, 1)},
+        )
+    elif adjustment.block == 0 and state.blocked_until is None and cache.delete(flag):
+        events.emit(
+            events.Kind.QUOTA_RESTORED,
+            tenant=tenant_id,
+            integration=integration_id,
+            subject=("integration", integration_id),
+        )
 
 
 # --- the process-wide limiter, built from settings ----------------------------------------------

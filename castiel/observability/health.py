@@ -74,14 +74,19 @@ def expected_clusters() -> list[str]:
     return sorted(alt) if alt else [settings.Q_CLUSTER["name"]]
 
 
-def check_workers() -> tuple[str, str]:
+def live_and_missing() -> tuple[list[str], list[str]]:
+    """(clusters with a fresh heartbeat, expected clusters without one)."""
     from castiel.observability.models import WorkerHeartbeat
 
     fresh_since = timezone.now() - timedelta(seconds=settings.CASTIEL_HEARTBEAT_STALE_AFTER)
     alive = set(
         WorkerHeartbeat.objects.filter(last_seen__gte=fresh_since).values_list("cluster", flat=True)
     )
-    missing = [name for name in expected_clusters() if name not in alive]
+    return sorted(alive), [name for name in expected_clusters() if name not in alive]
+
+
+def check_workers() -> tuple[str, str]:
+    alive, missing = live_and_missing()
     if missing:
         return FAIL, "no live worker for cluster(s): " + ", ".join(missing)
     return OK, "live clusters: " + ", ".join(sorted(alive))

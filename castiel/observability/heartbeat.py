@@ -42,6 +42,29 @@ def prune(older_than: timedelta = timedelta(days=1)) -> int:
     return deleted
 
 
+def watch_clusters(*, since) -> list[str]:
+    """Raise ``worker.kind_down`` for every expected cluster with no live worker (and
+    ``worker.kind_up`` for the live ones); skipped until this process has been up for twice
+    the staleness window, so a fleet that is still starting raises nothing. Returns the
+    clusters that are down."""
+    from castiel import events
+    from castiel.observability.health import live_and_missing
+
+    if (timezone.now() - since).total_seconds() < 2 * settings.CASTIEL_HEARTBEAT_STALE_AFTER:
+        return []
+    alive, missing = live_and_missing()
+    for name in missing:
+        events.emit(
+            events.Kind.WORKER_KIND_DOWN,
+            subject=("cluster", name, name),
+            message=f"No worker of cluster {name!r} has beaten for "
+            f"{settings.CASTIEL_HEARTBEAT_STALE_AFTER:g}s.",
+        )
+    for name in alive:
+        events.emit(events.Kind.WORKER_KIND_UP, subject=("cluster", name, name))
+    return missing
+
+
 def _run(cluster: str) -> None:
     started_at = timezone.now()
     interval = settings.CASTIEL_HEARTBEAT_INTERVAL
@@ -53,6 +76,8 @@ def _run(cluster: str) -> None:
             beats += 1
             if beats % 360 == 1:
                 prune()
+            if beats % max(1, round(60 / max(interval, 1))) == 0:  # about once a minute
+                watch_clusters(since=started_at)
         except Exception:  # the heartbeat must never kill its worker
             log.warning("heartbeat.failed", exc_info=True)
             connection.close()

@@ -170,7 +170,10 @@ class ChannelGate:
         wait = parse_retry_after(response.headers.get("retry-after")) or 1.0
         try:
             get_limiter().adjust(
-                self.subject.tenant_id, self.subject.integration_id, Adjustment(block=wait)
+                self.subject.tenant_id,
+                self.subject.integration_id,
+                Adjustment(block=wait),
+                notify=False,  # a channel's own limit is not a provider quota
             )
         except Exception:  # advice only: the delivery's own retry honours Retry-After anyway
             return

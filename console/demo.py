@@ -13,7 +13,9 @@ makes sure, idempotently, that:
 * a push rule turns every contact event into a ``leads`` record pushed back to the sandbox
   (webhook-triggered push, ``syncing/rules.py``);
 * a schedule edits a random sandbox contact every minute (:func:`sandbox_activity`), so
-  signed webhooks keep arriving while nobody touches anything.
+  signed webhooks keep arriving while nobody touches anything;
+* the sandbox's chat inbox (``/sandbox/demo/chat/``) is a Slack channel of the tenant,
+  subscribed to its incidents: break the sandbox and an alert arrives there.
 
 Everything it creates is named, so a second run finds and updates it (the server's port may
 change between runs) instead of duplicating it.
@@ -117,6 +119,7 @@ def demo_seed(*, tenant, base_url: str, sandbox_url: str) -> DemoInfo:
         sandbox_services.account_configure(account=account, **changes)
         _rule(tenant, integration)
         _activity_schedule()
+        _chat_inbox(tenant, sandbox_url)
     queued = [str(task) for task in tasks if _first_run(task)]
     log.info("demo.seeded", tenant=tenant.slug, queued=len(queued))
     return DemoInfo(
@@ -126,6 +129,31 @@ def demo_seed(*, tenant, base_url: str, sandbox_url: str) -> DemoInfo:
         sandbox_url=f"{sandbox_url}/sandbox/{SANDBOX_ACCOUNT}/",
         webhook_url=webhook_url,
         queued=queued,
+    )
+
+
+CHAT_CHANNEL = "Demo chat (sandbox)"
+CHAT_SUBSCRIPTION = "Demo alerts"
+
+
+def _chat_inbox(tenant, sandbox_url: str) -> None:
+    """The sandbox's chat inbox (``/sandbox/demo/chat/``) as a Slack channel of the demo
+    tenant, subscribed to its incidents as they happen (warnings and worse)."""
+    from notifications import services as notify
+    from notifications.models import Channel, Subscription
+
+    url = f"{sandbox_url}/sandbox/{SANDBOX_ACCOUNT}/chat/slack/"
+    channel = Channel.objects.filter(tenant=tenant, name=CHAT_CHANNEL).first()
+    if channel is None:
+        channel, _ = notify.channel_create(
+            tenant=tenant, name=CHAT_CHANNEL, type="slack", url=url, rate_limit_per_minute=120
+        )
+    elif notify.channel_secrets(channel).get("url") != url:
+        notify.channel_update(channel=channel, url=url)  # the server's port changed
+    Subscription.objects.get_or_create(
+        tenant=tenant,
+        name=CHAT_SUBSCRIPTION,
+        defaults={"channel": channel, "mode": Subscription.Mode.IMMEDIATE, "min_severity": 20},
     )
 
 

@@ -782,7 +782,9 @@ CASTIEL_NOTIFY_RETRY_CAP_SECONDS = env.float("CASTIEL_NOTIFY_RETRY_CAP_SECONDS",
 CASTIEL_NOTIFY_MAX_INLINE_WAIT = env.float("CASTIEL_NOTIFY_MAX_INLINE_WAIT", default=10.0)
 CASTIEL_NOTIFY_LEASE_SECONDS = env.int("CASTIEL_NOTIFY_LEASE_SECONDS", default=120)
 CASTIEL_NOTIFY_TIMEOUT = env.float("CASTIEL_NOTIFY_TIMEOUT", default=10.0)
-CASTIEL_NOTIFY_BATCH_BUDGET_SECONDS = env.float("CASTIEL_NOTIFY_BATCH_BUDGET_SECONDS", default=120.0)
+CASTIEL_NOTIFY_BATCH_BUDGET_SECONDS = env.float(
+    "CASTIEL_NOTIFY_BATCH_BUDGET_SECONDS", default=120.0
+)
 # Failed attempts in a row before a channel raises its own (platform) incident.
 CASTIEL_NOTIFY_CHANNEL_FAILURES = env.int("CASTIEL_NOTIFY_CHANNEL_FAILURES", default=3)
 # Channel URLs must be https in production; plain http is allowed in embedded (the demo inbox).

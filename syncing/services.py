@@ -15,6 +15,7 @@ from syncing.models import Conflict, OutboundChange, SyncTask
 from syncing.records import history, outbox
 from syncing.records.diff import changed_fields
 from syncing.records.hashing import content_hash
+from syncing.records.notices import conflicts_maybe_cleared
 from syncing.records.stores import get_store
 
 
@@ -122,7 +123,10 @@ def conflict_resolve(
 
     store = get_store()
     with local_changes.written_together(store) as undo:
-        return _resolve(conflict, resolution, data, by, store, undo)
+        resolved = _resolve(conflict, resolution, data, by, store, undo)
+        task = resolved.task
+        conflicts_maybe_cleared(task.tenant_id, task.integration_id)
+        return resolved
 
 
 def _resolve(conflict, resolution, data, by, store, undo) -> Conflict:

@@ -9,10 +9,12 @@ from datetime import timedelta
 from fnmatch import fnmatchcase
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import F, Q
 from django.utils import timezone
 
 from castiel.db.leases import claim_row, fenced_update
+from castiel.events import Kind, emit
 from castiel.http.retry import RetryPolicy
 from castiel.observability.logging import get_logger
 from castiel.tenancy.models import active_tenant_ids
@@ -157,10 +159,38 @@ def event_process(*, event_id) -> str | None:
     # Only the holder of this lease may write the result (a worker that outlived its lease
     # must not overwrite the work of the one that took over).
     processing = WebhookEvent.objects.filter(pk=event.pk, status=WebhookEvent.Status.PROCESSING)
-    fenced_update(processing, lease, fields, owner=LEASE_HOLDER)
+    written = fenced_update(processing, lease, fields, owner=LEASE_HOLDER)
+    if written:
+        _notify(event, registration, fields["status"], fields["last_error"])
     metrics.PROCESSED.labels(parser_slug, fields["status"]).inc()
     log.info("webhooks.processed", event_id=str(event.pk), status=fields["status"])
     return fields["status"]
+
+
+FAILING_KEY = "webhooks:failing:{}"
+
+
+def _notify(event, registration, status: str, error: str) -> None:
+    """A failed event opens (or counts into) the registration's incident; the next processed
+    one resolves it. Transitions only: a cache flag remembers a failing registration, so a
+    healthy one costs one cache read per event."""
+    key = FAILING_KEY.format(registration.pk)
+    subject = ("webhookregistration", str(registration.pk), registration.name)
+    ids = {"tenant": event.tenant_id, "integration": registration.integration_id}
+    if status == WebhookEvent.Status.FAILED:
+        emit(Kind.WEBHOOK_PROCESSING_FAILING, subject=subject, message=error[:500], **ids)
+        _cache_call(cache.set, key, 1, timeout=None)
+    elif status == WebhookEvent.Status.PROCESSED and _cache_call(cache.get, key):
+        emit(Kind.WEBHOOK_PROCESSING_RECOVERED, subject=subject, **ids)
+        _cache_call(cache.delete, key)
+
+
+def _cache_call(fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except Exception:  # a cache outage only costs a notification, never the processing
+        log.warning("webhooks.notify_cache_unavailable", exc_info=True)
+        return None
 
 
 class ReplayRefused(Exception):

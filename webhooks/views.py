@@ -34,6 +34,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from castiel.api.errors import error_body
+from castiel.events import Kind, emit
 from castiel.observability.logging import get_logger
 from castiel.observability.redaction import redact_query
 from webhooks import lookup, metrics, receipt, signing, throttle
@@ -159,6 +160,18 @@ def _reject(snapshot, scheme_slug: str, reason: str, status: int, data, **header
     return _error(status, reason, **headers)
 
 
+def _signature_rejected(snapshot, reason: str) -> None:
+    """One rejection counts towards the registration's spike (an incident past the threshold
+    within the window: a wrong secret, or an attack)."""
+    emit(
+        Kind.WEBHOOK_SIGNATURES_REJECTED,
+        tenant=snapshot.tenant_id,
+        integration=snapshot.integration_id,
+        subject=("webhookregistration", snapshot.id),
+        message=f"signature check failed: {reason}",
+    )
+
+
 def _handshake(snapshot, scheme_slug: str, response, data, matched_secret: str = ""):
     """Audit a handshake the scheme answered (before or after verification) and return it."""
     _audit(
@@ -254,6 +267,7 @@ def receive(request, registration_id: str):
             now=time.time(),
         )
     except VerificationFailed as failure:
+        _signature_rejected(snapshot, failure.reason)
         return _reject(snapshot, scheme.slug, failure.reason, 401, data())
     except Exception:  # a scheme bug must fail closed, never 500 or accept
         log.exception("webhooks.verification_error", registration=snapshot.id)

@@ -11,6 +11,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from castiel.events import Kind, Subject, emit
 from castiel.http.retry import RetryPolicy
 from castiel.observability.logging import get_logger
 from syncing import metrics
@@ -21,6 +22,8 @@ from syncing.inbound.scheduler import claim
 from syncing.models import SyncRun, SyncTask
 
 log = get_logger(__name__)
+
+BUDGET_REACHED = "time budget reached; continuing from the checkpoint"
 
 
 class Endings:
@@ -47,6 +50,12 @@ class Endings:
             next_run_at=now if requested else next_run_after(self.task, self.run.started_at, now),
         )
         self.finish_run(SyncRun.Status.SUCCEEDED)
+        # Notifications on transitions only: a success after failures, or a run that fits its
+        # budget again after one that did not.
+        if self.task.consecutive_failures:
+            self.notify(Kind.SYNC_RECOVERED, "the task's run succeeded again")
+        if self.task.status_reason == BUDGET_REACHED:
+            self.notify(Kind.SYNC_WITHIN_BUDGET, "the run finished within its time budget")
 
     def defer(self, exc: Deferred) -> None:
         now = timezone.now()
@@ -58,6 +67,10 @@ class Endings:
             next_run_at=now + timedelta(seconds=exc.delay),
         )
         self.finish_run(SyncRun.Status.DEFERRED, "deferred", str(exc))
+        if str(exc) == BUDGET_REACHED:
+            self.notify(
+                Kind.SYNC_OVER_BUDGET, str(exc), budget=settings.CASTIEL_SYNC_RUN_BUDGET_SECONDS
+            )
         if released and exc.delay == 0:
             claim([self.task.id], trigger=SyncRun.Trigger.RESUME)
 
@@ -79,6 +92,17 @@ class Endings:
         )
         log.warning("sync.run_failed", code=code, reason=message[:500])
         self.finish_run(SyncRun.Status.FAILED, code, message)
+        self.notify(Kind.SYNC_FAILING, f"{code}: {message}"[:500], consecutive_failures=failures)
+
+    def notify(self, kind: Kind, message: str, **details) -> None:
+        emit(
+            kind,
+            tenant=self.task.tenant_id,
+            integration=self.task.integration_id,
+            subject=Subject.of(self.task),
+            message=message,
+            details=details,
+        )
 
     def lost(self) -> None:
         self.finish_run(SyncRun.Status.LOST, "lease_lost", "the task's lease was lost")

@@ -37,6 +37,7 @@ from syncing.models import Conflict, OutboundChange, SyncRun, SyncTask
 from syncing.records import history, outbox
 from syncing.records.diff import changed_fields, conflicting_fields
 from syncing.records.hashing import content_hash, record_id
+from syncing.records.notices import conflicts_waiting
 from syncing.records.stores.base import RecordStore, Scope, StoredRecord
 
 MAX_ERROR_SAMPLES = 5
@@ -219,6 +220,7 @@ class PagePipeline:
             self._queue_pushes()
         if new_conflicts:
             Conflict.objects.bulk_create(new_conflicts)
+            conflicts_waiting(self.task.tenant_id, self.task.integration_id)
         for conflict in open_conflicts.values():
             if conflict.pk and getattr(conflict, "_touched", False):
                 conflict.save(update_fields=["remote_data", "remote_updated_at", "fields", "run"])

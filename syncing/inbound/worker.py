@@ -29,7 +29,7 @@ from castiel.queue import enqueue
 from integrations.adapters.base import AdapterError
 from syncing import metrics
 from syncing.inbound import leases
-from syncing.inbound.endings import Endings
+from syncing.inbound.endings import BUDGET_REACHED, Endings
 from syncing.inbound.errors import (
     STORE_UNAVAILABLE,
     Deferred,
@@ -149,7 +149,7 @@ class InboundRun:
         pages = PageCommit(self.task, self.run, self.token, plan, self.provider)
         while True:
             if time.monotonic() > self.deadline:
-                raise Deferred(0, "time budget reached; continuing from the checkpoint")
+                raise Deferred(0, BUDGET_REACHED)
             fetch_started = time.perf_counter()
             page = fetch_page(plan, self.waiting)
             metrics.PAGE_DURATION.labels(self.provider, "fetch").observe(

@@ -23,7 +23,7 @@ from django.utils import timezone
 from castiel.observability.logging import get_logger
 from syncing.errors import body_excerpt, error_code, error_message
 from syncing.models import DeadLetter, OutboundChange
-from syncing.records import outbox
+from syncing.records import notices, outbox
 
 log = get_logger(__name__)
 
@@ -102,7 +102,7 @@ def dead_letter_create(
     message = error_message(exc)
     if reason:
         message = f"{reason}: {message}"
-    return DeadLetter.objects.create(
+    dead_letter = DeadLetter.objects.create(
         tenant_id=change.tenant_id,
         change=change,
         integration_id=change.integration_id,
@@ -122,6 +122,8 @@ def dead_letter_create(
         correlation_id=change.correlation_id,
         execution_id=change.execution_id,
     )
+    notices.dead_letter_created(dead_letter)  # sent once the transaction commits
+    return dead_letter
 
 
 def dead_letter_replay(*, dead_letter: DeadLetter, by: str = "") -> DeadLetter:
@@ -203,3 +205,4 @@ def _resolve(dead_letter: DeadLetter, status: str, by: str, now) -> None:
     dead_letter.resolved_at = now
     dead_letter.resolved_by = by[:200]
     dead_letter.save(update_fields=["status", "resolved_at", "resolved_by"])
+    notices.dead_letters_maybe_cleared(dead_letter.tenant_id, dead_letter.integration_id)

@@ -18,11 +18,12 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, Min, OuterRef
 from django.utils import timezone
 
 from castiel.db.leases import claim as claim_rows
 from castiel.db.leases import new_token
+from castiel.events import Kind, emit
 from castiel.observability.logging import get_logger
 from castiel.queue import enqueue_many
 from integrations.models import Integration
@@ -161,4 +162,55 @@ def tick() -> dict[str, int]:
         "pruned": prune_finished(),
         "suspects": dispatch_suspects(),
         "dispatched": dispatch(),
+        "backlogged": notify_backlog(),
     }
+
+
+BACKLOGGED_KEY = "outbound:backlogged"
+OPEN_STATUSES = (
+    OutboundChange.Status.PENDING,
+    OutboundChange.Status.QUEUED,
+    OutboundChange.Status.RUNNING,
+)
+
+
+def notify_backlog(now=None) -> int:
+    """Raise ``outbound.backlog`` for each integration whose oldest open change is older than
+    ``CASTIEL_NOTIFY_BACKLOG_SECONDS``, and ``outbound.backlog_cleared`` for those that were
+    backlogged at the previous tick and are not any more (remembered in the cache: a lost
+    entry only leaves the incident to be resolved by hand)."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.CASTIEL_NOTIFY_BACKLOG_SECONDS)
+    old = (
+        OutboundChange.objects.filter(status__in=OPEN_STATUSES, created_at__lt=cutoff)
+        .values("tenant_id", "integration_id")
+        .annotate(oldest=Min("created_at"))
+    )
+    backlogged = {}
+    for row in old:
+        integration = str(row["integration_id"])
+        backlogged[integration] = str(row["tenant_id"])
+        age = (now - row["oldest"]).total_seconds()
+        emit(
+            Kind.OUTBOUND_BACKLOG,
+            tenant=row["tenant_id"],
+            integration=integration,
+            subject=("integration", integration),
+            message=f"the oldest open push waits for {age / 60:.0f} min",
+            details={"age_seconds": round(age)},
+        )
+    try:
+        before = cache.get(BACKLOGGED_KEY) or {}
+        cache.set(BACKLOGGED_KEY, backlogged, timeout=None)
+    except Exception:  # the cache down: no clearing this minute, nothing else lost
+        log.warning("outbound.backlog_cache_unavailable", exc_info=True)
+        before = {}
+    for integration, tenant in before.items():
+        if integration not in backlogged:
+            emit(
+                Kind.OUTBOUND_BACKLOG_CLEARED,
+                tenant=tenant,
+                integration=integration,
+                subject=("integration", integration),
+            )
+    return len(backlogged)

@@ -27,6 +27,7 @@ from schemathesis.specs.openapi.checks import (
 
 from credentials.models import Credential, TokenRefreshAudit
 from integrations.models import Integration
+from notifications.models import Channel, Delivery, Incident, Subscription
 from ratelimit.models import RateLimitOverride
 from syncing.models import Conflict, DeadLetter, OutboundChange, PushRule, Record, SyncRun, SyncTask
 from tests.conftest import client_for
@@ -60,6 +61,10 @@ RESOURCES = {
     "webhook-registrations": WebhookRegistration,
     "webhook-events": WebhookEvent,
     "rate-limit-overrides": RateLimitOverride,
+    "notification-channels": Channel,
+    "notification-subscriptions": Subscription,
+    "incidents": Incident,
+    "notification-deliveries": Delivery,
 }
 _swap = itertools.count()
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 if TYPE_CHECKING:
     from castiel.http.limit_headers import LimitReader
-    from integrations.webhook_events import EventTable
+    from integrations.webhook_events.table import EventTable
 
 # The ways a provider's API can authenticate a request. A provider lists the ones it supports;
 # the credentials app implements them. Kept here (not in credentials/) because the catalogue is

@@ -27,6 +27,7 @@ from syncing.inbound.pipeline import OUTCOMES
 from syncing.inbound.preflight import Plan
 from syncing.inbound.waiting import Waiting
 from syncing.models import SyncRun, SyncTask
+from syncing.records import history
 from syncing.records.stores.base import RecordStoreUnavailable, StaleRecordError
 
 
@@ -94,9 +95,10 @@ class PageCommit:
         deleted_unseen = 0
         fields: dict = {}
         if plan.generation is not None:
-            deleted_unseen = store.soft_delete_unseen(
-                plan.pipeline.scope, plan.generation, timezone.now()
-            )
+            gone = store.soft_delete_unseen(plan.pipeline.scope, plan.generation, timezone.now())
+            source, source_id = plan.pipeline.history_source
+            history.removed(gone, source=source, source_id=source_id)
+            deleted_unseen = len(gone)
             fields["full_refresh_generation"] = plan.generation
         state = dict(self.task.state or {})
         watermark = self.new_watermark()

@@ -114,7 +114,7 @@ class CapturingStore:
         pass
 
     def soft_delete_unseen(self, scope, generation, at):
-        return 0
+        return []
 
     def save_record(self, record):
         self.updates.append(record)

@@ -2,7 +2,7 @@
 history, the outbound outbox and dead letters, push rules."""
 
 from syncing.models.conflicts import Conflict
-from syncing.models.history import RecordChange
+from syncing.models.history import ChangeFeedPruned, RecordChange
 from syncing.models.outbound import DeadLetter, OutboundChange
 from syncing.models.records import Record, RecordKey
 from syncing.models.rules import PushRule
@@ -15,6 +15,7 @@ from syncing.models.tasks import (
 )
 
 __all__ = [
+    "ChangeFeedPruned",
     "Conflict",
     "ConflictStrategy",
     "DeadLetter",

@@ -19,6 +19,10 @@ class RecordChange(TenantOwned):
     and history rows stay small enough to write one per changed record per page.
 
     Records may live in Cosmos DB, so the record is named by its stable id, not a foreign key.
+
+    The same rows are the tenant's change feed (``GET /api/v1/records/changes/``,
+    ``syncing.records.feed``): ``txid`` orders them so that a reader never passes a change
+    that commits late (docs/sync.md, "Change feed").
     """
 
     class Action(models.TextChoices):
@@ -61,6 +65,15 @@ class RecordChange(TenantOwned):
     actor = models.CharField(max_length=200, blank=True, default="")
     correlation_id = models.CharField(max_length=128, blank=True, default="")
     at = models.DateTimeField(default=timezone.now)
+    version = models.PositiveIntegerField(
+        default=0, help_text="The record's version this change produced (0: written before 0009)."
+    )
+    txid = models.BigIntegerField(
+        default=0,
+        help_text="Feed order key. PostgreSQL: the writing transaction's id "
+        "(pg_current_xact_id), raised to the tenant's newest key; SQLite and rows written "
+        "before 0009: 0 (then the id alone orders them).",
+    )
 
     class Meta:
         ordering = ["-at", "-id"]
@@ -68,7 +81,26 @@ class RecordChange(TenantOwned):
         indexes = [
             models.Index(fields=["record_id", "-at"], name="recordchange_record"),
             models.Index(fields=["source", "source_id"], name="recordchange_source"),
+            # The change feed: one tenant's changes in feed order (and its newest key).
+            models.Index(fields=["tenant", "txid", "id"], name="recordchange_feed"),
         ]
 
     def __str__(self) -> str:
         return f"{self.action} {self.entity_type} {self.external_id} by {self.source}"
+
+
+class ChangeFeedPruned(models.Model):
+    """How far retention has pruned the change feed: the largest feed position
+    (``txid``, ``id``) deleted so far (one row). A cursor below it may have missed a pruned
+    change: the feed answers 410 and the reader resynchronises."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    txid = models.BigIntegerField(default=0)
+    change_id = models.BigIntegerField(default=0)
+    pruned_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "change feed prune mark"
+
+    def __str__(self) -> str:
+        return f"pruned up to ({self.txid}, {self.change_id})"

@@ -18,6 +18,7 @@ from integrations.adapters.base import PushResult
 from integrations.adapters.normalize import parse_timestamp
 from syncing.models import Conflict, OutboundChange, PushConflictStrategy
 from syncing.outbound.context import PushContext
+from syncing.records import history
 from syncing.records.diff import conflicting_fields
 from syncing.records.hashing import content_hash
 
@@ -105,7 +106,7 @@ def _remote_wins(batch, change, ctx: PushContext, record, current, remote: dict)
             Status.SKIPPED,
             status_reason="the remote changed since the last sync; remote wins",
         )
-        batch.store.save_record(
+        saved = batch.store.save_record(
             record.copy(
                 data=data,
                 content_hash=content_hash(data),
@@ -116,6 +117,9 @@ def _remote_wins(batch, change, ctx: PushContext, record, current, remote: dict)
                 version=record.version + 1,
             )
         )
+        change_seen = history.classify(record, saved)
+        if change_seen is not None:
+            history.local_change(saved, *change_seen, origin="push", source_id=change.pk)
     return "skipped"
 
 

@@ -130,12 +130,9 @@ def delete_record(event, context) -> dict:
         if existing is None or existing.deleted_at is not None:
             return {"outcome": "unchanged", "task": str(task.pk)}
         now = timezone.now()
-        store.write(
-            scope,
-            [],
-            [existing.copy(deleted_at=now, version=existing.version + 1, synced_at=now)],
-        )
-        history.deleted(existing, source="webhook", source_id=context.webhook_event_id)
+        gone = existing.copy(deleted_at=now, version=existing.version + 1, synced_at=now)
+        store.write(scope, [], [gone])
+        history.deleted(gone, source="webhook", source_id=context.webhook_event_id)
     return {"outcome": "deleted", "task": str(task.pk)}
 
 

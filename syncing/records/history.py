@@ -8,12 +8,22 @@ change (so a rolled-back change leaves no history, and a committed one always ha
 * :func:`local_change` — local edits through the outbox (API, admin, rules) and conflict
   resolutions;
 * :func:`deleted` — the webhook follow-up that deletes a record;
+* :func:`removed` — records deleted in bulk: a full refresh's soft deletes of what it did not
+  see (once per run), and duplicates the push found and removed;
 * :func:`written_back` — the push worker, once per group of results, for records whose data
   became the provider's copy of what was pushed (a provider that normalises an e-mail
-  address, or adds its own fields to a created record).
+  address, or adds its own fields to a created record), and the push's "remote wins" check
+  (through :func:`local_change`, origin ``push``).
 
 Only changes to what a user sees are recorded: a record's data, its deletion or its return.
 Bookkeeping writes (the base moving on an echo, a new checkpoint, match keys) are not.
+
+These rows are also the tenant's **change feed** (:mod:`syncing.records.feed`). On
+PostgreSQL every statement stamps its rows with a feed key: the writing transaction's id
+(``pg_current_xact_id()``), raised to the newest key of the tenants it writes for — read in
+the same statement after the record writes (and their row locks), so a change to a record
+always gets a key at least as large as the committed change before it. docs/sync.md,
+"Change feed", has the reasoning; SQLite (one writer at a time) needs no key.
 """
 
 from __future__ import annotations
@@ -23,11 +33,12 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from castiel.observability.context import get_correlation_id
-from syncing.models import RecordChange
+from syncing.models import ChangeFeedPruned, RecordChange
 from syncing.records.diff import changed_fields
 
 Action = RecordChange.Action
@@ -50,6 +61,7 @@ COLUMNS = (
     "actor",
     "correlation_id",
     "at",
+    "version",
 )
 
 
@@ -69,6 +81,7 @@ def _values(record, action: str, fields, source: str, source_id, actor, correlat
         (actor or "")[:200],
         correlation_id,
         now,
+        getattr(record, "version", 0) or 0,
     )
 
 
@@ -106,17 +119,41 @@ def page_written(pipeline, decisions: Iterable, creates: list, updates: list) ->
 def _insert(rows: list[tuple]) -> None:
     """One page's history in one statement. On PostgreSQL a COPY: the pipeline's hot path
     writes a row per changed record, and COPY takes a fraction of ``bulk_create``'s time for
-    a 1,000-row page (docs/benchmarks.md, "Why some code is hand-written")."""
+    a 1,000-row page (docs/benchmarks.md, "Why some code is hand-written") — preceded by the
+    one-row read of the page's feed key."""
     if connection.vendor != "postgresql":
-        RecordChange.objects.bulk_create([_model(r) for r in rows])
+        if len(rows) == 1:
+            _model(rows[0]).save(force_insert=True)
+        else:
+            RecordChange.objects.bulk_create([_model(r) for r in rows])
         return
     table = connection.ops.quote_name(RecordChange._meta.db_table)
     fields = COLUMNS.index("fields")
     with connection.cursor() as cursor:
+        key = _feed_key(cursor, table, {row[0] for row in rows})
         # psycopg 3's COPY; the column list is ours, the values go through the protocol.
-        with cursor.cursor.copy(f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+        with cursor.cursor.copy(f"COPY {table} ({', '.join(COLUMNS)}, txid) FROM STDIN") as copy:
             for row in rows:
-                copy.write_row((*row[:fields], json.dumps(row[fields]), *row[fields + 1 :]))
+                copy.write_row((*row[:fields], json.dumps(row[fields]), *row[fields + 1 :], key))
+
+
+def _feed_key(cursor, table: str, tenant_ids) -> int:
+    """This transaction's feed key (PostgreSQL): its own transaction id, or the newest key
+    already committed for these tenants if that is larger.
+
+    Any key at least the writer's own transaction id keeps the feed exact (a reader serves
+    only keys below the oldest transaction still running). Taking the tenants' newest key
+    too orders a record's changes by commit: this statement runs after the record writes,
+    so a change that had to wait for another transaction's lock on the record sees that
+    transaction's committed key here, and sorts after it. One index probe per tenant
+    (``recordchange_feed``, backwards)."""
+    statement = (
+        "SELECT GREATEST(pg_current_xact_id()::text::bigint, COALESCE(MAX(newest.txid), 0)) "  # noqa: S608 - our table
+        "FROM unnest(%s::uuid[]) AS t(id) CROSS JOIN LATERAL "
+        f"(SELECT MAX(c.txid) AS txid FROM {table} c WHERE c.tenant_id = t.id) AS newest"
+    )
+    cursor.execute(statement, [sorted(tenant_ids, key=str)])
+    return cursor.fetchone()[0]
 
 
 def _model(row: tuple) -> RecordChange:
@@ -133,14 +170,24 @@ def local_change(record, action: str, fields, *, origin: str, actor: str = "", s
     row = _values(
         record, action, sorted(fields), source, source_id, actor, _correlation_id(), timezone.now()
     )
-    _model(row).save(force_insert=True)
+    _insert([row])
 
 
 def deleted(record, *, source: str, source_id="") -> None:
-    row = _values(
-        record, Action.DELETED, (), source, source_id, "", _correlation_id(), timezone.now()
-    )
-    _model(row).save(force_insert=True)
+    """``record`` (as written: deleted, its new version) was deleted by ``source``."""
+    removed([record], source=source, source_id=source_id)
+
+
+def removed(records: Iterable, *, source: str, source_id="") -> None:
+    """Records deleted (soft, or for good) in one go: one statement. Each needs the record's
+    identity (tenant_id, id, integration_id, entity_type, external_id) and its version."""
+    correlation_id, now = _correlation_id(), timezone.now()
+    rows = [
+        _values(record, Action.DELETED, (), source, source_id, "", correlation_id, now)
+        for record in records
+    ]
+    if rows:
+        _insert(rows)
 
 
 def written_back(entries: Iterable[tuple]) -> None:
@@ -148,12 +195,30 @@ def written_back(entries: Iterable[tuple]) -> None:
     correlation_id, now = _correlation_id(), timezone.now()
     rows = [
         _values(
-            record, Action.UPDATED, sorted(fields), Source.PUSH, change_id, "", correlation_id, now
+            # The write-back moved the record one version on (RecordStore.mark_pushed).
+            _Versioned(record, record.version + 1),
+            Action.UPDATED,
+            sorted(fields),
+            Source.PUSH,
+            change_id,
+            "",
+            correlation_id,
+            now,
         )
         for record, fields, change_id in entries
     ]
     if rows:
         _insert(rows)
+
+
+class _Versioned:
+    """``record`` seen with another version."""
+
+    def __init__(self, record, version: int):
+        self._record, self.version = record, version
+
+    def __getattr__(self, name):
+        return getattr(self._record, name)
 
 
 # -- reads -------------------------------------------------------------------------------------
@@ -166,18 +231,33 @@ def for_record(record_id, *, limit: int = 50) -> list[RecordChange]:
 # -- retention ---------------------------------------------------------------------------------
 
 
-def prune(*, now=None) -> int:
+def prune(*, now=None, batch: int = PRUNE_BATCH) -> int:
     """Delete history older than ``CASTIEL_RECORD_HISTORY_RETENTION_DAYS`` (default 90), in
-    batches taken from the oldest ids (ids grow with time, so the scan stops early)."""
+    batches taken from the oldest ids (ids grow with time, so the scan stops early), each
+    in a short transaction of its own.
+
+    The history is also the change feed: each batch first raises the prune mark
+    (:class:`~syncing.models.ChangeFeedPruned`) to the largest feed position it deletes, in
+    the same transaction, so a feed cursor below a deleted change is answered 410."""
     days = settings.CASTIEL_RECORD_HISTORY_RETENTION_DAYS
     cutoff = (now or timezone.now()) - timedelta(days=days)
     total = 0
     while True:
-        ids = list(
+        rows = list(
             RecordChange.objects.filter(at__lt=cutoff)
             .order_by("id")
-            .values_list("id", flat=True)[:PRUNE_BATCH]
+            .values_list("txid", "id")[:batch]
         )
-        if not ids:
+        if not rows:
             return total
-        total += RecordChange.objects.filter(id__in=ids).delete()[0]
+        with transaction.atomic():
+            _raise_prune_mark(max(rows))
+            total += RecordChange.objects.filter(id__in=[pk for _txid, pk in rows]).delete()[0]
+
+
+def _raise_prune_mark(position: tuple[int, int]) -> None:
+    txid, change_id = position
+    ChangeFeedPruned.objects.get_or_create(id=1)
+    ChangeFeedPruned.objects.filter(
+        Q(txid__lt=txid) | Q(txid=txid, change_id__lt=change_id), id=1
+    ).update(txid=txid, change_id=change_id, pruned_at=timezone.now())

@@ -64,6 +64,19 @@ class StoredRecord:
         return replace(self, **changes)
 
 
+@dataclass(frozen=True)
+class RecordRef:
+    """A record's identity and version: what bulk deletes report (for its history and the
+    change feed)."""
+
+    id: UUID
+    tenant_id: UUID
+    integration_id: UUID
+    entity_type: str
+    external_id: str
+    version: int
+
+
 class StaleRecordError(Exception):
     """Optimistic concurrency: someone changed these records after we read them."""
 
@@ -137,8 +150,9 @@ class RecordStore:
     def mark_seen(self, scope: Scope, ids: Iterable[UUID], generation: int) -> None:
         raise NotImplementedError
 
-    def soft_delete_unseen(self, scope: Scope, generation: int, at: datetime) -> int:
-        """Full refresh: soft-delete live records not seen in ``generation``; return count."""
+    def soft_delete_unseen(self, scope: Scope, generation: int, at: datetime) -> list[RecordRef]:
+        """Full refresh: soft-delete live records not seen in ``generation`` (each one
+        version on); return them (the caller writes their history)."""
         raise NotImplementedError
 
     # -- reads for the API, admin and tests -----------------------------------------------------
@@ -219,7 +233,9 @@ class RecordStore:
         ``keep_local``: the record holds local edits the push did not send (a later change of
         the record, written before the push read it): the data stays as it is whatever its
         hash, and only the base moves — the provider's answer must not overwrite them.
-        ``external_id``: the id the provider gave a record created locally.
+        ``external_id``: the id the provider gave a record created locally; a duplicate of the
+        record under that id (stored by a pull meanwhile) is removed, and its removal
+        recorded in the history (the change feed tells readers it is gone).
 
         Returns whether the record's data became ``remote`` (False: no ``remote``, or a
         local edit came in meanwhile and was kept).
@@ -248,8 +264,15 @@ class RecordStore:
             twin = self.find_by_external_ids(scope, [external_id]).get(external_id)
             if twin is not None and twin.id != record.id:
                 self.remove(tenant_id, twin.id)
+                _twins_removed([twin])
         self.save_record(record.copy(**changes))
         return took_remote
+
+
+def _twins_removed(twins) -> None:
+    from syncing.records import history
+
+    history.removed(twins, source=history.Source.PUSH)
 
 
 def _scope_of(record: StoredRecord) -> Scope:

@@ -32,6 +32,7 @@ from azure.cosmos import CosmosClient, PartitionKey, exceptions
 from django.conf import settings
 
 from syncing.records.stores.base import (
+    RecordRef,
     RecordStore,
     RecordStoreUnavailable,
     StaleRecordError,
@@ -355,27 +356,37 @@ class CosmosRecordStore(RecordStore):
             )
 
     def soft_delete_unseen(self, scope, generation, at):
-        ids = [
-            doc["id"]
-            for doc in self._query(
-                scope.tenant_id,
-                "SELECT c.id FROM c WHERE c.tenant_id = @t AND c.scope = @s "
-                "AND c.deleted_at = null AND c.seen_generation < @g",
-                s=f"{scope.integration_id}/{scope.entity_type}",
-                g=generation,
-            )
-        ]
-        operations = [
-            {"op": "set", "path": "/deleted_at", "value": at.isoformat()},
-            {"op": "set", "path": "/synced_at", "value": at.isoformat()},
-        ]
-        for record_id in ids:
+        docs = self._query(
+            scope.tenant_id,
+            "SELECT c.id, c.external_id, c.version FROM c WHERE c.tenant_id = @t "
+            "AND c.scope = @s AND c.deleted_at = null AND c.seen_generation < @g",
+            s=f"{scope.integration_id}/{scope.entity_type}",
+            g=generation,
+        )
+        gone = []
+        for doc in docs:
+            version = int(doc.get("version") or 1) + 1
+            operations = [
+                {"op": "set", "path": "/deleted_at", "value": at.isoformat()},
+                {"op": "set", "path": "/synced_at", "value": at.isoformat()},
+                {"op": "set", "path": "/version", "value": version},
+            ]
             self._run(
-                lambda c, rid=record_id: c.patch_item(
-                    rid, partition_key=str(scope.tenant_id), patch_operations=operations
+                lambda c, rid=doc["id"], ops=operations: c.patch_item(
+                    rid, partition_key=str(scope.tenant_id), patch_operations=ops
                 )
             )
-        return len(ids)
+            gone.append(
+                RecordRef(
+                    UUID(doc["id"]),
+                    scope.tenant_id,
+                    scope.integration_id,
+                    scope.entity_type,
+                    doc["external_id"],
+                    version,
+                )
+            )
+        return gone
 
     # -- API / admin / tests -----------------------------------------------------------------
 

@@ -15,11 +15,18 @@ from datetime import datetime
 from uuid import UUID
 
 from django.db import connection, transaction
-from django.db.models import Subquery
+from django.db.models import F, Subquery
 
 from syncing.models import Record, RecordKey
+from syncing.records import history
 from syncing.records.stores import pg_copy
-from syncing.records.stores.base import RecordStore, Scope, StaleRecordError, StoredRecord
+from syncing.records.stores.base import (
+    RecordRef,
+    RecordStore,
+    Scope,
+    StaleRecordError,
+    StoredRecord,
+)
 
 UPSERT_FIELDS = [
     "external_id",
@@ -269,12 +276,16 @@ class OrmRecordStore(RecordStore):
                 # A pull may have stored the provider's copy of this record while the create's
                 # answer was outstanding: that duplicate goes, ours keeps its id.
                 rows = Record.objects.filter(tenant_id=tenant_id, id=record_id)
-                Record.objects.filter(
+                twins = Record.objects.filter(
                     tenant_id=tenant_id,
                     integration_id=Subquery(rows.values("integration_id")[:1]),
                     entity_type=Subquery(rows.values("entity_type")[:1]),
                     external_id=external_id,
-                ).exclude(id=record_id).delete()
+                ).exclude(id=record_id)
+                gone = _refs(twins)
+                if gone:
+                    Record.objects.filter(id__in=[ref.id for ref in gone]).delete()
+                    history.removed(gone, source=history.Source.PUSH)
             with connection.cursor() as cursor:
                 cursor.execute(statement, params)
                 row = cursor.fetchone()
@@ -290,12 +301,15 @@ class OrmRecordStore(RecordStore):
                 seen_generation=generation
             ).update(seen_generation=generation)
 
-    def soft_delete_unseen(self, scope, generation, at: datetime) -> int:
-        return (
-            _scoped(scope)
-            .filter(deleted_at__isnull=True, seen_generation__lt=generation)
-            .update(deleted_at=at, synced_at=at)
-        )
+    def soft_delete_unseen(self, scope, generation, at: datetime) -> list[RecordRef]:
+        unseen = _scoped(scope).filter(deleted_at__isnull=True, seen_generation__lt=generation)
+        gone = _refs(unseen)
+        ids = [ref.id for ref in gone]
+        for start in range(0, len(ids), 500):
+            Record.objects.filter(id__in=ids[start : start + 500]).update(
+                deleted_at=at, synced_at=at, version=F("version") + 1
+            )
+        return [_next_version(ref) for ref in gone]
 
     def get(self, tenant_id, record_id):
         row = Record.objects.filter(tenant_id=tenant_id, id=record_id).first()
@@ -336,6 +350,24 @@ class OrmRecordStore(RecordStore):
         rows = rows[:page_size]
         token = _encode_token(rows[-1].id) if more and rows else None
         return [to_stored(r) for r in rows], token
+
+
+def _refs(queryset) -> list[RecordRef]:
+    """The records of ``queryset``, locked (PostgreSQL) until the transaction ends."""
+    if connection.features.has_select_for_update:
+        queryset = queryset.select_for_update()
+    return [
+        RecordRef(*row)
+        for row in queryset.order_by("id").values_list(
+            "id", "tenant_id", "integration_id", "entity_type", "external_id", "version"
+        )
+    ]
+
+
+def _next_version(ref: RecordRef) -> RecordRef:
+    return RecordRef(
+        ref.id, ref.tenant_id, ref.integration_id, ref.entity_type, ref.external_id, ref.version + 1
+    )
 
 
 def _encode_token(last_id: UUID) -> str:

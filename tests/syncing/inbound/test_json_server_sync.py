@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from syncing.models import SyncRun
+from syncing.models import RecordChange, SyncRun
 from tests.syncing.helpers import make_integration, make_task, records_of, run_once
 
 pytestmark = [
@@ -103,3 +103,6 @@ def test_full_refresh_soft_deletes_records_gone_from_the_source(
     assert (run.deleted, run.unchanged, run.fetched) == (1, 11, 11)
     assert set(records_of(task, store=record_store)) == {r["id"] for r in rows} - {"3"}
     assert "3" in records_of(task, store=record_store, include_deleted=True)
+    # The deletion is in the record's history, so in the change feed too.
+    [gone] = RecordChange.objects.filter(source="run", source_id=str(run.pk))
+    assert (gone.external_id, gone.action, gone.version) == ("3", "deleted", 2)

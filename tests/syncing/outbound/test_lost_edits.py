@@ -22,7 +22,7 @@ from django.db import connection
 
 from sandbox import services as sandbox_services
 from sandbox.models import SandboxObject, SandboxRequest
-from syncing.models import OutboundChange, SyncRun
+from syncing.models import OutboundChange, RecordChange, SyncRun
 from syncing.outbound import dispatch, local_changes, push
 from syncing.outbound.local_changes import RecordChangeError
 from syncing.records.stores import get_store
@@ -104,6 +104,10 @@ def test_remote_wins_keeps_a_later_local_edit_of_another_field(
     target.refresh_from_db()
     assert (target.data["company"], target.data["first_name"]) == ("Theirs", "Yvonne")
     assert get_store().get(tenant.id, record.id).data == sandbox_services.serialize(target)
+    # The provider's copy taken by "remote wins" is a change of the record (its history and
+    # the change feed show it).
+    taken = RecordChange.objects.filter(record_id=record.id, source="push", action="updated")
+    assert any("company" in change.fields for change in taken)
 
 
 SCENARIOS = ("other_field", "same_field", "replace", "delete")

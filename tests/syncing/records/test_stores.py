@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from syncing.models import RecordChange
 from syncing.records.hashing import content_hash, record_id
 from syncing.records.stores.base import Scope, StaleRecordError, StoredRecord
 from tests.factories import IntegrationFactory
@@ -94,7 +95,14 @@ def test_full_refresh_soft_deletes_what_was_not_seen(record_store, scope):
     record_store.write(scope, records, [])
     record_store.mark_seen(scope, [records[0].id, records[3].id], 1)
     at = timezone.now()
-    assert record_store.soft_delete_unseen(scope, 1, at) == 3
+    gone = record_store.soft_delete_unseen(scope, 1, at)
+    # Each one reported with its new version (their history and the change feed need it).
+    assert sorted((ref.external_id, ref.version) for ref in gone) == [
+        ("1", 2),
+        ("2", 2),
+        ("4", 2),
+    ]
+    assert {r.version for r in record_store.iter_scope(scope, include_deleted=True)} == {1, 2}
     live = {r.external_id for r in record_store.iter_scope(scope)}
     assert live == {"0", "3"}
     everything = {
@@ -144,6 +152,9 @@ def test_records_are_found_by_external_id_and_a_push_result_is_recorded(record_s
     assert pushed.data == remote and pushed.base_data == remote
     assert pushed.last_pushed_hash == "hash-of-remote"
     assert record_store.get(scope.tenant_id, twin.id) is None, "the duplicate is gone"
+    # ... and its history (the change feed) says so.
+    [gone] = RecordChange.objects.filter(record_id=twin.id)
+    assert (gone.action, gone.source, gone.external_id) == ("deleted", "push", "r-42")
     assert record_store.find_by_external_ids(scope, ["r-42"])["r-42"].id == local.id
 
     # A local edit made while the push was out keeps its data; only the base moves.

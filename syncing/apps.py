@@ -16,6 +16,11 @@ class SyncingConfig(AppConfig):
 
         register_check("record_store", check_record_store)
 
+        from castiel.observability.metrics import register_scrape_collector
+        from syncing.records import feed
+
+        register_scrape_collector("change_feed", feed.lag_metrics)
+
         from integrations.signals import integration_resumed
         from syncing.records import outbox
 

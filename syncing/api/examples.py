@@ -153,3 +153,64 @@ PUSH_RULE = [
         request_only=True,
     )
 ]
+
+RECORD_CHANGES = [
+    OpenApiExample(
+        "Two changes",
+        value={
+            "results": [
+                {
+                    "id": 1041,
+                    "action": "updated",
+                    "record_id": RECORD_ID,
+                    "integration": INTEGRATION_ID,
+                    "entity_type": "contacts",
+                    "external_id": "301",
+                    "fields": ["email"],
+                    "version": 4,
+                    "at": "2025-01-31T08:00:03.120000Z",
+                    "source": "run",
+                    "source_id": "9b1f0c2e-5f1a-4c55-8c61-6b1d8d0e2a11",
+                    "record": {
+                        "id": RECORD_ID,
+                        "integration": INTEGRATION_ID,
+                        "entity_type": "contacts",
+                        "external_id": "301",
+                        "data": {"name": "Ada Lovelace", "email": "ada@example.com"},
+                        "content_hash": "5e1c…",
+                        "remote_updated_at": "2025-01-31T08:00:01Z",
+                        "remote_version": "",
+                        "local_updated_at": None,
+                        "version": 4,
+                        "deleted_at": None,
+                        "synced_at": "2025-01-31T08:00:03.118000Z",
+                        "created_at": "2025-01-02T10:00:00Z",
+                    },
+                },
+                {
+                    "id": 1042,
+                    "action": "deleted",
+                    "record_id": "0f3a2f8e-2b4e-5a55-9d7e-1c2b3a4d5e6f",
+                    "integration": INTEGRATION_ID,
+                    "entity_type": "contacts",
+                    "external_id": "302",
+                    "fields": [],
+                    "version": 2,
+                    "at": "2025-01-31T08:00:03.120000Z",
+                    "source": "api",
+                    "source_id": "4c0d2f7a-0b1e-4d2b-9a77-7b6e1f0c3d22",
+                    "record": {
+                        "id": "0f3a2f8e-2b4e-5a55-9d7e-1c2b3a4d5e6f",
+                        "integration": INTEGRATION_ID,
+                        "entity_type": "contacts",
+                        "external_id": "302",
+                        "deleted_at": "2025-01-31T08:00:02Z",
+                    },
+                },
+            ],
+            "next_cursor": "eyJ0IjoiZTQ…:1tVx9Q:Lm3…",
+            "has_more": False,
+        },
+        response_only=True,
+    )
+]

@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from castiel.api.base import TenantModelSerializer
@@ -415,3 +416,96 @@ class PushRuleSerializer(TenantModelSerializer):
         if errors:
             raise serializers.ValidationError(errors)
         return attrs
+
+
+# -- the change feed (GET /records/changes/) ---------------------------------------------------
+
+
+class FeedRecordSerializer(TenantModelSerializer):
+    """A live record inside a change: the record's own fields, as the records endpoint shows
+    them (nothing per request, nothing that costs a query per record)."""
+
+    class Meta:
+        model = Record
+        fields = [
+            "id",
+            "integration",
+            "entity_type",
+            "external_id",
+            "data",
+            "content_hash",
+            "remote_updated_at",
+            "remote_version",
+            "local_updated_at",
+            "version",
+            "deleted_at",
+            "synced_at",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class ChangedRecordSerializer(serializers.Serializer):
+    """The documented shape of a change's ``record``: the record as it is now, or only its
+    tombstone (the five required fields) when it is deleted or gone."""
+
+    id = serializers.UUIDField()
+    integration = serializers.UUIDField()
+    entity_type = serializers.CharField()
+    external_id = serializers.CharField(allow_blank=True)
+    deleted_at = serializers.DateTimeField(
+        allow_null=True, help_text="Set: the record is deleted (this is its tombstone)."
+    )
+    data = serializers.DictField(required=False)
+    content_hash = serializers.CharField(required=False)
+    remote_updated_at = serializers.DateTimeField(required=False, allow_null=True)
+    remote_version = serializers.CharField(required=False, allow_blank=True)
+    local_updated_at = serializers.DateTimeField(required=False, allow_null=True)
+    version = serializers.IntegerField(required=False)
+    synced_at = serializers.DateTimeField(required=False, allow_null=True)
+    created_at = serializers.DateTimeField(required=False, allow_null=True)
+
+    class Meta:
+        ref_name = "ChangedRecord"
+
+
+class RecordChangeSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The change's id (its place in the feed).")
+    action = serializers.ChoiceField(choices=["created", "updated", "deleted", "restored"])
+    record_id = serializers.UUIDField()
+    integration = serializers.UUIDField(source="integration_id")
+    entity_type = serializers.CharField()
+    external_id = serializers.CharField(allow_blank=True)
+    fields = serializers.ListField(
+        child=serializers.CharField(), help_text="Fields whose value changed (empty: created)."
+    )
+    version = serializers.IntegerField(
+        help_text="The record's version after this change (0: a change older than the feed)."
+    )
+    at = serializers.DateTimeField(help_text="When the change was written.")
+    source = serializers.CharField(
+        help_text="What made it: run, webhook, api, admin, rule, conflict, service, push."
+    )
+    source_id = serializers.CharField(
+        allow_blank=True, help_text="The sync run, webhook event, outbound change or conflict."
+    )
+    record = serializers.SerializerMethodField(
+        help_text="The record as it is NOW (later changes to it follow in the feed), or its "
+        "tombstone when it is deleted or gone."
+    )
+
+    @extend_schema_field(ChangedRecordSerializer)
+    def get_record(self, change) -> dict:
+        return self.context["records"][change.record_id]
+
+
+class RecordChangePageSerializer(serializers.Serializer):
+    results = RecordChangeSerializer(many=True)
+    next_cursor = serializers.CharField(
+        help_text="Where to continue: pass it as `cursor` (always set; keep it even when "
+        "`has_more` is false — it has moved past everything you were given)."
+    )
+    has_more = serializers.BooleanField(
+        help_text="true: more changes are ready now, ask again at once; false: you are at the "
+        "head, poll again later with `next_cursor`."
+    )

@@ -93,3 +93,48 @@ def list_response(view, store, request) -> Response:
             "results": serializer.data,
         }
     )
+
+
+def current_records(tenant_id, changes) -> dict:
+    """What each change's ``record`` shows: the record as it is now (the records endpoint's
+    shape), or its tombstone when it is deleted or gone — {record id: dict}. One query for
+    the ORM store; one per integration and entity type for a store outside the database."""
+    from syncing.api.serializers import FeedRecordSerializer
+    from syncing.models import Record
+    from syncing.records.stores import external_store
+    from syncing.records.stores.base import Scope
+
+    wanted: dict = {}
+    for change in changes:
+        wanted.setdefault(change.record_id, change)
+    store = external_store()
+    found: dict = {}
+    if store is None:
+        found = {r.id: r for r in Record.objects.filter(tenant_id=tenant_id, id__in=list(wanted))}
+    else:
+        scopes: dict = {}
+        for change in wanted.values():
+            scope = Scope(tenant_id, change.integration_id, change.entity_type)
+            scopes.setdefault(scope, []).append(change.record_id)
+        for scope, ids in scopes.items():
+            found.update({rid: to_row(r) for rid, r in store.get_many(scope, ids).items()})
+    shown = {}
+    for record_id, change in wanted.items():
+        record = found.get(record_id)
+        if record is not None and record.deleted_at is None:
+            shown[record_id] = FeedRecordSerializer(record).data
+        else:
+            shown[record_id] = {
+                "id": str(record_id),
+                "integration": str(change.integration_id),
+                "entity_type": change.entity_type,
+                "external_id": record.external_id if record is not None else change.external_id,
+                "deleted_at": _when(record.deleted_at if record is not None else change.at),
+            }
+    return shown
+
+
+def _when(moment) -> str:
+    from rest_framework.fields import DateTimeField
+
+    return DateTimeField().to_representation(moment)

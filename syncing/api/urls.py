@@ -5,6 +5,7 @@ from syncing.api.views import (
     DeadLetterViewSet,
     OutboundChangeViewSet,
     PushRuleViewSet,
+    RecordChangeViewSet,
     RecordViewSet,
     SyncRunViewSet,
     SyncTaskViewSet,
@@ -13,6 +14,8 @@ from syncing.api.views import (
 router = SimpleRouter()
 router.register("sync-tasks", SyncTaskViewSet, basename="sync-task")
 router.register("sync-runs", SyncRunViewSet, basename="sync-run")
+# Before records/: "changes" would otherwise be read as a record id.
+router.register("records/changes", RecordChangeViewSet, basename="record-change")
 router.register("records", RecordViewSet, basename="record")
 router.register("conflicts", ConflictViewSet, basename="conflict")
 router.register("outbound-changes", OutboundChangeViewSet, basename="outbound-change")

@@ -1,11 +1,15 @@
+import uuid
+
+from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from castiel.api.base import TenantModelViewSet, TenantReadOnlyModelViewSet, TenantScopedViewMixin
 from castiel.api.errors import ApiError
-from castiel.api.schema import error_example, error_response
+from castiel.api.schema import AutoSchema, error_example, error_response
 from syncing import services
 from syncing.api import examples, store_reads
 from syncing.api.filters import (
@@ -27,6 +31,8 @@ from syncing.api.serializers import (
     OutboundChangeSerializer,
     PreviewSerializer,
     PushRuleSerializer,
+    RecordChangePageSerializer,
+    RecordChangeSerializer,
     RecordCreateSerializer,
     RecordSerializer,
     RecordUpdateSerializer,
@@ -41,10 +47,12 @@ from syncing.models import (
     OutboundChange,
     PushRule,
     Record,
+    RecordChange,
     SyncRun,
     SyncTask,
 )
 from syncing.outbound import deadletters, local_changes
+from syncing.records import feed
 from syncing.records.stores import external_store
 from syncing.records.stores.orm import to_row
 
@@ -483,3 +491,156 @@ class PushRuleViewSet(TenantModelViewSet):
     filterset_class = PushRuleFilter
     ordering_fields = ["name", "created_at", "last_fired_at"]
     ordering = ["name"]
+
+
+FEED_DEFAULT_LIMIT = 100
+FEED_MAX_LIMIT = 1000
+
+
+class _FeedSchema(AutoSchema):
+    """The feed's answer is one object (results, next_cursor, has_more), not a list of them
+    (drf-spectacular takes every ``list`` action for a list)."""
+
+    def _is_list_view(self, serializer=None) -> bool:
+        return False
+
+
+@extend_schema(tags=["records"])
+class RecordChangeViewSet(TenantScopedViewMixin, viewsets.GenericViewSet):
+    """The change feed: every create, update, delete and restore of the tenant's records, in
+    order, exactly once to a reader that follows ``next_cursor`` (``syncing.records.feed``;
+    docs/api.md, "Following the change feed")."""
+
+    queryset = RecordChange.objects.all()
+    serializer_class = RecordChangePageSerializer
+    schema = _FeedSchema()
+    pagination_class = None
+    filter_backends: list = []
+
+    @extend_schema(
+        summary="Follow the record change feed",
+        description="Changes after `cursor` (without one: from the oldest change still "
+        "kept), oldest first. Keep the answer's `next_cursor` and pass it next time; "
+        "`has_more` says whether to ask again at once. `from=now` answers no changes and "
+        "the cursor of the current head: take it *before* reading every record "
+        "(`GET /records/`) to start or resynchronise a copy. A cursor is bound to the key's "
+        "tenant and to the `integration` and `entity_type` filters it was returned for. "
+        "Each change carries the record as it is now (or its tombstone); a later change "
+        "to it follows in the feed.",
+        parameters=[
+            OpenApiParameter(
+                "cursor", str, description="`next_cursor` of the previous answer (opaque)."
+            ),
+            OpenApiParameter(
+                "from",
+                str,
+                enum=["now"],
+                description="`now`: no changes, only the head's cursor (not with `cursor`).",
+            ),
+            OpenApiParameter("integration", uuid.UUID, description="Only this integration."),
+            OpenApiParameter("entity_type", str, description="Only this entity type."),
+            OpenApiParameter(
+                "limit",
+                int,
+                description=f"Changes per answer, 1 to {FEED_MAX_LIMIT} "
+                f"(default {FEED_DEFAULT_LIMIT}).",
+            ),
+        ],
+        responses={
+            200: RecordChangePageSerializer,
+            410: error_response(
+                "The cursor is older than the change feed's retention: changes after it may "
+                "have been deleted. Resynchronise (`details.resync`).",
+                error_example(
+                    "cursor_expired",
+                    "This cursor is older than the change feed's retention (90 days).",
+                    {"retention_days": 90, "resync": "/api/v1/records/changes/?from=now"},
+                    status=410,
+                ),
+            ),
+        },
+        examples=examples.RECORD_CHANGES,
+    )
+    def list(self, request, *args, **kwargs):
+        params = request.query_params
+        tenant_id = self.get_tenant().id
+        filters = feed.Filters(
+            integration_id=_uuid_param(params, "integration"),
+            entity_type=params.get("entity_type") or None,
+        )
+        limit = _limit_param(params)
+        start = params.get("from")
+        if start is not None and start != "now":
+            raise ValidationError({"from": 'The only starting point is "now".'})
+        if start and params.get("cursor"):
+            raise ValidationError({"from": "Give either from=now or a cursor, not both."})
+        if start == "now":
+            head = feed.horizon()
+            return Response(
+                {
+                    "results": [],
+                    "next_cursor": feed.encode(head, tenant_id, filters),
+                    "has_more": False,
+                }
+            )
+        after = feed.START
+        if params.get("cursor"):
+            try:
+                after = feed.decode(params["cursor"], tenant_id, filters)
+            except feed.CursorError as exc:
+                raise ValidationError({"cursor": str(exc)}) from None
+            try:
+                feed.check_retained(after)
+            except feed.CursorExpired:
+                raise _cursor_expired(request, filters) from None
+        page = feed.read(tenant_id, after=after, filters=filters, limit=limit)
+        records = store_reads.current_records(tenant_id, page.changes)
+        results = RecordChangeSerializer(page.changes, many=True, context={"records": records})
+        return Response(
+            {
+                "results": results.data,
+                "next_cursor": feed.encode(page.next, tenant_id, filters),
+                "has_more": page.has_more,
+            }
+        )
+
+
+def _uuid_param(params, name: str):
+    if not params.get(name):
+        return None
+    try:
+        return uuid.UUID(params[name])
+    except ValueError:
+        raise ValidationError({name: "Must be a valid UUID."}) from None
+
+
+def _limit_param(params) -> int:
+    try:
+        limit = int(params.get("limit") or FEED_DEFAULT_LIMIT)
+    except ValueError:
+        raise ValidationError({"limit": "Must be a whole number."}) from None
+    if not 1 <= limit <= FEED_MAX_LIMIT:
+        raise ValidationError({"limit": f"Must be between 1 and {FEED_MAX_LIMIT}."})
+    return limit
+
+
+def _cursor_expired(request, filters) -> ApiError:
+    days = settings.CASTIEL_RECORD_HISTORY_RETENTION_DAYS
+    query = "&".join(
+        f"{name}={value}"
+        for name, value in (
+            ("integration", filters.integration_id),
+            ("entity_type", filters.entity_type),
+        )
+        if value
+    )
+    resync = request.path + "?from=now" + (f"&{query}" if query else "")
+    return ApiError(
+        f"This cursor is older than the change feed's retention ({days} days): changes after "
+        "it may have been deleted. Resynchronise: take a new cursor with "
+        f"GET {resync}, then read every record again (GET /api/v1/records/ with the same "
+        "filters) and replace your copy, then follow the feed from the new cursor.",
+        code="cursor_expired",
+        status=410,
+        details={"retention_days": days, "resync": resync},
+    )

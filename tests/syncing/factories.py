@@ -10,6 +10,7 @@ from syncing.models import (
     OutboundChange,
     PushRule,
     Record,
+    RecordChange,
     SyncRun,
     SyncTask,
 )
@@ -110,4 +111,20 @@ def make_push_rule(tenant):
         target_entity_type="contacts",
         field_mapping={"email": "email"},
         match_field="email",
+    )
+
+
+@isolation_maker(RecordChange)
+def make_record_change(tenant):
+    """A change of a record of ``tenant`` (the change feed lists it)."""
+    record = make_record(tenant)
+    return RecordChange.objects.create(
+        tenant=tenant,
+        record_id=record.id,
+        integration_id=record.integration_id,
+        entity_type=record.entity_type,
+        external_id=record.external_id,
+        action=RecordChange.Action.CREATED,
+        source=RecordChange.Source.SERVICE,
+        version=record.version,
     )

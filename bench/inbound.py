@@ -79,9 +79,10 @@ def run(args) -> dict:
 def _measure(total: int, page_size: int) -> dict:
     from unittest import mock
 
+    from castiel.observability import tracing
     from castiel.tenancy.services import tenant_create
     from integrations.models import Integration
-    from syncing.inbound import scheduler, worker
+    from syncing.inbound import preflight, scheduler, worker
     from syncing.models import Record, SyncRun, SyncTask
     from syncing.records.hashing import content_hash, record_id
 
@@ -129,11 +130,14 @@ def _measure(total: int, page_size: int) -> dict:
     rss_before = rss_mb()
     with (
         mock.patch.object(scheduler, "enqueue_many", lambda f, args, kind: messages.extend(args)),
-        mock.patch.object(worker, "adapter_for", source),
+        mock.patch.object(preflight, "adapter_for", source),
     ):
         started = time.perf_counter()
         scheduler.claim([task.id])
-        worker.run_claimed(*messages[0])
+        # A worker runs this inside its task's span (castiel.queue.run): the same here, so
+        # with tracing on (bench/tracing.py) the statements are traced as in production.
+        with tracing.span("bench.inbound"):
+            worker.run_claimed(*messages[0])
         pipeline_seconds = time.perf_counter() - started
     run = SyncRun.objects.get(task=task)
     assert run.status == "succeeded", run.error_summary

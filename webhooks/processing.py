@@ -16,6 +16,7 @@ from django.utils import timezone
 from castiel.db.leases import claim_row, fenced_update
 from castiel.events import Kind, emit
 from castiel.http.retry import RetryPolicy
+from castiel.observability import tracing
 from castiel.observability.logging import get_logger
 from castiel.tenancy.models import active_tenant_ids
 from integrations.webhook_events import Delivery, ParseError, get_parser
@@ -81,6 +82,9 @@ def event_process(*, event_id) -> str | None:
     registration = event.registration
     scheme = get_scheme(registration.scheme)
     parser_slug = registration.parser or scheme.default_parser
+    tracing.set_span_attributes(
+        tenant=event.tenant_id, registration=registration.pk, event=event.pk, provider=parser_slug
+    )
     started = time.perf_counter()
     previous = [r for r in (event.actions or []) if r.get("status") == "ok"]
     done = {(r["action"], r.get("type"), r.get("external_id")) for r in previous}
@@ -159,6 +163,7 @@ def event_process(*, event_id) -> str | None:
     # Only the holder of this lease may write the result (a worker that outlived its lease
     # must not overwrite the work of the one that took over).
     processing = WebhookEvent.objects.filter(pk=event.pk, status=WebhookEvent.Status.PROCESSING)
+    tracing.set_span_attributes(outcome=fields["status"], attempt=event.attempts)
     written = fenced_update(processing, lease, fields, owner=LEASE_HOLDER)
     if written:
         _notify(event, registration, fields["status"], fields["last_error"])

@@ -35,6 +35,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from castiel.api.errors import error_body
 from castiel.events import Kind, emit
+from castiel.observability import tracing
 from castiel.observability.logging import get_logger
 from castiel.observability.redaction import redact_query
 from webhooks import lookup, metrics, receipt, signing, throttle
@@ -155,6 +156,7 @@ def _audit(snapshot, scheme_slug: str, *, outcome, reason, status, data, **extra
 
 
 def _reject(snapshot, scheme_slug: str, reason: str, status: int, data, **headers) -> JsonResponse:
+    tracing.set_span_attributes(outcome=reason)
     log.info("webhooks.rejected", registration=snapshot.id, reason=reason, status=status)
     _audit(snapshot, scheme_slug, outcome=Outcome.REJECTED, reason=reason, status=status, data=data)
     return _error(status, reason, **headers)
@@ -225,6 +227,7 @@ def receive(request, registration_id: str):
     if snapshot is None:
         metrics.DELIVERIES.labels("unknown", Outcome.REJECTED, "not_found").inc()
         return _error(404, "not_found")
+    tracing.set_span_attributes(tenant=snapshot.tenant_id, registration=snapshot.id)
 
     def data() -> dict:
         return _request_data(request, body)
@@ -314,6 +317,7 @@ def receive(request, registration_id: str):
         return _duplicate(snapshot, scheme.slug, event.pk, key, data(), reason=stored)
 
     receipt.event_enqueue(event.pk, coalesce=True)
+    tracing.set_span_attributes(event=event.pk, outcome="accepted")
     metrics.DELIVERIES.labels(scheme.slug, Outcome.ACCEPTED, "ok").inc()
     metrics.RECEIVE_DURATION.labels(scheme.slug).observe(time.perf_counter() - started)
     return JsonResponse(

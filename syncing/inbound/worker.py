@@ -23,6 +23,7 @@ from django.conf import settings
 
 from castiel.db.leases import LeaseLost
 from castiel.http.errors import OutboundError
+from castiel.observability import tracing
 from castiel.observability.context import get_correlation_id, get_execution_id
 from castiel.observability.logging import get_logger
 from castiel.queue import enqueue
@@ -107,8 +108,11 @@ def run_inbound(
         execution_id=get_execution_id() or "",
         correlation_id=get_correlation_id() or "",
     )
-    InboundRun(task, run, token, deadline=deadline).execute()
-    run.refresh_from_db()
+    ids = {"tenant": task.tenant_id, "integration": task.integration_id, "task": task.id}
+    with tracing.span("castiel.sync.run", **ids, run=run.id, provider=task.integration.provider):
+        InboundRun(task, run, token, deadline=deadline).execute()
+        run.refresh_from_db()
+        tracing.set_span_attributes(outcome=run.status, count=run.fetched)
     return run.status
 
 

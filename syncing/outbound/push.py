@@ -24,6 +24,7 @@ import time
 from django.conf import settings
 
 from castiel.db.leases import LeaseLost
+from castiel.observability import tracing
 from castiel.observability.context import bound, get_execution_id
 from castiel.observability.logging import get_logger
 from syncing import metrics
@@ -68,6 +69,7 @@ class PushBatch:
 
     def run(self) -> dict:
         changes = self.take()
+        tracing.set_span_attributes(batch=self.token, count=len(changes))
         self.records = self._prefetch(changes)
         try:
             return self._run(changes)

@@ -26,6 +26,9 @@ raised in rolls back): the fact it reports was never recorded, so nobody is told
 sink writes the incident in a transaction of its own, so a storm of events on one fingerprint
 never holds a lock inside the work that raised them. An event raised outside a transaction is
 handled at once, in the caller's thread.
+
+Over 400 lines on purpose: the catalogue is one table, each kind's title, severity, subject
+and thresholds side by side, so a reviewer sees every notification Castiel can send.
 """
 
 from __future__ import annotations

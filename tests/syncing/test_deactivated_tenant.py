@@ -128,9 +128,8 @@ def push_rule(tenant, **fields):
 
 
 def evaluate(rule):
-    from webhooks.routing import ActionContext
-
     from syncing.reactions.push_rules import evaluate_rules
+    from webhooks.routing import ActionContext
 
     context = ActionContext(
         tenant_id=str(rule.tenant_id),

@@ -180,6 +180,21 @@ def test_a_cursor_older_than_the_retention_is_410_and_says_how_to_resynchronise(
     assert [c["external_id"] for c in follow(api)[0]] == ["4"]
 
 
+def test_a_prune_during_the_read_is_410_not_a_silent_gap(tenant, api, monkeypatch):
+    task = task_with(tenant)
+    apply_page(task, [{"id": "1"}, {"id": "2"}])
+    cursor = api.get(URL, {"limit": 1}).json()["next_cursor"]
+    RecordChange.objects.update(at=timezone.now() - timedelta(days=100))
+    read = feed._changes
+
+    def pruned_meanwhile(*args, **kwargs):
+        history.prune()  # between the cursor's check and the rows: nothing left to serve
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(feed, "_changes", pruned_meanwhile)
+    assert api.get(URL, {"cursor": cursor}).status_code == 410
+
+
 def test_the_lag_metrics(tenant):
     apply_page(task_with(tenant), [{"id": "1"}])
     metrics = {m.name: m for m in feed.lag_metrics()}

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from sandbox import chat, views
+from sandbox import batch, chat, views
 
 app_name = "sandbox"
 urlpatterns = [
@@ -9,6 +9,7 @@ urlpatterns = [
     path("<slug:account>/chat/", chat.inbox, name="chat"),
     path("<slug:account>/chat/slack/", chat.slack, name="chat-slack"),
     path("<slug:account>/chat/teams/", chat.teams, name="chat-teams"),
+    path("<slug:account>/<slug:name>/batch/<slug:operation>/", batch.batch, name="batch"),
     path("<slug:account>/<slug:name>/", views.collection, name="collection"),
     path("<slug:account>/<slug:name>/<int:pk>/", views.item, name="item"),
 ]

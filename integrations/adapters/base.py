@@ -17,6 +17,14 @@ so a create retried after a lost answer never creates twice. ``update``/``delete
 version the worker last saw (``if_version``) and raise :class:`RemoteChanged` when the
 provider refuses a conditional write.
 
+Batch writes (optional): an adapter whose provider has batch endpoints declares them with
+:attr:`Adapter.batch_support` (:class:`BatchSupport`: which operations, the most items per
+request) and implements :meth:`Adapter.push_many`: one request for many items of one
+operation, answered per item (:class:`ItemOutcome`, keyed by each item's idempotency key) —
+a result, or the item's own failure (an :class:`ItemFailed`, retryable or not). A failure of
+the whole request raises as a single write would. Adapters without it push one record at a
+time.
+
 HTTP failures surface as :class:`castiel.http.OutboundError` (retryable or not, with
 ``retry_after``); problems with what came back are :class:`AdapterError` subclasses.
 """
@@ -93,6 +101,65 @@ class PushResult:
     version: str | None = None
     replayed: bool = False  # answered from the provider's idempotency-key store
     status: int | None = None
+
+
+BATCH_OPERATIONS = ("create", "update", "delete")
+
+
+@dataclass(frozen=True)
+class BatchSupport:
+    """What an adapter's batch endpoint can do.
+
+    ``operations``: among ``create``/``update``/``delete``; ``max_size``: items per request;
+    ``partial``: items succeed or fail on their own (``False``: one failed item fails the
+    request — the worker then pushes that batch's changes one by one);
+    ``idempotent_creates``: a create item sent again after a lost answer is not created twice
+    (per-item keys, or a unique property the provider checks)."""
+
+    operations: frozenset[str]
+    max_size: int
+    partial: bool = True
+    idempotent_creates: bool = False
+
+    def covers(self, operation: str) -> bool:
+        return self.max_size > 1 and operation in self.operations
+
+
+@dataclass
+class BatchItem:
+    """One change in a batch request: its idempotency key (how its result is found again),
+    the record's external id (update, delete) and what to write (create, update)."""
+
+    key: str
+    external_id: str | None = None
+    payload: dict[str, Any] | None = None
+
+
+class ItemFailed(AdapterError):
+    """One item of a batch failed (the others may have succeeded)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retryable: bool = False,
+        code: str = "",
+        retry_after: float | None = None,
+    ):
+        super().__init__(message)
+        self.status = status
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.code = code or (f"http_{status}" if status else "item_failed")
+
+
+@dataclass
+class ItemOutcome:
+    """A batch item's answer: a result, or its own failure."""
+
+    result: PushResult | None = None
+    error: Exception | None = None
 
 
 @dataclass(frozen=True)
@@ -192,6 +259,15 @@ class Adapter:
 
     supports_idempotency_keys = False
     supports_conditional_writes = False
+    #: the provider's batch endpoints (None: one record per request)
+    batch_support: BatchSupport | None = None
+
+    def push_many(self, operation: str, items: list[BatchItem]) -> dict[str, ItemOutcome]:
+        """Write ``items`` (one ``operation``) in one request; each item's outcome by its key.
+
+        An item missing from the answer counts as a retryable failure (the worker's
+        business); a failure of the whole request raises like a single write."""
+        raise PushNotSupported(f"{type(self).__name__} has no batch endpoint")
 
     @property
     def read_only_fields(self) -> tuple[str, ...]:

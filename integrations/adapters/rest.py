@@ -33,6 +33,9 @@ Push (outbound) options, all optional::
       "read_only_fields": ["created_at"],   # never sent (id/updated-at/deleted fields never are)
       "modified_by_field": "updated_by",    # with self_user: versions our own user made are
       "self_user": "castiel-bot",           # echoes, not remote changes
+      "batch_path": "/contacts/batch/{operation}",  # a bulk endpoint (``rest_batch.py``):
+      "batch_max_size": 100,                # items per request
+      "batch_operations": ["create", "update", "delete"],
 
 Authentication comes from the integration's credential through ``client_for`` — never from
 this config, which is visible in the API.
@@ -48,9 +51,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from castiel.http.errors import HttpError
+from integrations.adapters import rest_batch
 from integrations.adapters.base import (
     Adapter,
     AdapterConfigError,
+    BatchSupport,
     InvalidCursor,
     MalformedPage,
     Page,
@@ -65,6 +70,7 @@ from integrations.adapters.pagination import STYLES, dig, paginator_for
 OPTION_KEYS = {
     "base_url",
     "oauth",  # OAuth2 client settings for the credential (credentials/oauth.py)
+    "display_fields",  # what shows a record, per entity type (ProviderInfo.display_fields)
     "list_path",
     "records_path",
     "id_field",
@@ -88,6 +94,9 @@ OPTION_KEYS = {
     "read_only_fields",
     "modified_by_field",
     "self_user",
+    "batch_path",
+    "batch_max_size",
+    "batch_operations",
 }
 STRING_OPTIONS = (
     "list_path",
@@ -135,6 +144,9 @@ def entity_options(config: dict, entity_type: str) -> dict[str, Any]:
     merged.setdefault("read_only_fields", [])
     merged.setdefault("modified_by_field", "")
     merged.setdefault("self_user", "")
+    merged.setdefault("batch_path", "")
+    merged.setdefault("batch_max_size", 100)
+    merged.setdefault("batch_operations", ["create", "update", "delete"])
     return merged
 
 
@@ -179,6 +191,7 @@ def _option_errors(options: dict) -> dict[str, str]:
     read_only = options.get("read_only_fields")
     if not isinstance(read_only, list) or not all(isinstance(f, str) for f in read_only):
         errors["read_only_fields"] = "read_only_fields must be a list of field names."
+    errors.update(rest_batch.options_errors(options))
     if options.get("since_format") not in SINCE_FORMATS:
         errors["since_format"] = f"since_format must be one of {', '.join(SINCE_FORMATS)}."
     if not isinstance(options.get("params"), dict):
@@ -441,6 +454,20 @@ class GenericRestAdapter(Adapter):
         result = self._result(response, fallback_id=external_id)
         result.record = None  # whatever a delete answers, the record is gone
         return result
+
+    @property
+    def batch_support(self) -> BatchSupport | None:
+        if not self.options["batch_path"]:
+            return None
+        return BatchSupport(
+            operations=frozenset(self.options["batch_operations"]),
+            max_size=self.options["batch_max_size"],
+            # Keys are kept per item only where the provider keeps idempotency keys.
+            idempotent_creates=bool(self.options["idempotency_header"]),
+        )
+
+    def push_many(self, operation, items):
+        return rest_batch.push_many(self, operation, items)
 
     def find_created(self, idempotency_key: str, *, payload=None) -> dict | None:
         field = self.options["marker_field"]

@@ -54,11 +54,13 @@ def failed(
     *,
     ctx: PushContext | None,
     started: float,
+    inline: bool = True,
 ) -> tuple[str, float | None]:
     """Record the failed attempt; (outcome, seconds until an inline retry or None).
 
     ``ctx``: the change's push context if it could be built; ``started``: the batch's start
-    (an inline retry must fit its time budget)."""
+    (an inline retry must fit its time budget); ``inline=False``: a retry always goes back to
+    the outbox (a change of a provider batch is retried in a later batch, under its key)."""
     # A local write raced ours on the record (stores without a conditional UPDATE):
     # trying again is all it takes.
     step = RETRY if isinstance(exc, StaleRecordError) else next_step(exc)
@@ -92,7 +94,7 @@ def failed(
                 "outbound.retry", change_id=str(change.pk), code=code, delay=round(delay, 3)
             )
             left = settings.CASTIEL_OUTBOUND_BATCH_BUDGET_SECONDS - (time.monotonic() - started)
-            if delay <= min(settings.CASTIEL_OUTBOUND_MAX_INLINE_WAIT, left):
+            if inline and delay <= min(settings.CASTIEL_OUTBOUND_MAX_INLINE_WAIT, left):
                 lease.write(
                     change,
                     error_code=code,

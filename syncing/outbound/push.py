@@ -29,7 +29,7 @@ from castiel.observability.context import bound, get_execution_id
 from castiel.observability.logging import get_logger
 from syncing import metrics
 from syncing.models import OutboundChange
-from syncing.outbound import failures, writes
+from syncing.outbound import batches, failures, writes
 from syncing.outbound.acknowledge import Acks
 from syncing.outbound.context import PushContext, build_context
 from syncing.outbound.dispatch import dispatch
@@ -92,6 +92,13 @@ class PushBatch:
 
     def _run(self, changes) -> dict:
         counts: dict[str, int] = {}
+        # Adapters with batch endpoints: one request per group of changes (``batches.py``).
+        groups, changes = batches.split(self, changes)
+        for number, chunk in enumerate(groups):
+            if batches.over_budget(self):
+                self._give_back([(0.0, 0, e.change) for later in groups[number:] for e in later])
+                break
+            batches.send(self, chunk, counts)
         # (due on the monotonic clock, position, change): retries wait here, inside the batch.
         queue = [(0.0, i, change) for i, change in enumerate(changes)]
         budget = settings.CASTIEL_OUTBOUND_BATCH_BUDGET_SECONDS

@@ -1,0 +1,171 @@
+"""Provider batches inside a push batch: many changes, one request.
+
+An adapter that declares batch endpoints (``Adapter.batch_support``) gets the push batch's
+changes of one tenant, integration, entity type and operation in groups of up to its
+``max_size`` — never two changes of one record in one group (a record's changes stay in
+order) —, sent with ``Adapter.push_many``: one request, so the rate limiter counts one. Each
+item's answer goes back to its own change: a result is recorded like a single push's
+(``acknowledge.py``), a failure is classified like a single push's (``failures.py``: retried
+later, in a later batch and under the same key, or a dead letter for that change alone).
+A failure of the whole request (a 429, a timeout, the limiter's refusal) is every item's.
+
+What a batch cannot express goes one by one (``writes.py``), exactly as for adapters without
+batches: conditional updates (``If-Match``), the remote checks of ``remote_wins``/``manual``,
+creates retried where only a marker lookup keeps them single (no idempotent batch creates),
+paused integrations, records that are gone or not created yet.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from castiel.db.leases import LeaseLost
+from castiel.observability.logging import get_logger
+from integrations.adapters.base import BatchItem, ItemFailed, ItemOutcome
+from syncing import metrics
+from syncing.models import OutboundChange, PushConflictStrategy
+from syncing.outbound import failures
+from syncing.outbound.context import PushContext
+from syncing.records.outbox import is_pending_external_id
+
+log = get_logger(__name__)
+
+Status = OutboundChange.Status
+Operation = OutboundChange.Operation
+LOCAL_WINS = PushConflictStrategy.LOCAL_WINS
+GONE = (404, 410)
+
+
+@dataclass
+class _Entry:
+    change: OutboundChange
+    ctx: PushContext
+    record: object
+    item: BatchItem
+
+
+def split(batch, changes: list[OutboundChange]) -> tuple[list[list[_Entry]], list]:
+    """(provider batches, the changes that go one by one), both in the changes' order."""
+    groups: dict[tuple, list[list[_Entry]]] = {}
+    singles = []
+    for change in changes:
+        entry = _entry(batch, change)
+        if entry is None:
+            singles.append(change)
+            continue
+        support = entry.ctx.adapter.batch_support
+        key = (change.tenant_id, change.integration_id, change.entity_type, change.operation)
+        chunks = groups.setdefault(key, [])
+        # The first chunk with room that holds no change of this record.
+        for chunk in chunks:
+            if len(chunk) < support.max_size and all(
+                e.change.record_id != change.record_id for e in chunk
+            ):
+                chunk.append(entry)
+                break
+        else:
+            chunks.append([entry])
+    return [chunk for chunks in groups.values() for chunk in chunks], singles
+
+
+def _entry(batch, change: OutboundChange) -> _Entry | None:
+    """The change as a batch item, or None when it goes one by one."""
+    try:
+        ctx = batch.context(change)
+    except Exception:
+        return None  # the single path records the broken configuration
+    support = ctx.adapter.batch_support
+    if support is None or not support.covers(change.operation):
+        return None
+    if not ctx.integration.is_operational:
+        return None
+    record = batch.records.get(change.record_id)
+    if record is None:
+        return None
+    strategy = LOCAL_WINS if change.force else ctx.strategy
+    pending = is_pending_external_id(record.external_id)
+    key = change.idempotency_key
+    if change.operation == Operation.CREATE:
+        if not pending:
+            return None  # an earlier attempt's result is on the record already
+        if change.attempts > 1 and not support.idempotent_creates:
+            return None  # only the single path's marker lookup keeps it from landing twice
+        return _Entry(
+            change, ctx, record, BatchItem(key=key, payload=ctx.mapping.to_remote(record.data))
+        )
+    if pending or strategy != LOCAL_WINS:
+        return None
+    if change.operation == Operation.UPDATE:
+        if record.deleted_at is not None:
+            return None
+        if ctx.adapter.supports_conditional_writes and record.remote_version and not change.force:
+            return None  # If-Match is per request: conditional updates go one by one
+        payload = ctx.mapping.to_remote(record.data, change.fields or None)
+        return _Entry(
+            change, ctx, record, BatchItem(key=key, external_id=record.external_id, payload=payload)
+        )
+    return _Entry(change, ctx, record, BatchItem(key=key, external_id=record.external_id))
+
+
+def send(batch, chunk: list[_Entry], counts: dict[str, int]) -> None:
+    """One provider request for ``chunk``; every item's outcome recorded on its change."""
+    first = chunk[0]
+    adapter, operation = first.ctx.adapter, first.change.operation
+    provider = first.change.integration.provider
+    batch.lease.renew()
+    started = time.perf_counter()
+    try:
+        outcomes = adapter.push_many(operation, [entry.item for entry in chunk])
+    except Exception as exc:
+        if not failures.is_expected(exc):
+            log.exception("outbound.batch_crashed", operation=operation, size=len(chunk))
+        outcomes = {entry.item.key: ItemOutcome(error=exc) for entry in chunk}
+    duration = time.perf_counter() - started
+    log.info("outbound.batch_pushed", operation=operation, size=len(chunk), seconds=duration)
+    for entry in chunk:
+        outcome = outcomes.get(entry.item.key) or ItemOutcome(
+            error=ItemFailed("the batch answer has no result for this item", retryable=True)
+        )
+        try:
+            result = _record(batch, entry, outcome, duration)
+        except LeaseLost:
+            log.warning("outbound.lease_lost", change_id=str(entry.change.pk))
+            result = "lease_lost"
+        counts[result] = counts.get(result, 0) + 1
+        metrics.PUSHES.labels(provider, operation, result).inc()
+    metrics.PUSH_DURATION.labels(provider, operation).observe(duration)
+    batch.acks.flush()
+
+
+def _record(batch, entry: _Entry, outcome: ItemOutcome, duration: float) -> str:
+    change, ctx = entry.change, entry.ctx
+    error = outcome.error
+    if error is None and outcome.result is None:
+        error = ItemFailed("the batch answer has neither a result nor an error", retryable=True)
+    if error is None:
+        try:
+            if change.operation == Operation.DELETE:
+                return batch.lease.finish(
+                    change,
+                    Status.SUCCEEDED,
+                    remote_id=entry.item.external_id,
+                    replayed=outcome.result.replayed,
+                )
+            return batch.acks.add(change, ctx, entry.record, outcome.result)
+        except Exception as exc:
+            error = exc
+    if change.operation == Operation.DELETE and getattr(error, "status", None) in GONE:
+        return batch.lease.finish(
+            change, Status.SUCCEEDED, remote_id=entry.item.external_id, status_reason="already gone"
+        )
+    outcome_name, _ = failures.failed(
+        batch.lease, change, error, duration, ctx=ctx, started=batch.started, inline=False
+    )
+    return outcome_name
+
+
+def over_budget(batch) -> bool:
+    return time.monotonic() - batch.started > settings.CASTIEL_OUTBOUND_BATCH_BUDGET_SECONDS

@@ -56,7 +56,8 @@ _CLASS_OF = {value: css for css, values in BADGE_CLASSES.items() for value in va
 
 
 def badge(value: str, label: str | None = None) -> SafeString:
-    css = _CLASS_OF.get(value, "plain")
+    """A status badge; ``value`` is a status (coloured by BADGE_CLASSES) or a tone itself."""
+    css = value if value in BADGE_CLASSES else _CLASS_OF.get(value, "plain")
     return format_html('<span class="castiel-badge castiel-{}">{}</span>', css, label or value)
 
 
@@ -132,3 +133,46 @@ def progress(value: int, estimate: int | None, label: str) -> SafeString:
         '<span class="castiel-progress-label">{}</span>',
         label,
     )
+
+
+# -- compact list cells ------------------------------------------------------------------------
+# A change list has to fit beside the navigation sidebar and the filter column (about 700 px
+# at 1280 px wide): long values are cut with the whole value on hover (and for screen readers
+# in the title), secondary facts go on a second, quieter line of the same cell.
+
+
+def truncate(value, limit: int = 32) -> SafeString | str:
+    """``value`` cut to ``limit`` characters; the whole value in the title attribute."""
+    if value in (None, ""):
+        return "—"
+    text = str(value)
+    if len(text) <= limit:
+        return text
+    return format_html('<span title="{}">{}…</span>', text, text[: limit - 1])
+
+
+def two_lines(main, secondary=None) -> SafeString:
+    """A cell's main value and, below it, a quieter secondary one (tenant, external id …)."""
+    if secondary in (None, ""):
+        return format_html("{}", main)
+    return format_html('{}<div class="castiel-sub">{}</div>', main, secondary)
+
+
+def when(value) -> SafeString | str:
+    """A timestamp as ``YYYY-MM-DD HH:MM`` (local time), the exact time on hover."""
+    if value is None:
+        return "—"
+    from django.utils import timezone
+
+    local = timezone.localtime(value) if timezone.is_aware(value) else value
+    return format_html(
+        '<time datetime="{}" title="{}" class="castiel-when">{}</time>',
+        value.isoformat(),
+        local.strftime("%Y-%m-%d %H:%M:%S %Z").strip(),
+        local.strftime("%Y-%m-%d %H:%M"),
+    )
+
+
+def count(n: int, singular: str, plural: str | None = None) -> str:
+    """``1 task``, ``3 tasks``: the counts in action messages."""
+    return f"{n} {singular if n == 1 else plural or singular + 's'}"

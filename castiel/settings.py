@@ -363,6 +363,9 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
+    # No deep links: Swagger UI wraps each operation's path link in the operation's toggle
+    # button, a control inside a control (axe-core's nested-interactive).
+    "SWAGGER_UI_SETTINGS": {"deepLinking": False},
     "ENUM_NAME_OVERRIDES": {},
     # Swagger UI and Redoc from the application's static files (castiel/api/docs.py).
     "SWAGGER_UI_DIST": "SIDECAR",

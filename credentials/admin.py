@@ -8,8 +8,9 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
 
+from castiel import admin_helpers as ui
 from credentials.connect import ConnectError, oauth_connect_start
 from credentials.models import Credential, OAuthState, StoredSecret, TokenRefreshAudit
 from credentials.refresh import credential_refresh
@@ -39,16 +40,9 @@ class TokenRefreshAuditInline(admin.TabularInline):
 
 @admin.register(Credential)
 class CredentialAdmin(admin.ModelAdmin):
-    list_display = (
-        "integration",
-        "tenant",
-        "type",
-        "status",
-        "expires_at",
-        "last_refreshed_at",
-        "failure_count",
-        "masked_secret",
-    )
+    # Which secret fields it holds and its failure count are on the credential's page.
+    list_display = ("credential", "type", "status_badge", "expires", "last_refreshed")
+    list_display_links = ("credential",)
     list_filter = ("type", "status", "tenant")
     search_fields = ("integration__name", "tenant__name")
     list_select_related = ("integration", "tenant")
@@ -79,6 +73,32 @@ class CredentialAdmin(admin.ModelAdmin):
     readonly_fields = fields
     change_list_template = "admin/credentials/credential/change_list.html"
 
+    @admin.display(description="integration", ordering="integration__name")
+    def credential(self, obj):
+        return ui.two_lines(ui.truncate(obj.integration, 32), obj.tenant.name)
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj):
+        shown = ui.badge(obj.status)
+        if obj.failure_count:
+            return ui.two_lines(shown, ui.count(obj.failure_count, "failed refresh"))
+        return shown
+
+    @admin.display(description="expires", ordering="expires_at")
+    def expires(self, obj):
+        return ui.when(obj.expires_at)
+
+    @admin.display(description="last refreshed", ordering="last_refreshed_at")
+    def last_refreshed(self, obj):
+        return ui.when(obj.last_refreshed_at)
+
+    def empty_state(self):
+        return format_html(
+            "No credentials yet. A credential is stored through the API or by connecting an "
+            '<a href="{}">integration</a> with OAuth2 ("Connect with OAuth2" above).',
+            reverse("admin:integrations_integration_changelist"),
+        )
+
     @admin.display(description="Secret")
     def masked_secret(self, obj):
         names = obj.secret_fields or []
@@ -102,7 +122,9 @@ class CredentialAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
-    @admin.action(description="Refresh token now", permissions=["change"])
+    @admin.action(
+        description="Refresh the selected credentials' tokens now", permissions=["change"]
+    )
     def refresh_now(self, request, queryset):
         for credential in queryset:
             if not credential.kind.refreshable:
@@ -125,7 +147,11 @@ class CredentialAdmin(admin.ModelAdmin):
         for credential in queryset.exclude(status=Credential.Status.REVOKED):
             credential_revoke(credential=credential, reason="revoked in the admin")
             count += 1
-        self.message_user(request, f"Revoked {count} credential(s).", messages.SUCCESS)
+        self.message_user(
+            request,
+            f"{ui.count(count, 'credential')} revoked; their secrets are deleted from the store.",
+            messages.SUCCESS,
+        )
 
     def has_connect_permission(self, request) -> bool:
         # Connecting stores a new credential for the integration (replacing its tokens):
@@ -194,16 +220,8 @@ def _redirect_uri(request) -> str:
 
 @admin.register(TokenRefreshAudit)
 class TokenRefreshAuditAdmin(admin.ModelAdmin):
-    list_display = (
-        "created_at",
-        "credential",
-        "trigger",
-        "outcome",
-        "error_code",
-        "attempts",
-        "duration_ms",
-        "correlation_id",
-    )
+    list_display = ("created", "credential_name", "trigger", "outcome_badge", "took")
+    list_display_links = ("created",)
     list_filter = ("trigger", "outcome", "error_code")
     search_fields = ("correlation_id", "credential__integration__name")
     list_select_related = ("credential", "credential__integration")
@@ -212,13 +230,33 @@ class TokenRefreshAuditAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    @admin.display(description="at", ordering="created_at")
+    def created(self, obj):
+        return ui.when(obj.created_at)
+
+    @admin.display(description="credential", ordering="credential__integration__name")
+    def credential_name(self, obj):
+        return ui.truncate(obj.credential, 30)
+
+    @admin.display(description="outcome", ordering="outcome")
+    def outcome_badge(self, obj):
+        shown = ui.badge(obj.outcome)
+        return ui.two_lines(shown, ui.truncate(obj.error_code, 24)) if obj.error_code else shown
+
+    @admin.display(description="took", ordering="duration_ms")
+    def took(self, obj):
+        seconds = obj.duration_ms / 1000 if obj.duration_ms is not None else None
+        attempts = ui.count(obj.attempts, "attempt") if obj.attempts and obj.attempts > 1 else None
+        return ui.two_lines(ui.duration(seconds), attempts)
+
     def has_change_permission(self, request, obj=None):
         return False
 
 
 @admin.register(OAuthState)
 class OAuthStateAdmin(admin.ModelAdmin):
-    list_display = ("integration", "tenant", "created_at", "expires_at", "used_at", "pkce")
+    list_display = ("for_integration", "created", "expires", "used")
+    list_display_links = ("for_integration",)
     list_filter = ("pkce",)
     readonly_fields = (
         "id",
@@ -233,6 +271,22 @@ class OAuthStateAdmin(admin.ModelAdmin):
         "used_at",
     )
     exclude = ("state_hash",)
+
+    @admin.display(description="integration", ordering="integration__name")
+    def for_integration(self, obj):
+        return ui.two_lines(ui.truncate(obj.integration, 32), obj.tenant.name)
+
+    @admin.display(description="started", ordering="created_at")
+    def created(self, obj):
+        return ui.when(obj.created_at)
+
+    @admin.display(description="expires", ordering="expires_at")
+    def expires(self, obj):
+        return ui.when(obj.expires_at)
+
+    @admin.display(description="used", ordering="used_at")
+    def used(self, obj):
+        return ui.when(obj.used_at)
 
     def has_add_permission(self, request):
         return False

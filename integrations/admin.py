@@ -1,6 +1,9 @@
 from django import forms
 from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html
 
+from castiel import admin_helpers as ui
 from integrations.models import Integration
 from integrations.providers import registry
 from integrations.services import (
@@ -34,7 +37,17 @@ class IntegrationAdmin(admin.ModelAdmin):
     list_select_related = ("tenant",)
     actions = ["test_connection", "pause", "resume"]
 
-    @admin.action(description="Test connection", permissions=["change"])
+    def empty_state(self):
+        return format_html(
+            "No integrations yet. An integration connects one tenant to a provider of the "
+            'catalogue: <a href="{}">add an integration</a>, then give it a credential.',
+            reverse("admin:integrations_integration_add"),
+        )
+
+    @admin.action(
+        description="Test the selected integrations' connections (one cheap call each)",
+        permissions=["change"],
+    )
     def test_connection(self, request, queryset):
         results = [(i, integration_test_connection(integration=i)) for i in queryset]
         for integration, result in results[:MAX_TEST_MESSAGES]:
@@ -49,11 +62,14 @@ class IntegrationAdmin(admin.ModelAdmin):
                 messages.WARNING if failed else messages.INFO,
             )
 
-    @admin.action(description="Pause syncs and pushes", permissions=["change"])
+    @admin.action(
+        description="Pause the selected integrations (no syncs, pushes or refreshes)",
+        permissions=["change"],
+    )
     def pause(self, request, queryset):
         self._change_state(request, queryset, integration_pause, "paused")
 
-    @admin.action(description="Resume", permissions=["change"])
+    @admin.action(description="Resume the selected integrations", permissions=["change"])
     def resume(self, request, queryset):
         self._change_state(request, queryset, integration_resume, "resumed")
 
@@ -65,4 +81,4 @@ class IntegrationAdmin(admin.ModelAdmin):
                 changed += 1
             except IntegrationStateError as exc:
                 self.message_user(request, str(exc), messages.WARNING)
-        self.message_user(request, f"{changed} integration(s) {done}.", messages.SUCCESS)
+        self.message_user(request, f"{ui.count(changed, 'integration')} {done}.", messages.SUCCESS)

@@ -1,22 +1,15 @@
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
+from castiel import admin_helpers as ui
 from ratelimit.models import IntegrationUsage, LimiterCounter, RateLimitOverride
 from ratelimit.selectors import usage_for
 
 
 @admin.register(RateLimitOverride)
 class RateLimitOverrideAdmin(admin.ModelAdmin):
-    list_display = (
-        "__str__",
-        "tenant",
-        "integration",
-        "level",
-        "operation",
-        "limit",
-        "window_seconds",
-        "set_by",
-    )
+    list_display = ("applies_to", "level_name", "allowance", "set_by")
+    list_display_links = ("applies_to",)
     list_filter = ("level", "set_by", "tenant")
     search_fields = ("tenant__name", "integration__name", "operation", "note")
     list_select_related = ("tenant", "integration")
@@ -32,6 +25,19 @@ class RateLimitOverrideAdmin(admin.ModelAdmin):
         "note",
         *readonly_fields,
     )
+
+    @admin.display(description="applies to", ordering="tenant__name")
+    def applies_to(self, obj):
+        scope = obj.integration.name if obj.integration_id else "all integrations"
+        return ui.two_lines(ui.truncate(scope, 32), obj.tenant.name)
+
+    @admin.display(description="level", ordering="level")
+    def level_name(self, obj):
+        return obj.level + (f" · {obj.operation}" if obj.operation else "")
+
+    @admin.display(description="allowance", ordering="limit")
+    def allowance(self, obj):
+        return f"{obj.limit} per {obj.window_seconds:g} s"
 
     def save_model(self, request, obj, form, change):
         # Saved here, the override is the operator's: it may raise a limit (a tenant's own,
@@ -49,7 +55,8 @@ class IntegrationUsageAdmin(admin.ModelAdmin):
     """Usage and headroom per level, read live from the limiter (nothing here is editable:
     change limits with overrides)."""
 
-    list_display = ("name", "tenant", "provider", "tenant_usage", "integration_usage", "throttle")
+    list_display = ("integration", "tenant_usage", "integration_usage", "throttle")
+    list_display_links = ("integration",)
     list_filter = ("provider", "tenant")
     search_fields = ("name", "tenant__name")
     list_select_related = ("tenant",)
@@ -70,6 +77,10 @@ class IntegrationUsageAdmin(admin.ModelAdmin):
         if not hasattr(obj, "_ratelimit_usage"):
             obj._ratelimit_usage = usage_for(obj)[1]
         return obj._ratelimit_usage
+
+    @admin.display(description="integration", ordering="name")
+    def integration(self, obj):
+        return ui.two_lines(ui.truncate(obj.name, 32), f"{obj.tenant.name} · {obj.provider}")
 
     @admin.display(description="tenant level")
     def tenant_usage(self, obj):

@@ -4,8 +4,9 @@ webhook exactly as an API write to the sandbox would (handy to demonstrate a pul
 webhook arriving)."""
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 
+from castiel import admin_helpers as ui
 from sandbox import services
 from sandbox.models import (
     SandboxAccount,
@@ -18,10 +19,14 @@ from sandbox.models import (
 
 @admin.register(SandboxAccount)
 class SandboxAccountAdmin(admin.ModelAdmin):
-    list_display = ("slug", "rate_limit", "request_count", "webhook_url", "created_at")
+    list_display = ("slug", "rate_limit", "request_count", "webhooks_to", "created_at")
     search_fields = ("slug",)
     exclude = ("api_key", "webhook_secret")  # secrets are set via the control API/command
     readonly_fields = ("request_count", "window_started_at", "window_count", "created_at")
+
+    @admin.display(description="webhooks to", ordering="webhook_url")
+    def webhooks_to(self, obj):
+        return ui.truncate(obj.webhook_url, 40)
 
 
 class SandboxObjectForm(forms.ModelForm):
@@ -41,7 +46,7 @@ class SandboxObjectForm(forms.ModelForm):
 @admin.register(SandboxObject)
 class SandboxObjectAdmin(admin.ModelAdmin):
     form = SandboxObjectForm
-    list_display = ("id", "account", "collection", "summary", "updated_at", "deleted_at")
+    list_display = ("id", "account", "collection", "summary", "updated", "deleted_at")
     list_filter = ("collection", "account", ("deleted_at", admin.EmptyFieldListFilter))
     search_fields = ("=id", "data")
     readonly_fields = ("created_at", "updated_at", "deleted_at")
@@ -50,8 +55,11 @@ class SandboxObjectAdmin(admin.ModelAdmin):
 
     @admin.display(description="data")
     def summary(self, obj):
-        text = ", ".join(f"{k}={v}" for k, v in list(obj.data.items())[:3])
-        return text[:80]
+        return ui.truncate(", ".join(f"{k}={v}" for k, v in obj.data.items()), 48)
+
+    @admin.display(description="updated", ordering="updated_at")
+    def updated(self, obj):
+        return ui.when(obj.updated_at)
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None:
@@ -76,11 +84,19 @@ class SandboxObjectAdmin(admin.ModelAdmin):
         services.object_delete(obj=obj)
 
     @admin.action(
-        description="Delete (a tombstone, as the sandbox API does)", permissions=["delete"]
+        description="Delete the selected objects (tombstones, as the sandbox API does)",
+        permissions=["delete"],
     )
     def soft_delete(self, request, queryset):
+        done = 0
         for obj in queryset.filter(deleted_at__isnull=True):
             services.object_delete(obj=obj)
+            done += 1
+        self.message_user(
+            request,
+            f"{ui.count(done, 'object')} deleted (tombstones, announced by webhook).",
+            messages.SUCCESS,
+        )
 
 
 @admin.register(SandboxIdempotencyKey)
@@ -98,20 +114,15 @@ class SandboxIdempotencyKeyAdmin(admin.ModelAdmin):
 
 @admin.register(SandboxRequest)
 class SandboxRequestAdmin(admin.ModelAdmin):
-    list_display = (
-        "account",
-        "number",
-        "method",
-        "path",
-        "status",
-        "fault",
-        "applied",
-        "replayed",
-        "at",
-    )
+    list_display = ("at", "account", "call", "status", "fault", "applied")
+    list_display_links = ("at",)
     list_filter = ("status", "fault", "method", "applied", "account")
     search_fields = ("path", "=idempotency_key")
     show_full_result_count = False
+
+    @admin.display(description="request", ordering="path")
+    def call(self, obj):
+        return ui.truncate(f"{obj.method} {obj.path}", 40)
 
     def has_add_permission(self, request):
         return False

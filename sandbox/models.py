@@ -136,6 +136,7 @@ class SandboxDelivery(models.Model):
 
     class Meta:
         ordering = ["created_at"]
+        verbose_name_plural = "sandbox deliveries"
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.event_id}"

@@ -4,8 +4,10 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.html import format_html
 
+from castiel import admin_helpers as ui
 from webhooks import processing, registrations, signing
 from webhooks.api.serializers import receive_url
 from webhooks.models import WebhookBodySeen, WebhookEvent, WebhookRegistration
@@ -70,16 +72,9 @@ class WebhookRegistrationForm(forms.ModelForm):
 @admin.register(WebhookRegistration)
 class WebhookRegistrationAdmin(admin.ModelAdmin):
     form = WebhookRegistrationForm
-    list_display = (
-        "name",
-        "tenant",
-        "scheme",
-        "integration",
-        "is_active",
-        "has_secret",
-        "receive_url",
-        "updated_at",
-    )
+    # The URL to give the provider is on the registration's page (long, to copy whole).
+    list_display = ("registration", "scheme", "integration", "is_active", "has_secret")
+    list_display_links = ("registration",)
     list_filter = ("scheme", "is_active", "tenant")
     search_fields = ("name", "tenant__name", "id")
     list_select_related = ("tenant", "integration")
@@ -92,6 +87,18 @@ class WebhookRegistrationAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
     )
+
+    @admin.display(description="registration", ordering="name")
+    def registration(self, obj):
+        return ui.two_lines(ui.truncate(obj.name, 32), obj.tenant.name)
+
+    def empty_state(self):
+        return format_html(
+            "No webhook registrations yet. A registration gives a provider a URL to post its "
+            'events to and the secret they are signed with: <a href="{}">add one</a>, then '
+            "paste its URL into the provider's webhook settings.",
+            reverse("admin:webhooks_webhookregistration_add"),
+        )
 
     @admin.display(description="URL for the provider")
     def receive_url(self, obj):
@@ -161,17 +168,10 @@ class WebhookRegistrationAdmin(admin.ModelAdmin):
 
 @admin.register(WebhookEvent)
 class WebhookEventAdmin(admin.ModelAdmin):
-    list_display = (
-        "received_at",
-        "registration",
-        "outcome",
-        "reason",
-        "status",
-        "event_type",
-        "external_id",
-        "http_status",
-        "attempts",
-    )
+    # The delivery (when, to which registration, what), what the receiver answered and
+    # what processing did; dedupe key, headers, body and actions are on the event's page.
+    list_display = ("received", "registration", "event", "answer", "processing")
+    list_display_links = ("received",)
     list_filter = ("outcome", "status", "provider", "reason", "registration__scheme", "tenant")
     search_fields = ("=id", "dedupe_key", "external_id", "event_type", "correlation_id")
     list_select_related = ("registration", "tenant")
@@ -184,6 +184,38 @@ class WebhookEventAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    @admin.display(description="received", ordering="received_at")
+    def received(self, obj):
+        return ui.when(obj.received_at)
+
+    @admin.display(description="event", ordering="event_type")
+    def event(self, obj):
+        return ui.two_lines(
+            ui.truncate(obj.event_type or "—", 30),
+            ui.truncate(obj.external_id, 30) if obj.external_id else None,
+        )
+
+    @admin.display(description="answer", ordering="outcome")
+    def answer(self, obj):
+        shown = ui.badge(obj.outcome)
+        detail = " ".join(str(p) for p in (obj.http_status, obj.reason) if p)
+        return ui.two_lines(shown, ui.truncate(detail, 28) if detail else None)
+
+    @admin.display(description="processing", ordering="status")
+    def processing(self, obj):
+        if not obj.status:
+            return "—"
+        attempts = ui.count(obj.attempts, "attempt") if obj.attempts else None
+        return ui.two_lines(ui.badge(obj.status), attempts)
+
+    def empty_state(self):
+        return format_html(
+            "No webhook events yet — give the provider the URL of one of the "
+            '<a href="{}">webhook registrations</a>: every delivery to it is listed here, '
+            "accepted or not.",
+            reverse("admin:webhooks_webhookregistration_changelist"),
+        )
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
@@ -200,7 +232,10 @@ class WebhookEventAdmin(admin.ModelAdmin):
             pass
         return format_html("<pre>{}</pre>", raw.decode("utf-8", errors="replace")[:100_000])
 
-    @admin.action(description="Replay (process the stored event again)", permissions=["change"])
+    @admin.action(
+        description="Replay the selected events (process the stored deliveries again)",
+        permissions=["change"],
+    )
     def replay(self, request, queryset):
         replayed, refused = 0, 0
         for event in queryset:
@@ -209,7 +244,10 @@ class WebhookEventAdmin(admin.ModelAdmin):
                 replayed += 1
             except processing.ReplayRefused:
                 refused += 1
-        messages.info(request, f"Replayed {replayed} event(s); {refused} could not be replayed.")
+        message = f"{ui.count(replayed, 'event')} queued to be processed again"
+        if refused:
+            message += f"; {ui.count(refused, 'event')} could not be replayed (never accepted)"
+        messages.info(request, message + ".")
 
 
 @admin.register(WebhookBodySeen)
@@ -217,7 +255,7 @@ class WebhookBodySeenAdmin(admin.ModelAdmin):
     """Read-only: why a delivery of a body-signing scheme (GitHub) was answered as a
     duplicate — the same signed bytes were accepted before, as the linked event."""
 
-    list_display = ("seen_at", "registration", "body_sha256", "event")
+    list_display = ("seen_at", "registration", "body", "first_event")
     list_filter = ("registration",)
     search_fields = ("=body_sha256",)
     list_select_related = ("registration", "event")
@@ -228,3 +266,16 @@ class WebhookBodySeenAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="first accepted as")
+    def first_event(self, obj):
+        return ui.link("webhooks", "webhookevent", obj.event_id, ui.truncate(obj.event, 30))
+
+    @admin.display(description="body SHA-256", ordering="body_sha256")
+    def body(self, obj):
+        return ui.truncate(obj.body_sha256, 16)
+
+
+# The model's plural ("webhook body seens") is the webhooks app's to fix in its Meta; the admin
+# shows the right words meanwhile (display only: migrations read the Meta as declared).
+WebhookBodySeen._meta.verbose_name_plural = "webhook bodies seen"

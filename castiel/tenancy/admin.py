@@ -95,10 +95,13 @@ class ApiKeyAdmin(admin.ModelAdmin):
         response["Cache-Control"] = "no-store"
         return response
 
-    @admin.action(description="Revoke selected API keys", permissions=["change"])
+    @admin.action(
+        description="Revoke the selected API keys (refused from now on)", permissions=["change"]
+    )
     def revoke(self, request, queryset):
         count = 0
         for key in queryset.filter(revoked_at__isnull=True):
             services.api_key_revoke(api_key=key)
             count += 1
-        self.message_user(request, f"Revoked {count} API key(s).", messages.SUCCESS)
+        keys = "1 API key" if count == 1 else f"{count} API keys"
+        self.message_user(request, f"{keys} revoked: refused from now on.", messages.SUCCESS)

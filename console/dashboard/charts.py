@@ -123,7 +123,19 @@ def stacked_bars(series: Series, *, label: str, width: int = 440, height: int = 
                 n,
             )
         )
-    return _svg(width, height, label, parts)
+    return _svg(width, height, label, parts, _series_summary(series, totals))
+
+
+def _series_summary(series: Series, totals: list[float]) -> str:
+    """The chart in words (its text equivalent): totals per series and the busiest hour."""
+    n = len(series.hours)
+    if not any(totals):
+        return f"nothing in the last {n} hours"
+    sums = ", ".join(f"{series.total(name):g} {name}" for name in series.values)
+    peak = max(range(n), key=lambda i: totals[i])
+    return (
+        f"last {n} hours: {sums}; busiest hour {series.hours[peak]:%H:%M} UTC with {totals[peak]:g}"
+    )
 
 
 @dataclass
@@ -184,7 +196,8 @@ def horizontal_bars(
         )
     if not bars:
         parts.append(format_html('<text x="{}" y="15">{}</text>', label_w, empty))
-    return _svg(width, height, label, parts)
+    summary = "; ".join(f"{bar.label}: {bar.text}" for bar in bars) or empty
+    return _svg(width, height, label, parts, summary)
 
 
 def legend(names: list[str]) -> SafeString:
@@ -200,12 +213,18 @@ def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _svg(width: int, height: int, label: str, parts: list[SafeString]) -> SafeString:
+def _svg(
+    width: int, height: int, label: str, parts: list[SafeString], summary: str = ""
+) -> SafeString:
+    """The chart as an image whose accessible name is its title and the numbers in words
+    (``summary``), also given as the SVG's ``<desc>``."""
+    spoken = f"{label}: {summary}" if summary else label
     return format_html(
         '<svg class="castiel-chart" viewBox="0 0 {} {}" role="img" aria-label="{}" '
-        'xmlns="http://www.w3.org/2000/svg">{}</svg>',
+        'xmlns="http://www.w3.org/2000/svg"><desc>{}</desc>{}</svg>',
         width,
         height,
-        label,
+        spoken,
+        spoken,
         mark_safe("".join(parts)),  # noqa: S308 - every part was built with format_html
     )

@@ -11,6 +11,7 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.html import format_html
 
 from castiel import admin_helpers as ui
 from syncing import services
@@ -103,16 +104,8 @@ def merge(rows: list[FieldRow], choices: dict[str, str]) -> dict:
 
 @admin.register(Conflict)
 class ConflictAdmin(admin.ModelAdmin):
-    list_display = (
-        "created_at",
-        "entity_type",
-        "record",
-        "task",
-        "changed_fields",
-        "status_badge",
-        "resolution",
-        "resolved_by",
-    )
+    list_display = ("created", "record", "task", "changed_fields", "status_badge")
+    list_display_links = ("created",)
     list_filter = ("status", "resolution", "entity_type", "tenant")
     search_fields = ("=id", "=record_id", "=external_id")
     list_select_related = ("task", "task__integration")
@@ -121,17 +114,33 @@ class ConflictAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    @admin.display(description="found", ordering="created_at")
+    def created(self, obj):
+        return ui.when(obj.created_at)
+
     @admin.display(description="record")
     def record(self, obj):
-        return ui.link("syncing", "record", obj.record_id, obj.external_id)
+        return ui.two_lines(
+            ui.link("syncing", "record", obj.record_id, ui.truncate(obj.external_id, 28)),
+            obj.entity_type,
+        )
 
     @admin.display(description="fields changed on both sides")
     def changed_fields(self, obj):
-        return ", ".join(obj.fields) or "—"
+        return ui.truncate(", ".join(obj.fields), 36)
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj):
+        if obj.resolution:
+            return ui.two_lines(ui.badge(obj.status), f"{obj.resolution} by {obj.resolved_by}")
         return ui.badge(obj.status)
+
+    def empty_state(self):
+        return format_html(
+            "No conflicts. A conflict opens when a record changed both here and at the "
+            'provider and its <a href="{}">sync task</a>\'s conflict strategy is manual.',
+            reverse("admin:syncing_synctask_changelist"),
+        )
 
     # -- the side-by-side page -----------------------------------------------------------------
 
@@ -216,12 +225,20 @@ class ConflictAdmin(admin.ModelAdmin):
                 done += 1
             except services.ConflictError as exc:
                 self.message_user(request, f"{conflict}: {exc}", messages.ERROR)
-        self.message_user(request, f"{done} conflict(s) resolved", messages.SUCCESS)
+        self.message_user(
+            request, f"{ui.count(done, 'conflict')} resolved ({resolution}).", messages.SUCCESS
+        )
 
-    @admin.action(description="Resolve: take the remote version", permissions=["change"])
+    @admin.action(
+        description="Resolve the selected conflicts: take the provider's version",
+        permissions=["change"],
+    )
     def take_remote(self, request, queryset):
         self._resolve(request, queryset, Conflict.Resolution.REMOTE)
 
-    @admin.action(description="Resolve: keep the local version", permissions=["change"])
+    @admin.action(
+        description="Resolve the selected conflicts: keep Castiel's version (pushed)",
+        permissions=["change"],
+    )
     def keep_local(self, request, queryset):
         self._resolve(request, queryset, Conflict.Resolution.LOCAL)

@@ -51,18 +51,9 @@ class SuspectFilter(admin.SimpleListFilter):
 
 @admin.register(OutboundChange)
 class OutboundChangeAdmin(admin.ModelAdmin):
-    list_display = (
-        "created_at",
-        "operation",
-        "entity_type",
-        "record",
-        "status_badge",
-        "attempts",
-        "next_attempt_at",
-        "origin",
-        "actor",
-        "finished_at",
-    )
+    # Timing (next attempt, finished) and the attempt log are on the change's page.
+    list_display = ("created", "change", "record", "status_badge", "attempts", "origin_actor")
+    list_display_links = ("created",)
     list_filter = (
         "status",
         SuspectFilter,
@@ -87,13 +78,34 @@ class OutboundChangeAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj):
+        return ui.when(obj.created_at)
+
+    @admin.display(description="change", ordering="operation")
+    def change(self, obj):
+        return ui.two_lines(obj.operation, obj.entity_type)
+
     @admin.display(description="record")
     def record(self, obj):
-        return ui.link("syncing", "record", obj.record_id, obj.external_id or obj.record_id)
+        label = ui.truncate(obj.external_id or obj.record_id, 24)
+        return ui.link("syncing", "record", obj.record_id, label)
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj):
         return ui.badge(obj.status, obj.get_status_display().split(" (")[0])
+
+    @admin.display(description="origin", ordering="origin")
+    def origin_actor(self, obj):
+        return ui.two_lines(obj.origin, ui.truncate(obj.actor, 24) if obj.actor else None)
+
+    def empty_state(self):
+        return format_html(
+            "No outbound changes. Each local change to a record — saved in "
+            '<a href="{}">records</a>, through the API, by a push rule or a resolved '
+            "conflict — is queued here and pushed to the provider.",
+            reverse("admin:syncing_record_changelist"),
+        )
 
     @admin.display(description="attempt log")
     def attempts_table(self, obj):
@@ -102,17 +114,8 @@ class OutboundChangeAdmin(admin.ModelAdmin):
 
 @admin.register(DeadLetter)
 class DeadLetterAdmin(admin.ModelAdmin):
-    list_display = (
-        "created_at",
-        "operation",
-        "entity_type",
-        "record",
-        "error_code",
-        "response_status",
-        "attempts",
-        "status_badge",
-        "resolved_by",
-    )
+    list_display = ("created", "change", "record", "error", "attempts", "status_badge")
+    list_display_links = ("created",)
     list_filter = ("status", "error_code", "operation", "retryable", "tenant", "integration")
     search_fields = ("=id", "=record_id", "=external_id", "error_message", "=correlation_id")
     list_select_related = ("integration",)
@@ -167,12 +170,35 @@ class DeadLetterAdmin(admin.ModelAdmin):
     def record(self, obj):
         return ui.link("syncing", "record", obj.record_id, obj.external_id or obj.record_id)
 
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj):
+        return ui.when(obj.created_at)
+
+    @admin.display(description="change", ordering="operation")
+    def change(self, obj):
+        return ui.two_lines(obj.operation, obj.entity_type)
+
+    @admin.display(description="error", ordering="error_code")
+    def error(self, obj):
+        status = f"HTTP {obj.response_status}" if obj.response_status else None
+        return ui.two_lines(ui.truncate(obj.error_code, 24), status)
+
+    def empty_state(self):
+        return format_html(
+            "No dead letters: every push succeeded or is still being retried (see "
+            '<a href="{}">outbound changes</a>). A push that fails for good lands here, '
+            "with its request and response, to replay or discard.",
+            reverse("admin:syncing_outboundchange_changelist"),
+        )
+
     @admin.display(description="outbound change")
     def change_link(self, obj):
         return ui.link("syncing", "outboundchange", obj.change_id, obj.change_id)
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj):
+        if obj.resolved_by:
+            return ui.two_lines(ui.badge(obj.status), ui.truncate(obj.resolved_by, 24))
         return ui.badge(obj.status)
 
     @admin.display(description="request")
@@ -238,16 +264,25 @@ class DeadLetterAdmin(admin.ModelAdmin):
     def _resolve(self, request, letters, bulk, verb):
         done, skipped = bulk(dead_letters=list(letters), by=f"admin:{request.user}")
         if done:
-            self.message_user(request, f"{len(done)} dead letter(s) {verb}", messages.SUCCESS)
+            then = (
+                "; their changes are pushed again"
+                if verb == "replayed"
+                else "; the records' later changes go ahead"
+            )
+            self.message_user(
+                request, f"{ui.count(len(done), 'dead letter')} {verb}{then}.", messages.SUCCESS
+            )
         for dead_letter_id, reason in skipped.items():
             self.message_user(request, f"{dead_letter_id}: {reason}", messages.WARNING)
 
-    @admin.action(description="Replay (push again)", permissions=["resolve"])
+    @admin.action(
+        description="Replay the selected dead letters (push again)", permissions=["resolve"]
+    )
     def replay(self, request, queryset):
         self._resolve(request, queryset, deadletters.dead_letters_replay, "replayed")
 
     @admin.action(
-        description="Discard (give up; the record's later changes go ahead)",
+        description="Discard the selected dead letters (give up; later changes go ahead)",
         permissions=["resolve"],
     )
     def discard(self, request, queryset):

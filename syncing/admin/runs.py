@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from castiel import admin_helpers as ui
@@ -25,21 +26,9 @@ def _estimate(run: SyncRun) -> int | None:
 
 @admin.register(SyncRun)
 class SyncRunAdmin(admin.ModelAdmin):
-    list_display = (
-        "started_at",
-        "task",
-        "state",
-        "trigger",
-        "duration",
-        "fetched",
-        "created",
-        "updated",
-        "deleted",
-        "conflicts",
-        "errors",
-        "error_code",
-    )
-    list_display_links = ("started_at",)
+    # One column for the counts: the page has each counter, the retries and the errors.
+    list_display = ("started", "task_name", "state", "trigger", "duration", "counts")
+    list_display_links = ("started",)
     list_filter = ("status", "trigger", "mode", "error_code", "tenant")
     search_fields = ("=id", "=task__id", "task__name", "task__entity_type", "correlation_id")
     list_select_related = ("task", "task__integration")
@@ -92,9 +81,46 @@ class SyncRunAdmin(admin.ModelAdmin):
     @admin.display(description="status", ordering="status")
     def state(self, obj):
         if obj.status != SyncRun.Status.RUNNING:
-            return ui.badge(obj.status, obj.get_status_display().split(" (")[0])
+            shown = ui.badge(obj.status, obj.get_status_display().split(" (")[0])
+            return ui.two_lines(shown, obj.error_code) if obj.error_code else shown
         label = f"{obj.fetched} records, page {obj.pages + 1}"
         return ui.progress(obj.fetched, _estimate(obj), label)
+
+    @admin.display(description="started", ordering="started_at")
+    def started(self, obj):
+        return ui.when(obj.started_at)
+
+    @admin.display(description="task", ordering="task__name")
+    def task_name(self, obj):
+        return ui.truncate(obj.task, 34)
+
+    @admin.display(description="records")
+    def counts(self, obj):
+        parts = [f"{obj.fetched} fetched"]
+        parts += [
+            f"{n} {name}"
+            for name, n in (
+                ("created", obj.created),
+                ("updated", obj.updated),
+                ("deleted", obj.deleted),
+                ("conflicts", obj.conflicts),
+                ("errors", obj.errors),
+            )
+            if n
+        ]
+        return format_html(
+            '<span title="{}">{}</span>',
+            ", ".join(parts),
+            ui.two_lines(parts[0], ", ".join(parts[1:])),
+        )
+
+    def empty_state(self):
+        return format_html(
+            "No sync runs yet. A run is recorded each time a sync task pulls: they start on "
+            'the tasks\' schedules, or now with "Run the selected tasks now" in '
+            '<a href="{}">sync tasks</a>.',
+            reverse("admin:syncing_synctask_changelist"),
+        )
 
     @admin.display(description="duration")
     def duration(self, obj):

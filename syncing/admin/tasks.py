@@ -30,18 +30,9 @@ class PreviewForm(forms.Form):
 
 @admin.register(SyncTask)
 class SyncTaskAdmin(admin.ModelAdmin):
-    list_display = (
-        "__str__",
-        "tenant",
-        "entity_type",
-        "mode",
-        "enabled",
-        "status_badge",
-        "priority",
-        "next_run_at",
-        "last_success_at",
-        "consecutive_failures",
-    )
+    # Priority, leases and counters are on the task's page.
+    list_display = ("task", "entity_type", "mode", "status_badge", "next_run", "last_success")
+    list_display_links = ("task",)
     list_filter = ("status", "enabled", "mode", "conflict_strategy", "tenant")
     search_fields = ("=id", "name", "entity_type", "integration__name")
     list_select_related = ("tenant", "integration")
@@ -112,9 +103,37 @@ class SyncTaskAdmin(admin.ModelAdmin):
             return [fs for fs in self.fieldsets if fs[0] in (None, "Schedule", "Pipeline")][:3]
         return self.fieldsets
 
+    @admin.display(description="task", ordering="name")
+    def task(self, obj):
+        return ui.two_lines(ui.truncate(obj, 40), obj.tenant.name)
+
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj):
-        return ui.badge(obj.status, obj.get_status_display())
+        shown = ui.badge(obj.status, obj.get_status_display())
+        failures = obj.consecutive_failures
+        if not obj.enabled and obj.status != "paused":
+            return ui.two_lines(shown, "disabled")
+        return (
+            ui.two_lines(shown, ui.count(failures, "failure in a row", "failures in a row"))
+            if failures
+            else shown
+        )
+
+    @admin.display(description="next run", ordering="next_run_at")
+    def next_run(self, obj):
+        return ui.when(obj.next_run_at)
+
+    @admin.display(description="last success", ordering="last_success_at")
+    def last_success(self, obj):
+        return ui.when(obj.last_success_at)
+
+    def empty_state(self):
+        return format_html(
+            "No sync tasks yet. A task pulls one entity type of an integration on a schedule: "
+            '<a href="{}">add a sync task</a> for one of the <a href="{}">integrations</a>.',
+            reverse("admin:syncing_synctask_add"),
+            reverse("admin:integrations_integration_changelist"),
+        )
 
     @admin.display(description="Recent runs")
     def recent_runs(self, obj):
@@ -217,7 +236,8 @@ class SyncTaskAdmin(admin.ModelAdmin):
         busy = len(tasks) - queued
         self.message_user(
             request,
-            f"{queued} task(s) queued" + (f"; {busy} busy, will run again after" if busy else ""),
+            f"{ui.count(queued, 'task')} queued to run now"
+            + (f"; {ui.count(busy, 'task')} already running, to run again after" if busy else ""),
             messages.SUCCESS,
         )
 
@@ -226,7 +246,8 @@ class SyncTaskAdmin(admin.ModelAdmin):
         if done:
             self.message_user(
                 request,
-                f"Cursor reset for {len(done)} task(s): the next run reads everything again.",
+                f"Cursor reset for {ui.count(len(done), 'task')}: the next run reads everything "
+                "again.",
                 messages.SUCCESS,
             )
         for task in tasks:
@@ -235,31 +256,45 @@ class SyncTaskAdmin(admin.ModelAdmin):
                     request, f"{task}: a run holds the task; its cursor was kept.", messages.WARNING
                 )
 
-    @admin.action(description="Run now", permissions=["change"])
+    @admin.action(description="Run the selected tasks now", permissions=["change"])
     def run_now(self, request, queryset):
         self._run_now(request, list(queryset))
 
-    @admin.action(description="Pause", permissions=["change"])
+    @admin.action(
+        description="Pause the selected tasks (no scheduled runs)", permissions=["change"]
+    )
     def pause(self, request, queryset):
-        for task in queryset:
+        tasks = list(queryset)
+        for task in tasks:
             services.sync_task_pause(task=task)
-        self.message_user(request, f"{queryset.count()} task(s) paused", messages.SUCCESS)
+        self.message_user(
+            request,
+            f"{ui.count(len(tasks), 'task')} paused: no scheduled run until resumed.",
+            messages.SUCCESS,
+        )
 
-    @admin.action(description="Resume", permissions=["change"])
+    @admin.action(description="Resume the selected tasks", permissions=["change"])
     def resume(self, request, queryset):
-        for task in queryset:
+        tasks = list(queryset)
+        for task in tasks:
             services.sync_task_resume(task=task)
-        self.message_user(request, f"{queryset.count()} task(s) resumed", messages.SUCCESS)
+        self.message_user(
+            request, f"{ui.count(len(tasks), 'task')} resumed on schedule.", messages.SUCCESS
+        )
 
     @admin.action(
-        description="Reset cursor (the next run reads everything)", permissions=["change"]
+        description="Reset the cursor of the selected tasks (the next run reads everything)",
+        permissions=["change"],
     )
     def reset_cursor(self, request, queryset):
         self._reset(request, list(queryset))
 
     # A dry run makes real requests with the task's credentials: as the preview page does,
     # it takes the change permission.
-    @admin.action(description="Dry-run preview (first selected task)", permissions=["change"])
+    @admin.action(
+        description="Dry run: show what the first selected task's next run would change",
+        permissions=["change"],
+    )
     def preview(self, request, queryset):
         task = queryset.first()
         return HttpResponseRedirect(reverse("admin:syncing_synctask_preview", args=[task.pk]))

@@ -110,7 +110,7 @@ def test_run_a_sync_from_the_admin_then_see_the_run_the_records_and_a_dry_run(
     page.select_option('select[name="action"]', "run_now")
     page.click('button[name="index"]')
     page.wait_for_selector(".messagelist")
-    assert "1 task(s) queued" in page.inner_text(".messagelist")
+    assert "1 task queued to run now" in page.inner_text(".messagelist")
 
     run = SyncRun.objects.get(task=task)
     assert (run.status, run.created) == ("succeeded", 30), run.error_summary
@@ -230,7 +230,7 @@ def test_replay_a_dead_letter_after_fixing_the_record(
     shot(page, "dead-letter")
     page.click("#replay")
     page.wait_for_selector(".messagelist")
-    assert "1 dead letter(s) replayed" in page.inner_text(".messagelist")
+    assert "1 dead letter replayed" in page.inner_text(".messagelist")
     assert page.locator("#replay").count() == 0
 
     letter.refresh_from_db()

@@ -10,6 +10,8 @@ import importlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from integrations.jsonpath import get_path
+
 if TYPE_CHECKING:
     from castiel.http.limit_headers import LimitReader
     from integrations.webhook_events.table import EventTable
@@ -143,6 +145,54 @@ class OAuthSpec:
     extra_authorize_params: dict[str, str] = field(default_factory=dict)
 
 
+# Display fields tried, in this order, for an entity type that declares none: the first two
+# present in a record show it.
+FALLBACK_DISPLAY_FIELDS = (
+    "name",
+    "full_name",
+    "first_name last_name",
+    "title",
+    "subject",
+    "login",
+    "email",
+)
+
+
+def display_field_problems(value: Any, where: str = "display_fields") -> list[str]:
+    """Why ``value`` is not a display-fields mapping ({entity type: [paths …]})."""
+    if not isinstance(value, dict):
+        return [f"{where} must map entity types to lists of field paths"]
+    problems = []
+    for entity_type, entries in value.items():
+        if (
+            not isinstance(entries, list | tuple)
+            or not entries
+            or not all(isinstance(e, str) and e.strip() for e in entries)
+        ):
+            problems.append(f"{where}.{entity_type} must be a non-empty list of field paths")
+    return problems
+
+
+def display_values(entries: tuple[str, ...], data: dict) -> list[tuple[str, str]]:
+    """(entry, text) for each display entry with a value in ``data`` (several paths of one
+    entry joined by a space); without entries, the first two ``FALLBACK_DISPLAY_FIELDS``
+    present."""
+
+    def text(entry: str) -> str:
+        parts = [get_path(data, path) for path in entry.split()]
+        return " ".join(str(p) for p in parts if p not in (None, "", [], {})).strip()
+
+    if entries:
+        return [(entry, value) for entry in entries if (value := text(entry))]
+    found = [(entry, value) for entry in FALLBACK_DISPLAY_FIELDS if (value := text(entry))]
+    return found[:2]
+
+
+def display_paths(entries) -> set[str]:
+    """Every dotted path named by display entries (what a search looks in)."""
+    return {path for entry in entries for path in entry.split()}
+
+
 @dataclass(frozen=True)
 class ProviderInfo:
     slug: str
@@ -180,6 +230,20 @@ class ProviderInfo:
     test_connection: str = ""
     # Config keys an integration may set, with the default used when it does not.
     optional_config: dict[str, str] = field(default_factory=dict)
+    # What shows a record to a person, per entity type: dotted paths into the record's data,
+    # the first entry its title. An entry of several paths separated by spaces is one value
+    # (``"FirstName LastName"``). The admin's record list, the record page's title, admin
+    # search and the records API's ``display`` and ``?q=`` use them; an integration's
+    # ``config.display_fields`` (same shape) takes precedence — generic REST has only that.
+    display_fields: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def display_fields_for(self, entity_type: str, config: dict | None = None) -> tuple[str, ...]:
+        """The display fields of ``entity_type`` for one integration (its ``config`` first,
+        then the catalogue's; empty: ``FALLBACK_DISPLAY_FIELDS`` that are present apply)."""
+        configured = ((config or {}).get("display_fields") or {}).get(entity_type)
+        if isinstance(configured, list | tuple) and configured:
+            return tuple(configured)
+        return tuple(self.display_fields.get(entity_type, ()))
 
     @property
     def webhook_events(self) -> dict[str, str]:

@@ -8,6 +8,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import F, Q
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from castiel import admin_helpers as ui
@@ -23,6 +24,7 @@ from syncing.models import (
 from syncing.outbound import local_changes
 from syncing.records import history
 from syncing.records.stores import RecordStoreUnavailable, external_store, get_store
+from syncing.records.stores import search as record_search
 from syncing.records.stores.orm import to_row
 
 # RecordChange.source → (app, model) of the admin page that names the source.
@@ -95,16 +97,10 @@ class RecordAdmin(admin.ModelAdmin):
     change with its outbound change in the same transaction, pushed to the provider next."""
 
     form = RecordForm
-    list_display = (
-        "external_id",
-        "entity_type",
-        "integration",
-        "tenant",
-        "version",
-        "edited",
-        "deleted_at",
-        "synced_at",
-    )
+    # What the record is (its display fields: name and email of a contact, title of an
+    # issue), where it comes from, and its state; ids, versions and hashes are on its page.
+    list_display = ("title", "details", "source", "state", "synced")
+    list_display_links = ("title",)
     list_filter = (
         "entity_type",
         LocallyModifiedFilter,
@@ -112,8 +108,13 @@ class RecordAdmin(admin.ModelAdmin):
         "tenant",
         "integration",
     )
-    # ``data`` searches inside the JSON (a scan; the id and external id are indexed).
-    search_fields = ("=id", "=external_id", "data")
+    # The id and external id (indexed), and every word in the display fields
+    # (get_search_fields: the catalogue's and the integrations' configured ones).
+    search_fields = ("=id", "=external_id")
+    search_help_text = (
+        "Name, email or title (the display fields of each entity type), an external id or "
+        "a record id."
+    )
     list_select_related = ("integration", "tenant")
     show_full_result_count = False
     actions = ["delete_locally"]
@@ -153,6 +154,55 @@ class RecordAdmin(admin.ModelAdmin):
     @admin.display(boolean=True, description="edited locally")
     def edited(self, obj):
         return bool(obj.base_hash) and obj.content_hash != obj.base_hash
+
+    def get_search_fields(self, request):
+        paths = record_search.search_paths()
+        return (*self.search_fields, *(f"data__{p.replace('.', '__')}" for p in paths))
+
+    def _display(self, obj) -> dict:
+        if not hasattr(obj, "_castiel_display"):
+            obj._castiel_display = record_search.display(obj, obj.integration)
+        return obj._castiel_display
+
+    @admin.display(description="record", ordering="external_id")
+    def title(self, obj):
+        shown = ui.truncate(self._display(obj)["title"], 36)
+        return ui.two_lines(shown, ui.truncate(f"{obj.entity_type} · {obj.external_id}", 36))
+
+    @admin.display(description="details")
+    def details(self, obj):
+        values = list(self._display(obj)["fields"].values())[1:]
+        return ui.truncate(" · ".join(values), 40) if values else "—"
+
+    def empty_state(self):
+        return format_html(
+            'No records yet. Records arrive when a <a href="{}">sync task</a> runs (or a '
+            "webhook delivers one); a task's first run pulls everything.",
+            reverse("admin:syncing_synctask_changelist"),
+        )
+
+    @admin.display(description="integration", ordering="integration__name")
+    def source(self, obj):
+        return ui.two_lines(ui.truncate(obj.integration.name, 28), obj.tenant.name)
+
+    @admin.display(description="state")
+    def state(self, obj):
+        if obj.deleted_at is not None:
+            return ui.badge("deleted")
+        if self.edited(obj):
+            return ui.badge("pending", "edited locally")
+        return ui.badge("ok", "as synced")
+
+    @admin.display(description="synced", ordering="synced_at")
+    def synced(self, obj):
+        return ui.when(obj.synced_at)
+
+    def render_change_form(self, request, context, add=False, change=False, **kwargs):
+        obj = context.get("original")
+        if obj is not None and obj.pk and not add:
+            shown = self._display(obj)["title"]
+            context["title"] = f"{shown} ({obj.entity_type}, {obj.integration.name})"
+        return super().render_change_form(request, context, add, change, **kwargs)
 
     def get_fields(self, request, obj=None):
         if obj is None:
@@ -260,28 +310,26 @@ class RecordAdmin(admin.ModelAdmin):
             actor=f"admin:{request.user}",
         )
 
-    @admin.action(description="Delete locally and at the provider", permissions=["delete"])
+    @admin.action(
+        description="Delete the selected records here and at the provider", permissions=["delete"]
+    )
     def delete_locally(self, request, queryset):
         done = 0
         for record in queryset.filter(deleted_at__isnull=True):
             self.delete_model(request, record)
             done += 1
-        self.message_user(request, f"{done} record(s) deleted; the deletes are queued")
+        self.message_user(
+            request,
+            f"{ui.count(done, 'record')} deleted here; the deletes are queued for the provider.",
+        )
 
 
 @admin.register(RecordChange)
 class RecordChangeAdmin(admin.ModelAdmin):
     """The history of every record: read-only (written by the code that changes records)."""
 
-    list_display = (
-        "at",
-        "action_badge",
-        "record",
-        "entity_type",
-        "changed",
-        "source_page",
-        "actor",
-    )
+    list_display = ("when", "action_badge", "record", "changed", "source_page")
+    list_display_links = ("when",)
     list_filter = ("action", "source", "entity_type", "tenant")
     search_fields = ("=record_id", "=external_id", "=source_id", "=correlation_id")
     show_full_result_count = False
@@ -296,21 +344,26 @@ class RecordChangeAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in RecordChange._meta.fields] + ["record", "source_page"]
 
+    @admin.display(description="at", ordering="at")
+    def when(self, obj):
+        return ui.when(obj.at)
+
     @admin.display(description="change", ordering="action")
     def action_badge(self, obj):
         return ui.badge(obj.action)
 
     @admin.display(description="record")
     def record(self, obj):
-        return ui.link("syncing", "record", obj.record_id, obj.external_id or obj.record_id)
+        label = ui.truncate(obj.external_id or obj.record_id, 24)
+        return ui.two_lines(ui.link("syncing", "record", obj.record_id, label), obj.entity_type)
 
     @admin.display(description="fields")
     def changed(self, obj):
-        return ", ".join(obj.fields) or "—"
+        return ui.truncate(", ".join(obj.fields), 36)
 
     @admin.display(description="source")
     def source_page(self, obj):
-        return source_link(obj)
+        return ui.two_lines(source_link(obj), ui.truncate(obj.actor, 24) if obj.actor else None)
 
 
 @admin.register(RecordKey)

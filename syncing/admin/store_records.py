@@ -20,6 +20,7 @@ from django.utils.http import urlencode
 from castiel.tenancy.models import Tenant
 from integrations.models import Integration
 from syncing.records.stores import cursors
+from syncing.records.stores import search as record_search
 from syncing.records.stores.orm import to_row
 
 PAGE_SIZE = 50
@@ -89,8 +90,14 @@ def changelist(model_admin, request, store) -> TemplateResponse:
             page_size=PAGE_SIZE,
             continuation=continuation,
         )
-        names = {i.pk: i.name for i in integrations}
-        records = [(to_row(r), names.get(r.integration_id, r.integration_id)) for r in found]
+        by_id = {i.pk: i for i in integrations}
+        records = []
+        for stored in found:
+            row, integration = to_row(stored), by_id.get(stored.integration_id)
+            shown = record_search.display(row, integration)
+            details = " · ".join(list(shown["fields"].values())[1:])
+            name = integration.name if integration else stored.integration_id
+            records.append((row, name, shown["title"], details))
         if continuation:
             query = {k: v for k, v in params.items() if k != "cursor"}
             query["cursor"] = cursors.wrap(continuation, tenant.pk)

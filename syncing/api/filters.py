@@ -2,6 +2,7 @@ import django_filters
 
 from castiel.api.filters import after, before, id_filter
 from syncing.models import Conflict, DeadLetter, OutboundChange, PushRule, Record, SyncRun, SyncTask
+from syncing.records.stores import search as record_search
 
 
 class SyncTaskFilter(django_filters.FilterSet):
@@ -25,6 +26,12 @@ class SyncRunFilter(django_filters.FilterSet):
 
 class RecordFilter(django_filters.FilterSet):
     integration = id_filter("integration_id", "Integration id.")
+    q = django_filters.CharFilter(
+        method="search",
+        help_text="Search: records whose display fields (name and email of a contact, title of "
+        "an issue: the provider's catalogue or the integration's config.display_fields) hold "
+        "every word. Not available with the Cosmos DB record store (400).",
+    )
     deleted = django_filters.BooleanFilter(
         field_name="deleted_at",
         lookup_expr="isnull",
@@ -37,6 +44,16 @@ class RecordFilter(django_filters.FilterSet):
     class Meta:
         model = Record
         fields = ["entity_type", "external_id"]
+
+    def search(self, queryset, name, value):
+        from integrations.models import Integration
+
+        configured = Integration.objects.filter(
+            pk__in=queryset.values("integration_id"), config__has_key="display_fields"
+        )
+        return queryset.filter(
+            record_search.orm_filter(value, record_search.search_paths(configured))
+        )
 
 
 class ConflictFilter(django_filters.FilterSet):

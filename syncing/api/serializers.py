@@ -128,9 +128,21 @@ class SyncRunSerializer(TenantModelSerializer):
         read_only_fields = fields
 
 
+class RecordDisplaySerializer(serializers.Serializer):
+    title = serializers.CharField(help_text="The first display field's value (or the external id).")
+    fields = serializers.DictField(
+        child=serializers.CharField(),
+        help_text="Each display field with a value: {field path(s): text}.",
+    )
+
+
 class RecordSerializer(TenantModelSerializer):
     outbound_change = serializers.SerializerMethodField(
         help_text="The outbound change this request queued (writes only; null: nothing to push)."
+    )
+    display = serializers.SerializerMethodField(
+        help_text="What shows the record to a person: its entity type's display fields "
+        "(the provider's catalogue, or the integration's config.display_fields)."
     )
 
     class Meta:
@@ -150,12 +162,25 @@ class RecordSerializer(TenantModelSerializer):
             "synced_at",
             "created_at",
             "outbound_change",
+            "display",
         ]
         read_only_fields = fields
 
     def get_outbound_change(self, record) -> str | None:
         change = self.context.get("outbound_change")
         return str(change.pk) if change is not None else None
+
+    @extend_schema_field(RecordDisplaySerializer)
+    def get_display(self, record) -> dict:
+        from integrations.models import Integration
+        from syncing.records.stores import search as record_search
+
+        known = self.context.setdefault("_display_integrations", {})
+        if record.integration_id not in known:
+            known[record.integration_id] = Integration.objects.filter(
+                pk=record.integration_id
+            ).first()
+        return record_search.display(record, known[record.integration_id])
 
 
 class RecordCreateSerializer(TenantModelSerializer):

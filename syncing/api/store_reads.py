@@ -40,6 +40,8 @@ def get_or_404(store, tenant, pk):
 
 def list_response(view, store, request) -> Response:
     params = request.query_params
+    if "q" in params:
+        raise ValidationError({"q": "search is not supported with the Cosmos DB record store"})
     unsupported = sorted(set(params) - SUPPORTED)
     if unsupported:
         raise ValidationError(

@@ -1,7 +1,9 @@
 """Generic REST: any paginated JSON API, configured per integration.
 
 The options (list path, pagination style, id / updated-at / deleted fields, since parameter)
-are documented in :mod:`integrations.adapters.rest`; auth comes from the credential. For an
+are documented in :mod:`integrations.adapters.rest`; auth comes from the credential.
+``config.display_fields`` names what shows a record per entity type (``{"contacts": ["name",
+"email"]}``, dotted paths, the first the title; see ``ProviderInfo.display_fields``). For an
 API behind an OAuth2 authorization server, ``config.oauth`` holds the endpoints and client id
 (``authorize_url``, ``token_url``, ``client_id``, optional ``revoke_url``, ``scopes``,
 ``pkce``, ``token_endpoint_auth_method``, ``extra_authorize_params``, ``redirect_uri``); the
@@ -11,7 +13,7 @@ dialect the catalogue knows (``limits.py``).
 
 from dataclasses import dataclass
 
-from integrations.providers.base import ProviderInfo
+from integrations.providers.base import ProviderInfo, display_field_problems
 
 from .limits import read as read_limits
 
@@ -24,6 +26,9 @@ class GenericRestProvider(ProviderInfo):
         errors = super().validate_config(config)
         for key, message in validate_config(config).items():
             errors.setdefault(key, message)
+        if "display_fields" in (config or {}):
+            for message in display_field_problems(config["display_fields"]):
+                errors.setdefault("display_fields", message)
         return errors
 
 

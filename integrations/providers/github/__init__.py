@@ -39,6 +39,10 @@ PROVIDER = ProviderInfo(
     auth_types=("oauth2_authorization_code", "bearer_token"),
     api_base="https://api.github.com",
     entity_types=("issues", "repositories"),
+    display_fields={
+        "issues": ("title", "state", "user.login"),
+        "repositories": ("full_name", "description"),
+    },
     docs_url="https://docs.github.com/en/rest",
     oauth=OAuthSpec(
         authorize_url="https://github.com/login/oauth/authorize",

@@ -40,6 +40,10 @@ PROVIDER = ProviderInfo(
     auth_types=("oauth2_authorization_code", "bearer_token"),
     api_base="https://api.hubapi.com",
     entity_types=("contacts", "companies"),
+    display_fields={
+        "contacts": ("properties.firstname properties.lastname", "properties.email"),
+        "companies": ("properties.name", "properties.domain"),
+    },
     docs_url="https://developers.hubspot.com/docs/api/crm/understanding-the-crm",
     oauth=OAuthSpec(
         authorize_url="https://app.hubspot.com/oauth/authorize",

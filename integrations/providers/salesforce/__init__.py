@@ -38,6 +38,7 @@ PROVIDER = ProviderInfo(
     auth_types=("oauth2_authorization_code", "oauth2_jwt_bearer", "oauth2_client_credentials"),
     api_base="{instance_url}/services/data/{api_version}",
     entity_types=("Contact", "Account"),
+    display_fields={"Contact": ("FirstName LastName", "Email"), "Account": ("Name", "Website")},
     docs_url="https://developer.salesforce.com/docs/platform/api-rest/guide",
     oauth=OAuthSpec(
         # The login host follows the integration's login_url: test.salesforce.com for

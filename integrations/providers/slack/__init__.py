@@ -36,6 +36,11 @@ PROVIDER = ProviderInfo(
     # messages: the outbound action "post a message" (chat.postMessage as a create); pulled
     # entities are users and conversations.
     entity_types=("users", "conversations", "messages"),
+    display_fields={
+        "users": ("real_name", "name", "profile.email"),
+        "conversations": ("name", "topic.value"),
+        "messages": ("text", "channel"),
+    },
     docs_url="https://docs.slack.dev/reference/methods",
     oauth=OAuthSpec(
         authorize_url="https://slack.com/oauth/v2/authorize",

@@ -37,6 +37,7 @@ PROVIDER = ProviderInfo(
     auth_types=("api_key", "oauth2_authorization_code"),
     api_base="https://api.stripe.com",
     entity_types=("customers",),
+    display_fields={"customers": ("name", "email")},
     docs_url="https://docs.stripe.com/api/customers",
     oauth=OAuthSpec(
         authorize_url="https://connect.stripe.com/oauth/authorize",

@@ -141,3 +141,82 @@ def busy_day(tenant, task, *, seed: int = 1) -> None:
     )
     for _ in range(40):
         assert acquire(tenant, crm, "fetch").allowed
+
+
+# A few realistic contacts and companies (what an operator looks for by name).
+CONTACTS = [
+    {"id": "c-101", "name": "Ada Lovelace", "email": "ada@acme.example", "company": "Acme"},
+    {"id": "c-102", "name": "Grace Hopper", "email": "grace@navy.example", "company": "Navy"},
+    {
+        "id": "c-103",
+        "name": "Katherine Johnson",
+        "email": "katherine.johnson@langley-research-center.example",
+        "company": "NASA Langley Research Center, Flight Research Division",
+    },
+]
+
+
+def contacts(tenant):
+    """A generic REST integration (its display fields configured) with three contacts."""
+    from tests.factories import IntegrationFactory
+    from tests.syncing.helpers import make_task
+
+    integration = IntegrationFactory(
+        tenant=tenant,
+        name="Acme CRM",
+        config={
+            "base_url": "http://127.0.0.1:9/api/",
+            "display_fields": {"contacts": ["name", "email"], "companies": ["name"]},
+        },
+    )
+    task = make_task(integration, "contacts", name="Acme contacts")
+    apply_page(task, CONTACTS)
+    return integration
+
+
+def third_party(user) -> None:
+    """One row for each model of the libraries whose admin pages Castiel keeps (auth,
+    django-q2, django-axes), so the walk opens one of each."""
+    import uuid
+
+    from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+    from django.contrib.auth.models import Group
+    from django_q.models import Failure, OrmQ, Schedule, Success
+    from django_q.signing import SignedPackage
+
+    now = timezone.now()
+    Group.objects.get_or_create(name="Operators")
+    if not Schedule.objects.exists():
+        Schedule.objects.create(name="smoke", func="math.floor", args="1", schedule_type="H")
+    task = {
+        "id": uuid.uuid4().hex,
+        "name": "smoke",
+        "func": "math.floor",
+        "args": (1,),
+        "kwargs": {},
+        "started": now,
+        "stopped": now,
+        "success": True,
+    }
+    OrmQ.objects.create(key="castiel", payload=SignedPackage.dumps(task), lock=now)
+    for model, success in ((Success, True), (Failure, False)):
+        model.objects.create(
+            id=uuid.uuid4().hex,
+            name=f"smoke-{success}",
+            func="math.floor",
+            started=now,
+            stopped=now,
+            success=success,
+            result=1 if success else "Traceback: ValueError",
+            attempt_count=1,
+        )
+    common = {
+        "user_agent": "Mozilla/5.0",
+        "ip_address": "192.0.2.10",
+        "username": user.username,
+        "http_accept": "text/html",
+        "path_info": "/admin/login/",
+    }
+    AccessLog.objects.create(**common)
+    AccessFailureLog.objects.create(**common, locked_out=False)
+    AccessAttempt.objects.create(**common, get_data="", post_data="", failures_since_start=1)

@@ -14,6 +14,7 @@ from django.utils.html import format_html, format_html_join
 from castiel import admin_helpers as ui
 from syncing.admin import store_records
 from syncing.models import (
+    ChangeFeedPruned,
     Conflict,
     DeadLetter,
     OutboundChange,
@@ -375,6 +376,24 @@ class RecordKeyAdmin(admin.ModelAdmin):
     search_fields = ("=key", "=record__id", "=record__external_id")
     list_select_related = ("record",)
     show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ChangeFeedPruned)
+class ChangeFeedPrunedAdmin(admin.ModelAdmin):
+    """How far retention has pruned the change feed (one row, written by the prune job): a
+    feed cursor below it is answered 410 and its reader resynchronises. Read-only."""
+
+    list_display = ("__str__", "txid", "change_id", "pruned_at")
+    readonly_fields = ("txid", "change_id", "pruned_at")
 
     def has_add_permission(self, request):
         return False

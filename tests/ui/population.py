@@ -76,6 +76,9 @@ def populate(tenant) -> None:
         body="{}",
     )
     assert obj.pk
+    from syncing.models import ChangeFeedPruned
+
+    ChangeFeedPruned.objects.get_or_create(pk=1)
     event = next(v for k, v in made.items() if k.__name__ == "WebhookEvent")
     WebhookBodySeen.objects.create(
         registration=event.registration, body_sha256="0" * 64, event=event, seen_at=now

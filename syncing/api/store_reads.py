@@ -16,6 +16,7 @@ import uuid
 
 from django.http import Http404
 from rest_framework.exceptions import ValidationError
+from rest_framework.fields import DateTimeField
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
@@ -131,12 +132,14 @@ def current_records(tenant_id, changes) -> dict:
                 "integration": str(change.integration_id),
                 "entity_type": change.entity_type,
                 "external_id": record.external_id if record is not None else change.external_id,
-                "deleted_at": _when(record.deleted_at if record is not None else change.at),
+                "deleted_at": api_time(record.deleted_at if record is not None else change.at),
             }
     return shown
 
 
-def _when(moment) -> str:
-    from rest_framework.fields import DateTimeField
+_TIME = DateTimeField()
 
-    return DateTimeField().to_representation(moment)
+
+def api_time(moment) -> str:
+    """A time as the API writes it (DRF's ISO 8601)."""
+    return _TIME.to_representation(moment)

@@ -17,6 +17,7 @@ from syncing.outbound import local_changes
 from syncing.records import feed, history
 from tests.conftest import client_for
 from tests.syncing.pipeline_support import apply_page, stored, task_with
+from tests.syncing.records.feed_support import settle
 
 URL = "/api/v1/records/changes/"
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db(transaction=True)]
@@ -24,6 +25,7 @@ pytestmark = [pytest.mark.embedded, pytest.mark.django_db(transaction=True)]
 
 def follow(api, cursor=None, **params):
     """Every change after ``cursor`` (pages of ``limit``): (changes, last cursor)."""
+    settle()
     changes = []
     for _ in range(1000):
         query = {**params, **({"cursor": cursor} if cursor else {})}
@@ -102,6 +104,7 @@ def test_a_follower_gets_each_change_once_and_its_cursor_stays_at_the_head(tenan
 def test_from_now_returns_the_head_and_only_later_changes_follow(tenant, api):
     task = task_with(tenant)
     apply_page(task, [{"id": "1"}, {"id": "2"}])
+    settle()
     body = api.get(URL, {"from": "now"}).json()
     assert body["results"] == [] and body["has_more"] is False
     apply_page(task, [{"id": "3"}])

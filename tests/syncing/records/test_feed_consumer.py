@@ -19,6 +19,7 @@ from syncing.outbound import local_changes
 from syncing.records import history
 from tests.conftest import client_for
 from tests.syncing.pipeline_support import apply_page, stored, task_with
+from tests.syncing.records.feed_support import settle
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "api.md"
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db(transaction=True)]
@@ -49,6 +50,7 @@ def test_the_documented_consumer_keeps_an_exact_copy(tenant, live_server, tmp_pa
     }
 
     def run() -> dict:
+        settle()
         done = subprocess.run(
             [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60
         )

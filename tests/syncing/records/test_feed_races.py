@@ -23,6 +23,7 @@ from syncing.models import Record, RecordChange
 from syncing.outbound import local_changes
 from tests.support.processes import database_url
 from tests.syncing.pipeline_support import apply_page, stored, task_with
+from tests.syncing.records.feed_support import settle
 
 URL = "/api/v1/records/changes/"
 WRITERS = 8
@@ -150,6 +151,7 @@ def test_a_naive_id_cursor_would_skip_a_late_commit_the_feed_does_not(postgres, 
     apply_page(task, [{"id": "early", "v": 0}])
     early = stored(task)["early"]
     naive_cursor = RecordChange.objects.filter(tenant=tenant).latest("id").id
+    settle()
     feed_cursor = api.get(URL, {"from": "now"}).json()["next_cursor"]
 
     written, release = threading.Event(), threading.Event()
@@ -188,6 +190,7 @@ def test_a_naive_id_cursor_would_skip_a_late_commit_the_feed_does_not(postgres, 
     assert late.id < naive_cursor, "the page's change took the lower id and committed last"
     assert naive_read(naive_cursor) == [], "the naive reader skipped it for good"
 
+    settle()
     body = api.get(URL, {"cursor": feed_cursor}).json()
     assert sorted((c["external_id"], c["action"]) for c in body["results"]) == [
         ("early", "updated"),

@@ -12,7 +12,9 @@ A failure of the whole request (a 429, a timeout, the limiter's refusal) is ever
 What a batch cannot express goes one by one (``writes.py``), exactly as for adapters without
 batches: conditional updates (``If-Match``), the remote checks of ``remote_wins``/``manual``,
 creates retried where only a marker lookup keeps them single (no idempotent batch creates),
-paused integrations, records that are gone or not created yet.
+paused integrations, records that are gone or not created yet — and the changes of a batch
+the provider refused as a whole with a permanent error (nothing applied; one by one, only the
+bad items fail).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from castiel.db.leases import LeaseLost
+from castiel.http.errors import PERMANENT, next_step
 from castiel.observability.logging import get_logger
 from integrations.adapters.base import BatchItem, ItemFailed, ItemOutcome
 from syncing import metrics
@@ -68,7 +71,15 @@ def split(batch, changes: list[OutboundChange]) -> tuple[list[list[_Entry]], lis
                 break
         else:
             chunks.append([entry])
-    return [chunk for chunks in groups.values() for chunk in chunks], singles
+    batched = []
+    for chunks in groups.values():
+        for chunk in chunks:
+            if len(chunk) > 1:
+                batched.append(chunk)
+            else:  # one change: its single request is one request too
+                singles.append(chunk[0].change)
+    singles.sort(key=changes.index)
+    return batched, singles
 
 
 def _entry(batch, change: OutboundChange) -> _Entry | None:
@@ -110,8 +121,9 @@ def _entry(batch, change: OutboundChange) -> _Entry | None:
     return _Entry(change, ctx, record, BatchItem(key=key, external_id=record.external_id))
 
 
-def send(batch, chunk: list[_Entry], counts: dict[str, int]) -> None:
-    """One provider request for ``chunk``; every item's outcome recorded on its change."""
+def send(batch, chunk: list[_Entry], counts: dict[str, int]) -> list[OutboundChange]:
+    """One provider request for ``chunk``; every item's outcome recorded on its change.
+    Returns the changes to push one by one instead (the request was refused as a whole)."""
     first = chunk[0]
     adapter, operation = first.ctx.adapter, first.change.operation
     provider = first.change.integration.provider
@@ -122,6 +134,11 @@ def send(batch, chunk: list[_Entry], counts: dict[str, int]) -> None:
     except Exception as exc:
         if not failures.is_expected(exc):
             log.exception("outbound.batch_crashed", operation=operation, size=len(chunk))
+        if len(chunk) > 1 and next_step(exc) == PERMANENT:
+            # Refused as a whole (a provider whose batch fails when one item does): nothing
+            # was applied; one by one, only the bad items fail.
+            log.info("outbound.batch_refused", operation=operation, size=len(chunk))
+            return [entry.change for entry in chunk]
         outcomes = {entry.item.key: ItemOutcome(error=exc) for entry in chunk}
     duration = time.perf_counter() - started
     log.info("outbound.batch_pushed", operation=operation, size=len(chunk), seconds=duration)
@@ -138,6 +155,7 @@ def send(batch, chunk: list[_Entry], counts: dict[str, int]) -> None:
         metrics.PUSHES.labels(provider, operation, result).inc()
     metrics.PUSH_DURATION.labels(provider, operation).observe(duration)
     batch.acks.flush()
+    return []
 
 
 def _record(batch, entry: _Entry, outcome: ItemOutcome, duration: float) -> str:

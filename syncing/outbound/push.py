@@ -98,7 +98,7 @@ class PushBatch:
             if batches.over_budget(self):
                 self._give_back([(0.0, 0, e.change) for later in groups[number:] for e in later])
                 break
-            batches.send(self, chunk, counts)
+            changes += batches.send(self, chunk, counts)
         # (due on the monotonic clock, position, change): retries wait here, inside the batch.
         queue = [(0.0, i, change) for i, change in enumerate(changes)]
         budget = settings.CASTIEL_OUTBOUND_BATCH_BUDGET_SECONDS

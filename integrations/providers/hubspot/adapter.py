@@ -24,6 +24,9 @@ idempotent).
   strongly consistent read by unique value, unlike search): the record an attempt whose
   answer was lost made is adopted instead of created twice — companies too, which have no
   unique property of their own. HubSpot refuses a second record with the same value (409).
+* **Batches** (``batch.py``): changes pushed together go to ``…/batch/update`` and
+  ``…/batch/archive`` (and ``…/batch/create`` with ``unique_id_property``), 100 per request;
+  207 multi-status answers fail only the inputs they name.
 * **Limits.** ``X-HubSpot-RateLimit-*`` feed the limiter; a 429 names its policy
   (``TEN_SECONDLY_ROLLING`` → wait the interval, ``SECONDLY`` → 1 s, ``DAILY`` → resets at
   midnight in the account's time zone, which HubSpot does not say: look again hourly).
@@ -38,10 +41,17 @@ from typing import Any
 from urllib.parse import quote
 
 from integrations.adapters import errors as E
-from integrations.adapters.base import InvalidCursor, MalformedPage, Page, PushResult
+from integrations.adapters.base import (
+    BatchSupport,
+    InvalidCursor,
+    MalformedPage,
+    Page,
+    PushResult,
+)
 from integrations.adapters.errors import provider_error
 from integrations.adapters.normalize import parse_timestamp
 from integrations.adapters.provider import ProviderAdapter
+from integrations.providers.hubspot import batch
 
 DEFAULT_PROPERTIES = {
     "contacts": ["email", "firstname", "lastname", "phone", "company"],
@@ -236,6 +246,25 @@ class HubSpotAdapter(ProviderAdapter):
                 if key not in READ_ONLY_PROPERTIES
             }
         }
+
+    @property
+    def batch_support(self) -> BatchSupport:
+        """Batch update and archive always; batch create when creates write a unique value
+        (results are matched by it; ``batch.py``)."""
+        operations = {"update", "delete"} | ({"create"} if self.unique_id_property else set())
+        return BatchSupport(operations=frozenset(operations), max_size=batch.MAX_INPUTS)
+
+    def push_many(self, operation, items):
+        self.require_push(operation)
+        return batch.push_many(self, operation, items)
+
+    def _result_from(self, record: dict, status: int) -> PushResult:
+        return PushResult(
+            external_id=str(record.get("id")),
+            record=record,
+            version=record.get("updatedAt"),
+            status=status,
+        )
 
     def _result(self, response, fallback_id: str | None = None, replayed=False) -> PushResult:
         record = self.json(response)

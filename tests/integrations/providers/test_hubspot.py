@@ -328,3 +328,126 @@ class TestHubSpot(ProviderContract):
             "push.evaluate_rules",
         ]
         assert "18620034512" not in records_of(task)
+
+
+# -- batch writes (``providers/hubspot/batch.py``) ---------------------------------------------
+
+CREDENTIAL = ("bearer_token", {"token": "test-token-not-real"}, {})
+
+
+def pulled(tenant, rsps, enqueued, config=None):
+    """An integration whose contacts 151… were pulled (they have external ids to update)."""
+    integration = make_integration(tenant, "hubspot", config or {}, credential=CREDENTIAL)
+    TestHubSpot().mock_pages(rsps)
+    task = make_task(integration, "contacts", mode="full")
+    assert run_once(task, enqueued).status == SyncRun.Status.SUCCEEDED
+    by_id = {r.external_id: r for r in get_store().iter_scope(_scope(task))}
+    return integration, by_id
+
+
+def _scope(task):
+    from syncing.records.stores.base import Scope
+
+    return Scope(task.tenant_id, task.integration_id, task.entity_type)
+
+
+def _phone(record, phone):
+    data = copy.deepcopy(record.data)
+    data["properties"]["phone"] = phone
+    return data
+
+
+@pytest.mark.django_db(transaction=True)
+def test_batch_update_multistatus_fails_only_the_named_input(tenant, rsps, enqueued, pushes):
+    _integration, by_id = pulled(tenant, rsps, enqueued)
+    ok = local_changes.record_update(
+        tenant_id=tenant.id, record_id=by_id["151"].id, data=_phone(by_id["151"], "+1 617 555 0199")
+    ).change
+    gone = local_changes.record_update(
+        tenant_id=tenant.id, record_id=by_id["152"].id, data=_phone(by_id["152"], "+1 0")
+    ).change
+    batch = answer(
+        rsps, "POST", f"{CONTACTS}/batch/update", "hubspot", "batch_contacts_update_multistatus"
+    )
+    assert push_all(pushes) == {"succeeded": 1, "dead": 1}
+    assert batch.call_count == 1
+    sent = json.loads(batch.calls[0].request.body)["inputs"]
+    assert sorted(i["id"] for i in sent) == ["151", "152"]
+    assert next(i for i in sent if i["id"] == "151")["properties"]["phone"] == "+1 617 555 0199"
+    ok.refresh_from_db()
+    gone.refresh_from_db()
+    assert ok.status == "succeeded" and ok.remote_version == "2024-05-10T11:16:20.305Z"
+    assert gone.status == "dead" and gone.error_code == "hubspot_object_not_found"
+    assert gone.dead_letters.get().retryable is False
+    assert get_store().get(tenant.id, ok.record_id).remote_version == ok.remote_version
+
+
+@pytest.mark.django_db(transaction=True)
+def test_batch_create_matches_results_by_the_unique_value(tenant, rsps, enqueued, pushes):
+    """HubSpot does not promise the inputs' order: results are matched by the unique
+    property each create writes (the change's idempotency key)."""
+    integration = make_integration(
+        tenant, "hubspot", {"unique_id_property": "castiel_id"}, credential=CREDENTIAL
+    )
+    make_task(integration, "contacts")
+    rita = local_changes.record_create(
+        integration=integration,
+        entity_type="contacts",
+        data={"email": "rita.lopes@castiel-demo.example.com", "firstname": "Rita"},
+    ).change
+    joao = local_changes.record_create(
+        integration=integration,
+        entity_type="contacts",
+        data={"email": "joao.costa@castiel-demo.example.com", "firstname": "João"},
+    ).change
+    documented = fixture("hubspot", "batch_contacts_create")
+    text = documented.text.replace("KEY-1", rita.idempotency_key).replace(
+        "KEY-2", joao.idempotency_key
+    )
+    batch = rsps.add(
+        "POST", f"{CONTACTS}/batch/create", body=text, status=201, content_type="application/json"
+    )
+    assert push_all(pushes) == {"succeeded": 2}
+    assert batch.call_count == 1
+    sent = json.loads(batch.calls[0].request.body)["inputs"]
+    assert [i["properties"]["castiel_id"] for i in sent] == [
+        rita.idempotency_key,
+        joao.idempotency_key,
+    ]
+    for change, remote in ((rita, "401"), (joao, "402")):
+        change.refresh_from_db()
+        assert change.remote_id == remote
+        assert get_store().get(tenant.id, change.record_id).external_id == remote
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_refused_as_a_whole_goes_one_by_one(tenant, rsps, enqueued, pushes):
+    integration = make_integration(
+        tenant, "hubspot", {"unique_id_property": "castiel_id"}, credential=CREDENTIAL
+    )
+    make_task(integration, "contacts")
+    for name in ("Ana", "Rui"):
+        local_changes.record_create(
+            integration=integration, entity_type="contacts", data={"firstname": name}
+        )
+    batch = answer(
+        rsps, "POST", f"{CONTACTS}/batch/create", "hubspot", "error_conflict_contact_exists"
+    )
+    single = answer(rsps, "POST", CONTACTS, "hubspot", "contact_create")
+    assert push_all(pushes) == {"succeeded": 2}
+    assert (batch.call_count, single.call_count) == (1, 2)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_batch_archive_is_one_request(tenant, rsps, enqueued, pushes):
+    _integration, by_id = pulled(tenant, rsps, enqueued)
+    for external_id in ("151", "152", "153"):
+        local_changes.record_delete(tenant_id=tenant.id, record_id=by_id[external_id].id)
+    archive = rsps.add("POST", f"{CONTACTS}/batch/archive", status=204)
+    assert push_all(pushes) == {"succeeded": 3}
+    assert archive.call_count == 1
+    assert sorted(i["id"] for i in json.loads(archive.calls[0].request.body)["inputs"]) == [
+        "151",
+        "152",
+        "153",
+    ]

@@ -16,6 +16,19 @@ SEVERITIES = [s.label for s in Severity]
 # Patterns, not enums: drf-spectacular names enum components after the field, and "mode" and
 # severities are taken by choice sets of other apps.
 @extend_schema_field({"type": "string", "pattern": "^(info|warning|error|critical)$"})
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$",
+        "example": "08:30",
+        "description": "A wall-clock time in the subscription's time zone (no offset).",
+    }
+)
+class LocalTimeField(serializers.TimeField):
+    """``HH:MM[:SS]`` in the subscription's own time zone. OpenAPI's ``format: time`` means an
+    RFC 3339 time *with* an offset, which a local time has not."""
+
+
 class SeverityField(serializers.ChoiceField):
     """A severity by name (``info``, ``warning``, ``error``, ``critical``); stored as a number."""
 
@@ -152,6 +165,11 @@ class SubscriptionSerializer(TenantModelSerializer):
     )
     min_severity = SeverityField(required=False, help_text="The least severe incident sent.")
     mode = ModeField(required=False, help_text="Send at once, or in a digest.")
+    digest_time = LocalTimeField(
+        required=False, allow_null=True, help_text="Daily digests: the local time to send at."
+    )
+    quiet_start = LocalTimeField(required=False, allow_null=True)
+    quiet_end = LocalTimeField(required=False, allow_null=True)
 
     class Meta:
         model = Subscription

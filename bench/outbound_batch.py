@@ -31,6 +31,9 @@ def add_arguments(parser):
     parser.add_argument("--batch-size", type=int, default=100, help="items per provider request")
     parser.add_argument("--item-error-rate", type=float, default=0.05)
     parser.add_argument("--workers", type=int, default=2, help="qcluster worker processes")
+    parser.add_argument(
+        "--one-by-one", action="store_true", help="no batch endpoint (one request per record)"
+    )
     parser.add_argument("--web-workers", type=int, default=3, help="gunicorn workers")
     parser.add_argument(
         "--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -112,7 +115,7 @@ def _measure(args, base: str) -> dict:
             "item_path": "/contacts/{id}/",
             "idempotency_header": "Idempotency-Key",
             "read_only_fields": ["created_at", "deleted_at"],
-            "batch_path": "/contacts/batch/{operation}/",
+            "batch_path": "" if args.one_by_one else "/contacts/batch/{operation}/",
             "batch_max_size": args.batch_size,
         },
     )
@@ -174,9 +177,11 @@ def _measure(args, base: str) -> dict:
         _stop(worker)
 
     # Exactness: the sandbox's item fault is seeded by the key, so the failed set is known.
-    expected_dead = {
-        str(c.pk) for c in changes if _item_fault(faults, c.idempotency_key, 0) == "422"
-    }
+    expected_dead = (
+        set()  # item faults happen inside batches only
+        if args.one_by_one
+        else {str(c.pk) for c in changes if _item_fault(faults, c.idempotency_key, 0) == "422"}
+    )
     by_status: dict[str, set] = {}
     for pk, status in OutboundChange.objects.values_list("pk", "status"):
         by_status.setdefault(status, set()).add(str(pk))
@@ -196,9 +201,19 @@ def _measure(args, base: str) -> dict:
         and all(keys.get(pk) == 422 for pk in dead)
     )
     batch_requests = SandboxRequest.objects.filter(path__contains="/batch/")
+    if args.one_by_one:
+        batch_requests = SandboxRequest.objects.all()
     requests_made = batch_requests.count()
-    single_requests = SandboxRequest.objects.exclude(path__contains="/batch/").count()
+    single_requests = (
+        0 if args.one_by_one else (SandboxRequest.objects.exclude(path__contains="/batch/").count())
+    )
     rejected = SandboxRequest.objects.filter(status=429).count()
+    answered = [
+        (done - at).total_seconds()
+        for at, done in batch_requests.values_list("at", "answered_at")
+        if done is not None
+    ]
+    sandbox_seconds = sum(answered) / max(1, len(answered))
     rate = n / push_seconds
     ceiling = args.budget * args.batch_size
     return {
@@ -220,6 +235,12 @@ def _measure(args, base: str) -> dict:
         "dead_letters": len(dead),
         "expected_dead": len(expected_dead),
         "every_result_exact": exact,
+        # Where the time goes: the sandbox's answer to one batch request, and a worker's
+        # whole turn per provider batch (claim, read, request, results).
+        "sandbox_seconds_per_batch": round(sandbox_seconds, 3),
+        "worker_seconds_per_batch": round(
+            push_seconds * args.workers / max(1, requests_made + single_requests), 3
+        ),
         "outbox_write_seconds": round(write_seconds, 2),
         "workers": args.workers,
     }

@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from castiel import admin_helpers as ui
 from castiel.admin_helpers import badge, duration, pretty_json
 from castiel.events import Severity
 from notifications import channels, delivery, incidents, services
@@ -249,17 +250,9 @@ class ReadOnlyMixin:
 
 @admin.register(Incident)
 class IncidentAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    list_display = (
-        "title_display",
-        "state_badge",
-        "severity_label",
-        "tenant",
-        "subject_label",
-        "occurrences",
-        "first_seen_at",
-        "last_seen_at",
-        "resolved_at",
-    )
+    # Five columns fit beside the sidebar and the filters at 1280 px; the first-seen and
+    # resolution times are on the incident's page.
+    list_display = ("title_display", "state_badge", "subject_cell", "occurrences", "last_seen")
     list_filter = ("state", "kind", "severity", "tenant")
     search_fields = ("fingerprint", "subject_label", "subject_id", "=id")
     list_select_related = ("tenant",)
@@ -270,7 +263,15 @@ class IncidentAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     @admin.display(description="Incident", ordering="kind")
     def title_display(self, obj):
-        return obj.title
+        return ui.two_lines(ui.truncate(obj.title, 36), self.severity_label(obj))
+
+    @admin.display(description="About", ordering="subject_label")
+    def subject_cell(self, obj):
+        return ui.two_lines(ui.truncate(obj.subject_label or obj.subject_id, 30), obj.tenant or "")
+
+    @admin.display(description="Last seen", ordering="last_seen_at")
+    def last_seen(self, obj):
+        return ui.when(obj.last_seen_at)
 
     @admin.display(description="State", ordering="state")
     def state_badge(self, obj):
@@ -308,17 +309,9 @@ class IncidentAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 @admin.register(Delivery)
 class DeliveryAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    list_display = (
-        "id",
-        "kind",
-        "channel",
-        "status_badge",
-        "attempts",
-        "response_status",
-        "took",
-        "queued_at",
-        "delivered_at",
-    )
+    # Five columns fit at 1280 px; the id, the response status and the exact times are on
+    # the delivery's page.
+    list_display = ("kind_cell", "status_badge", "attempts", "took", "queued")
     list_filter = ("status", "kind", "channel__type", "tenant")
     search_fields = ("=id", "=message_id", "channel__name", "last_error")
     list_select_related = ("channel",)
@@ -330,6 +323,14 @@ class DeliveryAdmin(ReadOnlyMixin, admin.ModelAdmin):
     def status_badge(self, obj):
         css = {"delivered": "succeeded", "sending": "running", "cancelled": "skipped"}
         return badge(css.get(obj.status, obj.status), obj.get_status_display())
+
+    @admin.display(description="Notification", ordering="kind")
+    def kind_cell(self, obj):
+        return ui.two_lines(ui.truncate(obj.kind, 30), ui.truncate(obj.channel, 30))
+
+    @admin.display(description="Queued", ordering="queued_at")
+    def queued(self, obj):
+        return ui.when(obj.queued_at)
 
     @admin.display(description="Took")
     def took(self, obj):
@@ -349,14 +350,14 @@ class DeliveryAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 @admin.register(Digest)
 class DigestAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    list_display = (
-        "subscription",
-        "tenant",
-        "period_start",
-        "period_end",
-        "opened",
-        "resolved",
-        "still_open",
-    )
+    list_display = ("subscription_cell", "period", "opened", "resolved", "still_open")
     list_filter = ("tenant",)
     list_select_related = ("subscription", "tenant")
+
+    @admin.display(description="Subscription", ordering="subscription__name")
+    def subscription_cell(self, obj):
+        return ui.two_lines(ui.truncate(obj.subscription, 30), obj.tenant)
+
+    @admin.display(description="Period", ordering="period_start")
+    def period(self, obj):
+        return ui.two_lines(ui.when(obj.period_start), ui.when(obj.period_end))

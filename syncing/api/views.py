@@ -533,11 +533,18 @@ class RecordChangeViewSet(TenantScopedViewMixin, viewsets.GenericViewSet):
             OpenApiParameter(
                 "from",
                 str,
-                enum=["now"],
-                description="`now`: no changes, only the head's cursor (not with `cursor`).",
+                enum=["now", "run"],
+                description="`now`: no changes, only the head's cursor; `run` (with `run`): "
+                "the cursor just before that run's first change. Not with `cursor`.",
             ),
             OpenApiParameter("integration", uuid.UUID, description="Only this integration."),
             OpenApiParameter("entity_type", str, description="Only this entity type."),
+            OpenApiParameter(
+                "run",
+                uuid.UUID,
+                description="Only the changes this sync run wrote (a cursor for them: "
+                "`from=run` with this `run`).",
+            ),
             OpenApiParameter(
                 "limit",
                 int,
@@ -566,19 +573,26 @@ class RecordChangeViewSet(TenantScopedViewMixin, viewsets.GenericViewSet):
         filters = feed.Filters(
             integration_id=_uuid_param(params, "integration"),
             entity_type=params.get("entity_type") or None,
+            run_id=_uuid_param(params, "run"),
         )
         limit = _limit_param(params)
         start = params.get("from")
-        if start is not None and start != "now":
-            raise ValidationError({"from": 'The only starting point is "now".'})
+        if start is not None and start not in ("now", "run"):
+            raise ValidationError({"from": 'The starting points are "now" and "run".'})
         if start and params.get("cursor"):
-            raise ValidationError({"from": "Give either from=now or a cursor, not both."})
-        if start == "now":
-            head = feed.horizon()
+            raise ValidationError({"from": "Give either from= or a cursor, not both."})
+        if start == "run" and not filters.run_id:
+            raise ValidationError({"run": "from=run needs the run's id."})
+        if start:
+            position = (
+                feed.horizon() if start == "now" else feed.run_start(tenant_id, filters.run_id)
+            )
+            if position is None:  # a run that wrote nothing (or another tenant's)
+                position = feed.horizon()
             return Response(
                 {
                     "results": [],
-                    "next_cursor": feed.encode(head, tenant_id, filters),
+                    "next_cursor": feed.encode(position, tenant_id, filters),
                     "has_more": False,
                 }
             )

@@ -63,9 +63,14 @@ START = Position(-1, -1)  # before every change
 class Filters:
     integration_id: UUID | None = None
     entity_type: str | None = None
+    run_id: UUID | None = None  # only the changes this sync run wrote
 
     def key(self) -> list[str]:
-        return [str(self.integration_id or ""), self.entity_type or ""]
+        key = [str(self.integration_id or ""), self.entity_type or ""]
+        return [*key, str(self.run_id)] if self.run_id else key
+
+    def __bool__(self) -> bool:
+        return bool(self.integration_id or self.entity_type or self.run_id)
 
 
 @dataclass
@@ -136,7 +141,7 @@ def read(tenant_id, *, after: Position, filters: Filters, limit: int) -> Page:
     """Up to ``limit`` changes after ``after``, oldest first, and where to continue."""
     top = horizon()  # first: every change at or below it is already visible to what follows
     upper, bounded = top, False
-    if filters.integration_id or filters.entity_type:
+    if filters:
         boundary = _nth_after(tenant_id, after, top, SCAN_LIMIT)
         if boundary is not None:
             upper, bounded = boundary, True
@@ -220,6 +225,9 @@ def _changes(tenant_id, after: Position, upper: Position, filters: Filters, n: i
     if filters.entity_type:
         where.append("entity_type = %s")
         params.append(filters.entity_type)
+    if filters.run_id:
+        where += ["source = %s", "source_id = %s"]
+        params += [RecordChange.Source.RUN, str(filters.run_id)]
     sql = (
         f"SELECT {COLUMNS} FROM {table} WHERE {' AND '.join(where)} "  # noqa: S608 - fixed clauses
         "ORDER BY txid, id LIMIT %s"
@@ -227,6 +235,22 @@ def _changes(tenant_id, after: Position, upper: Position, filters: Filters, n: i
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, n])
         return [_row(values) for values in cursor.fetchall()]
+
+
+def run_start(tenant_id, run_id) -> Position | None:
+    """The position just before the first change sync run ``run_id`` wrote (None: it wrote
+    none): with ``Filters(run_id=…)``, the cursor from which the feed returns exactly that
+    run's changes (what a ``sync.completed`` event will carry). One probe of the history's
+    (source, source_id) index."""
+    first = (
+        RecordChange.objects.filter(
+            tenant_id=tenant_id, source=RecordChange.Source.RUN, source_id=str(run_id)
+        )
+        .order_by("txid", "id")
+        .values_list("txid", "id")
+        .first()
+    )
+    return None if first is None else Position(first[0], first[1] - 1)
 
 
 # -- lag ----------------------------------------------------------------------------------

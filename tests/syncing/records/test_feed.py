@@ -219,3 +219,31 @@ def test_changes_an_admin_makes_are_in_the_feed(tenant, api):
     )
     changes, _ = follow(api)
     assert (changes[-1]["action"], changes[-1]["source"]) == ("updated", "admin")
+
+
+def test_a_cursor_for_exactly_one_runs_changes(tenant, api, sandbox, enqueued):
+    """What a sync.completed event will carry: from=run gives the cursor from which the feed
+    returns that run's changes and nothing else (not the API edit made meanwhile)."""
+    from sandbox import services as sandbox_services
+    from sandbox.models import SandboxObject
+    from tests.syncing.helpers import make_task, run_once, sandbox_integration
+
+    account = sandbox.account()
+    sandbox.seed(account, 4)
+    task = make_task(sandbox_integration(tenant, sandbox.url, account.slug))
+    first = run_once(task, enqueued)
+    local_changes.record_update(
+        tenant_id=tenant.id, record_id=next(iter(stored(task).values())).id, data={"x": 1}
+    )
+    objs = list(SandboxObject.objects.filter(account=account).order_by("id"))
+    sandbox_services.object_update(obj=objs[0], data={"email": "new@example.com"})
+    second = run_once(task, enqueued)
+    assert (first.created, second.updated) == (4, 1)
+
+    for run, expected in ((first, 4), (second, 1)):
+        settle()
+        body = api.get(URL, {"from": "run", "run": str(run.pk)}).json()
+        changes, _ = follow(api, body["next_cursor"], run=str(run.pk))
+        assert len(changes) == expected
+        assert {(c["source"], c["source_id"]) for c in changes} == {("run", str(run.pk))}
+    assert api.get(URL, {"from": "run"}).status_code == 400

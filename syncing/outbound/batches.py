@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from castiel.db.leases import LeaseLost
-from castiel.http.errors import PERMANENT, next_step
+from castiel.http.errors import PERMANENT, RETRY, next_step
 from castiel.observability.logging import get_logger
 from integrations.adapters.base import BatchItem, ItemFailed, ItemOutcome
 from syncing import metrics
@@ -129,6 +129,7 @@ def send(batch, chunk: list[_Entry], counts: dict[str, int]) -> list[OutboundCha
     provider = first.change.integration.provider
     batch.lease.renew()
     started = time.perf_counter()
+    shared = None  # when the whole request failed, retryably: when all its changes are due
     try:
         outcomes = adapter.push_many(operation, [entry.item for entry in chunk])
     except Exception as exc:
@@ -140,6 +141,12 @@ def send(batch, chunk: list[_Entry], counts: dict[str, int]) -> list[OutboundCha
             log.info("outbound.batch_refused", operation=operation, size=len(chunk))
             return [entry.change for entry in chunk]
         outcomes = {entry.item.key: ItemOutcome(error=exc) for entry in chunk}
+        if next_step(exc) == RETRY:
+            # One backoff for the whole batch: its changes come due together and go out in
+            # one request again (each drawing its own would scatter them).
+            shared = time.monotonic() + first.ctx.retries.delay(
+                first.change.attempts, retry_after=getattr(exc, "retry_after", None)
+            )
     duration = time.perf_counter() - started
     log.info("outbound.batch_pushed", operation=operation, size=len(chunk), seconds=duration)
     for entry in chunk:
@@ -147,7 +154,7 @@ def send(batch, chunk: list[_Entry], counts: dict[str, int]) -> list[OutboundCha
             error=ItemFailed("the batch answer has no result for this item", retryable=True)
         )
         try:
-            result = _record(batch, entry, outcome, duration)
+            result = _record(batch, entry, outcome, duration, shared)
         except LeaseLost:
             log.warning("outbound.lease_lost", change_id=str(entry.change.pk))
             result = "lease_lost"
@@ -158,7 +165,7 @@ def send(batch, chunk: list[_Entry], counts: dict[str, int]) -> list[OutboundCha
     return []
 
 
-def _record(batch, entry: _Entry, outcome: ItemOutcome, duration: float) -> str:
+def _record(batch, entry: _Entry, outcome: ItemOutcome, duration: float, shared=None) -> str:
     change, ctx = entry.change, entry.ctx
     error = outcome.error
     if error is None and outcome.result is None:
@@ -180,7 +187,16 @@ def _record(batch, entry: _Entry, outcome: ItemOutcome, duration: float) -> str:
             change, Status.SUCCEEDED, remote_id=entry.item.external_id, status_reason="already gone"
         )
     outcome_name, _ = failures.failed(
-        batch.lease, change, error, duration, ctx=ctx, started=batch.started, inline=False
+        batch.lease,
+        change,
+        error,
+        duration,
+        ctx=ctx,
+        started=batch.started,
+        inline=False,
+        delay=max(0.0, shared - time.monotonic())
+        if shared is not None and outcome.error is not None
+        else None,
     )
     return outcome_name
 

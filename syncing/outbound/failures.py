@@ -55,12 +55,15 @@ def failed(
     ctx: PushContext | None,
     started: float,
     inline: bool = True,
+    delay: float | None = None,
 ) -> tuple[str, float | None]:
     """Record the failed attempt; (outcome, seconds until an inline retry or None).
 
     ``ctx``: the change's push context if it could be built; ``started``: the batch's start
     (an inline retry must fit its time budget); ``inline=False``: a retry always goes back to
-    the outbox (a change of a provider batch is retried in a later batch, under its key)."""
+    the outbox (a change of a provider batch is retried in a later batch, under its key);
+    ``delay``: the backoff to use instead of drawing one (a failed provider batch's changes
+    share one, so they come due — and go out — together again)."""
     # A local write raced ours on the record (stores without a conditional UPDATE):
     # trying again is all it takes.
     step = RETRY if isinstance(exc, StaleRecordError) else next_step(exc)
@@ -79,7 +82,8 @@ def failed(
         # Without a context (a broken configuration) there is no second attempt.
         policy = ctx.retries if ctx else RetryPolicy(max_attempts=1)
         if step == RETRY and not policy.exhausted(change.attempts):
-            delay = policy.delay(change.attempts, retry_after=retry_after)
+            if delay is None:
+                delay = policy.delay(change.attempts, retry_after=retry_after)
             metrics.PUSH_RETRIES.labels(provider, code).inc()
             entry = lease.log(
                 change,

@@ -15,7 +15,6 @@ SEVERITIES = [s.label for s in Severity]
 
 # Patterns, not enums: drf-spectacular names enum components after the field, and "mode" and
 # severities are taken by choice sets of other apps.
-@extend_schema_field({"type": "string", "pattern": "^(info|warning|error|critical)$"})
 @extend_schema_field(
     {
         "type": "string",
@@ -29,6 +28,7 @@ class LocalTimeField(serializers.TimeField):
     RFC 3339 time *with* an offset, which a local time has not."""
 
 
+@extend_schema_field({"type": "string", "pattern": "^(info|warning|error|critical)$"})
 class SeverityField(serializers.ChoiceField):
     """A severity by name (``info``, ``warning``, ``error``, ``critical``); stored as a number."""
 

@@ -103,6 +103,10 @@ def test_requests_dependencies_and_logs_reach_application_insights(spawn, tmp_pa
             "OTEL_SERVICE_NAME": "castiel-web",
             "OTEL_BSP_SCHEDULE_DELAY": "200",
             "OTEL_BLRP_SCHEDULE_DELAY": "200",
+            # The distro samples at most 5 traces/s by default (rate limited): on a busy
+            # machine the dry run's trace could be the one dropped. Keep every trace here.
+            "OTEL_TRACES_SAMPLER": "microsoft.fixed_percentage",
+            "OTEL_TRACES_SAMPLER_ARG": "1.0",
         }
         web_url, _web = live.start_castiel(spawn, env=env, workers=2)
         tenant = tenancy.tenant_create(name="Azure tenant")

@@ -151,9 +151,7 @@ def test_a_copied_folder_syncs_and_receives_webhooks_with_nothing_registered_by_
     # -- a signed webhook through the receiver ------------------------------------------------
     settings.CASTIEL_WEBHOOK_PUBLIC_BASE_URL = PUBLIC_BASE
     queued = []
-    monkeypatch.setattr(
-        receipt, "event_enqueue", lambda event_id, **_: queued.append(event_id)
-    )
+    monkeypatch.setattr(receipt, "event_enqueue", lambda event_id, **_: queued.append(event_id))
     registration = make_registration(
         tenant,
         scheme=copied.webhook_scheme,

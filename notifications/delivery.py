@@ -36,7 +36,7 @@ from django.utils import timezone
 
 from castiel import events
 from castiel.http.errors import DEFERRED, REFUSED, RETRY, next_step
-from castiel.http.retry import full_jitter_delay
+from castiel.http.retry import RetryPolicy
 from castiel.observability.logging import get_logger
 from castiel.queue import enqueue_many
 from castiel.tenancy.models import active_tenant_ids
@@ -241,11 +241,8 @@ def _failed(delivery: Delivery, owner: str, exc: Exception, duration: float):
         return "deferred", wait
     retry_after = getattr(exc, "retry_after", None)
     if step == RETRY and not _given_up(delivery, now):
-        wait = full_jitter_delay(
-            delivery.attempts,
-            base=settings.CASTIEL_NOTIFY_RETRY_BASE_SECONDS,
-            cap=settings.CASTIEL_NOTIFY_RETRY_CAP_SECONDS,
-            retry_after=retry_after,
+        wait = RetryPolicy.from_settings("CASTIEL_NOTIFY").delay(
+            delivery.attempts, retry_after=retry_after
         )
         _fenced(delivery, owner).update(
             status=Delivery.Status.QUEUED, next_attempt_at=now + timedelta(seconds=wait), **common

@@ -96,6 +96,7 @@ class Channel(models.Model):
         TEAMS = "teams", "Microsoft Teams (Workflows webhook)"
         EMAIL = "email", "Email"
         WEBHOOK = "webhook", "Signed webhook (Standard Webhooks)"
+        SLACK_BOT = "slack_bot", "Slack (bot of a connected Slack integration)"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(
@@ -107,6 +108,21 @@ class Channel(models.Model):
     # Signed webhooks: the receiving URL (not a secret). Slack/Teams: empty (the URL is one).
     url = models.CharField(max_length=2000, blank=True, default="")
     recipients = models.JSONField(default=list, blank=True, help_text="Email addresses.")
+    # Slack bot: the connected Slack integration whose bot token posts, and the conversation.
+    integration = models.ForeignKey(
+        Integration,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Slack bot: the connected Slack integration that posts (its bot token).",
+    )
+    conversation = models.CharField(
+        max_length=100,
+        blank=True,
+        default="",
+        help_text="Slack bot: the conversation (channel) ID to post to, e.g. C06K1M3P5R7.",
+    )
     target_hint = models.CharField(max_length=300, blank=True, default="", editable=False)
     secret_name = models.CharField(max_length=127, blank=True, default="", editable=False)
     secret_version = models.CharField(max_length=64, blank=True, default="", editable=False)
@@ -283,6 +299,9 @@ class Delivery(models.Model):
     duration_ms = models.FloatField(null=True, blank=True)
     response_status = models.PositiveIntegerField(null=True, blank=True)
     response_body = models.TextField(blank=True, default="")
+    # The message's address at the channel when it has one (Slack bot: ``<channel>:<ts>``),
+    # so the resolution can edit the alert it resolves.
+    external_ref = models.CharField(max_length=200, blank=True, default="")
     last_error = models.TextField(blank=True, default="")
     replays = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=dj_timezone.now, editable=False)

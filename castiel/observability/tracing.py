@@ -223,7 +223,7 @@ def configure() -> None:
         for processor in processors:
             provider.add_span_processor(processor)
         trace.set_tracer_provider(provider)
-    atexit.register(_shutdown, processors)
+    _flush_at_exit(processors)
     # An unreachable exporter logs a warning per retry; what was lost is counted in
     # castiel_trace_spans_dropped_total, and the final failure of each batch still logs.
     import logging
@@ -237,13 +237,51 @@ def configure() -> None:
     log.info("tracing.configured", exporters=exporters)
 
 
-def _shutdown(processors) -> None:
-    # Bounded: a hung exporter must not hold the process at exit for long.
-    for processor in processors:
-        try:
-            processor._batch_processor.shutdown(timeout_millis=5000)
-        except Exception:  # noqa: S110 - best effort at exit
-            pass
+# How long a process waits at exit for its last spans to be exported: an exporter outage must
+# not hold a worker's recycling, or a cluster's stop, for longer.
+EXIT_FLUSH_MILLIS = 5000
+
+
+class _ExitFlush:
+    """Exports the spans still queued when a process exits, within :data:`EXIT_FLUSH_MILLIS`.
+
+    The process that configured tracing runs it from ``atexit``. Its multiprocessing children
+    — django-q2's sentinel and its workers, forked — do not: they leave through
+    ``multiprocessing``'s bootstrap, which ends in ``os._exit`` and skips ``atexit``, so a
+    recycled worker, or every worker of a stopped cluster, lost the spans of the tasks it ran
+    since the batch processor's last export. The bootstrap clears the finalizers inherited
+    from the parent and then runs the after-fork hooks: :meth:`arm` is one, and registers a
+    ``multiprocessing.util.Finalize``, which ``util._exit_function`` runs as the child exits
+    normally (its task loop ended). A child killed by a signal still loses its spans.
+    """
+
+    def __init__(self, processors):
+        self.processors = processors
+
+    def __call__(self) -> None:
+        for processor in self.processors:
+            try:
+                processor._batch_processor.shutdown(timeout_millis=EXIT_FLUSH_MILLIS)
+            except Exception:  # noqa: S110 - best effort at exit
+                pass
+
+    def arm(self) -> None:
+        from multiprocessing import util
+
+        util.Finalize(None, self, exitpriority=10)
+
+
+# Held here: multiprocessing keeps after-fork hooks by weak reference.
+_exit_flush: _ExitFlush | None = None
+
+
+def _flush_at_exit(processors) -> None:
+    global _exit_flush
+    from multiprocessing import util
+
+    _exit_flush = _ExitFlush(processors)
+    atexit.register(_exit_flush)
+    util.register_after_fork(_exit_flush, _ExitFlush.arm)
 
 
 def _instrument(settings) -> None:

@@ -19,8 +19,12 @@ import uuid
 import pytest
 import requests
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
+from django_q.models import Schedule
 
+from castiel import queue
+from castiel.observability.context import bound, new_id
 from castiel.tenancy import services as tenancy
 from console.demo import demo_seed
 from sandbox.models import SandboxAccount, SandboxObject
@@ -190,3 +194,61 @@ def _dropped(base: str) -> float:
         for line in text.splitlines()
         if line.startswith("castiel_trace_spans_dropped_total{")
     )
+
+
+def test_a_worker_exports_its_spans_when_it_recycles_and_when_the_cluster_stops(spawn):
+    """django-q2 workers leave through multiprocessing, which skips ``atexit``: without the
+    exit flush (tracing._ExitFlush) a worker's last spans died with it. The batch processor's
+    schedule delay is two minutes here, so only that flush can export them in time."""
+    # One worker, recycled after two tasks; no scheduled task may take a turn on it.
+    Schedule.objects.all().delete()
+    with running_receiver() as receiver:
+        worker = spawn(
+            *manage("qcluster"),
+            env={
+                **otel_env(receiver.url, "castiel-worker", OTEL_BSP_SCHEDULE_DELAY="120000"),
+                "DJANGO_SETTINGS_MODULE": "tests.observability.recycle_settings",
+                "Q_WORKERS": "1",
+            },
+            name="qcluster",
+        )
+
+        def run_task() -> str:
+            correlation_id = new_id()
+            with bound(correlation_id=correlation_id), transaction.atomic():
+                queue.enqueue("webhooks.tasks.requeue_due", kind="webhooks")
+            worker.wait_for(
+                lambda: any(
+                    '"task.finished"' in line and correlation_id in line
+                    for line in worker.output.splitlines()
+                ),
+                timeout=60,
+                what=f"task {correlation_id}",
+            )
+            return correlation_id
+
+        def exported(correlation_id: str) -> list[ReceivedSpan]:
+            return receiver.find(
+                lambda s: (
+                    s.kind == ReceivedSpan.CONSUMER
+                    and s.attributes.get("castiel.correlation_id") == correlation_id
+                )
+            )
+
+        first = run_task()
+        time.sleep(1.0)
+        assert not exported(first), "exported before the worker exited: the test proves nothing"
+        # The second task recycles the worker: both its tasks' spans leave with it (django-q2
+        # logs the recycling at INFO, below Castiel's level for it).
+        second = run_task()
+        receiver.wait_for(lambda: exported(first) and exported(second), what="the spans")
+        assert worker.popen.poll() is None
+        # The new worker runs one task; then the cluster is stopped (SIGTERM to its main
+        # process, as an orchestrator does): the span leaves with the stopping worker.
+        third = run_task()
+        time.sleep(1.0)
+        assert not exported(third)
+        worker.stop()
+        [span] = receiver.wait_for(lambda: exported(third), timeout=5, what="the last span")
+        assert span.name == "task webhooks.tasks.requeue_due"
+        assert span.attributes["castiel.outcome"] == "ok"

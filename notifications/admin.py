@@ -40,10 +40,21 @@ class ChannelForm(forms.ModelForm):
 
     class Meta:
         model = Channel
-        fields = ("tenant", "name", "type", "enabled", "rate_limit_per_minute")
+        fields = (
+            "tenant",
+            "name",
+            "type",
+            "enabled",
+            "integration",
+            "conversation",
+            "rate_limit_per_minute",
+        )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["integration"].queryset = self.fields["integration"].queryset.filter(
+            provider="slack"
+        )
         if not self.instance._state.adding:
             self.fields["type"].disabled = True
             self.fields["tenant"].disabled = True
@@ -62,6 +73,9 @@ class ChannelForm(forms.ModelForm):
             data["recipients"] = self.cleaned_data["recipients_text"]
         if self.cleaned_data.get("signing_secret"):
             data["signing_secret"] = self.cleaned_data["signing_secret"]
+        for field in ("integration", "conversation"):
+            if self.cleaned_data.get(field):
+                data[field] = self.cleaned_data[field]
         return data
 
     def clean(self):
@@ -71,7 +85,10 @@ class ChannelForm(forms.ModelForm):
             return cleaned
         data = self.channel_data()
         existing = None if self.instance._state.adding else self.instance
-        _public, _secret, errors = channels.for_type(kind).clean(data, channel=existing)
+        tenant = cleaned.get("tenant") if existing is None else existing.tenant
+        _public, _secret, errors = channels.for_type(kind).clean(
+            data, channel=existing, tenant=tenant
+        )
         for field, message in errors.items():
             target = {"recipients": "recipients_text"}.get(field, field)
             self.add_error(target if target in self.fields else None, message)

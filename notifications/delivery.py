@@ -193,6 +193,7 @@ def attempt(delivery: Delivery, owner: str) -> tuple[str, float | None]:
         duration_ms=round(duration * 1000, 1),
         response_status=sent.status,
         response_body=sent.body,
+        external_ref=sent.external_ref,
         last_error="",
         lease_owner="",
         lease_until=None,

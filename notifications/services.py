@@ -92,7 +92,7 @@ def channel_create(*, tenant, name: str, type: str, **data) -> tuple[Channel, st
     if "type" in errors:
         raise ValidationError(errors)
     kind = channels.for_type(type)
-    public, secret, field_errors = kind.clean(data, channel=None)
+    public, secret, field_errors = kind.clean(data, channel=None, tenant=tenant)
     errors.update(field_errors)
     errors.update(_rate_error(data))
     if errors:
@@ -107,6 +107,8 @@ def channel_create(*, tenant, name: str, type: str, **data) -> tuple[Channel, st
         rate_limit_per_minute=int(data.get("rate_limit_per_minute") or 0),
         url=public.get("url", ""),
         recipients=public.get("recipients", []),
+        integration=public.get("integration"),
+        conversation=public.get("conversation", ""),
         target_hint=kind.hint(public, secret),
     )
     channel.secret_name = secret_name_for(channel.pk)
@@ -129,7 +131,7 @@ def channel_update(*, channel: Channel, **data) -> Channel:
     errors = _check_common(name, channel.type, channel.tenant, channel)
     kind = channels.for_type(channel.type)
     supplied = {k: v for k, v in data.items() if v not in (None, "") or k == "recipients"}
-    public, secret, field_errors = kind.clean(supplied, channel=channel)
+    public, secret, field_errors = kind.clean(supplied, channel=channel, tenant=channel.tenant)
     errors.update(field_errors)
     errors.update(_rate_error(data))
     if errors:
@@ -143,6 +145,9 @@ def channel_update(*, channel: Channel, **data) -> Channel:
         channel.url = public["url"]
     if "recipients" in public:
         channel.recipients = public["recipients"]
+    for field in ("integration", "conversation"):
+        if field in public:
+            setattr(channel, field, public[field])
     if secret:
         document = {**channel_secrets(channel), **secret}
         channel.secret_version = _store_secrets(channel, document)
@@ -154,7 +159,12 @@ def channel_update(*, channel: Channel, **data) -> Channel:
 
 
 def _public(channel: Channel) -> dict:
-    return {"url": channel.url, "recipients": channel.recipients}
+    return {
+        "url": channel.url,
+        "recipients": channel.recipients,
+        "integration": channel.integration,
+        "conversation": channel.conversation,
+    }
 
 
 def _rate_error(data: dict) -> dict:

@@ -87,6 +87,12 @@ class ChannelSerializer(TenantModelSerializer):
         help_text="Signed webhook: whsec_… (write-only). Left out on create, one is generated "
         "and returned once, in the create answer only.",
     )
+    conversation = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=100,
+        help_text="Slack bot: the conversation (channel) ID to post to, e.g. C06K1M3P5R7.",
+    )
     target = serializers.CharField(
         source="target_hint", read_only=True, help_text="Where it goes (secrets left out)."
     )
@@ -102,6 +108,8 @@ class ChannelSerializer(TenantModelSerializer):
             "url",
             "recipients",
             "signing_secret",
+            "integration",
+            "conversation",
             "rate_limit_per_minute",
             "target",
             "has_secret",
@@ -123,7 +131,13 @@ class ChannelSerializer(TenantModelSerializer):
             "created_at",
             "updated_at",
         ]
-        extra_kwargs = {"rate_limit_per_minute": {"max_value": 6000}}
+        extra_kwargs = {
+            "rate_limit_per_minute": {"max_value": 6000},
+            "integration": {
+                "required": False,
+                "help_text": "Slack bot: the connected Slack integration whose bot token posts.",
+            },
+        }
 
     def validate_type(self, value):
         if self.instance is not None and value != self.instance.type:

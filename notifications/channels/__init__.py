@@ -5,11 +5,12 @@ from __future__ import annotations
 from notifications.channels.base import ChannelType, Sent
 from notifications.channels.email import Email
 from notifications.channels.slack import SlackWebhook
+from notifications.channels.slack_bot import SlackBot
 from notifications.channels.teams import TeamsWorkflow
 from notifications.channels.webhook import SignedWebhook
 
 TYPES: dict[str, ChannelType] = {
-    t.type: t for t in (SlackWebhook(), TeamsWorkflow(), Email(), SignedWebhook())
+    t.type: t for t in (SlackWebhook(), SlackBot(), TeamsWorkflow(), Email(), SignedWebhook())
 }
 
 

@@ -39,6 +39,7 @@ RESPONSE_EXCERPT = 1000
 class Sent:
     status: int | None
     body: str = ""
+    external_ref: str = ""  # the message's address at the channel, when it has one
 
 
 class ChannelType:
@@ -47,8 +48,9 @@ class ChannelType:
     default_rate: tuple[int, float] = (1, 1.0)
     secret_fields: tuple[str, ...] = ()
 
-    def clean(self, data: dict, *, channel=None) -> tuple[dict, dict, dict]:
-        """``(public fields, secret fields, errors)`` for submitted ``data``."""
+    def clean(self, data: dict, *, channel=None, tenant=None) -> tuple[dict, dict, dict]:
+        """``(public fields, secret fields, errors)`` for submitted ``data`` (``tenant``: the
+        channel's owner, None for an operator channel)."""
         raise NotImplementedError
 
     def render(self, message: dict, delivery) -> object:

@@ -102,7 +102,7 @@ class Email(ChannelType):
     type = "email"
     default_rate = (1, 1.0)
 
-    def clean(self, data: dict, *, channel=None):
+    def clean(self, data: dict, *, channel=None, tenant=None):
         errors, public = {}, {}
         if "recipients" in data or channel is None:
             recipients = data.get("recipients")

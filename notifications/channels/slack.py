@@ -9,8 +9,7 @@ Slack answers ``200 ok``; ``429`` with ``Retry-After`` (about one message per se
 webhook) and 5xx are retried, other 4xx (``invalid_payload``, ``channel_not_found``,
 ``channel_is_archived``, ``action_prohibited``) are permanent.
 
-Not built yet: a bot token from a connected Slack integration (``chat.postMessage``, and
-``chat.update`` to mark the original alert resolved) — see docs/notifications.md.
+A bot token of a connected Slack integration is the other way in: ``slack_bot.py``.
 """
 
 from __future__ import annotations
@@ -130,7 +129,7 @@ class SlackWebhook(ChannelType):
     default_rate = (1, 1.0)  # Slack: about one message per second per webhook
     secret_fields = ("url",)
 
-    def clean(self, data: dict, *, channel=None):
+    def clean(self, data: dict, *, channel=None, tenant=None):
         errors, secret = {}, {}
         if "url" in data or channel is None:
             error = url_error(data.get("url"))

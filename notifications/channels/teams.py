@@ -128,7 +128,7 @@ class TeamsWorkflow(ChannelType):
     default_rate = (4, 1.0)
     secret_fields = ("url",)
 
-    def clean(self, data: dict, *, channel=None):
+    def clean(self, data: dict, *, channel=None, tenant=None):
         errors, secret = {}, {}
         if "url" in data or channel is None:
             error = url_error(data.get("url"))

@@ -67,7 +67,7 @@ class SignedWebhook(ChannelType):
     default_rate = (10, 1.0)
     secret_fields = ("signing_secret",)
 
-    def clean(self, data: dict, *, channel=None):
+    def clean(self, data: dict, *, channel=None, tenant=None):
         errors, public, secret = {}, {}, {}
         if "url" in data or channel is None:
             error = url_error(data.get("url"))

@@ -96,6 +96,12 @@ class Kind(enum.StrEnum):
     # Workers (castiel/observability).
     WORKER_KIND_DOWN = "worker.kind_down"
     WORKER_KIND_UP = "worker.kind_up"
+    # Tenant application events (``Spec.incident`` False): delivered to the tenant's signed
+    # webhooks as they happen (notifications/event_webhooks.py), never folded into incidents.
+    SYNC_COMPLETED = "sync.completed"
+    SYNC_FAILED = "sync.failed"
+    RECORDS_CHANGED = "records.changed"
+    WEBHOOK_RECEIVED = "webhook.received"
     # Notifications themselves.
     CHANNEL_FAILING = "notifications.channel_failing"
     CHANNEL_RECOVERED = "notifications.channel_recovered"
@@ -121,6 +127,9 @@ class Spec:
     # Events below this are not an incident yet (e.g. fewer consecutive failures than set).
     accepts: Callable[[Mapping[str, Any]], bool] | None = None
     description: str = ""
+    # False for the tenant application events: a fact for a machine (every one is delivered),
+    # not a problem for a person (folded by fingerprint, resolved once).
+    incident: bool = True
 
     @property
     def is_recovery(self) -> bool:
@@ -347,6 +356,42 @@ CATALOGUE: dict[Kind, Spec] = {
             resolves=(Kind.CHANNEL_FAILING,),
         ),
         Spec(Kind.TEST, "Test notification", _S.INFO, "channel"),
+        Spec(
+            Kind.SYNC_COMPLETED,
+            "Sync run completed",
+            _S.INFO,
+            "synctask",
+            incident=False,
+            description="A sync run succeeded (details.run_id): its counts and the change-feed "
+            "cursor of its changes.",
+        ),
+        Spec(
+            Kind.SYNC_FAILED,
+            "Sync run failed",
+            _S.ERROR,
+            "synctask",
+            incident=False,
+            description="A sync run failed (details.run_id, code, consecutive_failures); "
+            "every failure, not only past the threshold of sync.failing.",
+        ),
+        Spec(
+            Kind.RECORDS_CHANGED,
+            "Records changed",
+            _S.INFO,
+            "synctask",
+            incident=False,
+            description="A sync run (any ending) created, updated or deleted records "
+            "(details.run_id): one event per run, never one per record.",
+        ),
+        Spec(
+            Kind.WEBHOOK_RECEIVED,
+            "Webhook received",
+            _S.INFO,
+            "webhookregistration",
+            incident=False,
+            description="A provider's webhook was received and processed "
+            "(details.webhook_event_id, status).",
+        ),
     )
 }
 assert set(CATALOGUE) == set(Kind), "every kind needs its Spec"

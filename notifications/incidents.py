@@ -101,8 +101,8 @@ def handle(event: Event) -> None:
     if spec.is_recovery:
         resolve(event.resolved_fingerprints(), by=f"recovery: {event.kind}")
         return
-    if event.kind == Kind.TEST:
-        return
+    if event.kind == Kind.TEST or not spec.incident:
+        return  # tenant application events are delivered as they are (event_webhooks.py)
     if spec.threshold is not None:
         count = _count_in_window(event)
         threshold = max(1, int(spec.threshold()))

@@ -16,7 +16,8 @@ from castiel.tenancy.models import Tenant
 from integrations.models import Integration
 
 SEVERITY_CHOICES = [(s.value, s.label) for s in Severity]
-KIND_CHOICES = [(k.value, CATALOGUE[k].title) for k in Kind]
+# Incident kinds only: the tenant application events (sync.completed …) never make incidents.
+KIND_CHOICES = [(k.value, CATALOGUE[k].title) for k in Kind if CATALOGUE[k].incident]
 
 
 class Incident(models.Model):
@@ -217,6 +218,50 @@ class Subscription(models.Model):
         return self.name
 
 
+class EventSubscription(models.Model):
+    """Which tenant application events (``sync.completed`` …) go to which signed webhook.
+
+    A model of its own rather than a :class:`Subscription` naming these event types: events
+    are facts for a machine, not problems for a person — each one is delivered (no fold by
+    fingerprint, no resolution), so severity, digests, quiet hours and resolution notices
+    mean nothing for them, and an existing subscription whose empty ``event_kinds`` means
+    "every kind" must not start receiving one message per sync run. Always a tenant's own,
+    to one of its own signed-webhook channels (notifications/event_webhooks.py).
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=200)
+    channel = models.ForeignKey(
+        Channel,
+        on_delete=models.CASCADE,
+        related_name="event_subscriptions",
+        help_text="One of the tenant's signed-webhook channels.",
+    )
+    enabled = models.BooleanField(default=True)
+    event_types = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Event types to send; empty = every type except webhook.received "
+        "(which is sent only when named).",
+    )
+    integrations = models.ManyToManyField(
+        Integration,
+        blank=True,
+        related_name="+",
+        help_text="Only events about these integrations; none = all.",
+    )
+    created_at = models.DateTimeField(default=dj_timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["tenant", "enabled"], name="notif_eventsub_tenant")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Digest(models.Model):
     """One digest period of one subscription: built once (unique), sent by its delivery."""
 
@@ -258,6 +303,7 @@ class Delivery(models.Model):
         RESOLVED = "resolved", "Resolved"
         DIGEST = "digest", "Digest"
         TEST = "test", "Test"
+        EVENT = "event", "Event (tenant application)"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

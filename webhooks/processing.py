@@ -167,6 +167,15 @@ def event_process(*, event_id) -> str | None:
     written = fenced_update(processing, lease, fields, owner=LEASE_HOLDER)
     if written:
         _notify(event, registration, fields["status"], fields["last_error"])
+        if fields["status"] not in WebhookEvent.PENDING_STATUSES:
+            # For the tenant's own application (sent only where it opted in).
+            emit(
+                Kind.WEBHOOK_RECEIVED,
+                subject=("webhookregistration", str(registration.pk), registration.name),
+                tenant=event.tenant_id,
+                integration=registration.integration_id,
+                details={"webhook_event_id": str(event.pk), "status": fields["status"]},
+            )
     metrics.PROCESSED.labels(parser_slug, fields["status"]).inc()
     log.info("webhooks.processed", event_id=str(event.pk), status=fields["status"])
     return fields["status"]

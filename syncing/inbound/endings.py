@@ -50,6 +50,7 @@ class Endings:
             next_run_at=now if requested else next_run_after(self.task, self.run.started_at, now),
         )
         self.finish_run(SyncRun.Status.SUCCEEDED)
+        self.notify(Kind.SYNC_COMPLETED, "", run_id=str(self.run.id))
         # Notifications on transitions only: a success after failures, or a run that fits its
         # budget again after one that did not.
         if self.task.consecutive_failures:
@@ -93,6 +94,13 @@ class Endings:
         log.warning("sync.run_failed", code=code, reason=message[:500])
         self.finish_run(SyncRun.Status.FAILED, code, message)
         self.notify(Kind.SYNC_FAILING, f"{code}: {message}"[:500], consecutive_failures=failures)
+        self.notify(
+            Kind.SYNC_FAILED,
+            f"{code}: {message}"[:500],
+            run_id=str(self.run.id),
+            code=code,
+            consecutive_failures=failures,
+        )
 
     def notify(self, kind: Kind, message: str, **details) -> None:
         emit(
@@ -121,6 +129,10 @@ class Endings:
             error_code=code,
             error_summary=summary[:5000],
         )
+        if any(getattr(self.run, name) for name in ("created", "updated", "deleted")):
+            # One event per run that changed records, whatever its ending (its pages are
+            # committed): the tenant's application reads exactly those changes from the feed.
+            self.notify(Kind.RECORDS_CHANGED, "", run_id=str(self.run.id), status=status)
         duration = time.monotonic() - self.started
         metrics.RUNS.labels(self.provider, status).inc()
         metrics.RUN_DURATION.labels(self.provider).observe(duration)

@@ -6,7 +6,14 @@ from django.utils import timezone
 
 from castiel.events import Kind, Severity
 from notifications import services
-from notifications.models import Channel, Delivery, Digest, Incident, Subscription
+from notifications.models import (
+    Channel,
+    Delivery,
+    Digest,
+    EventSubscription,
+    Incident,
+    Subscription,
+)
 from tests.factories import isolation_maker
 
 
@@ -26,6 +33,15 @@ def make_subscription(tenant, channel=None, **fields):
     fields.setdefault("name", f"subscription {Subscription.objects.count()}")
     fields.setdefault("min_severity", Severity.INFO)
     return Subscription.objects.create(tenant=tenant, channel=channel, **fields)
+
+
+@isolation_maker(EventSubscription)
+def make_event_subscription(tenant, channel=None, **fields):
+    channel = channel or make_channel(
+        tenant, type="webhook", url="https://app.example.com/castiel-events"
+    )
+    fields.setdefault("name", f"events {EventSubscription.objects.count()}")
+    return EventSubscription.objects.create(tenant=tenant, channel=channel, **fields)
 
 
 @isolation_maker(Incident)

@@ -11,7 +11,7 @@ from castiel.api.base import TenantModelViewSet, TenantReadOnlyModelViewSet, Ten
 from castiel.api.errors import ApiError
 from castiel.api.schema import AutoSchema, error_example, error_response
 from syncing import services
-from syncing.api import examples, store_reads
+from syncing.api import examples, record_batch, store_reads
 from syncing.api.filters import (
     ConflictFilter,
     DeadLetterFilter,
@@ -50,7 +50,7 @@ from syncing.models import (
     SyncRun,
     SyncTask,
 )
-from syncing.outbound import deadletters, local_changes
+from syncing.outbound import batch_changes, deadletters, local_changes
 from syncing.records import feed
 from syncing.records.stores import external_store
 from syncing.records.stores.orm import to_row
@@ -337,6 +337,25 @@ class RecordViewSet(TenantModelViewSet):
         except local_changes.RecordChangeError as exc:
             raise _change_error(exc) from None
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @record_batch.SCHEMA
+    @action(detail=False, methods=["post"], url_path="batch")
+    def batch(self, request, *args, **kwargs):
+        """Many writes in one request (``syncing.api.record_batch``)."""
+        items, atomic = record_batch.parse(request.data, self.get_tenant())
+        try:
+            result = batch_changes.records_write_batch(
+                tenant_id=self.get_tenant().id,
+                items=items,
+                atomic=atomic,
+                origin=OutboundChange.Origin.API,
+                actor=f"api:{request.user}",
+            )
+        except local_changes.RecordChangeError as exc:
+            raise ApiError(str(exc), code=exc.code, status=409) from None
+        if not result.applied:
+            raise record_batch.not_applied(result)
+        return Response(record_batch.body(result))
 
 
 @extend_schema_view(

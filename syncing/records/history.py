@@ -6,7 +6,8 @@ change (so a rolled-back change leaves no history, and a committed one always ha
 * :func:`page_written` — the pull pipeline, once per page (one bulk INSERT), and the webhook
   follow-ups that run a record through the same pipeline;
 * :func:`local_change` — local edits through the outbox (API, admin, rules) and conflict
-  resolutions;
+  resolutions; :func:`local_changes` — a batch of them (``syncing.outbound.batch_changes``),
+  in one statement;
 * :func:`deleted` — the webhook follow-up that deletes a record;
 * :func:`removed` — records deleted in bulk: a full refresh's soft deletes of what it did not
   see (once per run), and duplicates the push found and removed;
@@ -171,6 +172,20 @@ def local_change(record, action: str, fields, *, origin: str, actor: str = "", s
         record, action, sorted(fields), source, source_id, actor, _correlation_id(), timezone.now()
     )
     _insert([row])
+
+
+def local_changes(entries: Iterable[tuple], *, origin: str, actor: str = "") -> None:
+    """Many local changes written together (a batch write): ``(record, action, fields,
+    source_id)`` each, one statement (:func:`_insert`) — so the whole batch shares one feed
+    key, taken after the batch's record writes, like a pull page's."""
+    source = origin if origin in Source.values else Source.SERVICE
+    correlation_id, now = _correlation_id(), timezone.now()
+    rows = [
+        _values(record, action, sorted(fields), source, source_id, actor, correlation_id, now)
+        for record, action, fields, source_id in entries
+    ]
+    if rows:
+        _insert(rows)
 
 
 def deleted(record, *, source: str, source_id="") -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -31,6 +31,10 @@ WAKE_KEY = "outbound:wake"
 DISPATCHER = "syncing.tasks.dispatch_outbound"
 Operation = OutboundChange.Operation
 Status = OutboundChange.Status
+MERGEABLE = (Operation.CREATE, Operation.UPDATE)  # what a later update merges into
+# What queue_changes reads of a record's open changes.
+QUEUE_FIELDS = ("id", "record_id", "seq", "status", "lease_owner", "operation", "attempts")
+QUEUE_FIELDS += ("fields", "coalesced", "updated_at")
 
 
 def is_pending_external_id(external_id: str) -> bool:
@@ -83,7 +87,13 @@ def queue_change(record: StoredRecord, operation: str, fields, *, origin: str, a
 
 def new_change(record: StoredRecord, operation: str, fields, *, origin: str, actor: str = ""):
     """A new outbox row for ``record``, behind its open ones."""
-    return OutboundChange.objects.create(
+    row = _new_row(record, operation, fields, origin=origin, actor=actor)
+    row.save(force_insert=True)
+    return row
+
+
+def _new_row(record: StoredRecord, operation: str, fields, *, origin: str, actor: str = ""):
+    return OutboundChange(
         tenant_id=record.tenant_id,
         integration_id=record.integration_id,
         entity_type=record.entity_type,
@@ -96,6 +106,111 @@ def new_change(record: StoredRecord, operation: str, fields, *, origin: str, act
         actor=actor[:200],
         correlation_id=get_correlation_id() or "",
     )
+
+
+def queue_changes(entries, *, origin: str, actor: str = "") -> list:
+    """:func:`queue_change` for many records at once, set-based: one read of their open
+    changes, one UPDATE for the merges, one per kind of cancellation, one multi-row INSERT.
+
+    ``entries``: ``(record, operation, fields)``, each record at most once. Returns the change
+    (or None) per entry, in order. Call inside the records' transaction *after* locking the
+    records (the pull pipeline's order: records, then their changes). The newest open
+    changes are read ``FOR UPDATE`` (PostgreSQL), so a dispatcher's claim either committed
+    before (the change is not merged into: a new row goes behind it) or waits for this
+    transaction (``SKIP LOCKED``: it claims the change as merged here); SQLite's one writer
+    gives the same.
+    """
+    entries = list(entries)
+    if not entries:
+        return []
+    newest: dict = {}
+    open_changes = (
+        OutboundChange.objects.filter(
+            record_id__in=[record.id for record, _op, _fields in entries],
+            status__in=OutboundChange.OPEN,
+        )
+        .order_by("record_id", "-seq")
+        .only(*QUEUE_FIELDS)
+    )
+    if connection.features.has_select_for_update:
+        open_changes = open_changes.select_for_update()
+    for change in open_changes:
+        newest.setdefault(change.record_id, change)
+
+    results: list = [None] * len(entries)
+    merges: list[tuple[OutboundChange, list[str]]] = []
+    cancelled_creates, superseded_updates, new_rows = [], [], []
+    for index, (record, operation, fields) in enumerate(entries):
+        latest = newest.get(record.id)
+        claimable = (
+            latest is not None and latest.status == Status.PENDING and not latest.lease_owner
+        )
+        if claimable and operation == Operation.UPDATE and latest.operation in MERGEABLE:
+            merges.append((latest, sorted(set(latest.fields) | set(fields))))
+            results[index] = latest
+            continue
+        if claimable and operation == Operation.DELETE:
+            if latest.operation == Operation.CREATE and latest.attempts == 0:
+                cancelled_creates.append(latest.pk)  # never sent: nothing is pushed at all
+                continue
+            if latest.operation == Operation.UPDATE:
+                superseded_updates.append(latest.pk)
+        row = _new_row(record, operation, fields, origin=origin, actor=actor)
+        new_rows.append(row)
+        results[index] = row
+    now = timezone.now()
+    if merges:
+        _merge(merges, now)
+    if cancelled_creates:
+        OutboundChange.objects.filter(pk__in=cancelled_creates).update(
+            status=Status.SUPERSEDED,
+            status_reason="the record was deleted before it was created remotely",
+            finished_at=now,
+            updated_at=now,
+        )
+    if superseded_updates:
+        OutboundChange.objects.filter(pk__in=superseded_updates).update(
+            status=Status.SUPERSEDED,
+            status_reason="superseded by the record's deletion",
+            finished_at=now,
+            updated_at=now,
+        )
+    if new_rows:
+        OutboundChange.objects.bulk_create(new_rows)
+    return results
+
+
+def _merge(merges: list[tuple[OutboundChange, list[str]]], now) -> None:
+    """The merges in one ``UPDATE … FROM (VALUES …)`` (each row its own field list), still
+    conditional on the change being pending and unclaimed (the rows are locked, so it is)."""
+    meta = OutboundChange._meta
+    table = connection.ops.quote_name(meta.db_table)
+    col = {
+        name: connection.ops.quote_name(meta.get_field(name).column)
+        for name in ("id", "fields", "coalesced", "updated_at", "status", "lease_owner")
+    }
+    postgres = connection.vendor == "postgresql"
+    row = "(%s::uuid, %s::jsonb)" if postgres else "(%s, %s)"
+    params: list = []
+    for change, fields in merges:
+        params += [
+            meta.get_field("id").get_db_prep_value(change.pk, connection),
+            meta.get_field("fields").get_db_prep_value(fields, connection),
+        ]
+    statement = (
+        f"UPDATE {table} SET {col['fields']} = v.column2, "  # noqa: S608 - our columns; values are params
+        f"{col['coalesced']} = {col['coalesced']} + 1, {col['updated_at']} = %s "
+        f"FROM (VALUES {', '.join([row] * len(merges))}) AS v "
+        f"WHERE {table}.{col['id']} = v.column1 AND {table}.{col['status']} = %s "
+        f"AND {table}.{col['lease_owner']} = ''"
+    )
+    params = [meta.get_field("updated_at").get_db_prep_value(now, connection), *params]
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [*params, Status.PENDING])
+        if cursor.rowcount != len(merges):  # the rows were locked: only a bug gets here
+            raise RuntimeError(f"merged {cursor.rowcount} of {len(merges)} outbox changes")
+    for change, fields in merges:
+        change.fields, change.coalesced, change.updated_at = fields, change.coalesced + 1, now
 
 
 # -- the wake-up -------------------------------------------------------------------------------

@@ -114,6 +114,26 @@ def handle(event: Event) -> None:
     record(event)
 
 
+def subject_label(event: Event) -> str:
+    """The subject's name for people. Raise-points that know only an integration's id (the
+    limiter, the outbox) leave the label empty; the incident — and every alert built from it —
+    names the integration instead of showing a bare UUID (cached for a few minutes: a storm of
+    events costs one lookup)."""
+    if event.subject.label or event.subject.type != "integration":
+        return event.subject.label or ""
+    integration_id = _uuid_or_none(event.subject.id)
+    if integration_id is None:
+        return ""
+
+    def lookup() -> str:
+        from integrations.models import Integration
+
+        found = Integration.objects.filter(pk=integration_id).values_list("name", flat=True)
+        return next(iter(found), "")
+
+    return cache.get_or_set(f"notify:integration-label:{integration_id}", lookup, 300) or ""
+
+
 def record(event: Event, *, occurrences: int = 1) -> Incident | None:
     """Fold ``event`` into its live incident, or open one; returns the incident when this call
     opened it (and planned its alerts), else None."""
@@ -128,7 +148,7 @@ def record(event: Event, *, occurrences: int = 1) -> Incident | None:
         "state": Incident.State.OPEN,
         "subject_type": event.subject.type[:64],
         "subject_id": event.subject.id[:100],
-        "subject_label": (event.subject.label or "")[:300],
+        "subject_label": subject_label(event)[:300],
         "integration_id": _uuid_or_none(event.integration_id),
         "message": event.message,
         "details": dict(event.details),

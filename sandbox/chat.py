@@ -12,14 +12,28 @@ collection ``chat-inbox``.
 from __future__ import annotations
 
 import json
+import re
 
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from sandbox.models import SandboxAccount, SandboxObject
 
+# The shortcodes Castiel's messages use, drawn with glyphs every system font has (colour
+# emoji fonts are often missing on servers and in headless browsers) and coloured by CSS.
+EMOJI = {
+    ":rotating_light:": ("\N{BLACK LARGE CIRCLE}", "critical"),
+    ":red_circle:": ("\N{BLACK LARGE CIRCLE}", "error"),
+    ":warning:": ("\N{WARNING SIGN}", "warning"),
+    ":information_source:": ("\N{INFORMATION SOURCE}", "info"),
+    ":white_check_mark:": ("\N{HEAVY CHECK MARK}", "ok"),
+}
+BOLD = re.compile(r"\*([^*\n]+)\*")
+LINK = re.compile(r"&lt;(https?://[^|&]+)\|([^&]+)&gt;")
 COLLECTION = "chat-inbox"
 MAX_BODY = 256 * 1024
 SHOWN = 100
@@ -109,6 +123,17 @@ def teams(request, account: str):
     return _receive(request, account, "teams")
 
 
+def drawn(text: str) -> SafeString:
+    """Slack mrkdwn as a chat client draws it: emoji shortcodes, *bold*, <url|label> links —
+    everything else escaped."""
+    html = escape(text)
+    for code, (glyph, tone) in EMOJI.items():
+        html = html.replace(code, f'<span class="emoji {tone}">{glyph}</span>')
+    html = BOLD.sub(r"<b>\1</b>", html)
+    html = LINK.sub(r'<a href="\1">\2</a>', html)
+    return mark_safe(html)  # noqa: S308  (built from escaped text above)
+
+
 @require_GET
 def inbox(request, account: str):
     acct = get_object_or_404(SandboxAccount, slug=account)
@@ -124,4 +149,14 @@ def inbox(request, account: str):
                 ]
             }
         )
-    return render(request, "sandbox/chat.html", {"account": acct, "messages": messages})
+    shown = [
+        {
+            "style": m.data.get("style", ""),
+            "message_id": m.data.get("message_id", ""),
+            "created_at": m.created_at,
+            "title": drawn(str(m.data.get("title") or "")),
+            "lines": [drawn(str(line)) for line in m.data.get("lines") or []],
+        }
+        for m in messages
+    ]
+    return render(request, "sandbox/chat.html", {"account": acct, "messages": shown})

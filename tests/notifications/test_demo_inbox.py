@@ -1,6 +1,7 @@
 """The sandbox's chat inbox, and the demo subscribed to it: breaking the sandbox's CRM makes an
 alert arrive there, and repairing it posts the resolution (every queued task run inline,
-against a live server)."""
+against a live server) — seen in a real browser, as the README's walkthrough shows it
+(screenshots in test-artifacts/screenshots/chat-inbox-*.png)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from sandbox import services as sandbox_services
 from sandbox.models import SandboxAccount, SandboxObject
 from syncing.models import SyncTask
 from tests.conftest import client_for
+from tests.ui.browser import shot
 
 pytestmark = [pytest.mark.embedded]
 
@@ -74,9 +76,10 @@ def test_the_inbox_shows_slack_and_teams_messages_once_each(client):
         ).status_code
         == 400
     )
-    page = client.get("/sandbox/demo/chat/").content.decode()
-    assert page.count(":red_circle: Sync task failing") == 1
-    assert "Tenant: Demo" in page and "Resolved: Sync task failing" in page
+    html = client.get("/sandbox/demo/chat/").content.decode()
+    # Drawn as a chat client draws Slack mrkdwn: the emoji, the bold label.
+    assert html.count('<span class="emoji error">\N{BLACK LARGE CIRCLE}</span> Sync task') == 1
+    assert "<b>Tenant</b>: Demo" in html and "Resolved: Sync task failing" in html
     listed = client.get("/sandbox/demo/chat/", HTTP_ACCEPT="application/json").json()["messages"]
     assert [m["style"] for m in listed] == ["teams", "slack"]
 
@@ -98,10 +101,21 @@ def inbox(live_server):
     return Client().get("/sandbox/demo/chat/", HTTP_ACCEPT="application/json").json()["messages"]
 
 
+def seen_in_browser(page, live_server, name: str) -> list[str]:
+    """The inbox as a person sees it: the titles of the messages shown, newest first."""
+    page.goto(f"{live_server.url}/sandbox/demo/chat/")
+    page.wait_for_selector("main")
+    shot(page, f"chat-inbox-{name}")
+    assert page.js_errors == []
+    return [title.strip() for title in page.locator(".msg .title").all_inner_texts()]
+
+
 @pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.timeout(180)
 @pytest.mark.django_db(transaction=True)
 def test_breaking_the_sandbox_posts_an_alert_to_the_demo_inbox_and_repairing_it_the_resolution(
-    seeded, live_server
+    seeded, live_server, page
 ):
     tenant = seeded
     channel = Channel.objects.get(tenant=tenant, name="Demo chat (sandbox)")
@@ -120,11 +134,11 @@ def test_breaking_the_sandbox_posts_an_alert_to_the_demo_inbox_and_repairing_it_
     incident = Incident.objects.get(tenant=tenant, kind="ratelimit.quota_exhausted")
     assert incident.state == "open"
     (alert,) = inbox(live_server)
-    assert alert[
-        "title"
-    ] == ":warning: Provider quota exhausted: Demo CRM (sandbox) (generic_rest)" or (
-        alert["title"].startswith(":warning: Provider quota exhausted")
-    )
+    assert seen_in_browser(page, live_server, "alert") == [
+        "\N{WARNING SIGN} Provider quota exhausted: Demo CRM (sandbox)"
+    ]
+    # The integration is named, not shown as its id.
+    assert alert["title"] == ":warning: Provider quota exhausted: Demo CRM (sandbox)"
 
     # Switched off; once the provider's two minutes are over the next sync goes through.
     sandbox_services.account_configure(account=account, faults={})
@@ -135,5 +149,21 @@ def test_breaking_the_sandbox_posts_an_alert_to_the_demo_inbox_and_repairing_it_
     assert incident.state == "resolved"
     messages = inbox(live_server)
     assert [m["title"].split(" ", 1)[0] for m in messages] == [":white_check_mark:", ":warning:"]
+    shown = seen_in_browser(page, live_server, "resolved")
+    assert shown[0] == (
+        "\N{HEAVY CHECK MARK} Resolved: Provider quota exhausted: Demo CRM (sandbox)"
+    )
+    assert len(shown) == 2
     assert SandboxObject.objects.filter(collection="chat-inbox").count() == 2
     assert settings.CASTIEL_NOTIFY_ALLOW_HTTP  # the inbox is plain http on the embedded profile
+
+
+@pytest.mark.django_db
+def test_what_a_message_says_is_escaped_in_the_inbox(client):
+    sandbox_services.account_create(slug="demo")
+    hostile = {"text": "<script>alert(1)</script> *bold* <https://x.example.com/a|open>"}
+    client.post("/sandbox/demo/chat/slack/", json.dumps(hostile), content_type="application/json")
+    html = client.get("/sandbox/demo/chat/").content.decode()
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; <b>bold</b>" in html
+    assert '<a href="https://x.example.com/a">open</a>' in html

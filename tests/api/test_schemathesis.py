@@ -27,7 +27,7 @@ from schemathesis.specs.openapi.checks import (
 
 from credentials.models import Credential, TokenRefreshAudit
 from integrations.models import Integration
-from notifications.models import Channel, Delivery, Incident, Subscription
+from notifications.models import Channel, Delivery, EventSubscription, Incident, Subscription
 from ratelimit.models import RateLimitOverride
 from syncing.models import Conflict, DeadLetter, OutboundChange, PushRule, Record, SyncRun, SyncTask
 from tests.conftest import client_for
@@ -65,6 +65,7 @@ RESOURCES = {
     "notification-subscriptions": Subscription,
     "incidents": Incident,
     "notification-deliveries": Delivery,
+    "event-subscriptions": EventSubscription,
 }
 _swap = itertools.count()
 

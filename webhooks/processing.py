@@ -127,7 +127,10 @@ def event_process(*, event_id) -> str | None:
                 if (name, ev.type, ev.external_id) in done:
                     continue
                 current = name
-                outcome = routing.run_action(name, ev, context)
+                with tracing.span_of(_action_span, name, context) as traced:
+                    outcome = routing.run_action(name, ev, context)
+                    if traced is not None:
+                        tracing.set_span_attributes(outcome="ok")
                 results.append(
                     {
                         "action": name,
@@ -179,6 +182,16 @@ def event_process(*, event_id) -> str | None:
     metrics.PROCESSED.labels(parser_slug, fields["status"]).inc()
     log.info("webhooks.processed", event_id=str(event.pk), status=fields["status"])
     return fields["status"]
+
+
+def _action_span(name: str, context: routing.ActionContext) -> tuple[str, dict]:
+    """The span of one follow-up action (tracing on only)."""
+    return f"webhook.action {name}", {
+        "tenant": context.tenant_id,
+        "integration": context.integration_id,
+        "registration": context.registration_id,
+        "event": context.webhook_event_id,
+    }
 
 
 FAILING_KEY = "webhooks:failing:{}"

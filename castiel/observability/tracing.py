@@ -16,7 +16,9 @@ one ``None`` check. With one it installs:
 * a span per request (``opentelemetry-instrumentation-django``), per outbound HTTP call
   (``-requests``: every hop of :class:`castiel.http.client.OutboundClient`) and per
   PostgreSQL statement inside them (``-psycopg``), and per queued task execution
-  (:func:`task_span`, from :func:`castiel.queue.run`). The trace context travels through the
+  (:func:`task_span`, from :func:`castiel.queue.run`), and Castiel's own spans inside a task
+  — a webhook action, a pushed change — through :func:`span` / :func:`span_of` (the latter
+  free on hot paths while off). The trace context travels through the
   queue beside the correlation id (:func:`inject` at enqueue, extracted in the worker), so
   one webhook delivery is one trace across the web and worker processes.
 
@@ -35,7 +37,7 @@ from __future__ import annotations
 
 import atexit
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
@@ -106,13 +108,57 @@ def set_span_attributes(**ids: Any) -> None:
 
 def span(name: str, **ids: Any) -> AbstractContextManager:
     """A child span around a block (``with tracing.span("castiel.push", change=…):``); a
-    shared no-op context while tracing is off."""
+    shared no-op context while tracing is off. An exception leaving the block marks the span
+    failed with its type only (its message may quote data)."""
     unknown = ids.keys() - ALLOWED_ATTRIBUTES
     if unknown:
         raise TypeError(f"not a span attribute: {', '.join(sorted(unknown))}")
     if _tracer is None:
         return _NULL
-    return _tracer.start_as_current_span(name, attributes=_clean(ids))
+    return _span(name, _clean(ids))
+
+
+def span_of(describe: Callable[..., tuple[str, dict[str, Any]]], *subject: Any):
+    """:func:`span` for a hot path: ``describe(*subject)`` returns the span's name and ids,
+    and is called only while tracing is on — off, this is one ``None`` check (no name is
+    formatted, no ids are gathered). ``with tracing.span_of(describe, change) as traced:``
+    binds the span, or None while off (``if traced is not None:`` guards work for it)."""
+    if _tracer is None:
+        return _NULL
+    name, ids = describe(*subject)
+    return span(name, **ids)
+
+
+@contextmanager
+def _span(name: str, attributes: dict[str, Any]) -> Iterator[Any]:
+    with _tracer.start_as_current_span(
+        name, attributes=attributes, record_exception=False, set_status_on_exception=False
+    ) as current:
+        try:
+            yield current
+        except BaseException as exc:
+            _failed(current, exc)
+            raise
+
+
+def record_error(exc: BaseException) -> None:
+    """Mark the current span failed by ``exc`` (its type only) where the code handles the
+    exception itself (a push failure becomes a retry or a dead letter, not a crash)."""
+    if _tracer is None:
+        return
+    from opentelemetry import trace
+
+    current = trace.get_current_span()
+    if current.is_recording():
+        _failed(current, exc)
+
+
+def _failed(current, exc: BaseException) -> None:
+    from opentelemetry import trace
+
+    current.set_attribute("error.type", type(exc).__name__)
+    current.set_attribute("castiel.outcome", "error")
+    current.set_status(trace.StatusCode.ERROR, type(exc).__name__)
 
 
 def _clean(ids: dict[str, Any]) -> dict[str, Any]:
@@ -120,6 +166,10 @@ def _clean(ids: dict[str, Any]) -> dict[str, Any]:
     for key, value in ids.items():
         if isinstance(value, bool | int | float):
             attributes[f"castiel.{key}"] = value
+        elif isinstance(value, list | tuple):  # ids of many (a provider batch's changes)
+            kept = [str(v) for v in value if v is not None and _VALUE.match(str(v))]
+            if kept:
+                attributes[f"castiel.{key}"] = kept
         elif value is not None and _VALUE.match(str(value)):
             attributes[f"castiel.{key}"] = str(value)
     return attributes
@@ -167,9 +217,7 @@ def task_span(func_path: str, carrier: dict | None) -> Iterator[Any]:
             yield current
         except BaseException as exc:
             # The exception's type only: its message may quote data.
-            current.set_attribute("error.type", type(exc).__name__)
-            current.set_attribute("castiel.outcome", "error")
-            current.set_status(trace.StatusCode.ERROR, type(exc).__name__)
+            _failed(current, exc)
             raise
         current.set_attribute("castiel.outcome", "ok")
 

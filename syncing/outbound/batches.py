@@ -26,6 +26,7 @@ from django.conf import settings
 
 from castiel.db.leases import LeaseLost
 from castiel.http.errors import PERMANENT, RETRY, next_step
+from castiel.observability import tracing
 from castiel.observability.logging import get_logger
 from integrations.adapters.base import BatchItem, ItemFailed, ItemOutcome
 from syncing import metrics
@@ -124,6 +125,35 @@ def _entry(batch, change: OutboundChange) -> _Entry | None:
 def send(batch, chunk: list[_Entry], counts: dict[str, int]) -> list[OutboundChange]:
     """One provider request for ``chunk``; every item's outcome recorded on its change.
     Returns the changes to push one by one instead (the request was refused as a whole)."""
+    with tracing.span_of(_span, chunk) as traced:
+        if traced is None:
+            return _send(batch, chunk, counts)
+        mine: dict[str, int] = {}
+        one_by_one = _send(batch, chunk, mine)
+        for outcome, number in mine.items():
+            counts[outcome] = counts.get(outcome, 0) + number
+        if one_by_one:  # refused as a whole: each change follows as a single push
+            tracing.set_span_attributes(outcome="refused")
+        else:
+            tracing.set_span_attributes(outcome=next(iter(mine)) if len(mine) == 1 else "mixed")
+        return one_by_one
+
+
+def _span(chunk: list[_Entry]) -> tuple[str, dict]:
+    """The span of one provider batch (tracing on only): its changes' ids, never data."""
+    change = chunk[0].change
+    return f"push {change.operation} {change.entity_type}", {
+        "tenant": change.tenant_id,
+        "integration": change.integration_id,
+        "provider": change.integration.provider,
+        "entity_type": change.entity_type,
+        "operation": change.operation,
+        "count": len(chunk),
+        "change": [entry.change.pk for entry in chunk],
+    }
+
+
+def _send(batch, chunk: list[_Entry], counts: dict[str, int]) -> list[OutboundChange]:
     first = chunk[0]
     adapter, operation = first.ctx.adapter, first.change.operation
     provider = first.change.integration.provider
@@ -133,6 +163,7 @@ def send(batch, chunk: list[_Entry], counts: dict[str, int]) -> list[OutboundCha
     try:
         outcomes = adapter.push_many(operation, [entry.item for entry in chunk])
     except Exception as exc:
+        tracing.record_error(exc)
         if not failures.is_expected(exc):
             log.exception("outbound.batch_crashed", operation=operation, size=len(chunk))
         if len(chunk) > 1 and next_step(exc) == PERMANENT:

@@ -141,6 +141,13 @@ class PushBatch:
 
     def push(self, change: OutboundChange) -> tuple[str, float | None]:
         """Push one change; (outcome, seconds until an inline retry or None)."""
+        with tracing.span_of(_span, change) as traced:
+            outcome, retry_in = self._push(change)
+            if traced is not None:
+                tracing.set_span_attributes(outcome=outcome)
+            return outcome, retry_in
+
+    def _push(self, change: OutboundChange) -> tuple[str, float | None]:
         self.lease.renew()
         started = time.perf_counter()
         provider = change.integration.provider
@@ -151,6 +158,7 @@ class PushBatch:
                 log.warning("outbound.lease_lost", change_id=str(change.pk))
                 return "lease_lost", None
             except Exception as exc:
+                tracing.record_error(exc)
                 if not failures.is_expected(exc):
                     log.exception("outbound.push_crashed", change_id=str(change.pk))
                 known = self.contexts.get((change.integration_id, change.entity_type))
@@ -195,3 +203,17 @@ class PushBatch:
         if record is None:
             return self.lease.skip(change, "the record no longer exists")
         return writes.write(self, change, ctx, record)
+
+
+def _span(change: OutboundChange) -> tuple[str, dict]:
+    """The span of one pushed change (tracing on only): ids, never the record's data."""
+    return f"push {change.operation} {change.entity_type}", {
+        "tenant": change.tenant_id,
+        "integration": change.integration_id,
+        "provider": change.integration.provider,
+        "change": change.pk,
+        "record": change.record_id,
+        "entity_type": change.entity_type,
+        "operation": change.operation,
+        "attempt": change.attempts,
+    }

@@ -33,6 +33,7 @@ from tests.observability.otlp_receiver import ReceivedSpan, otel_env, running_re
 from tests.support.processes import manage
 from tests.webhooks import live
 from tests.webhooks.support import standard_headers
+from webhooks.models import WebhookEvent
 
 pytestmark = [pytest.mark.embedded, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -145,6 +146,17 @@ def test_one_webhook_delivery_is_one_trace_across_processes(spawn, tmp_path):
         client = chain[1]
         assert client.kind == ReceivedSpan.CLIENT and client.service == "castiel-worker"
         assert client.scope.startswith("opentelemetry.instrumentation.requests")
+        # The provider call is made inside the span of the change it pushes, named for the
+        # operation, in the push task's span.
+        lead = OutboundChange.objects.get(entity_type="leads", correlation_id=correlation_id)
+        pushed = chain[2]
+        assert pushed.name == f"push {lead.operation} leads", [s.name for s in chain]
+        assert pushed.attributes["castiel.change"] == str(lead.pk)
+        assert pushed.attributes["castiel.tenant"] == str(tenant.pk)
+        assert pushed.attributes["castiel.integration"] == str(lead.integration_id)
+        assert pushed.attributes["castiel.outcome"] == "succeeded"
+        assert chain[3].kind == ReceivedSpan.CONSUMER
+        assert chain[3].attributes["castiel.task"] == "syncing.tasks.push_outbound_batch"
         tasks = [s for s in chain if s.kind == ReceivedSpan.CONSUMER]
         assert all(s.service == "castiel-worker" for s in tasks)
         task_names = [s.attributes["castiel.task"] for s in reversed(tasks)]
@@ -157,6 +169,22 @@ def test_one_webhook_delivery_is_one_trace_across_processes(spawn, tmp_path):
             assert task.attributes["castiel.outcome"] == "ok"
             assert task.attributes["messaging.destination.name"] == settings.Q_CLUSTER["name"]
         assert "webhooks/" in receipt.attributes["http.route"]
+        # Each follow-up action of the event has its span, a child of the processing task's;
+        # the push rule's is the one the outbound work was queued from.
+        processing = tasks[-1]
+        actions = {
+            s.name: s
+            for s in receiver.trace(trace_id)
+            if s.parent_span_id == processing.span_id and s.name.startswith("webhook.action ")
+        }
+        assert "webhook.action push.evaluate_rules" in actions, sorted(actions)
+        delivered = WebhookEvent.objects.get(pk=processing.attributes["castiel.event"])
+        assert delivered.correlation_id == correlation_id
+        for action in actions.values():
+            assert action.attributes["castiel.outcome"] == "ok"
+            assert action.attributes["castiel.event"] == str(delivered.pk)
+            assert action.attributes["castiel.tenant"] == str(tenant.pk)
+        assert actions["webhook.action push.evaluate_rules"] in chain, [s.name for s in chain]
 
         # No secret, no record field in any attribute of any span anyone exported.
         secrets = [account.webhook_secret, signed["HTTP_WEBHOOK_SIGNATURE"].split(",", 1)[1]]

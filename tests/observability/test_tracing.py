@@ -69,6 +69,19 @@ def test_span_attributes_are_named_ids_only():
     # Off: a shared no-op context and no cost beyond the check.
     assert tracing.span("castiel.push", change="c1") is tracing._NULL
 
+    # A hot path's span: off, its name and ids are never even described.
+    def describe(subject):
+        raise AssertionError(f"{subject} described while tracing is off")
+
+    assert tracing.span_of(describe, "a change") is tracing._NULL
+    with tracing.span_of(describe, "a change") as traced:
+        assert traced is None
+    tracing.record_error(ValueError("off: nothing to mark"))
+    # The ids of many (a provider batch's changes): each kept only if it is an id.
+    assert tracing._clean({"change": ["c-1", "not an id!", None, "c-2"]}) == {
+        "castiel.change": ["c-1", "c-2"]
+    }
+
 
 def _spans(**attributes):
     provider = TracerProvider()

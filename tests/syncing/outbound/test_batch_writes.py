@@ -9,12 +9,13 @@ import uuid
 
 import pytest
 
-from syncing.models import OutboundChange, RecordChange
+from syncing.models import OutboundChange, Record, RecordChange
 from syncing.outbound import batch_changes, local_changes
 from syncing.outbound.batch_changes import BatchItem
 from syncing.records import feed
 from syncing.records.stores import get_store
 from tests.factories import IntegrationFactory
+from tests.syncing.factories import make_record
 from tests.syncing.outbound_support import changes_of, push_all
 from tests.syncing.records.feed_support import settle
 
@@ -254,3 +255,30 @@ def test_the_statement_count_does_not_grow_with_the_batch(
     assert OutboundChange.objects.filter(coalesced=1).count() == size // 2  # merged updates
     assert OutboundChange.objects.filter(status="superseded").count() == size * 3 // 4 - size // 2
     assert RecordChange.objects.filter(source="api").count() == size
+
+
+def test_the_admins_bulk_delete_is_a_batch_write_per_tenant(client, tenant, other_tenant, pushes):
+    from django.contrib.auth.models import User
+
+    User.objects.create_superuser("ops", "ops@example.com", "correct horse battery")
+    assert client.login(username="ops", password="correct horse battery")
+    mine = [make_record(tenant) for _ in range(3)]
+    theirs = [make_record(other_tenant) for _ in range(2)]
+    local_changes.record_delete(tenant_id=tenant.id, record_id=mine[0].pk)  # already deleted
+    selected = [str(r.pk) for r in mine + theirs]
+    response = client.post(
+        "/admin/syncing/record/",
+        {"action": "delete_locally", "_selected_action": selected},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "4 records deleted here" in response.content.decode()
+    assert Record.objects.filter(deleted_at__isnull=True).count() == 0
+    deletes = OutboundChange.objects.filter(operation="delete", origin="admin")
+    assert sorted(str(c.record_id) for c in deletes) == sorted(selected[1:])
+    assert set(deletes.values_list("actor", flat=True)) == {"admin:ops"}
+    assert RecordChange.objects.filter(action="deleted", source="admin").count() == 4
+    # One batch per tenant: its history rows were written together (one time each).
+    for owner in (tenant, other_tenant):
+        rows = RecordChange.objects.filter(tenant=owner, action="deleted", source="admin")
+        assert rows.values("at").distinct().count() == 1

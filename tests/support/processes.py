@@ -41,6 +41,12 @@ def process_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
         "PROMETHEUS_MULTIPROC_DIR": settings.PROMETHEUS_MULTIPROC_DIR,
         "PYTHONUNBUFFERED": "1",
     }
+    if settings.CASTIEL_SECRET_STORE == "db":
+        # The child reads the secrets this process stored (a channel's webhook URL, a
+        # credential): the same keys, whatever data folder it is given.
+        from credentials.secrets.db import load_keys
+
+        env["CASTIEL_SECRET_KEYS"] = ",".join(load_keys())
     env.update(overrides)
     return env
 

@@ -89,13 +89,11 @@ def queue_change(record: StoredRecord, operation: str, fields, *, origin: str, a
 
 def new_change(record: StoredRecord, operation: str, fields, *, origin: str, actor: str = ""):
     """A new outbox row for ``record``, behind its open ones."""
-    row = _new_row(record, operation, fields, origin=origin, actor=actor)
-    row.save(force_insert=True)
-    return row
+    return OutboundChange.objects.create(**_row_fields(record, operation, fields, origin, actor))
 
 
-def _new_row(record: StoredRecord, operation: str, fields, *, origin: str, actor: str = ""):
-    return OutboundChange(
+def _row_fields(record: StoredRecord, operation: str, fields, origin: str, actor: str) -> dict:
+    return dict(
         tenant_id=record.tenant_id,
         integration_id=record.integration_id,
         entity_type=record.entity_type,
@@ -157,7 +155,7 @@ def queue_changes(entries, *, origin: str, actor: str = "") -> list:
                 continue
             if latest.operation == Operation.UPDATE:
                 superseded_updates.append(latest.pk)
-        row = _new_row(record, operation, fields, origin=origin, actor=actor)
+        row = OutboundChange(**_row_fields(record, operation, fields, origin, actor))
         new_rows.append(row)
         results[index] = row
     now = timezone.now()

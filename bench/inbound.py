@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 
 from bench._syncdb import peak_rss_mb, rss_mb, scratch_postgres
+from bench.support import subscribe_if_asked
 
 
 def add_arguments(parser):
@@ -87,6 +88,7 @@ def _measure(total: int, page_size: int) -> dict:
     from syncing.records.hashing import content_hash, record_id
 
     tenant = tenant_create(name="Bench")
+    subscribed = subscribe_if_asked(tenant)
 
     def integration(name):
         return Integration.objects.create(
@@ -158,4 +160,5 @@ def _measure(total: int, page_size: int) -> dict:
         "rss_at_10pct_mb": round(source.rss[tenth], 1),
         "rss_at_end_mb": round(source.rss[-1], 1),
         "peak_rss_mb": round(peak_rss_mb(), 1),
+        "subscribed": subscribed,
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -125,3 +126,51 @@ def percentile(values: list[float], pct: float) -> float:
 
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+def bench_in_process(name: str, args: list[str], env: dict[str, str]) -> dict:
+    """Run ``python -m bench NAME ARGS`` in a process of its own and return its result."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench", name, *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def alternate(benches: dict[str, list[str]], off: dict, on: dict, rounds: int) -> dict:
+    """Each bench alternately with environment ``off`` and ``on`` (other load on the machine
+    weighs on both alike); per bench the values and the ratio of the medians, on/off."""
+    results: dict[str, dict] = {}
+    for name, bench_args in benches.items():
+        offs, ons = [], []
+        for _ in range(rounds):
+            offs.append(bench_in_process(name, bench_args, off)["value"])
+            ons.append(bench_in_process(name, bench_args, on)["value"])
+        results[name] = {"off": offs, "on": ons, "ratio": round(median(ons) / median(offs), 3)}
+    return results
+
+
+SUBSCRIBE_ENV = "CASTIEL_BENCH_SUBSCRIBE"
+
+
+def subscribe_if_asked(tenant) -> bool:
+    """With ``CASTIEL_BENCH_SUBSCRIBE=1`` (bench/notifications.py), give ``tenant`` what a
+    watchful tenant has: an immediate subscription to every incident kind from ``info`` up and
+    an event subscription to every default event type, on a signed-webhook channel. Rows are
+    written directly (the channel's URL is never called: no worker runs in these benches, so
+    deliveries are planned, not sent)."""
+    if os.environ.get(SUBSCRIBE_ENV) != "1":
+        return False
+    from notifications.models import Channel, EventSubscription, Subscription
+
+    channel = Channel.objects.create(
+        tenant=tenant, name="bench", type="webhook", url="https://hooks.example.com/castiel"
+    )
+    Subscription.objects.create(tenant=tenant, name="everything", channel=channel, min_severity=10)
+    EventSubscription.objects.create(tenant=tenant, name="app", channel=channel)
+    return True

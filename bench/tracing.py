@@ -13,10 +13,7 @@ show the noise.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -52,19 +49,6 @@ class _Sink(BaseHTTPRequestHandler):
         self.end_headers()
 
 
-def _bench(name: str, args: list[str], env: dict[str, str]) -> dict:
-    out = subprocess.run(
-        [sys.executable, "-m", "bench", name, *args],
-        cwd=support.REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=True,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def run(args) -> dict:
     sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
     sink.daemon_threads = True
@@ -88,18 +72,8 @@ def run(args) -> dict:
     }
     if args.only:
         benches = {args.only: benches[args.only]}
-    results: dict[str, dict] = {}
     try:
-        for name, bench_args in benches.items():
-            offs, ons = [], []
-            for _ in range(args.rounds):
-                offs.append(_bench(name, bench_args, base)["value"])
-                ons.append(_bench(name, bench_args, on)["value"])
-            results[name] = {
-                "off": offs,
-                "on": ons,
-                "ratio": round(support.median(ons) / support.median(offs), 3),
-            }
+        results = support.alternate(benches, base, on, args.rounds)
     finally:
         sink.shutdown()
     worst = min(r["ratio"] for r in results.values())

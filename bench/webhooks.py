@@ -35,6 +35,8 @@ tenant = tenancy.tenant_create(name="Bench")
 registration = registrations.registration_create(
     tenant=tenant, name="bench", scheme="github", secret=%r, rate_limit_per_minute=10**9
 )
+from bench.support import subscribe_if_asked
+subscribe_if_asked(tenant)
 print(registration.pk)
 """
 EXAMPLES = Path(support.REPO) / "tests/node/node_modules/@octokit/webhooks-examples"

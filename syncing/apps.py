@@ -28,3 +28,13 @@ class SyncingConfig(AppConfig):
         integration_resumed.connect(
             lambda sender, **kwargs: outbox.request_dispatch(), weak=False, dispatch_uid="resume"
         )
+
+        from django.db.models.signals import pre_delete
+
+        from integrations.models import Integration
+        from syncing.records import cascade
+
+        # Records deleted with their integration reach the change feed as deletions.
+        pre_delete.connect(
+            cascade.integration_deleting, sender=Integration, dispatch_uid="feed-cascade"
+        )

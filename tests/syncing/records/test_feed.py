@@ -247,3 +247,39 @@ def test_a_cursor_for_exactly_one_runs_changes(tenant, api, sandbox, enqueued):
         assert len(changes) == expected
         assert {(c["source"], c["source_id"]) for c in changes} == {("run", str(run.pk))}
     assert api.get(URL, {"from": "run"}).status_code == 400
+
+
+def test_records_deleted_with_their_integration_leave_through_the_feed(tenant, api):
+    task = task_with(tenant)
+    apply_page(task, [{"id": "1", "name": "Ada"}, {"id": "2", "name": "Bob"}])
+    one, two = stored(task)["1"], stored(task)["2"]
+    local_changes.record_delete(tenant_id=tenant.id, record_id=two.id, origin="api")
+    kept = task_with(tenant)
+    apply_page(kept, [{"id": "9", "name": "Cy"}])
+    _changes, cursor = follow(api)
+
+    task.integration.delete()  # the records go by cascade: no write path runs
+
+    changes, _cursor = follow(api, cursor)
+    # The live record leaves as a deletion (its tombstone); the one already deleted is not
+    # reported twice; the other integration's record is untouched.
+    assert [(c["record_id"], c["action"], c["version"]) for c in changes] == [
+        (str(one.id), "deleted", 2)
+    ]
+    tombstone = changes[0]["record"]
+    assert tombstone["id"] == str(one.id) and tombstone["external_id"] == "1"
+    assert tombstone["deleted_at"] is not None
+    assert changes[0]["source_id"] == f"integration-deleted:{task.integration_id}"
+
+
+def test_a_deletion_that_rolls_back_reports_nothing(tenant, api):
+    from django.db import transaction
+
+    task = task_with(tenant)
+    apply_page(task, [{"id": "1", "name": "Ada"}])
+    _changes, cursor = follow(api)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        task.integration.delete()
+        raise RuntimeError("the deletion fails after the cascade")
+    assert follow(api, cursor)[0] == []
+    assert stored(task)["1"].deleted_at is None

@@ -37,9 +37,7 @@ def make_subscription(tenant, channel=None, **fields):
 
 @isolation_maker(EventSubscription)
 def make_event_subscription(tenant, channel=None, **fields):
-    channel = channel or make_channel(
-        tenant, type="webhook", url="https://app.example.com/castiel-events"
-    )
+    channel = channel or make_channel(tenant, type="webhook", url="https://a.example/")
     fields.setdefault("name", f"events {EventSubscription.objects.count()}")
     return EventSubscription.objects.create(tenant=tenant, channel=channel, **fields)
 

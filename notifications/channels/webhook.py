@@ -7,7 +7,9 @@ every retry of one delivery, so the receiver can drop duplicates), ``webhook-tim
 
 The body is ``{"type": …, "timestamp": …, "data": <the message>}`` with type
 ``incident.opened`` | ``incident.reminder`` | ``incident.resolved`` | ``digest.created`` |
-``test``; it is the same bytes on every retry. The signing secret lives in the secret store;
+``test``, or for the events of a tenant's application the event type itself
+(``sync.completed`` …: the message's ``kind``, notifications/event_webhooks.py); it is the
+same bytes on every retry. The signing secret lives in the secret store;
 it is shown once, when Castiel generates it.
 """
 

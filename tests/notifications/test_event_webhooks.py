@@ -358,3 +358,30 @@ def test_the_api_subscribes_a_signed_webhook_and_names_the_field_it_refuses(
     assert "event_types" in str(refused({"channel": str(hook.pk), "event_types": ["sync.done"]}))
     assert client_for(other_tenant).get(url).json()["results"] == []
     assert api.get(url).json()["results"][0]["id"] == created.json()["id"]
+
+
+@pytest.mark.django_db
+def test_a_dead_event_is_replayed_from_the_api_with_the_same_id_and_body(
+    tenant, chat, committed, settings
+):
+    settings.CASTIEL_NOTIFY_MAX_ATTEMPTS = 1
+    settings.CASTIEL_NOTIFY_RETRY_FOR_MINUTES = 0
+    channel, secret = subscribe(tenant, chat.webhook_url)
+    chat.script(WEBHOOK_PATH, Answer(503, {}, "down"))
+    committed(lambda: ending(make_sync_task(tenant), deleted=2).succeed())
+    work(channel)  # records.changed: dead after its one attempt; sync.completed goes through
+    api = client_for(tenant)
+    dead = api.get("/api/v1/notification-deliveries/", {"kind": "event", "status": "dead"})
+    [row] = dead.json()["results"]
+    assert row["message"]["kind"] == "records.changed"
+    assert row["message"]["counts"]["deleted"] == 2
+    assert api.post(f"/api/v1/notification-deliveries/{row['id']}/replay/").status_code == 202
+    work(channel)
+    first_try = next(r for _p, s, r in chat.answered if s == 503)
+    replayed = delivered(chat)[-1]
+    assert replayed.headers["webhook-id"] == first_try.headers["webhook-id"]
+    assert replayed.body == first_try.body
+    assert [e["type"] for e in verified(delivered(chat), secret)] == [
+        "sync.completed",
+        "records.changed",
+    ]

@@ -34,7 +34,7 @@ from syncing.inbound.dedup import (
     strategy_for,
 )
 from syncing.models import Conflict, OutboundChange, SyncRun, SyncTask
-from syncing.records import history, outbox
+from syncing.records import history, history_repair, outbox
 from syncing.records.diff import changed_fields, conflicting_fields
 from syncing.records.hashing import content_hash, record_id
 from syncing.records.notices import conflicts_waiting
@@ -214,6 +214,10 @@ class PagePipeline:
                 creates.append(record)
             else:
                 updates.append(record)
+        # A store outside the transaction (Cosmos DB): first the history a failed page still
+        # owes, then each write carries its own (syncing/records/history_repair.py).
+        history_repair.settle_owed(self, decisions)
+        history_repair.note_intents(self, decisions, creates, updates)
         self.store.write(self.scope, creates, updates)
         history.page_written(self, decisions, creates, updates)
         if self._pushes:

@@ -205,6 +205,27 @@ def removed(records: Iterable, *, source: str, source_id="") -> None:
         _insert(rows)
 
 
+def owed(entries: Iterable[tuple]) -> None:
+    """``(record, intent)`` per history row a store outside the transaction was owed
+    (syncing/records/history_repair.py): one statement, the row as the intent describes it."""
+    correlation_id, now = _correlation_id(), timezone.now()
+    rows = [
+        _values(
+            record,
+            intent.get("action") or Action.UPDATED,
+            intent.get("fields") or (),
+            intent.get("source") or "run",
+            intent.get("source_id") or "",
+            "",
+            correlation_id,
+            now,
+        )
+        for record, intent in entries
+    ]
+    if rows:
+        _insert(rows)
+
+
 def written_back(entries: Iterable[tuple]) -> None:
     """``(record, fields, change_id)`` per record the push result changed: one statement."""
     correlation_id, now = _correlation_id(), timezone.now()

@@ -54,6 +54,9 @@ class StoredRecord:
     created_at: datetime | None = None
     # Store concurrency token (Cosmos ``_etag``; the ORM uses ``version``).
     etag: str | None = None
+    # Stores outside the database transaction: the history row this write is owed, written
+    # with the record (syncing/records/history_repair.py). None elsewhere.
+    feed_intent: dict | None = None
 
     @property
     def locally_modified(self) -> bool:

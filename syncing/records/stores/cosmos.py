@@ -78,6 +78,7 @@ def to_document(record: StoredRecord) -> dict:
         "last_pushed_hash": record.last_pushed_hash,
         "match_keys": list(record.match_keys),
         "seen_generation": record.seen_generation,
+        **({"feed_intent": record.feed_intent} if record.feed_intent else {}),
         **{name: _dt(getattr(record, name)) for name in _DATETIME_FIELDS},
     }
 
@@ -99,6 +100,7 @@ def to_stored(doc: dict) -> StoredRecord:
         match_keys=list(doc.get("match_keys") or []),
         seen_generation=doc.get("seen_generation", 0),
         etag=doc.get("_etag"),
+        feed_intent=doc.get("feed_intent"),
         **{name: _parse_dt(doc.get(name)) for name in _DATETIME_FIELDS},
     )
 

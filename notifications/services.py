@@ -192,7 +192,7 @@ def channel_delete(*, channel: Channel) -> None:
 
 def subscription_errors(values: dict, *, tenant) -> dict:
     """Field errors of a subscription (the API serializer and the admin form share these)."""
-    from castiel.events import Kind
+    from castiel.events import CATALOGUE, Kind
 
     errors = {}
     tz = values.get("timezone") or "UTC"
@@ -204,8 +204,14 @@ def subscription_errors(values: dict, *, tenant) -> dict:
         errors["event_kinds"] = "A list of event kinds."
     else:
         unknown = [k for k in kinds if k not in set(Kind)]
+        events = [k for k in kinds if k in set(Kind) and not CATALOGUE[Kind(k)].incident]
         if unknown:
             errors["event_kinds"] = "Unknown event kind(s): " + ", ".join(unknown[:5])
+        elif events:
+            errors["event_kinds"] = (
+                "These are tenant application events, not incidents: subscribe to them with an "
+                "event subscription (/api/v1/event-subscriptions/): " + ", ".join(events[:5])
+            )
     channel = values.get("channel")
     if channel is not None and channel.tenant_id != (tenant.pk if tenant else None):
         errors["channel"] = (

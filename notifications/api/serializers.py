@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from castiel.api.base import TenantModelSerializer
-from castiel.events import Kind, Severity
+from castiel.events import CATALOGUE, Kind, Severity
 from notifications import channels, services
 from notifications.models import Channel, Delivery, Incident, Subscription
 
@@ -172,7 +172,10 @@ class ChannelSerializer(TenantModelSerializer):
 
 class SubscriptionSerializer(TenantModelSerializer):
     event_kinds = serializers.ListField(
-        child=serializers.ChoiceField(choices=sorted(k.value for k in Kind)),
+        # Incident kinds only: tenant application events go to event subscriptions.
+        child=serializers.ChoiceField(
+            choices=sorted(k.value for k in Kind if CATALOGUE[k].incident)
+        ),
         required=False,
         max_length=len(Kind),
         help_text="Event kinds to include; empty = every kind.",

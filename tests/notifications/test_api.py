@@ -85,6 +85,8 @@ def test_an_unknown_time_zone_is_a_400_naming_the_field(api, tenant):
         ({"mode": "digest", "digest_every": "minutes", "digest_minutes": 1}, "digest_minutes"),
         ({"quiet_start": "22:00"}, "quiet_start"),
         ({"event_kinds": ["sync.nope"]}, "event_kinds"),
+        # A tenant application event is not an incident: it has subscriptions of its own.
+        ({"event_kinds": ["sync.completed"]}, "event_kinds"),
         ({"min_severity": "loud"}, "min_severity"),
     ],
 )

@@ -1,6 +1,7 @@
 """Child-process side of the change-feed race test: one writer doing what Castiel's writers do
-to one tenant's records — pull pages, webhook-style one-record upserts, API edits, deletes and
-creates — in transactions of random length, some rolled back.
+to one tenant's records — pull pages, webhook-style one-record upserts, API edits, deletes,
+creates and batch writes (``batch_changes``, atomic or per item) — in transactions of random
+length, some rolled back.
 
 Runs in a fresh interpreter (multiprocessing "spawn"), so it sets Django up itself against the
 test database named in ``db_url``. Every write carries a token naming its transaction; the
@@ -31,7 +32,7 @@ def write(*, db_url, seed, writer, task_id, external_ids, seconds, ready, result
     from syncing.inbound.dedup import strategy_for
     from syncing.inbound.pipeline import PagePipeline
     from syncing.models import SyncTask
-    from syncing.outbound import local_changes
+    from syncing.outbound import batch_changes, local_changes
     from syncing.records import outbox
     from syncing.records.hashing import record_id
     from syncing.records.stores import get_store
@@ -70,7 +71,7 @@ def write(*, db_url, seed, writer, task_id, external_ids, seconds, ready, result
 
     def operation(token: str) -> None:
         kind = rng.choices(
-            ["pull", "webhook", "edit", "delete", "create"], weights=[3, 3, 4, 1, 1]
+            ["pull", "webhook", "edit", "delete", "create", "batch"], weights=[3, 3, 4, 1, 1, 2]
         )[0]
         if kind == "pull":
             ids = rng.sample(external_ids, rng.randint(2, 6))
@@ -91,6 +92,8 @@ def write(*, db_url, seed, writer, task_id, external_ids, seconds, ready, result
             local_changes.record_delete(
                 tenant_id=task.tenant_id, record_id=rid(rng.choice(external_ids)), origin="api"
             )
+        elif kind == "batch":
+            batch(token)
         else:
             local_changes.record_create(
                 integration=task.integration,
@@ -98,6 +101,29 @@ def write(*, db_url, seed, writer, task_id, external_ids, seconds, ready, result
                 data={"v": 0, "tx": token},
                 origin="api",
             )
+
+    def batch(token: str) -> None:
+        """Updates of a few records, maybe a delete and a create, in one batch write."""
+        chosen = rng.sample(external_ids, rng.randint(3, 9))
+        Item = batch_changes.BatchItem
+        items = [
+            Item("update", record_id=rid(e), data={"v": rng.randrange(1_000_000), "tx": token})
+            for e in chosen[:-1]
+        ]
+        if rng.random() < 0.3:
+            items.append(Item("delete", record_id=rid(chosen[-1])))
+        if rng.random() < 0.3:
+            items.append(
+                Item(
+                    "create",
+                    integration=task.integration,
+                    entity_type=task.entity_type,
+                    data={"v": 0, "tx": token},
+                )
+            )
+        batch_changes.records_write_batch(
+            tenant_id=task.tenant_id, items=items, atomic=rng.random() < 0.5, origin="api"
+        )
 
     rolled_back: list[str] = []
     committed = attempts = 0

@@ -11,7 +11,8 @@ thousand round trips. One transaction:
 2. each item is checked like a single write (``not_found``, ``record_deleted``,
    ``version_mismatch`` against its ``expected_version``, ``invalid``) and applied in memory;
 3. the outbox rows: :func:`syncing.records.outbox.queue_changes` (one read of the open
-   changes, one UPDATE … FROM VALUES for the merges, one multi-row INSERT);
+   changes, one UPDATE … FROM VALUES for the merges, one multi-row INSERT — COPY on
+   PostgreSQL);
 4. the records: the ORM store's page write (one upsert per integration and entity type —
    COPY on PostgreSQL), the same path a pull page takes;
 5. the history: one statement (:func:`syncing.records.history.local_changes`), after the

@@ -110,7 +110,8 @@ def _row_fields(record: StoredRecord, operation: str, fields, origin: str, actor
 
 def queue_changes(entries, *, origin: str, actor: str = "") -> list:
     """:func:`queue_change` for many records at once, set-based: one read of their open
-    changes, one UPDATE for the merges, one per kind of cancellation, one multi-row INSERT.
+    changes, one UPDATE for the merges, one per kind of cancellation, one multi-row INSERT
+    (COPY on PostgreSQL).
 
     ``entries``: ``(record, operation, fields)``, each record at most once. Returns the change
     (or None) per entry, in order. Call inside the records' transaction *after* locking the

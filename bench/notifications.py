@@ -34,6 +34,8 @@ def run(args) -> dict:
             str(args.webhook_seconds),
             "--rounds",
             str(args.webhook_rounds),
+            "--steady-seconds",
+            "0",
         ],
         "inbound": ["--records", str(args.records)],
     }

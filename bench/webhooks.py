@@ -17,6 +17,7 @@ import hmac
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import threading
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import requests
 
-from bench import support
+from bench import support, wrk
 
 SECRET = "bench-signing-secret"  # noqa: S105 - a throwaway bench secret
 SETUP = """
@@ -37,6 +38,10 @@ registration = registrations.registration_create(
 )
 from bench.support import subscribe_if_asked
 subscribe_if_asked(tenant)
+from django.db import connection
+from castiel.bench_views import CREATE_INSERT_TABLE
+with connection.cursor() as cursor:
+    cursor.execute(CREATE_INSERT_TABLE)
 print(registration.pk)
 """
 EXAMPLES = Path(support.REPO) / "tests/node/node_modules/@octokit/webhooks-examples"
@@ -49,6 +54,23 @@ def add_arguments(parser):
         "--small-payload",
         action="store_true",
         help="a 100-byte body instead of a real GitHub issues.opened payload (~13 kB)",
+    )
+    parser.add_argument(
+        "--client",
+        choices=("wrk", "python"),
+        default="wrk" if wrk.available() else "python",
+        help="load generator: wrk (native; the default when installed) or Python threads",
+    )
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections")
+    parser.add_argument(
+        "--steady-rate", type=float, default=1000.0, help="wrk: deliveries/s of the steady phase"
+    )
+    parser.add_argument(
+        "--steady-seconds",
+        type=float,
+        default=30.0,
+        help="wrk: length of the steady phase, 0 for none (each second needs rate x ~13.5 kB "
+        "of pre-signed deliveries on disk)",
     )
     parser.add_argument("--threads", type=int, default=8, help="client threads")
     # 2 x cores + 1, gunicorn's own recommendation; the same server serves the baseline.
@@ -144,6 +166,8 @@ def run(args) -> dict:
     try:
         support.manage(env, "migrate", "-v0")
         registration = support.manage(env, "shell", "-c", SETUP % SECRET).strip().splitlines()[-1]
+        if args.client == "wrk":
+            return _measure_wrk(args, env, registration)
         return _measure(args, env, registration)
     finally:
         _cleanup_redis(args.redis_url, token)
@@ -247,6 +271,137 @@ def _measure(args, env, registration: str) -> dict:
         "payload_bytes": len(body_template),
         "workers": args.workers,
         "threads": args.threads,
+    }
+
+
+def _measure_wrk(args, env, registration: str) -> dict:
+    """Full speed: bare view, bare view + INSERT and the receiver in interleaved rounds (each
+    round with deliveries never sent before); then a steady rate, paced per connection."""
+    import tempfile
+
+    port = support.free_port()
+    base = f"http://127.0.0.1:{port}"
+    cmd = [
+        sys.executable, "-m", "gunicorn", "castiel.wsgi",
+        "--bind", f"127.0.0.1:{port}", "--workers", str(args.workers),
+        "--log-level", "warning",
+    ]  # fmt: skip
+    payload = (
+        {"action": "opened", "issue": {"id": 1, "title": "t"}}
+        if args.small_payload
+        else issue_payload()
+    )
+    body_template = json.dumps(payload, indent=2)
+    threads = 2
+    round_seconds = max(1.0, args.seconds / args.rounds)
+    # Enough distinct deliveries for a round at up to 4,000/s.
+    per_round = int(4000 * round_seconds) + 1000
+    scratch = Path(tempfile.mkdtemp(prefix="castiel-wrk-"))
+    rounds: dict[str, list[dict]] = {"bare": [], "insert": [], "webhook": []}
+    paths = {
+        "bare": "/bench/bare/",
+        "insert": "/bench/bare-insert/",
+        "webhook": f"/webhooks/{registration}/",
+    }
+
+    def load(kind: str, folder: Path, seconds: float, pause_ms: float = 0) -> dict:
+        return wrk.run(
+            base,
+            paths[kind],
+            folder,
+            threads=threads,
+            connections=args.connections,
+            seconds=seconds,
+            pause_ms=pause_ms,
+        )
+
+    try:
+        with support.process(cmd, env, ready_url=f"{base}/bench/bare/"):
+            warm = scratch / "warm"
+            wrk.write_deliveries(
+                warm, count=4000, threads=threads, body_template=body_template,
+                secret=SECRET, prefix="warm",
+            )  # fmt: skip
+            warmed = {kind: load(kind, warm, 1) for kind in ("bare", "insert", "webhook")}
+            for n in range(args.rounds):
+                folder = scratch / f"round-{n}"
+                wrk.write_deliveries(
+                    folder, count=per_round, threads=threads, body_template=body_template,
+                    secret=SECRET, prefix=f"r{n}",
+                )  # fmt: skip
+                for kind in ("bare", "insert", "webhook"):
+                    rounds[kind].append(load(kind, folder, round_seconds))
+                shutil.rmtree(folder)
+            steady = trial = None
+            if args.steady_seconds > 0:
+                # wrk paces by a pause before each request, on top of the answer's latency: a
+                # short calibration run measures what a pause gives, and the steady phase
+                # corrects it once (stated: the rate reached is reported next to the target).
+                interval = args.connections * 1000.0 / args.steady_rate  # ms per connection
+                calibration = scratch / "calibration"
+                wrk.write_deliveries(
+                    calibration, count=int(args.steady_rate * 5 * 1.2) + 100, threads=threads,
+                    body_template=body_template, secret=SECRET, prefix="calibration",
+                )  # fmt: skip
+                trial = load("webhook", calibration, 5, pause_ms=interval)
+                reached = args.connections * 1000.0 / max(trial["rate"], 1e-6)
+                pause = max(0.0, interval - (reached - interval))
+                steady_folder = scratch / "steady"
+                wrk.write_deliveries(
+                    steady_folder, count=int(args.steady_rate * args.steady_seconds * 1.2) + 100,
+                    threads=threads, body_template=body_template, secret=SECRET, prefix="steady",
+                )  # fmt: skip
+                steady = load("webhook", steady_folder, args.steady_seconds, pause_ms=pause)
+            stored = _count_stored(env)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    def rate(kind: str) -> float:
+        done = rounds[kind]
+        return sum(r["status_2xx"] for r in done) / sum(r["duration_us"] / 1e6 for r in done)
+
+    bare, insert, hook = rate("bare"), rate("insert"), rate("webhook")
+    # Every 2xx the receiver gave must be a stored event. wrk stops each run with requests in
+    # flight: those are stored without their answer being counted, at most one per
+    # connection and run.
+    webhook_runs = [r for r in (*rounds["webhook"], steady, trial, warmed["webhook"]) if r]
+    acknowledged = sum(r["status_2xx"] for r in webhook_runs)
+    return {
+        "value": round(hook, 1),
+        "baseline": round(bare, 1),
+        "unit": "accepted deliveries/s (wrk)",
+        "ratio": round(hook / bare, 3),
+        "insert_baseline": round(insert, 1),
+        "ratio_to_insert": round(hook / insert, 3),
+        "p50_ms": round(support.median([r["p50_us"] for r in rounds["webhook"]]) / 1000, 2),
+        "p99_ms": round(max(r["p99_us"] for r in rounds["webhook"]) / 1000, 2),
+        "baseline_p99_ms": round(max(r["p99_us"] for r in rounds["bare"]) / 1000, 2),
+        "insert_p99_ms": round(max(r["p99_us"] for r in rounds["insert"]) / 1000, 2),
+        **(
+            {
+                "steady_target": args.steady_rate,
+                "steady_rate": round(steady["rate"], 1),
+                "steady_seconds": args.steady_seconds,
+                "steady_p50_ms": round(steady["p50_us"] / 1000, 2),
+                "steady_p99_ms": round(steady["p99_us"] / 1000, 2),
+                "steady_5xx": steady["status_5xx"],
+            }
+            if steady
+            else {}
+        ),
+        "non_2xx_full_speed": sum(r["status_4xx"] + r["status_5xx"] for r in rounds["webhook"]),
+        "socket_errors": sum(
+            r["connect"] + r["read"] + r["write"] + r["timeout"] for r in webhook_runs
+        ),
+        "wrapped": sum(r["wrapped"] for r in webhook_runs),
+        "stored_events": stored,
+        "unanswered_at_most": args.connections * len(webhook_runs),
+        "every_2xx_stored": stored >= acknowledged,
+        "acknowledged_events": acknowledged,
+        "payload_bytes": len(body_template),
+        "workers": args.workers,
+        "connections": args.connections,
+        "client": "wrk",
     }
 
 

@@ -1,9 +1,30 @@
 """Baseline views for the benchmark harness (only routed when CASTIEL_BENCH_VIEWS=1)."""
 
+from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+
+# Created by the bench (bench/webhooks.py), not by a migration: it exists only there.
+INSERT_TABLE = "bench_inserted"
+CREATE_INSERT_TABLE = (
+    f"CREATE TABLE IF NOT EXISTS {INSERT_TABLE} (id bigserial PRIMARY KEY, delivery text, "
+    "body bytea NOT NULL, received_at timestamptz NOT NULL DEFAULT now())"
+)
 
 
 @csrf_exempt  # the webhooks bench POSTs the same signed deliveries here as to the receiver
 def bare_view(request):
     return JsonResponse({"ok": True})
+
+
+@csrf_exempt
+def bare_insert_view(request):
+    """The least a receiver that never acknowledges what it has not stored must do: one
+    durable (autocommitted) INSERT of the body, then 200."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {INSERT_TABLE} (delivery, body) VALUES (%s, %s)",  # noqa: S608
+            [request.headers.get("X-GitHub-Delivery", ""), request.body],
+        )
+    return JsonResponse({"ok": True})
+

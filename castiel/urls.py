@@ -29,9 +29,10 @@ if settings.CASTIEL_SANDBOX:
     urlpatterns.insert(0, path("sandbox/", include("sandbox.urls")))
 
 if settings.CASTIEL_BENCH_VIEWS:
-    from castiel.bench_views import bare_view
+    from castiel.bench_views import bare_insert_view, bare_view
 
     urlpatterns.append(path("bench/bare/", bare_view))
+    urlpatterns.append(path("bench/bare-insert/", bare_insert_view))
 
 handler400 = "castiel.api.errors.handler400"
 handler403 = "castiel.api.errors.handler403"

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import requests
 
-from bench import support, wrk
+from bench import cpu, support, wrk
 
 SECRET = "bench-signing-secret"  # noqa: S105 - a throwaway bench secret
 SETUP = """
@@ -305,7 +305,8 @@ def _measure_wrk(args, env, registration: str) -> dict:
     }
 
     def load(kind: str, folder: Path, seconds: float, pause_ms: float = 0) -> dict:
-        return wrk.run(
+        before = cpu.snapshot()
+        result = wrk.run(
             base,
             paths[kind],
             folder,
@@ -314,6 +315,19 @@ def _measure_wrk(args, env, registration: str) -> dict:
             seconds=seconds,
             pause_ms=pause_ms,
         )
+        result["cpu"] = cpu.snapshot()
+        result["cpu_before"] = before
+        return result
+
+    def cpu_ms(kind: str) -> dict:
+        """CPU-ms per answered request, per process group, over the kind's rounds."""
+        done = rounds[kind]
+        totals: dict[str, float] = {}
+        for r in done:
+            for group, value in cpu.per_request(r["cpu_before"], r["cpu"], 1).items():
+                totals[group] = totals.get(group, 0.0) + value
+        answered = sum(r["status_2xx"] for r in done)
+        return {group: round(value / max(1, answered), 3) for group, value in totals.items()}
 
     try:
         with support.process(cmd, env, ready_url=f"{base}/bench/bare/"):
@@ -372,6 +386,7 @@ def _measure_wrk(args, env, registration: str) -> dict:
         "unit": "accepted deliveries/s (wrk)",
         "ratio": round(hook / bare, 3),
         "insert_baseline": round(insert, 1),
+        "cpu_ms_per_request": {kind: cpu_ms(kind) for kind in ("bare", "insert", "webhook")},
         "ratio_to_insert": round(hook / insert, 3),
         "p50_ms": round(support.median([r["p50_us"] for r in rounds["webhook"]]) / 1000, 2),
         "p99_ms": round(max(r["p99_us"] for r in rounds["webhook"]) / 1000, 2),

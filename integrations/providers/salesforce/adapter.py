@@ -22,6 +22,9 @@ Castiel connects as, ``005…``: versions it last modified are our own writes co
   (the weak validator Salesforce accepts on every sObject row; ``If-Match`` ETags exist for
   Account only), and a 412 means someone changed the record since — the task's conflict
   strategy decides. Salesforce accepts no conditional headers on DELETE.
+* **Batches** (``batch.py``): sObject Collections, 200 records per request — upsert creates
+  (with ``external_id_field``), unconditional updates and deletes; conditional updates stay
+  single requests with ``If-Unmodified-Since``.
 * **Errors** are arrays of ``{"message", "errorCode", "fields"}``. A 401
   ``INVALID_SESSION_ID`` is refreshed once by the outbound client (the credential's
   ``on_unauthorized``) and retried; only a second 401 is reported. ``REQUEST_LIMIT_EXCEEDED``
@@ -43,6 +46,7 @@ from urllib.parse import quote, urlsplit
 from integrations.adapters import errors as E
 from integrations.adapters.base import (
     AdapterConfigError,
+    BatchSupport,
     InvalidCursor,
     MalformedPage,
     Page,
@@ -52,6 +56,7 @@ from integrations.adapters.base import (
 from integrations.adapters.errors import provider_error
 from integrations.adapters.normalize import parse_timestamp
 from integrations.adapters.provider import ProviderAdapter
+from integrations.providers.salesforce import batch
 
 LOGIN_HOSTS = {"login.salesforce.com", "test.salesforce.com"}
 API_VERSION = re.compile(r"^v\d{2,3}\.0$")
@@ -370,6 +375,21 @@ class SalesforceAdapter(ProviderAdapter):
         self.require_push("delete")
         response = self.request("DELETE", self._item(external_id), operation="delete", record=True)
         return PushResult(external_id=external_id, record=None, status=response.status_code)
+
+    @property
+    def batch_support(self) -> BatchSupport:
+        """sObject Collections (``batch.py``): unconditional updates and deletes always; creates
+        when they are upserts by External ID (idempotent, so a batch may be sent again)."""
+        operations = {"update", "delete"} | ({"create"} if self.external_id_field else set())
+        return BatchSupport(
+            operations=frozenset(operations),
+            max_size=batch.MAX_RECORDS,
+            idempotent_creates=bool(self.external_id_field),
+        )
+
+    def push_many(self, operation, items):
+        self.require_push(operation)
+        return batch.push_many(self, operation, items)
 
     def find_created(self, idempotency_key, *, payload=None):
         if not self.external_id_field:

@@ -14,7 +14,7 @@ from credentials.oauth import TokenResult
 from credentials.services import credential_store_oauth_tokens
 from integrations.adapters.base import AdapterConfigError
 from integrations.services import integration_test_connection
-from syncing.models import SyncRun
+from syncing.models import OutboundChange, SyncRun
 from syncing.outbound import local_changes
 from syncing.records.stores import get_store
 from tests.integrations.providers.support import (
@@ -439,3 +439,147 @@ def test_the_token_response_configures_the_org_host_and_integration_user():
         "integration_user_id": "005000000000002",
     }
     assert config_from_token({"instance_url": "http://insecure.example"}) == {}
+
+
+# -- sObject Collections (``providers/salesforce/batch.py``) -----------------------------------
+
+COLLECTIONS = f"{API}/composite/sobjects"
+
+
+def pulled(tenant, rsps, enqueued, config=None):
+    """An integration whose contacts were pulled (they have ids and versions)."""
+    integration = make_integration(
+        tenant,
+        "salesforce",
+        {"instance_url": INSTANCE, **(config or {})},
+        credential=TestSalesforce.credential,
+    )
+    task = make_task(integration, "Contact")
+    TestSalesforce().mock_pages(rsps)
+    assert run_once(task, enqueued).status == SyncRun.Status.SUCCEEDED
+    return integration, {r.external_id: r for r in get_store().iter_scope(_scope(task))}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_creates_go_as_one_upsert_collection_and_are_read_back_in_one_request(
+    tenant, rsps, enqueued, pushes
+):
+    integration = make_integration(
+        tenant,
+        "salesforce",
+        {"instance_url": INSTANCE, "external_id_field": "Castiel_Id__c"},
+        credential=TestSalesforce.credential,
+    )
+    make_task(integration, "Contact")
+    changes = [
+        local_changes.record_create(
+            integration=integration,
+            entity_type="Contact",
+            data={"FirstName": first, "LastName": last, "Email": f"{first.lower()}@example.com"},
+        ).change
+        for first, last in (("Ana", "Silva"), ("Rui", "Costa"))
+    ]
+    upsert = answer(
+        rsps, "PATCH", f"{COLLECTIONS}/Contact/Castiel_Id__c", "salesforce",
+        "collection_contacts_upsert",
+    )  # fmt: skip
+    ids = [r["id"] for r in fixture("salesforce", "collection_contacts_upsert").body]
+    read = answer(
+        rsps,
+        "GET",
+        f"{COLLECTIONS}/Contact",
+        "salesforce",
+        "collection_contacts_retrieve",
+        match=[matchers.query_param_matcher({"ids": ",".join(ids)}, strict_match=False)],
+    )
+    assert push_all(pushes) == {"succeeded": 2}
+    # Two requests for two records — and two for two hundred.
+    assert (upsert.call_count, read.call_count, len(rsps.calls)) == (1, 1, 2)
+    sent = json.loads(upsert.calls[0].request.body)
+    assert sent["allOrNone"] is False
+    assert [r["Castiel_Id__c"] for r in sent["records"]] == [c.idempotency_key for c in changes]
+    assert sent["records"][0]["attributes"] == {"type": "Contact"}
+    assert sent["records"][0]["LastName"] == "Silva"
+    for change, remote_id in zip(changes, ids, strict=True):
+        change.refresh_from_db()
+        assert change.status == "succeeded" and change.remote_id == remote_id
+        assert change.remote_version == "2024-05-10T10:02:34.000+0000"
+        assert get_store().get(tenant.id, change.record_id).external_id == remote_id
+    # The second record was there already (a batch sent again after a lost answer).
+    assert [c.replayed for c in changes] == [False, True]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_unconditional_updates_batch_and_one_failed_record_is_its_own_dead_letter(
+    tenant, rsps, enqueued, pushes
+):
+    _integration, by_id = pulled(tenant, rsps, enqueued)
+    first, second = by_id["003Hs00001Pq7XhIAJ"], by_id["003Hs00001Pq7XiIAJ"]
+    ok, refused = (
+        local_changes.record_update(
+            tenant_id=tenant.id, record_id=record.id, data={"Phone": phone}
+        ).change
+        for record, phone in ((first, "+1 512 555 0100"), (second, "512"))
+    )
+    # Released by a conflict resolution (force: no version check), as an operator does.
+    OutboundChange.objects.filter(pk__in=[ok.pk, refused.pk]).update(force=True)
+    update = answer(rsps, "PATCH", COLLECTIONS, "salesforce", "collection_contacts_update_partial")
+    # The read-back: the collection retrieve's shape (collection_contacts_retrieve.json).
+    read = rsps.add(
+        "GET", f"{COLLECTIONS}/Contact", json=[{**first.data, "Phone": "+1 512 555 0100"}]
+    )
+    assert push_all(pushes) == {"succeeded": 1, "dead": 1}
+    sent = json.loads(update.calls[0].request.body)["records"]
+    assert [(r["id"], r["Phone"]) for r in sent] == [
+        ("003Hs00001Pq7XhIAJ", "+1 512 555 0100"),
+        ("003Hs00001Pq7XiIAJ", "512"),
+    ]
+    assert "If-Unmodified-Since" not in update.calls[0].request.headers
+    assert read.calls[0].request.params["ids"] == "003Hs00001Pq7XhIAJ"  # the saved one only
+    refused.refresh_from_db()
+    assert refused.error_code == "salesforce_field_custom_validation_exception"
+    assert "(Phone)" in refused.status_reason
+    assert refused.dead_letters.get().retryable is False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_conditional_updates_keep_their_single_request_with_if_unmodified_since(
+    tenant, rsps, enqueued, pushes
+):
+    _integration, by_id = pulled(tenant, rsps, enqueued)
+    for record in list(by_id.values())[:2]:
+        local_changes.record_update(
+            tenant_id=tenant.id, record_id=record.id, data={"Phone": "+1 512 555 0100"}
+        )
+        item = f"{API}/sobjects/Contact/{record.external_id}"
+        rsps.add("PATCH", item, status=204)
+        rsps.add("GET", item, json={**record.data, "Phone": "+1 512 555 0100"})
+    assert push_all(pushes) == {"succeeded": 2}
+    patches = [c for c in rsps.calls if c.request.method == "PATCH"]
+    assert len(patches) == 2
+    assert all("If-Unmodified-Since" in c.request.headers for c in patches)
+    assert not any("/composite/" in c.request.url for c in rsps.calls)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deletes_go_as_one_collection_and_an_already_deleted_record_counts_as_deleted(
+    tenant, rsps, enqueued, pushes
+):
+    _integration, by_id = pulled(tenant, rsps, enqueued)
+    changes = [
+        local_changes.record_delete(tenant_id=tenant.id, record_id=by_id[key].id).change
+        for key in ("003Hs00001Pq7XhIAJ", "003Hs00001Pq7XiIAJ")
+    ]
+    delete = answer(
+        rsps,
+        "DELETE",
+        COLLECTIONS,
+        "salesforce",
+        "collection_contacts_delete",
+        match=query(ids="003Hs00001Pq7XhIAJ,003Hs00001Pq7XiIAJ", allOrNone="false"),
+    )
+    assert push_all(pushes) == {"succeeded": 2}
+    assert delete.call_count == 1 and len(rsps.calls) == delete.call_count + 3  # the pull: 3
+    for change in changes:
+        change.refresh_from_db()
+        assert change.status == "succeeded"

@@ -49,3 +49,9 @@ def prune_record_history():
     from syncing.records.history import prune
 
     return prune()
+
+
+def purge_integration_records(tenant_id: str, integration_id: str):
+    from syncing.records.cascade import purge
+
+    return purge(tenant_id, integration_id)

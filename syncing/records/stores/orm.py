@@ -118,14 +118,29 @@ class OrmRecordStore(RecordStore):
         return transaction.atomic(savepoint=False)
 
     def get_many(self, scope, ids, *, lock=False):
+        """The scope's records among ``ids``.
+
+        The SQL names the ids only and the scope is checked in Python (:func:`_in_scope`).
+        ``tenant_id = … AND integration_id = … AND entity_type = … AND id IN (…)`` lets the
+        planner choose between the primary key and ``record_tenant_entity``; while an
+        integration's first load runs, the statistics do not know its rows yet (autovacuum
+        analyses a minute or more later), the tenant index is estimated at one row, and
+        PostgreSQL chose it: every page's lookup read the whole scope (99,000 rows filtered
+        away per page at 100,000 records — 45-65 ms per lookup, two per page, growing with the
+        scope; docs/benchmarks.md, "Inbound commit path"). ``id = ANY(…)`` alone can only use
+        the primary key.
+        """
         ids = list(ids)
         if not ids:
             return {}
-        qs = _scoped(scope).filter(id__in=ids)
-        if lock and connection.features.has_select_for_update:
-            # Local edits to these rows wait for the page to commit (no lost update).
-            qs = qs.select_for_update()
-        return {row.id: to_stored(row) for row in qs}
+        if connection.vendor == "postgresql":
+            rows = _by_key("id = ANY(%s::uuid[])", [ids], lock=lock)
+        else:
+            rows = Record.objects.filter(id__in=ids)
+            if lock and connection.features.has_select_for_update:
+                rows = rows.select_for_update()
+        # With lock, local edits to these rows wait for the page to commit (no lost update).
+        return {row.id: to_stored(row) for row in rows if _in_scope(row, scope)}
 
     def find_by_keys(self, scope, keys):
         keys = list(set(keys))
@@ -146,10 +161,20 @@ class OrmRecordStore(RecordStore):
         external_ids = list(set(external_ids))
         if not external_ids:
             return {}
-        qs = _scoped(scope).filter(external_id__in=external_ids)
-        if lock and connection.features.has_select_for_update:
-            qs = qs.select_for_update()
-        return {row.external_id: to_stored(row) for row in qs}
+        if connection.vendor == "postgresql":
+            # One probe of record_unique_external per external id whatever the statistics say
+            # (a plain IN list with the scope's columns may read the whole scope: get_many).
+            rows = _by_key(
+                "(integration_id, entity_type, external_id) IN "
+                "(SELECT %s::uuid, %s, unnest(%s::text[]))",
+                [scope.integration_id, scope.entity_type, external_ids],
+                lock=lock,
+            )
+        else:
+            rows = _scoped(scope).filter(external_id__in=external_ids)
+            if lock and connection.features.has_select_for_update:
+                rows = rows.select_for_update()
+        return {row.external_id: to_stored(row) for row in rows if _in_scope(row, scope)}
 
     def remove(self, tenant_id, record_id):
         Record.objects.filter(tenant_id=tenant_id, id=record_id).delete()
@@ -350,6 +375,24 @@ class OrmRecordStore(RecordStore):
         rows = rows[:page_size]
         token = _encode_token(rows[-1].id) if more and rows else None
         return [to_stored(r) for r in rows], token
+
+
+def _by_key(condition: str, params: list, *, lock: bool):
+    """Records by a key lookup on PostgreSQL, the keys sent as one array parameter (Django's
+    ``IN (%s, …)`` of 1,000 values cost more to build and quote than the query took)."""
+    table = connection.ops.quote_name(Record._meta.db_table)
+    suffix = " FOR UPDATE" if lock else ""
+    return Record.objects.raw(f"SELECT * FROM {table} WHERE {condition}{suffix}", params)  # noqa: S608 - our table and conditions
+
+
+def _in_scope(row: Record, scope: Scope) -> bool:
+    """Whether ``row`` belongs to ``scope`` — checked after the lookups by key, whose SQL
+    leaves the scope out (the uuid5 ids and the integration already confine them to it)."""
+    return (
+        str(row.tenant_id) == str(scope.tenant_id)
+        and str(row.integration_id) == str(scope.integration_id)
+        and row.entity_type == scope.entity_type
+    )
 
 
 def _refs(queryset) -> list[RecordRef]:

@@ -63,6 +63,17 @@ def test_records_of_another_tenant_are_invisible(record_store, scope, other_tena
     assert record_store.list_page(other_tenant.id)[0] == []
 
 
+def test_lookups_by_id_and_external_id_answer_only_their_scope(record_store, scope):
+    """The same external id in another entity type of the integration is another record."""
+    deals = Scope(scope.tenant_id, scope.integration_id, "deals")
+    contact, deal = make(scope, "a"), make(deals, "a")
+    record_store.write(scope, [contact], [])
+    record_store.write(deals, [deal], [])
+    assert list(record_store.get_many(scope, [contact.id, deal.id])) == [contact.id]
+    assert record_store.find_by_external_ids(scope, ["a"])["a"].id == contact.id
+    assert record_store.find_by_external_ids(deals, ["a"], lock=True)["a"].id == deal.id
+
+
 def test_update_replaces_and_a_stale_write_is_refused(record_store, scope):
     a = make(scope, "a", name="Ada")
     record_store.write(scope, [a], [])

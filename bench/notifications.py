@@ -28,19 +28,7 @@ def add_arguments(parser):
 def run(args) -> dict:
     off = {k: v for k, v in os.environ.items() if k != support.SUBSCRIBE_ENV}
     on = {**off, support.SUBSCRIBE_ENV: "1"}
-    benches = {
-        "webhooks": [
-            "--seconds",
-            str(args.webhook_seconds),
-            "--rounds",
-            str(args.webhook_rounds),
-            "--steady-seconds",
-            "0",
-        ],
-        "inbound": ["--records", str(args.records)],
-    }
-    if args.only:
-        benches = {args.only: benches[args.only]}
+    benches = support.hot_path_benches(args)
     results = support.alternate(benches, off, on, args.rounds)
     worst = min(r["ratio"] for r in results.values())
     return {

@@ -142,6 +142,23 @@ def bench_in_process(name: str, args: list[str], env: dict[str, str]) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def hot_path_benches(args) -> dict[str, list[str]]:
+    """``webhooks`` and ``inbound`` with the sizes an off/on comparison takes from ``args``
+    (``webhook_seconds``, ``webhook_rounds``, ``records``, ``only``): no steady phase."""
+    benches = {
+        "webhooks": [
+            "--seconds",
+            str(args.webhook_seconds),
+            "--rounds",
+            str(args.webhook_rounds),
+            "--steady-seconds",
+            "0",
+        ],
+        "inbound": ["--records", str(args.records)],
+    }
+    return {args.only: benches[args.only]} if args.only else benches
+
+
 def alternate(benches: dict[str, list[str]], off: dict, on: dict, rounds: int) -> dict:
     """Each bench alternately with environment ``off`` and ``on`` (other load on the machine
     weighs on both alike); per bench the values and the ratio of the medians, on/off."""

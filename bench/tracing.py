@@ -61,19 +61,7 @@ def run(args) -> dict:
         "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": args.disable,
     }
     on = base if args.off_twice else traced
-    benches = {
-        "webhooks": [
-            "--seconds",
-            str(args.webhook_seconds),
-            "--rounds",
-            str(args.webhook_rounds),
-            "--steady-seconds",
-            "0",
-        ],
-        "inbound": ["--records", str(args.records)],
-    }
-    if args.only:
-        benches = {args.only: benches[args.only]}
+    benches = support.hot_path_benches(args)
     try:
         results = support.alternate(benches, base, on, args.rounds)
     finally:

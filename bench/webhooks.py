@@ -179,9 +179,9 @@ def run(args) -> dict:
         _admin(args.database_url, f'DROP DATABASE IF EXISTS "{database}"')
 
 
-def _measure(args, env, registration: str) -> dict:
+def _server_and_body(args) -> tuple[str, list[str], str]:
+    """The server's address and gunicorn command, and the delivery body every request varies."""
     port = support.free_port()
-    base = f"http://127.0.0.1:{port}"
     cmd = [
         sys.executable, "-m", "gunicorn", "castiel.wsgi",
         "--bind", f"127.0.0.1:{port}", "--workers", str(args.workers),
@@ -192,7 +192,11 @@ def _measure(args, env, registration: str) -> dict:
         if args.small_payload
         else issue_payload()
     )
-    body_template = json.dumps(payload, indent=2)
+    return f"http://127.0.0.1:{port}", cmd, json.dumps(payload, indent=2)
+
+
+def _measure(args, env, registration: str) -> dict:
+    base, cmd, body_template = _server_and_body(args)
     counter = iter(range(10**12))
     outcomes: dict[int, int] = {}
     outcome_lock = threading.Lock()
@@ -279,19 +283,7 @@ def _measure_wrk(args, env, registration: str) -> dict:
     round with deliveries never sent before); then a steady rate, paced per connection."""
     import tempfile
 
-    port = support.free_port()
-    base = f"http://127.0.0.1:{port}"
-    cmd = [
-        sys.executable, "-m", "gunicorn", "castiel.wsgi",
-        "--bind", f"127.0.0.1:{port}", "--workers", str(args.workers),
-        "--log-level", "warning",
-    ]  # fmt: skip
-    payload = (
-        {"action": "opened", "issue": {"id": 1, "title": "t"}}
-        if args.small_payload
-        else issue_payload()
-    )
-    body_template = json.dumps(payload, indent=2)
+    base, cmd, body_template = _server_and_body(args)
     threads = 2
     round_seconds = max(1.0, args.seconds / args.rounds)
     # Enough distinct deliveries for a round at up to 4,000/s.

@@ -9,6 +9,10 @@ from castiel.tenancy import services as tenancy
 from tests.support import processes
 from tests.support.services import require_postgres, require_redis
 
+# The browser (one Playwright per test session: a second would find the first's event loop
+# running), for tests/ui and the demo inbox test in tests/notifications.
+from tests.ui.browser import chromium, page  # noqa: F401  (fixtures)
+
 
 @pytest.fixture(autouse=True)
 def _fresh_cache(django_db_blocker):
@@ -140,3 +144,11 @@ def no_push_rules():
         routing.unregister_action(routing.EVALUATE_RULES)
     else:
         routing.register_action(routing.EVALUATE_RULES, previous)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item (the browser fixture screenshots failures)."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)

@@ -11,7 +11,6 @@ from tests.notifications.support import (
     assert_valid_teams,
     running_chat,
 )
-from tests.ui.browser import chromium, page  # noqa: F401  (fixtures: the demo inbox test)
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from tests.syncing.fixtures import (  # noqa: F401  (fixtures)
 )
 from tests.syncing.outbound_support import pushes  # noqa: F401  (fixture)
 from tests.syncing.sandbox_fixtures import sandbox  # noqa: F401  (fixture)
-from tests.ui.browser import chromium, page  # noqa: F401  (fixtures)
 
 OPERATOR = ("ops", "ops@example.com", "pw-ops-12345")
 
@@ -31,11 +30,3 @@ def operator(client, operator_user):
     """A Django test client logged in to the admin as a superuser."""
     client.force_login(operator_user)
     return client
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    """Keep each phase's report on the test item (the browser fixture screenshots failures)."""
-    outcome = yield
-    report = outcome.get_result()
-    setattr(item, f"rep_{report.when}", report)

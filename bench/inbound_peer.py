@@ -76,8 +76,8 @@ def run(args) -> dict:
         sys.exit("bench inbound_peer: json-server is missing (run `npm ci` in tests/node)")
     env = {"REDIS_URL": args.redis_url, "Q_WORKERS": str(args.workers)}
     load_before = os.getloadavg()
-    with scratch_postgres(**env), json_server(contacts(args.records)) as url:
-        result = _measure(args, url)
+    with scratch_postgres(**env), json_server(contacts(args.records)) as server:
+        result = _measure(args, server)
     result["load_average_before"] = [round(x, 2) for x in load_before]
     result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     return result
@@ -91,7 +91,7 @@ class json_server:
         self.db = self.folder / "db.json"
         self.db.write_text(json.dumps({"contacts": rows}))
 
-    def __enter__(self) -> str:
+    def __enter__(self) -> json_server:
         self.proc = subprocess.Popen(
             ["node", str(SERVER_SCRIPT), "1", str(self.db)],
             cwd=REPO,
@@ -106,13 +106,97 @@ class json_server:
             raise RuntimeError(f"json-server did not start: {line!r}")
         # Keep draining stdout so the server never blocks on a full pipe.
         threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
-        return f"http://127.0.0.1:{line.split()[1]}"
+        self.url = f"http://127.0.0.1:{line.split()[1]}"
+        return self
 
     def __exit__(self, *exc) -> None:
         _stop(self.proc)
 
 
-def _measure(args, url: str) -> dict:
+class CpuSampler:
+    """CPU seconds per process group during one run: the qcluster (every process of its
+    session), the json-server, the PostgreSQL backends serving the scratch database (sampled
+    every 0.2 s from /proc: dlt's connections close when its load ends), and this process
+    (where dlt runs). Linux only; a group that cannot be read counts 0."""
+
+    TICK = os.sysconf("SC_CLK_TCK")
+
+    def __init__(self, worker_pgid: int, server_pid: int):
+        self.worker_pgid, self.server_pid = worker_pgid, server_pid
+
+    def _ticks(self, pid: int) -> tuple[int, int]:
+        """(process group, utime + stime) of ``pid``, or (-1, 0) when it is gone."""
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return -1, 0
+        return int(fields[2]), int(fields[11]) + int(fields[12])
+
+    def _sample(self, backends: list[int]) -> None:
+        for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
+            group, ticks = self._ticks(pid)
+            if group == self.worker_pgid:
+                self.seen[("worker", pid)] = ticks
+        self.seen[("json-server", self.server_pid)] = self._ticks(self.server_pid)[1]
+        for pid in backends:
+            ticks = self._ticks(pid)[1]
+            if ticks:
+                self.seen[("postgres", pid)] = ticks
+
+    def __enter__(self):
+        import psycopg
+        from django.db import connection
+
+        self.seen: dict[tuple[str, int], int] = {}
+        self.stop = threading.Event()
+        database = connection.settings_dict["NAME"]
+        settings = connection.settings_dict
+        watcher = psycopg.connect(
+            host=settings["HOST"],
+            port=settings["PORT"] or 5432,
+            user=settings["USER"],
+            password=settings["PASSWORD"],
+            dbname=database,
+            autocommit=True,
+        )
+        mine = watcher.info.backend_pid
+
+        def backends() -> list[int]:
+            rows = watcher.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> %s",
+                [database, mine],
+            ).fetchall()
+            return [pid for (pid,) in rows]
+
+        self._sample(backends())
+        self.start = dict(self.seen)
+        self.process_start = time.process_time()
+
+        def loop():
+            while not self.stop.wait(0.2):
+                self._sample(backends())
+            self._sample(backends())
+            watcher.close()
+
+        self.thread = threading.Thread(target=loop, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.process_seconds = time.process_time() - self.process_start
+        self.stop.set()
+        self.thread.join()
+
+    def seconds(self) -> dict[str, float]:
+        totals: dict[str, float] = {"bench process": self.process_seconds}
+        for key, ticks in self.seen.items():
+            used = (ticks - self.start.get(key, 0)) / self.TICK
+            totals[key[0]] = totals.get(key[0], 0.0) + used
+        return {group: round(value, 2) for group, value in sorted(totals.items())}
+
+
+def _measure(args, server: json_server) -> dict:
     from castiel.tenancy.services import tenant_create
 
     tenant = tenant_create(name="Bench")
@@ -126,11 +210,16 @@ def _measure(args, url: str) -> dict:
     )
     castiel_runs: list[dict] = []
     dlt_runs: list[float] = []
+    cpu: dict[str, list[dict]] = {"castiel": [], "dlt": []}
     try:
         _wait_for_workers(args.workers)
         for round_ in range(args.rounds):
-            castiel_runs.append(_castiel_once(tenant, url, args, round_, worker))
-            dlt_runs.append(_dlt_once(url, args, round_))
+            with CpuSampler(worker.pid, server.proc.pid) as sampler:
+                castiel_runs.append(_castiel_once(tenant, server.url, args, round_, worker))
+            cpu["castiel"].append(sampler.seconds())
+            with CpuSampler(worker.pid, server.proc.pid) as sampler:
+                dlt_runs.append(_dlt_once(server.url, args, round_))
+            cpu["dlt"].append(sampler.seconds())
     finally:
         _stop(worker)
 
@@ -150,6 +239,8 @@ def _measure(args, url: str) -> dict:
         "castiel_seconds": [round(r["seconds"], 2) for r in castiel_runs],
         "castiel_worker_seconds": [round(r["worker_seconds"], 2) for r in castiel_runs],
         "dlt_seconds": [round(s, 2) for s in dlt_runs],
+        # CPU seconds per process group during each run (the qcluster idles during dlt's).
+        "cpu_seconds": cpu,
         "castiel_bytes_per_record": round(castiel_bytes / (n * rounds)),
         "castiel_bytes_by_table": {t: b // rounds for t, b in _sizes(CASTIEL_TABLES).items()},
         "dlt_bytes_per_record": round(dlt_bytes / (n * rounds)),

@@ -16,6 +16,14 @@ A scheme that signs only the body (GitHub) also claims the body's hash
 data-modifying CTE, still one autocommitted round trip), not in a transaction of its own —
 that cost a third of the receiver's throughput (docs/benchmarks.md).
 
+It also skips the connection health check Django makes before a request's first query
+(``CONN_HEALTH_CHECKS``: a ``SELECT 1`` round trip — for the receiver, whose only query this
+is, as long as the INSERT itself). Instead the INSERT is tried on the connection as it is,
+and if the server dropped it, the connection is closed and the INSERT sent once more on a
+fresh one — the same outcome the check gives, paid only when it happens. Sent twice is safe:
+an INSERT whose answer was lost left its row, and the second one stops at the dedupe key (or
+the body's claim), so the delivery is reported as the duplicate it is.
+
 The cursor is still Django's wrapper (database errors become ``django.db`` exceptions, query
 logging and execute wrappers see it), and the row is the one ``save()`` would have written —
 tests/webhooks/test_receipt_insert.py reads both back column by column. Other databases use
@@ -27,7 +35,7 @@ from __future__ import annotations
 from datetime import datetime
 from functools import cache
 
-from django.db import IntegrityError, connection
+from django.db import IntegrityError, InterfaceError, OperationalError, connection
 from django.db.models.sql import InsertQuery
 
 from webhooks.models import WebhookBodySeen, WebhookEvent
@@ -67,13 +75,13 @@ def _compiled_with_body() -> str:
 def _server_binding_cursor():
     """Django's own cursor wrapper around a server-binding psycopg cursor.
 
-    The same steps as ``BaseDatabaseWrapper._cursor()`` (health check, connect, wrap), with
-    the cursor class Django uses itself when ``OPTIONS["server_side_binding"]`` is on — not
-    turned on for every query because some of Django's SQL does not support it.
+    The same steps as ``BaseDatabaseWrapper._cursor()`` (connect, wrap) but the health check
+    (see the module docstring), with the cursor class Django uses itself when
+    ``OPTIONS["server_side_binding"]`` is on — not turned on for every query because some of
+    Django's SQL does not support it.
     """
     from django.db.backends.postgresql.base import ServerBindingCursor
 
-    connection.close_if_health_check_failed()
     connection.ensure_connection()
     with connection.wrap_database_errors:
         return connection._prepare_cursor(ServerBindingCursor(connection.connection))
@@ -97,8 +105,7 @@ def insert_event(event: WebhookEvent, *, body_seen: tuple[str, datetime] | None 
         seen = WebhookBodySeen._meta.get_field("seen_at").get_db_prep_save(seen_at, connection)
         params += [event.registration_id, digest, event.pk, seen]
     try:
-        with _server_binding_cursor() as cursor:
-            cursor.execute(sql, params)
+        _execute_once_more_if_dropped(sql, params)
     except IntegrityError as exc:
         diag = getattr(exc.__cause__, "diag", None)
         if body_seen is not None and getattr(diag, "constraint_name", "") == BODY_SEEN_CONSTRAINT:
@@ -106,3 +113,27 @@ def insert_event(event: WebhookEvent, *, body_seen: tuple[str, datetime] | None 
         raise
     event._state.adding = False
     event._state.db = connection.alias
+
+
+def _execute_once_more_if_dropped(sql: str, params: list) -> None:
+    """Execute on the connection as it is; if the server dropped it (what Django's health check
+    would have found), close it and execute once more on a fresh one."""
+    # Reused and checkable: a connection opened earlier, outside a transaction (inside one, a
+    # dropped connection is the transaction's failure, not ours to hide).
+    checkable = (
+        connection.connection is not None
+        and connection.health_check_enabled
+        and not connection.health_check_done
+        and not connection.in_atomic_block
+    )
+    try:
+        with _server_binding_cursor() as cursor:
+            cursor.execute(sql, params)
+    except (OperationalError, InterfaceError):
+        if not checkable or connection.is_usable():
+            raise  # not a dropped connection: a real failure
+        connection.close()
+        with _server_binding_cursor() as cursor:
+            cursor.execute(sql, params)
+    # This request's connection is known to work now, as after Django's check.
+    connection.health_check_done = True

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from django.db import connection
+from django.db import close_old_connections, connection
 
 from tests.webhooks.factories import make_registration
 from tests.webhooks.test_receipt_insert import _event
@@ -28,3 +28,40 @@ def test_bodies_are_compressed_with_lz4_where_the_server_has_it(tenant):
             [event.pk],
         )
         assert cursor.fetchone()[0] == "lz4"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_the_server_dropped_costs_one_retry_not_the_delivery(client, tenant):
+    """The receiver skips Django's per-request health check (a round trip as long as its one
+    INSERT); a connection PostgreSQL dropped meanwhile is found by the INSERT and replaced."""
+    import json
+    import uuid
+
+    import psycopg
+
+    from tests.support.processes import database_url
+    from tests.webhooks.support import github_headers
+    from webhooks.models import WebhookEvent
+
+    secret = "s3cret-for-tests"
+    registration = make_registration(tenant, scheme="github", secret=secret)
+
+    def deliver(n: int):
+        body = json.dumps({"action": "opened", "issue": {"id": n}}).encode()
+        headers = github_headers(secret, body, event="issues", delivery=str(uuid.uuid4()))
+        return client.post(
+            f"/webhooks/{registration.pk}/", data=body, content_type="application/json", **headers
+        )
+
+    assert deliver(1).json()["status"] == "accepted"
+    backend = connection.connection.info.backend_pid
+    with psycopg.connect(database_url(), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [backend])
+
+    # What Django does as each request starts (the test client leaves it out): the request's
+    # first query is due a health check.
+    close_old_connections()
+    answer = deliver(2)
+    assert (answer.status_code, answer.json()["status"]) == (200, "accepted")
+    assert WebhookEvent.objects.filter(registration=registration).count() == 2
+    assert connection.connection.info.backend_pid != backend  # a fresh connection

@@ -164,11 +164,20 @@ def alternate(benches: dict[str, list[str]], off: dict, on: dict, rounds: int) -
     weighs on both alike); per bench the values and the ratio of the medians, on/off."""
     results: dict[str, dict] = {}
     for name, bench_args in benches.items():
-        offs, ons = [], []
+        offs, ons, cpu_off, cpu_on = [], [], [], []
         for _ in range(rounds):
-            offs.append(bench_in_process(name, bench_args, off)["value"])
-            ons.append(bench_in_process(name, bench_args, on)["value"])
+            for values, cpus, env in ((offs, cpu_off, off), (ons, cpu_on, on)):
+                result = bench_in_process(name, bench_args, env)
+                values.append(result["value"])
+                # The web workers' CPU per delivery (webhooks under wrk): less noisy than
+                # throughput on a shared machine.
+                cpu = (result.get("cpu_ms_per_request") or {}).get("webhook", {}).get("web")
+                if cpu is not None:
+                    cpus.append(cpu)
         results[name] = {"off": offs, "on": ons, "ratio": round(median(ons) / median(offs), 3)}
+        if cpu_off and cpu_on:
+            results[name]["web_cpu_ms_off"] = cpu_off
+            results[name]["web_cpu_ms_on"] = cpu_on
     return results
 
 

@@ -27,4 +27,3 @@ def bare_insert_view(request):
             [request.headers.get("X-GitHub-Delivery", ""), request.body],
         )
     return JsonResponse({"ok": True})
-

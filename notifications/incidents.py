@@ -131,7 +131,10 @@ def subject_label(event: Event) -> str:
         found = Integration.objects.filter(pk=integration_id).values_list("name", flat=True)
         return next(iter(found), "")
 
-    return cache.get_or_set(f"notify:integration-label:{integration_id}", lookup, 300) or ""
+    try:
+        return cache.get_or_set(f"notify:integration-label:{integration_id}", lookup, 300) or ""
+    except Exception:  # the cache is down (e.g. Redis lost): the incident still folds
+        return lookup()
 
 
 def record(event: Event, *, occurrences: int = 1) -> Incident | None:

@@ -109,6 +109,14 @@ def blocks_for(message: dict) -> list:
     return blocks[:MAX_BLOCKS]
 
 
+def payload(message: dict) -> dict:
+    """The Block Kit message both Slack channel types send (webhook and bot)."""
+    return {
+        "text": clip(message["title"], FALLBACK_MAX),
+        "blocks": [block.to_dict() for block in blocks_for(message)],
+    }
+
+
 def _group_text(group: dict) -> str:
     where = " / ".join(escape(p) for p in (group.get("tenant"), group.get("integration")) if p)
     head = (
@@ -143,10 +151,7 @@ class SlackWebhook(ChannelType):
         return origin_hint(secret["url"]) if secret.get("url") else ""
 
     def render(self, message: dict, delivery=None) -> dict:
-        return {
-            "text": clip(message["title"], FALLBACK_MAX),
-            "blocks": [block.to_dict() for block in blocks_for(message)],
-        }
+        return payload(message)
 
     def send(self, channel, delivery, secrets: dict) -> Sent:
         body = json.dumps(self.render(delivery.message, delivery), ensure_ascii=False).encode()

@@ -27,7 +27,7 @@ import uuid
 
 from integrations.adapters.base import PushResult, adapter_for
 from notifications.channels.base import ChannelGate, ChannelType, Sent
-from notifications.channels.slack import SlackWebhook
+from notifications.channels.slack import payload
 
 # Slack conversation IDs: C (public channel), G (private channel / group), D (direct message).
 CONVERSATION_ID = re.compile(r"^[CGD][A-Z0-9]{2,30}$")
@@ -72,7 +72,7 @@ class SlackBot(ChannelType):
         return f"{integration.name} → {where}" if integration is not None else where
 
     def render(self, message: dict, delivery=None) -> dict:
-        return SlackWebhook().render(message, delivery)
+        return payload(message)
 
     def send(self, channel, delivery, secrets: dict) -> Sent:
         adapter = self._adapter(channel)

@@ -167,3 +167,29 @@ def _minutes(n):
     from datetime import timedelta
 
     return timedelta(minutes=n)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("cache_down", [False, True])
+def test_an_integration_subject_is_named_even_with_the_cache_down(
+    tenant, committed, monkeypatch, cache_down
+):
+    from tests.factories import IntegrationFactory
+
+    integration = IntegrationFactory(tenant=tenant, name="Acme CRM")
+    if cache_down:  # Redis lost: the lookup goes to the database, the incident still folds
+
+        def unreachable(*args, **kwargs):
+            raise ConnectionError("cache unreachable")
+
+        monkeypatch.setattr(incidents.cache, "get_or_set", unreachable)
+    committed(
+        lambda: emit(
+            Kind.QUOTA_EXHAUSTED,
+            tenant=tenant,
+            integration=integration.pk,
+            subject=("integration", str(integration.pk)),
+            details={"blocked_for_s": 120},
+        )
+    )
+    assert Incident.objects.get().subject_label == "Acme CRM"

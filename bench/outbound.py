@@ -32,6 +32,7 @@ from pathlib import Path
 
 import requests
 
+from bench import support
 from bench._syncdb import scratch_postgres
 from bench.support import REPO
 
@@ -137,15 +138,12 @@ def run(args) -> dict:
 def _measure(args, url: str, sink_kind: str) -> dict:
     from unittest import mock
 
-    from django.utils import timezone
-
     from castiel.tenancy.services import tenant_create
     from integrations.models import Integration
     from ratelimit.models import RateLimitOverride
-    from syncing.models import OutboundChange, Record
+    from syncing.models import OutboundChange
     from syncing.outbound import dispatch, local_changes
     from syncing.records import outbox
-    from syncing.records.hashing import content_hash, record_id
 
     n = args.updates
     tenant = tenant_create(name="Bench")
@@ -168,25 +166,7 @@ def _measure(args, url: str, sink_kind: str) -> dict:
             limit=10**9,
             window_seconds=60,
         )
-    now = timezone.now()
-    rows = []
-    for i in range(n):
-        data = {"id": str(i), "name": f"Contact {i}", "email": f"c{i}@example.com"}
-        rows.append(
-            Record(
-                id=record_id(tenant.id, integration.id, "contacts", str(i)),
-                tenant=tenant,
-                integration=integration,
-                entity_type="contacts",
-                external_id=str(i),
-                data=data,
-                content_hash=content_hash(data),
-                base_data=data,
-                base_hash=content_hash(data),
-                synced_at=now,
-            )
-        )
-    Record.objects.bulk_create(rows, batch_size=2000)
+    rows = support.synced_contacts(tenant, integration, n)
 
     # Warm both paths up (connections, imports) outside the clock.
     direct(url, 200, args.workers)

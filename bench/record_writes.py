@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import time
 
+from bench import support
 from bench._syncdb import scratch_postgres
 
 
@@ -42,34 +43,13 @@ def run(args) -> dict:
 
 
 def _records(tenant, name: str, n: int):
-    from django.utils import timezone
 
     from integrations.models import Integration
-    from syncing.models import Record
-    from syncing.records.hashing import content_hash, record_id
 
     integration = Integration.objects.create(
         tenant=tenant, provider="generic_rest", name=name, config={"base_url": "http://sink"}
     )
-    now = timezone.now()
-    rows = []
-    for i in range(n):
-        data = {"id": str(i), "name": f"Contact {i}", "email": f"c{i}@example.com"}
-        rows.append(
-            Record(
-                id=record_id(tenant.id, integration.id, "contacts", str(i)),
-                tenant=tenant,
-                integration=integration,
-                entity_type="contacts",
-                external_id=str(i),
-                data=data,
-                content_hash=content_hash(data),
-                base_data=data,
-                base_hash=content_hash(data),
-                synced_at=now,
-            )
-        )
-    Record.objects.bulk_create(rows, batch_size=2000)
+    rows = support.synced_contacts(tenant, integration, n)
     return integration, rows
 
 

@@ -200,3 +200,33 @@ def subscribe_if_asked(tenant) -> bool:
     Subscription.objects.create(tenant=tenant, name="everything", channel=channel, min_severity=10)
     EventSubscription.objects.create(tenant=tenant, name="app", channel=channel)
     return True
+
+
+def synced_contacts(tenant, integration, n: int) -> list:
+    """``n`` contacts of ``integration`` as a finished sync leaves them (data = base, synced
+    now), written with one ``bulk_create``: the starting point of the write benchmarks."""
+    from django.utils import timezone
+
+    from syncing.models import Record
+    from syncing.records.hashing import content_hash, record_id
+
+    now = timezone.now()
+    rows = []
+    for i in range(n):
+        data = {"id": str(i), "name": f"Contact {i}", "email": f"c{i}@example.com"}
+        rows.append(
+            Record(
+                id=record_id(tenant.id, integration.id, "contacts", str(i)),
+                tenant=tenant,
+                integration=integration,
+                entity_type="contacts",
+                external_id=str(i),
+                data=data,
+                content_hash=content_hash(data),
+                base_data=data,
+                base_hash=content_hash(data),
+                synced_at=now,
+            )
+        )
+    Record.objects.bulk_create(rows, batch_size=2000)
+    return rows

@@ -38,6 +38,7 @@ from castiel.events import Kind, emit
 from castiel.observability import tracing
 from castiel.observability.logging import get_logger
 from castiel.observability.redaction import redact_query
+from castiel.observability.server_span import traced_endpoint
 from webhooks import lookup, metrics, receipt, signing, throttle
 from webhooks.dedupe import dedupe_key
 from webhooks.models import WebhookEvent
@@ -205,6 +206,7 @@ def _duplicate(snapshot, scheme_slug, original_id, key, data, reason="duplicate"
 
 
 @csrf_exempt
+@traced_endpoint
 def receive(request, registration_id: str):
     started = time.perf_counter()
     if request.method != "POST":

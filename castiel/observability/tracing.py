@@ -84,6 +84,11 @@ def enabled() -> bool:
     return _tracer is not None
 
 
+def tracer() -> Any:
+    """Castiel's tracer, or None while tracing is off."""
+    return _tracer
+
+
 # -- Castiel's own spans and attributes --------------------------------------------------------
 
 
@@ -339,10 +344,16 @@ def _instrument(settings) -> None:
         from opentelemetry.instrumentation.django import DjangoInstrumentor
 
         if not DjangoInstrumentor().is_instrumented_by_opentelemetry:
+            from castiel.observability.server_span import EXCLUDED_URL
+
+            # The webhook receiver opens its own, leaner span (server_span.py).
+            excluded = ",".join(
+                u for u in (settings.CASTIEL_TRACING_EXCLUDED_URLS, EXCLUDED_URL) if u
+            )
             DjangoInstrumentor().instrument(
                 request_hook=_django_request_hook,
                 response_hook=_django_response_hook,
-                excluded_urls=settings.CASTIEL_TRACING_EXCLUDED_URLS,
+                excluded_urls=excluded,
             )
     if "requests" not in disabled:
         from opentelemetry.instrumentation.requests import RequestsInstrumentor

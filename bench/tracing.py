@@ -67,11 +67,13 @@ def run(args) -> dict:
     finally:
         sink.shutdown()
     worst = min(r["ratio"] for r in results.values())
+    cpu_ratios = [r["cpu_ratio"] for r in results.values() if "cpu_ratio" in r]
     return {
         "value": worst,
         "baseline": 1.0,
         "unit": "traced/untraced throughput (worst bench)",
         "ratio": worst,
+        "cpu_ratio": min(cpu_ratios) if cpu_ratios else None,
         "results": results,
         "exported_bytes": _Sink.exported,
         "disabled_instrumentations": args.disable,

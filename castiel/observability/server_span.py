@@ -2,20 +2,20 @@
 receiver (``traced_endpoint``).
 
 Every other request is traced by ``opentelemetry-instrumentation-django``. On the receiver
-that middleware cost more than the rest of tracing put together: about 0.4 ms of CPU per
-delivery on a 1.3 ms receipt (docs/benchmarks.md, "Tracing the receiver"), for one span —
-it resolves the URL a second time for the span's name, builds the absolute URL for its
-exclusion list, reads the custom-header settings and walks every request header for them,
-and sets some twenty attributes. We deliberately do not use it there: the receiver is on its
-exclusion list (:data:`EXCLUDED_URL`), and this decorator opens the request's SERVER span
-through the OpenTelemetry API itself, with the incoming trace context (W3C ``traceparent``,
-the standard propagators) and the attributes the Django instrumentation would give it under
-the same (default) semantic conventions: ``http.method``, ``http.route``, ``http.target``
-(the query redacted), ``http.scheme``, ``http.status_code``, and Castiel's correlation id.
+that middleware cost more CPU than the rest of tracing together (docs/telemetry.md,
+docs/benchmarks.md) for one span: it resolves the URL a second time for the span's name,
+builds the absolute URL three times for its exclusion list, reads the custom-header settings
+and walks every request header for them. We deliberately do not use it there: Castiel's
+subclass of its middleware (:mod:`castiel.observability.django_middleware`) hands the
+receiver's requests straight on, and this decorator opens the request's SERVER span through
+the OpenTelemetry API itself, with the incoming trace context (W3C ``traceparent``, the
+standard propagators) and the attributes the Django instrumentation would give it under the
+same (default) semantic conventions: ``http.method``, ``http.route``, ``http.target`` (the
+query redacted), ``http.scheme``, ``http.status_code``, and Castiel's correlation id.
 Exporters see the same kind of span either way (Azure Monitor makes it a request).
 
-If the Django instrumentation traces the request anyway (a deployment under a URL prefix the
-exclusion does not match), this adds no second span. Off, it is one ``None`` check.
+If the Django instrumentation traces the request anyway (its own middleware configured by
+hand), this adds no second span. Off, it is one ``None`` check.
 """
 
 from __future__ import annotations
@@ -24,10 +24,6 @@ import functools
 
 from castiel.observability import tracing
 from castiel.observability.redaction import redact_query
-
-# The receiver's URLs as the Django instrumentation sees them (``build_absolute_uri("?")``),
-# added to its exclusion list by tracing._instrument (a comma-separated list: no comma here).
-EXCLUDED_URL = r"^https?://[^/]+/webhooks/[0-9a-fA-F-]+/?\??$"
 
 
 def traced_endpoint(view):

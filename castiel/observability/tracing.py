@@ -341,20 +341,7 @@ def _instrument(settings) -> None:
     """Django, requests and psycopg, each unless listed in OTEL_PYTHON_DISABLED_INSTRUMENTATIONS."""
     disabled = set(settings.CASTIEL_TRACING_DISABLED_INSTRUMENTATIONS)
     if "django" not in disabled:
-        from opentelemetry.instrumentation.django import DjangoInstrumentor
-
-        if not DjangoInstrumentor().is_instrumented_by_opentelemetry:
-            from castiel.observability.server_span import EXCLUDED_URL
-
-            # The webhook receiver opens its own, leaner span (server_span.py).
-            excluded = ",".join(
-                u for u in (settings.CASTIEL_TRACING_EXCLUDED_URLS, EXCLUDED_URL) if u
-            )
-            DjangoInstrumentor().instrument(
-                request_hook=_django_request_hook,
-                response_hook=_django_response_hook,
-                excluded_urls=excluded,
-            )
+        instrument_django(excluded_urls=settings.CASTIEL_TRACING_EXCLUDED_URLS)
     if "requests" not in disabled:
         from opentelemetry.instrumentation.requests import RequestsInstrumentor
 
@@ -365,6 +352,21 @@ def _instrument(settings) -> None:
 
         if not PsycopgInstrumentor().is_instrumented_by_opentelemetry:
             PsycopgInstrumentor().instrument(skip_dep_check=True)
+
+
+def instrument_django(**options) -> None:
+    """``opentelemetry-instrumentation-django`` with Castiel's hooks, its middleware minus the
+    webhook receiver, which opens its own, leaner span (django_middleware.py, server_span.py)."""
+    from opentelemetry.instrumentation.django import DjangoInstrumentor
+
+    if DjangoInstrumentor().is_instrumented_by_opentelemetry:
+        return
+    DjangoInstrumentor._opentelemetry_middleware = (
+        "castiel.observability.django_middleware.TracingMiddleware"
+    )
+    DjangoInstrumentor().instrument(
+        request_hook=_django_request_hook, response_hook=_django_response_hook, **options
+    )
 
 
 def _redact_url_attributes(span) -> None:

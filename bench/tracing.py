@@ -28,6 +28,12 @@ def add_arguments(parser):
     parser.add_argument("--only", choices=("webhooks", "inbound"), default=None)
     parser.add_argument("--off-twice", action="store_true", help="measure off against off")
     parser.add_argument(
+        "--sample",
+        type=float,
+        default=None,
+        help="traced with parentbased_traceidratio at this ratio (default: every trace)",
+    )
+    parser.add_argument(
         "--disable",
         default="",
         help="instrumentations left out while traced (OTEL_PYTHON_DISABLED_INSTRUMENTATIONS)",
@@ -60,6 +66,9 @@ def run(args) -> dict:
         "OTEL_SERVICE_NAME": "castiel-bench",
         "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": args.disable,
     }
+    if args.sample is not None:
+        traced["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
+        traced["OTEL_TRACES_SAMPLER_ARG"] = str(args.sample)
     on = base if args.off_twice else traced
     benches = support.hot_path_benches(args)
     try:
@@ -77,4 +86,5 @@ def run(args) -> dict:
         "results": results,
         "exported_bytes": _Sink.exported,
         "disabled_instrumentations": args.disable,
+        "sampled": args.sample,
     }

@@ -32,13 +32,4 @@ def run(args) -> dict:
     on = {**off, support.SUBSCRIBE_ENV: "1"}
     benches = support.hot_path_benches(args)
     results = support.alternate(benches, off, on, args.rounds)
-    worst = min(r["ratio"] for r in results.values())
-    cpu_ratios = [r["cpu_ratio"] for r in results.values() if "cpu_ratio" in r]
-    return {
-        "value": worst,
-        "baseline": 1.0,
-        "unit": "subscribed/unsubscribed throughput (worse bench)",
-        "ratio": worst,
-        "cpu_ratio": min(cpu_ratios) if cpu_ratios else None,
-        "results": results,
-    }
+    return support.worst_of(results, "subscribed/unsubscribed throughput (worse bench)")

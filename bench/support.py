@@ -189,6 +189,21 @@ def alternate(benches: dict[str, list[str]], off: dict, on: dict, rounds: int) -
     return results
 
 
+def worst_of(results: dict, unit: str) -> dict:
+    """The summary of :func:`alternate`'s ``results``: the worse bench's on/off throughput
+    ratio (``value`` and ``ratio``) and CPU ratio, and the results themselves."""
+    worst = min(r["ratio"] for r in results.values())
+    cpu_ratios = [r["cpu_ratio"] for r in results.values() if "cpu_ratio" in r]
+    return {
+        "value": worst,
+        "baseline": 1.0,
+        "unit": unit,
+        "ratio": worst,
+        "cpu_ratio": min(cpu_ratios) if cpu_ratios else None,
+        "results": results,
+    }
+
+
 CPU_UNITS = {"webhooks": "server CPU-ms per delivery", "inbound": "CPU-ms per 1,000 records"}
 
 

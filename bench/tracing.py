@@ -75,15 +75,8 @@ def run(args) -> dict:
         results = support.alternate(benches, base, on, args.rounds)
     finally:
         sink.shutdown()
-    worst = min(r["ratio"] for r in results.values())
-    cpu_ratios = [r["cpu_ratio"] for r in results.values() if "cpu_ratio" in r]
     return {
-        "value": worst,
-        "baseline": 1.0,
-        "unit": "traced/untraced throughput (worst bench)",
-        "ratio": worst,
-        "cpu_ratio": min(cpu_ratios) if cpu_ratios else None,
-        "results": results,
+        **support.worst_of(results, "traced/untraced throughput (worst bench)"),
         "exported_bytes": _Sink.exported,
         "disabled_instrumentations": args.disable,
         "sampled": args.sample,

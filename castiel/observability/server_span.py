@@ -72,9 +72,7 @@ def _traced(tracer, view, request, args, kwargs):
             raise
         if span.is_recording():
             span.set_attribute("http.status_code", response.status_code)
-            correlation_id = getattr(request, "correlation_id", None)
-            if correlation_id:
-                span.set_attribute("castiel.correlation_id", correlation_id)
+            tracing.name_correlation_id(span, request)
             if response.status_code >= 500:
                 span.set_status(Status(StatusCode.ERROR))
         return response

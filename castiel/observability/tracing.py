@@ -365,7 +365,7 @@ def instrument_django(**options) -> None:
         "castiel.observability.django_middleware.TracingMiddleware"
     )
     DjangoInstrumentor().instrument(
-        request_hook=_django_request_hook, response_hook=_django_response_hook, **options
+        request_hook=_django_request_hook, response_hook=name_correlation_id, **options
     )
 
 
@@ -388,7 +388,9 @@ def _django_request_hook(span, request) -> None:
         _redact_url_attributes(span)
 
 
-def _django_response_hook(span, request, response) -> None:
+def name_correlation_id(span, request, response=None) -> None:
+    """Put the request's correlation id on its server span (the Django instrumentation's
+    response hook; the receiver's own span, castiel/observability/server_span.py)."""
     correlation_id = getattr(request, "correlation_id", None)
     if correlation_id and span.is_recording():
         span.set_attribute("castiel.correlation_id", correlation_id)

@@ -10,6 +10,7 @@ Everything else is kept as it came, byte for byte, so the rest stays useful for 
 
 from __future__ import annotations
 
+import functools
 import re
 from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 
@@ -29,8 +30,12 @@ _SECRET_KEY_PARTS = (
 REDACTED = "[redacted]"
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_key(name: str) -> bool:
-    """Whether a key (log field, JSON key) names something that must never be shown."""
+    """Whether a key (log field, JSON key) names something that must never be shown.
+
+    Cached: the same few keys (log fields, span attributes) are asked about on every log line
+    and every exported span, and a lookup costs a tenth of the ten substring tests."""
     lowered = name.lower()
     return any(part in lowered for part in _SECRET_KEY_PARTS)
 

@@ -21,6 +21,7 @@ hand), this adds no second span. Off, it is one ``None`` check.
 from __future__ import annotations
 
 import functools
+from types import SimpleNamespace
 
 from castiel.observability import tracing
 from castiel.observability.redaction import redact_query
@@ -39,12 +40,24 @@ def traced_endpoint(view):
     return wrapper
 
 
-def _traced(tracer, view, request, args, kwargs):
+@functools.cache
+def _api():
+    """What a traced request needs from OpenTelemetry, imported on the first one only."""
     from opentelemetry import propagate, trace
     from opentelemetry.instrumentation.wsgi import wsgi_getter
-    from opentelemetry.trace import Status, StatusCode
 
-    if trace.get_current_span().is_recording():
+    return SimpleNamespace(
+        current_span=trace.get_current_span,
+        extract=propagate.extract,
+        getter=wsgi_getter,
+        server=trace.SpanKind.SERVER,
+        error=trace.Status(trace.StatusCode.ERROR),
+    )
+
+
+def _traced(tracer, view, request, args, kwargs):
+    api = _api()
+    if api.current_span().is_recording():
         return view(request, *args, **kwargs)  # already traced by the Django middleware
     match = request.resolver_match
     route = match.route if match is not None else ""
@@ -59,8 +72,8 @@ def _traced(tracer, view, request, args, kwargs):
     }
     with tracer.start_as_current_span(
         f"{request.method} {route}",
-        context=propagate.extract(meta, getter=wsgi_getter),
-        kind=trace.SpanKind.SERVER,
+        context=api.extract(meta, getter=api.getter),
+        kind=api.server,
         attributes=attributes,
         record_exception=False,
         set_status_on_exception=False,
@@ -74,5 +87,5 @@ def _traced(tracer, view, request, args, kwargs):
             span.set_attribute("http.status_code", response.status_code)
             tracing.name_correlation_id(span, request)
             if response.status_code >= 500:
-                span.set_status(Status(StatusCode.ERROR))
+                span.set_status(api.error)
         return response

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import atexit
 import re
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
@@ -48,6 +49,17 @@ log = get_logger(__name__)
 # The tracer Castiel's own spans use; None while tracing is off (the only check on hot paths).
 _tracer: Any = None
 _configured = False
+
+
+def _import_current_span() -> Any:
+    from opentelemetry import trace
+
+    return trace.get_current_span()
+
+
+# The current span: ``opentelemetry.trace.get_current_span`` itself once :func:`configure` has
+# run, so that the helpers on hot paths do not run an import statement per call.
+_current_span: Callable[[], Any] = _import_current_span
 
 # Castiel's span attributes (``castiel.<name>``): ids and outcomes, nothing else.
 ALLOWED_ATTRIBUTES = frozenset(
@@ -99,14 +111,12 @@ def set_span_attributes(**ids: Any) -> None:
     tracing on or off, so a wrong name fails in tests); values must be ids, codes or numbers
     — anything else (free text, which could be record data) is left out.
     """
-    unknown = ids.keys() - ALLOWED_ATTRIBUTES
-    if unknown:
+    if not ids.keys() <= ALLOWED_ATTRIBUTES:
+        unknown = ids.keys() - ALLOWED_ATTRIBUTES
         raise TypeError(f"not a span attribute: {', '.join(sorted(unknown))}")
     if _tracer is None:
         return
-    from opentelemetry import trace
-
-    span = trace.get_current_span()
+    span = _current_span()
     if span.is_recording():
         span.set_attributes(_clean(ids))
 
@@ -151,9 +161,7 @@ def record_error(exc: BaseException) -> None:
     exception itself (a push failure becomes a retry or a dead letter, not a crash)."""
     if _tracer is None:
         return
-    from opentelemetry import trace
-
-    current = trace.get_current_span()
+    current = _current_span()
     if current.is_recording():
         _failed(current, exc)
 
@@ -169,7 +177,9 @@ def _failed(current, exc: BaseException) -> None:
 def _clean(ids: dict[str, Any]) -> dict[str, Any]:
     attributes = {}
     for key, value in ids.items():
-        if isinstance(value, bool | int | float):
+        if type(value) is uuid.UUID:  # most ids: always safe, no pattern to match
+            attributes[f"castiel.{key}"] = str(value)
+        elif isinstance(value, bool | int | float):
             attributes[f"castiel.{key}"] = value
         elif isinstance(value, list | tuple):  # ids of many (a provider batch's changes)
             kept = [str(v) for v in value if v is not None and _VALUE.match(str(v))]
@@ -245,7 +255,7 @@ def current_ids() -> tuple[str, str] | None:
 
 def configure() -> None:
     """Install tracing in this process if an exporter is configured (once)."""
-    global _configured, _tracer
+    global _configured, _current_span, _tracer
     from django.conf import settings
 
     if _configured:
@@ -283,6 +293,7 @@ def configure() -> None:
 
     logging.getLogger("opentelemetry.exporter").setLevel(logging.ERROR)
     _instrument(settings)
+    _current_span = trace.get_current_span
     _tracer = trace.get_tracer("castiel")
     from castiel.observability import logging as castiel_logging
 

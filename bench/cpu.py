@@ -11,7 +11,7 @@ from pathlib import Path
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _group(pid: str) -> str | None:
+def _group(pid: str, servers: dict[bytes, str]) -> str | None:
     try:
         name = Path(f"/proc/{pid}/comm").read_text().strip()
         if name.startswith("postgres"):
@@ -23,16 +23,23 @@ def _group(pid: str) -> str | None:
         command = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return None
-    return "web" if b"gunicorn" in command else None
+    if b"gunicorn" not in command:
+        return None
+    for bind, group in servers.items():
+        if bind in command:
+            return group
+    return "web"
 
 
-def snapshot() -> dict[str, float]:
-    """CPU seconds used so far by each group's live processes."""
+def snapshot(servers: dict[bytes, str] | None = None) -> dict[str, float]:
+    """CPU seconds used so far by each group's live processes. gunicorn processes are ``web``
+    unless ``servers`` names the group of the one whose command line holds a given bind
+    address (``{b"127.0.0.1:8001": "web_b"}``: two servers compared in one run)."""
     totals: dict[str, float] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
-        group = _group(entry)
+        group = _group(entry, servers or {})
         if group is None:
             continue
         try:

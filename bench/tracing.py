@@ -71,8 +71,11 @@ def run(args) -> dict:
         traced["OTEL_TRACES_SAMPLER_ARG"] = str(args.sample)
     on = base if args.off_twice else traced
     benches = support.hot_path_benches(args)
+    results = {}
     try:
-        results = support.alternate(benches, base, on, args.rounds)
+        if "webhooks" in benches:
+            results["webhooks"] = _paired_webhooks(benches.pop("webhooks"), base, on, args.rounds)
+        results.update(support.alternate(benches, base, on, args.rounds))
     finally:
         sink.shutdown()
     return {
@@ -80,4 +83,35 @@ def run(args) -> dict:
         "exported_bytes": _Sink.exported,
         "disabled_instrumentations": args.disable,
         "sampled": args.sample,
+    }
+
+
+# The traced server exports every half second (default: 5 s, or 512 spans): a phase's spans
+# are exported within its own phase and the short pause after it, not during the next one.
+PAIRED_SCHEDULE_DELAY_MS = "500"
+
+
+def _paired_webhooks(bench_args: list[str], off: dict, on: dict, runs: int) -> dict:
+    """``webhooks`` with two servers at once, untraced and traced, on the same database,
+    their phases interleaved in each run (``bench webhooks --compare-env``): both sides see
+    the same moments of a shared machine, which separate runs did not (their throughput
+    differed by up to 40 % between runs, each side alike). The ratio is the median of the
+    runs' ratios."""
+    changes = {k: v for k, v in on.items() if off.get(k) != v}
+    if changes:
+        changes["OTEL_BSP_SCHEDULE_DELAY"] = PAIRED_SCHEDULE_DELAY_MS
+    compare = [f"--compare-env={key}={value}" for key, value in sorted(changes.items())]
+    if not compare:  # --off-twice: the second server is the same as the first
+        compare = ["--compare-env=CASTIEL_BENCH_SIDE=b"]
+    done = [support.bench_in_process("webhooks", [*bench_args, *compare], off) for _ in range(runs)]
+    return {
+        "off": [r["value"] for r in done],
+        "on": [r["compare_value"] for r in done],
+        "ratios": [r["compare_ratio"] for r in done],
+        "ratio": round(support.median([r["compare_ratio"] for r in done]), 3),
+        "cpu_unit": support.CPU_UNITS["webhooks"],
+        "cpu_off": [r["cpu_ms"] for r in done],
+        "cpu_on": [r["compare_cpu_ms"] for r in done],
+        "cpu_ratio": round(support.median([r["compare_cpu_ratio"] for r in done]), 3),
+        "paired": "one server untraced, one traced, phases interleaved in each run",
     }

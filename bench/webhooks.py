@@ -12,6 +12,7 @@ runs: receipt is measured, processing is not.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -82,6 +83,15 @@ def add_arguments(parser):
     )
     parser.add_argument(
         "--redis-url", default=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    )
+    parser.add_argument(
+        "--compare-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="wrk: a second server, the same but for these variables (repeatable), serves the "
+        "receiver in every round too, in ABBA order with the first: an on/off comparison "
+        "under the same machine conditions (reported as compare_*)",
     )
 
 
@@ -167,7 +177,9 @@ def run(args) -> dict:
         support.manage(env, "migrate", "-v0")
         registration = support.manage(env, "shell", "-c", SETUP % SECRET).strip().splitlines()[-1]
         if args.client == "wrk":
-            return _measure_wrk(args, env, registration)
+            return _measure_wrk(args, env, registration, _compare_env(args, env))
+        if args.compare_env:
+            raise SystemExit("bench webhooks: --compare-env needs wrk")
         return _measure(args, env, registration)
     finally:
         _cleanup_redis(args.redis_url, token)
@@ -179,20 +191,31 @@ def run(args) -> dict:
         _admin(args.database_url, f'DROP DATABASE IF EXISTS "{database}"')
 
 
-def _server_and_body(args) -> tuple[str, list[str], str]:
-    """The server's address and gunicorn command, and the delivery body every request varies."""
+def _compare_env(args, env: dict[str, str]) -> dict[str, str] | None:
+    if not args.compare_env:
+        return None
+    changes = dict(item.split("=", 1) for item in args.compare_env)
+    return {**env, **changes}
+
+
+def _gunicorn(args) -> tuple[str, list[str]]:
     port = support.free_port()
-    cmd = [
+    return f"http://127.0.0.1:{port}", [
         sys.executable, "-m", "gunicorn", "castiel.wsgi",
         "--bind", f"127.0.0.1:{port}", "--workers", str(args.workers),
         "--log-level", "warning",
     ]  # fmt: skip
+
+
+def _server_and_body(args) -> tuple[str, list[str], str]:
+    """The server's address and gunicorn command, and the delivery body every request varies."""
+    base, cmd = _gunicorn(args)
     payload = (
         {"action": "opened", "issue": {"id": 1, "title": "t"}}
         if args.small_payload
         else issue_payload()
     )
-    return f"http://127.0.0.1:{port}", cmd, json.dumps(payload, indent=2)
+    return base, cmd, json.dumps(payload, indent=2)
 
 
 def _measure(args, env, registration: str) -> dict:
@@ -278,9 +301,14 @@ def _measure(args, env, registration: str) -> dict:
     }
 
 
-def _measure_wrk(args, env, registration: str) -> dict:
+def _measure_wrk(args, env, registration: str, compare_env: dict | None = None) -> dict:
     """Full speed: bare view, bare view + INSERT and the receiver in interleaved rounds (each
-    round with deliveries never sent before); then a steady rate, paced per connection."""
+    round with deliveries never sent before); then a steady rate, paced per connection.
+
+    With ``compare_env`` a second server (``webhook_b``) serves the receiver in every round
+    too, the two in ABBA order, and pauses :data:`COMPARE_SETTLE_S` after each of its phases:
+    work it defers (a batch span exporter's last batch) is done before another phase starts,
+    and is counted to it — its web CPU is read over the whole run, not only its phases."""
     import tempfile
 
     base, cmd, body_template = _server_and_body(args)
@@ -289,17 +317,35 @@ def _measure_wrk(args, env, registration: str) -> dict:
     # Enough distinct deliveries for a round at up to 4,000/s.
     per_round = int(4000 * round_seconds) + 1000
     scratch = Path(tempfile.mkdtemp(prefix="castiel-wrk-"))
-    rounds: dict[str, list[dict]] = {"bare": [], "insert": [], "webhook": []}
+    kinds = ["bare", "insert", "webhook"]
     paths = {
         "bare": "/bench/bare/",
         "insert": "/bench/bare-insert/",
         "webhook": f"/webhooks/{registration}/",
     }
+    bases = dict.fromkeys(kinds, base)
+    servers: dict[bytes, str] = {}
+    others = contextlib.ExitStack()
+    if compare_env is not None:
+        # The compared receivers serve nothing else: a server that also served the baselines'
+        # phases answered the receiver 5-8 % slower than an identical one that did not.
+        base_b, cmd_b = _gunicorn(args)
+        base_c, cmd_c = _gunicorn(args)
+        kinds.append("webhook_b")
+        paths["webhook_b"] = paths["webhook"]
+        bases.update(webhook_b=base_b, bare=base_c, insert=base_c)
+        servers = {
+            base_b.removeprefix("http://").encode(): "web_b",
+            base_c.removeprefix("http://").encode(): "web_baselines",
+        }
+        others.enter_context(support.process(cmd_b, compare_env, f"{base_b}/bench/bare/"))
+        others.enter_context(support.process(cmd_c, env, f"{base_c}/bench/bare/"))
+    rounds: dict[str, list[dict]] = {kind: [] for kind in kinds}
 
     def load(kind: str, folder: Path, seconds: float, pause_ms: float = 0) -> dict:
-        before = cpu.snapshot()
+        before = cpu.snapshot(servers)
         result = wrk.run(
-            base,
+            bases[kind],
             paths[kind],
             folder,
             threads=threads,
@@ -307,7 +353,9 @@ def _measure_wrk(args, env, registration: str) -> dict:
             seconds=seconds,
             pause_ms=pause_ms,
         )
-        result["cpu"] = cpu.snapshot()
+        if kind == "webhook_b":
+            time.sleep(COMPARE_SETTLE_S)
+        result["cpu"] = cpu.snapshot(servers)
         result["cpu_before"] = before
         return result
 
@@ -321,23 +369,35 @@ def _measure_wrk(args, env, registration: str) -> dict:
         answered = sum(r["status_2xx"] for r in done)
         return {group: round(value / max(1, answered), 3) for group, value in totals.items()}
 
+    window: list[dict] = []
     try:
-        with support.process(cmd, env, ready_url=f"{base}/bench/bare/"):
+        with support.process(cmd, env, ready_url=f"{base}/bench/bare/"), others:
             warm = scratch / "warm"
             wrk.write_deliveries(
                 warm, count=4000, threads=threads, body_template=body_template,
                 secret=SECRET, prefix="warm",
             )  # fmt: skip
-            warmed = {kind: load(kind, warm, 1) for kind in ("bare", "insert", "webhook")}
-            for n in range(args.rounds):
-                folder = scratch / f"round-{n}"
+            if compare_env is not None:  # the two receivers never see each other's deliveries
                 wrk.write_deliveries(
-                    folder, count=per_round, threads=threads, body_template=body_template,
-                    secret=SECRET, prefix=f"r{n}",
+                    scratch / "warm-b", count=4000, threads=threads,
+                    body_template=body_template, secret=SECRET, prefix="warm-b",
                 )  # fmt: skip
-                for kind in ("bare", "insert", "webhook"):
+            warmed = {kind: load(kind, scratch / _folder(kind, "warm"), 1) for kind in kinds}
+            window.append(cpu.snapshot(servers))
+            for n in range(args.rounds):
+                for name in {_folder(kind, f"round-{n}") for kind in kinds}:
+                    wrk.write_deliveries(
+                        scratch / name, count=per_round, threads=threads,
+                        body_template=body_template, secret=SECRET, prefix=name,
+                    )  # fmt: skip
+                # ABBA order for the compared receivers (no-op without a second server).
+                order = kinds if n % 2 == 0 else [*kinds[:2], *reversed(kinds[2:])]
+                for kind in order:
+                    folder = scratch / _folder(kind, f"round-{n}")
                     rounds[kind].append(load(kind, folder, round_seconds))
-                shutil.rmtree(folder)
+                for name in {_folder(kind, f"round-{n}") for kind in kinds}:
+                    shutil.rmtree(scratch / name)
+            window.append(cpu.snapshot(servers))
             steady = trial = None
             if args.steady_seconds > 0:
                 # wrk paces by a pause before each request, on top of the answer's latency: a
@@ -367,10 +427,22 @@ def _measure_wrk(args, env, registration: str) -> dict:
         return sum(r["status_2xx"] for r in done) / sum(r["duration_us"] / 1e6 for r in done)
 
     bare, insert, hook = rate("bare"), rate("insert"), rate("webhook")
+    compared = _compared(rounds, window, hook, cpu_ms) if compare_env is not None else {}
     # Every 2xx the receiver gave must be a stored event. wrk stops each run with requests in
     # flight: those are stored without their answer being counted, at most one per
     # connection and run.
-    webhook_runs = [r for r in (*rounds["webhook"], steady, trial, warmed["webhook"]) if r]
+    webhook_runs = [
+        r
+        for r in (
+            *rounds["webhook"],
+            *rounds.get("webhook_b", ()),
+            steady,
+            trial,
+            warmed["webhook"],
+            warmed.get("webhook_b"),
+        )
+        if r
+    ]
     acknowledged = sum(r["status_2xx"] for r in webhook_runs)
     return {
         "value": round(hook, 1),
@@ -409,6 +481,39 @@ def _measure_wrk(args, env, registration: str) -> dict:
         "workers": args.workers,
         "connections": args.connections,
         "client": "wrk",
+        **compared,
+    }
+
+
+def _folder(kind: str, name: str) -> str:
+    """The deliveries of a phase: the compared receiver's are its own, never sent to the other."""
+    return f"{name}-b" if kind == "webhook_b" else name
+
+
+# Seconds the second server of a comparison is left alone after each of its phases.
+COMPARE_SETTLE_S = 1.0
+
+
+def _compared(rounds: dict, window: list[dict], hook: float, cpu_ms) -> dict:
+    """The second server's receiver against the first's, from the same rounds: throughput
+    ratio (b/a) and server CPU per delivery (PostgreSQL and Redis in its own phases, its web
+    workers over the whole run)."""
+    done = rounds["webhook_b"]
+    answered = sum(r["status_2xx"] for r in done)
+    rate_b = answered / sum(r["duration_us"] / 1e6 for r in done)
+    web_b = (window[1].get("web_b", 0.0) - window[0].get("web_b", 0.0)) * 1000 / max(1, answered)
+    shared = cpu_ms("webhook_b")
+    a = cpu_ms("webhook")
+    cpu_a = sum(v for g, v in a.items() if g in ("web", "postgres", "redis"))
+    cpu_b = web_b + sum(v for g, v in shared.items() if g in ("postgres", "redis"))
+    return {
+        "compare_value": round(rate_b, 1),
+        "compare_ratio": round(rate_b / hook, 3),
+        "compare_rates": [round(r["status_2xx"] / (r["duration_us"] / 1e6), 1) for r in done],
+        "rates": [round(r["status_2xx"] / (r["duration_us"] / 1e6), 1) for r in rounds["webhook"]],
+        "compare_cpu_ms": round(cpu_b, 3),
+        "cpu_ms": round(cpu_a, 3),
+        "compare_cpu_ratio": round(cpu_a / cpu_b, 3),
     }
 
 

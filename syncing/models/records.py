@@ -18,8 +18,14 @@ class Record(TenantOwned):
     """
 
     id = models.UUIDField(primary_key=True, editable=False)
+    # Every index costs each synced record an insert. The composite indexes below start with
+    # the tenant and with the integration, so they serve those foreign keys' lookups (and
+    # the cascades of a deleted tenant or integration): neither gets an index of its own.
+    tenant = models.ForeignKey(
+        "tenancy.Tenant", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     integration = models.ForeignKey(
-        "integrations.Integration", on_delete=models.CASCADE, related_name="+"
+        "integrations.Integration", on_delete=models.CASCADE, related_name="+", db_index=False
     )
     entity_type = models.CharField(max_length=100)
     external_id = models.CharField(max_length=255)

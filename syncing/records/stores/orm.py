@@ -1,9 +1,13 @@
 """The ORM record store (default): the ``Record`` table plus its ``RecordKey`` index.
 
-Writes are one ``INSERT … ON CONFLICT (id) DO UPDATE`` per page (``bulk_create`` with
-``update_conflicts``, on PostgreSQL and SQLite alike) inside the page transaction, so records
-and the cursor checkpoint commit together. The pipeline never sends unchanged records here
-(the content hash already said "no-op"), so a re-synced page costs one read.
+Writes go inside the page transaction, so records and the cursor checkpoint commit together:
+a page's new records in one INSERT (a COPY on PostgreSQL) and its changed ones in one
+``INSERT … ON CONFLICT (id) DO UPDATE`` (through COPY and a staging table on PostgreSQL,
+``bulk_create`` with ``update_conflicts`` on SQLite). A record the caller read as absent but
+that a concurrent writer inserted meanwhile is a unique violation, raised as
+``StaleRecordError`` — the caller reads and decides again, as it does for a changed record;
+overwriting the other writer's row would lose its data. The pipeline never sends unchanged
+records here (the content hash already said "no-op"), so a re-synced page costs one read.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from uuid import UUID
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Subquery
 
 from syncing.models import Record, RecordKey
@@ -183,17 +187,29 @@ class OrmRecordStore(RecordStore):
         records = [*creates, *updates]
         if not records:
             return
-        with transaction.atomic(savepoint=False):
-            if connection.vendor == "postgresql":
-                pg_copy.upsert(records, UPSERT_FIELDS)  # the same upsert, through COPY
-            else:
-                Record.objects.bulk_create(
-                    [to_row(r) for r in records],
-                    update_conflicts=True,
-                    unique_fields=["id"],
-                    update_fields=UPSERT_FIELDS,
-                )
-            self._sync_keys(scope, records)
+        postgres = connection.vendor == "postgresql"
+        try:
+            # A savepoint (two round trips a page), so a caller that handles the race keeps
+            # a usable transaction.
+            with transaction.atomic():
+                if creates and postgres:
+                    pg_copy.insert(creates)
+                elif creates:
+                    Record.objects.bulk_create([to_row(r) for r in creates])
+                if updates and postgres:
+                    pg_copy.upsert(updates, UPSERT_FIELDS)  # the same upsert, through COPY
+                elif updates:
+                    Record.objects.bulk_create(
+                        [to_row(r) for r in updates],
+                        update_conflicts=True,
+                        unique_fields=["id"],
+                        update_fields=UPSERT_FIELDS,
+                    )
+                self._sync_keys(scope, records)
+        except IntegrityError as exc:
+            if not _raced(exc, postgres):
+                raise
+            raise StaleRecordError([r.id for r in creates]) from None
 
     def _sync_keys(self, scope: Scope, records: list[StoredRecord]) -> None:
         keyed = [r for r in records if r.match_keys]
@@ -375,6 +391,19 @@ class OrmRecordStore(RecordStore):
         rows = rows[:page_size]
         token = _encode_token(rows[-1].id) if more and rows else None
         return [to_stored(r) for r in rows], token
+
+
+# A new record that exists after all violates one of these: another writer inserted it.
+_RACED = {"syncing_record_pkey", "record_unique_external"}
+
+
+def _raced(exc: IntegrityError, postgres: bool) -> bool:
+    """Whether a write failed because another writer inserted one of its records first."""
+    if postgres:
+        diag = getattr(exc.__cause__, "diag", None)
+        return getattr(diag, "constraint_name", None) in _RACED
+    # SQLite names no constraint; this table's only unique ones are the two above.
+    return "UNIQUE constraint failed: syncing_record." in str(exc)
 
 
 def _by_key(condition: str, params: list, *, lock: bool):

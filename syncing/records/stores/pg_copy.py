@@ -7,8 +7,12 @@ text element by element (docs/benchmarks.md, ``inbound``). Here the page is stre
 ``syncing_record`` with one ``INSERT … SELECT … ON CONFLICT (id) DO UPDATE`` — the same upsert
 ``bulk_create`` sends, with the same columns updated. The staging table is created on first
 use in each database session (``IF NOT EXISTS``, so a rolled-back creation is simply redone)
-and emptied after each page. tests/syncing/records/test_stores.py runs the store contract on both
-paths.
+and emptied after each page. Records the caller knows to be new skip the staging table:
+:func:`insert` copies them straight into ``syncing_record`` (a first load's pages are all
+creates), and a row that exists after all — a concurrent writer got there first — fails the
+statement with a unique violation, which the store turns into ``StaleRecordError`` (the page
+is read and decided again). tests/syncing/records/test_stores.py runs the store contract on
+both paths.
 """
 
 from __future__ import annotations
@@ -57,23 +61,39 @@ def _set_clause(update_fields: tuple[str, ...]) -> str:
     return ", ".join(f"{column} = EXCLUDED.{column}" for column in columns)
 
 
+def insert(records) -> None:
+    """Insert ``records`` (StoredRecord), none of which may exist yet, inside the caller's
+    transaction: one COPY into the table (a unique violation if one does)."""
+    with connection.cursor() as cursor:
+        _copy(cursor, connection.ops.quote_name(Record._meta.db_table), records)
+
+
 def upsert(records, update_fields: list[str]) -> None:
     """Insert or update ``records`` (StoredRecord) by id, inside the caller's transaction."""
     table = connection.ops.quote_name(Record._meta.db_table)
-    columns, attributes = _layout()
+    columns, _ = _layout()
     updates = _set_clause(tuple(update_fields))
-    now = timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {STAGE} "
             f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
-        # psycopg 3's COPY; the column list is ours, the values go through the protocol.
-        with cursor.cursor.copy(f"COPY {STAGE} ({columns}) FROM STDIN") as copy:
-            for record in records:
-                copy.write_row(_row(record, attributes, now))
+        _copy(cursor, STAGE, records)
         cursor.execute(
             f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {STAGE} "  # noqa: S608 - our columns
             f"ON CONFLICT (id) DO UPDATE SET {updates}"
         )
         cursor.execute(f"DELETE FROM {STAGE}")  # noqa: S608 - our staging table
+
+
+def _copy(cursor, table: str, records) -> None:
+    columns, attributes = _layout()
+    now = timezone.now()
+    # psycopg 3's COPY; the column list is ours, the values go through the protocol. Django's
+    # wrapper turns psycopg's errors into django.db's, as cursor.execute would.
+    with (
+        connection.wrap_database_errors,
+        cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+    ):
+        for record in records:
+            copy.write_row(_row(record, attributes, now))

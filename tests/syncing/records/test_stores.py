@@ -87,6 +87,17 @@ def test_update_replaces_and_a_stale_write_is_refused(record_store, scope):
     assert record_store.get(scope.tenant_id, a.id).data["name"] == "Ada L."
 
 
+def test_creating_a_record_another_writer_inserted_is_refused(record_store, scope):
+    """A page read the record as absent; a webhook inserted it meanwhile. Writing the page's
+    copy over it would lose the webhook's data: the write is refused (the page is decided
+    again) and the caller's transaction stays usable."""
+    record_store.write(scope, [make(scope, "a", name="from the webhook")], [])
+    with pytest.raises(StaleRecordError):
+        record_store.write(scope, [make(scope, "b"), make(scope, "a", name="from the page")], [])
+    kept = record_store.get(scope.tenant_id, make(scope, "a").id)
+    assert kept.data["name"] == "from the webhook"
+
+
 def test_find_by_keys_sees_only_live_records(record_store, scope):
     a = make(scope, "a", keys=["email:x@y.com", "phone:+14155550100"])
     b = make(scope, "b", keys=["email:x@y.com"])

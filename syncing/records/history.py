@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -106,22 +107,40 @@ def page_written(pipeline, decisions: Iterable, creates: list, updates: list) ->
     before = {d.existing.id: d.existing for d in decisions if d.existing is not None}
     source, source_id = pipeline.history_source
     correlation_id, now = _correlation_id(), timezone.now()
-    rows = [
-        _values(r, Action.CREATED, (), source, source_id, "", correlation_id, now) for r in creates
-    ]
+    created = None
+    rows = []
+    if creates and connection.vendor == "postgresql" and pipeline.store.joins_transaction:
+        # The new records are in syncing_record already (this transaction): their history
+        # rows are read from there by the database, not built and sent row by row.
+        created = _Created([r.id for r in creates], {r.tenant_id for r in creates})
+    else:
+        rows = [
+            _values(r, Action.CREATED, (), source, source_id, "", correlation_id, now)
+            for r in creates
+        ]
     for record in updates:
         change = classify(before.get(record.id), record)
         if change is not None:
             rows.append(_values(record, *change, source, source_id, "", correlation_id, now))
-    if rows:
-        _insert(rows)
+    if rows or created:
+        _insert(rows, created=created, common=(source, source_id, correlation_id, now))
 
 
-def _insert(rows: list[tuple]) -> None:
-    """One page's history in one statement. On PostgreSQL a COPY: the pipeline's hot path
-    writes a row per changed record, and COPY takes a fraction of ``bulk_create``'s time for
-    a 1,000-row page (docs/benchmarks.md, "Why some code is hand-written") — preceded by the
-    one-row read of the page's feed key."""
+class _Created(NamedTuple):
+    """Records this transaction inserted into syncing_record, whose creation to record."""
+
+    ids: list
+    tenant_ids: set
+
+
+def _insert(rows: list[tuple], *, created: _Created | None = None, common=()) -> None:
+    """One page's history in one statement (two with ``created``). On PostgreSQL a COPY: the
+    pipeline's hot path writes a row per changed record, and COPY takes a fraction of
+    ``bulk_create``'s time for a 1,000-row page (docs/benchmarks.md, "Why some code is
+    hand-written") — preceded by the one-row read of the page's feed key. ``created`` (on
+    PostgreSQL only): records just inserted, whose "created" rows — ``common`` is their
+    (source, source_id, correlation_id, at) — are copied from syncing_record by one
+    ``INSERT … SELECT``, in the order given, before ``rows``."""
     if connection.vendor != "postgresql":
         if len(rows) == 1:
             _model(rows[0]).save(force_insert=True)
@@ -130,12 +149,32 @@ def _insert(rows: list[tuple]) -> None:
         return
     table = connection.ops.quote_name(RecordChange._meta.db_table)
     fields = COLUMNS.index("fields")
+    tenant_ids = {row[0] for row in rows} | (created.tenant_ids if created else set())
     with connection.cursor() as cursor:
-        key = _feed_key(cursor, table, {row[0] for row in rows})
+        key = _feed_key(cursor, table, tenant_ids)
+        if created:
+            source, source_id, correlation_id, now = common
+            cursor.execute(
+                _CREATED_FROM_RECORDS.format(table=table),
+                [source, str(source_id or "")[:64], correlation_id, now, key, created.ids],
+            )
+        if not rows:
+            return
         # psycopg 3's COPY; the column list is ours, the values go through the protocol.
         with cursor.cursor.copy(f"COPY {table} ({', '.join(COLUMNS)}, txid) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row((*row[:fields], json.dumps(row[fields]), *row[fields + 1 :], key))
+
+
+# The "created" rows of records in syncing_record, in the order of the ids given (the feed
+# orders one transaction's changes by id). The same values _values() gives a created record.
+_CREATED_FROM_RECORDS = (
+    "INSERT INTO {table} (" + ", ".join(COLUMNS) + ", txid) "  # noqa: S608 - our columns
+    "SELECT r.tenant_id, r.id, r.integration_id, r.entity_type, r.external_id, "
+    f"'{Action.CREATED.value}', '[]'::jsonb, %s, %s, '', %s, %s, r.version, %s "
+    "FROM unnest(%s::uuid[]) WITH ORDINALITY AS page(id, position) "
+    "JOIN syncing_record r ON r.id = page.id ORDER BY page.position"
+)
 
 
 def _feed_key(cursor, table: str, tenant_ids) -> int:

@@ -74,6 +74,27 @@ def test_every_kind_of_change_in_order_with_the_record_or_its_tombstone(tenant, 
     assert changes[2]["source"] == "api" and changes[0]["source"] == "service"
 
 
+def test_a_pages_new_records_enter_the_feed_in_page_order_with_their_source(tenant, api):
+    """On PostgreSQL the database copies a page's "created" rows from the records it just
+    inserted: each record once, in the page's order, with the page's source and a version."""
+    task = task_with(tenant)
+    page = [str(n) for n in range(30, 0, -1)]
+    apply_page(task, [{"id": n, "name": f"Person {n}"} for n in page])
+    apply_page(task, [{"id": "31"}, {"id": "30", "name": "Person 30, renamed"}])
+
+    changes, _cursor = follow(api)
+    assert [(c["external_id"], c["action"]) for c in changes] == [
+        *[(n, "created") for n in page],
+        ("31", "created"),
+        ("30", "updated"),
+    ]
+    rows = RecordChange.objects.filter(integration_id=task.integration_id).order_by("id")
+    assert {(r.source, r.actor, tuple(r.fields), r.version) for r in rows[:30]} == {
+        ("service", "", (), 1)
+    }
+    assert stored(task)["30"].id == rows[0].record_id
+
+
 def test_a_deleted_record_shows_its_tombstone(tenant, api):
     task = task_with(tenant)
     apply_page(task, [{"id": "1", "name": "Ada"}])

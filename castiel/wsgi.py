@@ -8,6 +8,11 @@ pages instead of copying them as the collector touches them (the use the Python 
 gives for it). Requests that keep objects alive for a while — spans waiting for the batch
 exporter, with tracing on — trigger full collections often; each scanned the ~140,000
 objects of the loaded application (docs/benchmarks.md).
+
+The cache backends are built here too: django-redis imports redis-py on first use (with its
+asyncio and observability modules), ~0.2 s of CPU that each worker's first request
+would otherwise pay — under load, every worker at once. Building a backend opens no
+connection.
 """
 
 import gc
@@ -20,9 +25,11 @@ application = get_wsgi_application()
 
 
 def _freeze_loaded_application() -> None:
+    from django.core.cache import caches
     from django.urls import get_resolver
 
     get_resolver().url_patterns  # noqa: B018 - imports the URLconf and every view now
+    caches.all()  # builds (and imports) every configured cache backend now
     gc.collect()
     gc.freeze()
 

@@ -208,13 +208,27 @@ class RecordAdmin(admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return ["integration", "entity_type", "data"]
-        own = [f.name for f in Record._meta.fields if f.name != "data"]
-        return ["data", "history_table", "related", *own]
+        return ["data", "history_table", "related", *self._own_fields()]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return []
-        return [*self.readonly_extra, *[f.name for f in Record._meta.fields if f.name != "data"]]
+        return [*self.readonly_extra, *self._own_fields()]
+
+    @staticmethod
+    def _own_fields() -> list[str]:
+        """The record's columns after its data; the base is shown by :meth:`base`."""
+        return [
+            "base" if f.name == "base_data" else f.name
+            for f in Record._meta.fields
+            if f.name != "data"
+        ]
+
+    @admin.display(description="Base data")
+    def base(self, obj):
+        """The remote version as of the last sync (stored only when it differs from the data)."""
+        base = obj.data if obj.base_data is None else obj.base_data
+        return format_html("<pre>{}</pre>", json.dumps(base, indent=2, ensure_ascii=False))
 
     @admin.display(description="History")
     def history_table(self, obj):

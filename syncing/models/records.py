@@ -14,7 +14,9 @@ class Record(TenantOwned):
     ``id`` is uuid5(tenant/integration/entity/external id), so the same remote object always
     lands on the same row, in either store. ``data`` is the local copy; ``base_data`` is the
     remote version as of the last sync (the ancestor for three-way merges); a record whose
-    ``content_hash`` differs from ``base_hash`` was edited locally since.
+    ``content_hash`` differs from ``base_hash`` was edited locally since. When they are equal,
+    ``base_data`` is NULL rather than a second copy of ``data`` (the record store reads it
+    back as ``data``).
     """
 
     id = models.UUIDField(primary_key=True, editable=False)
@@ -38,7 +40,13 @@ class Record(TenantOwned):
     external_id = models.CharField(max_length=255)
     data = models.JSONField(default=dict)
     content_hash = models.CharField(max_length=64)
-    base_data = models.JSONField(default=dict)
+    base_data = models.JSONField(
+        null=True,
+        blank=True,
+        default=None,
+        help_text="The remote version as of the last sync; empty when it is the same as the "
+        "data (no local edit since: most records), so a record is not stored twice.",
+    )
     base_hash = models.CharField(max_length=64, blank=True, default="")
     remote_updated_at = models.DateTimeField(null=True, blank=True)
     remote_version = models.CharField(

@@ -66,6 +66,14 @@ class StoredRecord:
     def copy(self, **changes) -> StoredRecord:
         return replace(self, **changes)
 
+    def stored_base(self) -> dict | None:
+        """The base as the ORM store keeps it: None when it is the data (the same content
+        hash: no local edit since the last sync — most records), so a record is not stored
+        twice; the store reads None back as the data."""
+        if self.base_hash and self.base_hash == self.content_hash:
+            return None
+        return self.base_data
+
 
 @dataclass(frozen=True)
 class RecordRef:

@@ -59,7 +59,7 @@ def to_stored(row: Record) -> StoredRecord:
         external_id=row.external_id,
         data=row.data,
         content_hash=row.content_hash,
-        base_data=row.base_data,
+        base_data=row.data if row.base_data is None else row.base_data,
         base_hash=row.base_hash,
         remote_updated_at=row.remote_updated_at,
         remote_version=row.remote_version,
@@ -84,7 +84,7 @@ def to_row(record: StoredRecord) -> Record:
         external_id=record.external_id,
         data=record.data,
         content_hash=record.content_hash,
-        base_data=record.base_data,
+        base_data=record.stored_base(),
         base_hash=record.base_hash,
         remote_updated_at=record.remote_updated_at,
         remote_version=record.remote_version,
@@ -241,6 +241,7 @@ class OrmRecordStore(RecordStore):
         expected = int(record.etag) if record.etag else record.version
         new_version = max(record.version, expected + 1)
         fields = {f: getattr(record, f) for f in UPSERT_FIELDS if f != "version"}
+        fields["base_data"] = record.stored_base()
         # No savepoint (it costs two round trips); errors are raised outside the block, so a
         # caller that handles StaleRecordError keeps a usable transaction.
         with transaction.atomic(savepoint=False):

@@ -38,11 +38,16 @@ def _layout() -> tuple[str, tuple[tuple[str, bool], ...]]:
 
 def _row(record, attributes, now) -> list:
     row = []
-    # A created record's data and base_data are one dict: encoded once (JSON encoding was the
-    # largest Python cost of the COPY; docs/benchmarks.md, "Inbound commit path").
+    # JSON encoding is the largest Python cost of the COPY (docs/benchmarks.md, "Inbound
+    # commit path"): a dict that is there twice is encoded once.
     encoded: list[tuple[object, str]] = []
     for attname, is_json in attributes:
         value = getattr(record, attname)
+        if attname == "base_data":
+            value = record.stored_base()  # NULL: the same as the data
+            if value is None:
+                row.append(None)
+                continue
         if is_json:
             text = next((done for prior, done in encoded if prior is value), None)
             if text is None:

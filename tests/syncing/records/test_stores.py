@@ -98,6 +98,27 @@ def test_creating_a_record_another_writer_inserted_is_refused(record_store, scop
     assert kept.data["name"] == "from the webhook"
 
 
+def test_a_record_without_a_local_edit_is_stored_once(record_store, scope):
+    """ORM store: the base is kept only while it differs from the data (a local edit waiting
+    to go out); otherwise the column is empty and the record reads back whole."""
+    if record_store.name != "orm":
+        pytest.skip("the ORM store's own layout")
+    from syncing.models import Record
+
+    record_store.write(scope, [make(scope, "a", name="Ada")], [])
+    rid = make(scope, "a").id
+    assert Record.objects.get(id=rid).base_data is None
+    synced = record_store.get(scope.tenant_id, rid)
+    assert synced.base_data == synced.data == {"id": "a", "name": "Ada"}
+
+    edited = record_store.local_edit(
+        scope.tenant_id, rid, {"id": "a", "name": "Ada L."}, at=timezone.now()
+    )
+    assert edited.locally_modified
+    assert Record.objects.get(id=rid).base_data == {"id": "a", "name": "Ada"}
+    assert record_store.get(scope.tenant_id, rid).base_data == {"id": "a", "name": "Ada"}
+
+
 def test_find_by_keys_sees_only_live_records(record_store, scope):
     a = make(scope, "a", keys=["email:x@y.com", "phone:+14155550100"])
     b = make(scope, "b", keys=["email:x@y.com"])

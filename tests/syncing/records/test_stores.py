@@ -98,13 +98,13 @@ def test_creating_a_record_another_writer_inserted_is_refused(record_store, scop
     assert kept.data["name"] == "from the webhook"
 
 
-def test_a_record_without_a_local_edit_is_stored_once(record_store, scope):
-    """ORM store: the base is kept only while it differs from the data (a local edit waiting
-    to go out); otherwise the column is empty and the record reads back whole."""
-    if record_store.name != "orm":
-        pytest.skip("the ORM store's own layout")
+def test_the_orm_store_keeps_a_record_without_a_local_edit_once(scope):
+    """The base is kept only while it differs from the data (a local edit waiting to go
+    out); otherwise the column is empty and the record reads back whole."""
     from syncing.models import Record
+    from syncing.records.stores.orm import OrmRecordStore
 
+    record_store = OrmRecordStore()
     record_store.write(scope, [make(scope, "a", name="Ada")], [])
     rid = make(scope, "a").id
     assert Record.objects.get(id=rid).base_data is None

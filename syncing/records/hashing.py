@@ -15,8 +15,15 @@ def record_id(tenant_id, integration_id, entity_type: str, external_id: str) -> 
     return uuid.uuid5(RECORD_NAMESPACE, f"{tenant_id}/{integration_id}/{entity_type}/{external_id}")
 
 
+# What json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+# default=str) builds on every call, built once: the same bytes, ~1 µs less per record.
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+)
+
+
 def canonical_json(data) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _CANONICAL.encode(data)
 
 
 def content_hash(data) -> str:

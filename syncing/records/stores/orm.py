@@ -209,7 +209,7 @@ class OrmRecordStore(RecordStore):
         except IntegrityError as exc:
             if not _raced(exc, postgres):
                 raise
-            raise StaleRecordError([r.id for r in creates]) from None
+            raise StaleRecordError([r.id for r in records]) from None
 
     def _sync_keys(self, scope: Scope, records: list[StoredRecord]) -> None:
         keyed = [r for r in records if r.match_keys]

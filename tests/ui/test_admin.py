@@ -70,6 +70,24 @@ def test_a_record_page_shows_its_history_and_links_the_sources(operator, tenant)
     assert RecordChange.objects.filter(record_id=record.id, source="admin").exists()
 
 
+def test_a_record_page_shows_its_base_whether_or_not_it_is_stored_apart(operator, tenant):
+    """The base is stored only while it differs from the data: the page shows it either way."""
+    task = task_with(tenant)
+    apply_page(task, [{"id": "1", "name": "Ada"}])
+    record = stored(task)["1"]
+    url = f"/admin/syncing/record/{record.id}/change/"
+    ada = "&quot;name&quot;: &quot;Ada&quot;"
+
+    synced = operator.get(url).content.decode()
+    assert "Base data" in synced
+    assert synced.count(ada) == 2, "the data, and the base shown from it"
+
+    operator.post(url, {"data": '{"id": "1", "name": "Bea"}'})
+    edited = operator.get(url).content.decode()
+    assert ada in edited, "the base is still the synced version while the edit waits to go out"
+    assert "&quot;name&quot;: &quot;Bea&quot;" in edited
+
+
 def test_task_actions_reset_cursor_and_pause(operator, tenant):
     task = task_with(tenant)
     SyncTask.objects.filter(pk=task.pk).update(

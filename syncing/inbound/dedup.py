@@ -78,6 +78,9 @@ class Decision:
 
 class Strategy:
     name = "external_id"
+    # Whether records may match by keys (then finding them needs the key index, not only a
+    # unique violation on the record's own id or external id).
+    uses_keys = False
 
     def __init__(self, config: dict | None, *, identity_fields: tuple[str, ...] = ()):
         self.config = config or {}
@@ -99,6 +102,7 @@ class ExternalIdStrategy(Strategy):
 
 class CompositeKeyStrategy(Strategy):
     name = "composite_key"
+    uses_keys = True
 
     def validate(self):
         fields = self.config.get("fields")
@@ -135,6 +139,7 @@ DEFAULT_RULES = [{"rule": "email", "field": "email"}, {"rule": "phone", "field":
 
 class NormalizedMatchStrategy(Strategy):
     name = "normalized_match"
+    uses_keys = True
 
     def validate(self):
         rules = self.config.get("rules", DEFAULT_RULES)
@@ -160,6 +165,7 @@ class NormalizedMatchStrategy(Strategy):
 
 class ContentHashStrategy(Strategy):
     name = "content_hash"
+    uses_keys = True
 
     def validate(self):
         ignore = self.config.get("ignore_fields")
@@ -197,11 +203,18 @@ def rule_of(key: str) -> str:
 
 
 def deduplicate(
-    incoming: list[Incoming], *, store: RecordStore, scope: Scope, lock: bool = True
+    incoming: list[Incoming],
+    *,
+    store: RecordStore,
+    scope: Scope,
+    lock: bool = True,
+    assume_new: bool = False,
 ) -> tuple[list[Decision], Counter]:
     """Group a page's records onto targets (stored records or new ones).
 
-    Returns one decision per target and a count of the rules that matched.
+    Returns one decision per target and a count of the rules that matched. ``assume_new``
+    skips the store: every target is new (the caller writes them as creates, which the store
+    refuses if one exists after all — see ``PagePipeline.apply``).
     """
     rules: Counter = Counter()
     # 1. Same external id repeated on the page (offset pages shifting, retries): keep newest.
@@ -215,6 +228,9 @@ def deduplicate(
                 by_id[item.record_id] = item
         else:
             by_id[item.record_id] = item
+    if assume_new:
+        rules["new"] = len(by_id)
+        return [Decision(i, None, rid, "new", repeats[rid]) for rid, i in by_id.items()], rules
     existing = store.get_many(scope, list(by_id), lock=lock)
     # A record created locally keeps the id it had before the provider named it (see
     # syncing/outbound/local_changes.py): its external id, not its uuid, is how the pull finds

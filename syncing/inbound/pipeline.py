@@ -17,7 +17,7 @@ is mapped, hashed and matched the same way whichever path brings it.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from django.utils import timezone
@@ -38,7 +38,7 @@ from syncing.records import history, history_repair, outbox
 from syncing.records.diff import changed_fields, conflicting_fields
 from syncing.records.hashing import content_hash, record_id
 from syncing.records.notices import conflicts_waiting
-from syncing.records.stores.base import RecordStore, Scope, StoredRecord
+from syncing.records.stores.base import RecordStore, Scope, StaleRecordError, StoredRecord
 
 MAX_ERROR_SAMPLES = 5
 OUTCOMES = SyncRun.OUTCOME_COUNTERS
@@ -53,6 +53,12 @@ class PageResult:
     # The provider's own spelling of that timestamp: providers such as json-server compare
     # updated-at filters as strings, so the watermark must keep their format.
     max_updated_raw: str | None = None
+
+
+def _copy_result(result: PageResult) -> PageResult:
+    return replace(
+        result, counts=Counter(result.counts), rules=Counter(result.rules), errors=[*result.errors]
+    )
 
 
 class PipelineConfigError(ValueError):
@@ -128,6 +134,7 @@ class PagePipeline:
         # What the record history names as the cause of this pipeline's writes.
         self.history_source = source or (("run", str(run.pk)) if run else ("service", ""))
         self.scope = Scope(task.tenant_id, task.integration_id, task.entity_type)
+        self._only_new = False  # the last page applied held only new records
         conflict_rules.validate_config(task.conflict_strategy, task.conflict_config)
 
     # -- mapping -------------------------------------------------------------------------
@@ -186,12 +193,40 @@ class PagePipeline:
     # -- the page ------------------------------------------------------------------------
 
     def apply(self, raw_records: list[dict]) -> PageResult:
-        """Run the whole pipeline for one page. Call inside the page transaction."""
+        """Run the whole pipeline for one page. Call inside the page transaction.
+
+        While a run's pages hold only new records (a first load), a page is written as
+        creates without looking its records up first: the store refuses a create whose record
+        exists after all (a unique violation on its id or external id, raised as
+        ``StaleRecordError`` with the write rolled back to its savepoint), and then the page
+        is decided again against the store, as every page of an incremental run is. The two
+        lookups cost a first load's page as much as its history (docs/benchmarks.md). Only
+        where that refusal says everything the lookups would: a store inside the transaction,
+        a strategy that matches by id alone (keys need the key index), and a page with no
+        tombstones (deleting a stored record writes nothing new).
+        """
         result = PageResult()
         result.counts["fetched"] = len(raw_records)
-        self._pushes: list = []
         incoming = self.map(raw_records, result)
-        decisions, rules = deduplicate(incoming, store=self.store, scope=self.scope)
+        if self._only_new and self._may_assume_new(incoming):
+            try:
+                return self._apply(incoming, _copy_result(result), assume_new=True)
+            except StaleRecordError:
+                self._only_new = False  # one of them exists: decide the page against the store
+        return self._apply(incoming, result, assume_new=False)
+
+    def _may_assume_new(self, incoming: list[Incoming]) -> bool:
+        return (
+            self.store.joins_transaction
+            and not self.strategy.uses_keys
+            and not any(item.deleted for item in incoming)
+        )
+
+    def _apply(self, incoming: list[Incoming], result: PageResult, *, assume_new: bool):
+        self._pushes: list = []
+        decisions, rules = deduplicate(
+            incoming, store=self.store, scope=self.scope, assume_new=assume_new
+        )
         result.rules.update(rules)
         existing_ids = [d.existing.id for d in decisions if d.existing]
         open_conflicts = {
@@ -230,6 +265,7 @@ class PagePipeline:
                 conflict.save(update_fields=["remote_data", "remote_updated_at", "fields", "run"])
         if self.generation is not None and seen:
             self.store.mark_seen(self.scope, seen, self.generation)
+        self._only_new = not any(d.existing for d in decisions)
         return result
 
     def _queue_pushes(self) -> None:

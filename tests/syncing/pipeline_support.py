@@ -33,22 +33,30 @@ def task_with(tenant, **fields):
     return make_task(IntegrationFactory(tenant=tenant), **fields)
 
 
-def apply_page(task, records, *, store=None, generation=None):
-    store = store or get_store()
+def pipeline_for(task, *, store=None, generation=None) -> PagePipeline:
+    """The task's pipeline over records shaped like the sandbox's (one per run: it keeps
+    what it learnt from one page for the next)."""
     accessors = RecordAccessors()
-    mapping = FieldMapping(task.field_mapping)
-    pipeline = PagePipeline(
+    return PagePipeline(
         task=task,
         adapter=accessors,
-        mapping=mapping,
+        mapping=FieldMapping(task.field_mapping),
         strategy=strategy_for(
             task.dedup_strategy, task.dedup_config, identity_fields=accessors.identity_fields
         ),
-        store=store,
+        store=store or get_store(),
         generation=generation,
     )
-    with transaction.atomic(), store.atomic():
+
+
+def apply_with(pipeline: PagePipeline, records):
+    """One page through ``pipeline``, in a page transaction."""
+    with transaction.atomic(), pipeline.store.atomic():
         return pipeline.apply(records)
+
+
+def apply_page(task, records, *, store=None, generation=None):
+    return apply_with(pipeline_for(task, store=store, generation=generation), records)
 
 
 def stored(task, *, store=None, include_deleted=False):

@@ -51,6 +51,7 @@ class Incoming:
     remote_version: str = ""
     # The provider says Castiel's own integration user made this version (our own write).
     by_self: bool = False
+    data_json: str | None = None  # ``data`` as the canonical JSON its content hash is of
 
     def newer_than(self, other: Incoming) -> bool:
         """Latest remote update wins; on a tie (or no timestamps) the later position wins."""

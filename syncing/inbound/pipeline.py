@@ -36,7 +36,7 @@ from syncing.inbound.dedup import (
 from syncing.models import Conflict, OutboundChange, SyncRun, SyncTask
 from syncing.records import history, history_repair, outbox
 from syncing.records.diff import changed_fields, conflicting_fields
-from syncing.records.hashing import content_hash, record_id
+from syncing.records.hashing import content_hash, hashed, record_ids
 from syncing.records.notices import conflicts_waiting
 from syncing.records.stores.base import RecordStore, Scope, StaleRecordError, StoredRecord
 
@@ -135,6 +135,7 @@ class PagePipeline:
         self.history_source = source or (("run", str(run.pk)) if run else ("service", ""))
         self.scope = Scope(task.tenant_id, task.integration_id, task.entity_type)
         self._only_new = False  # the last page applied held only new records
+        self._record_id = record_ids(task.tenant_id, task.integration_id, task.entity_type)
         conflict_rules.validate_config(task.conflict_strategy, task.conflict_config)
 
     # -- mapping -------------------------------------------------------------------------
@@ -151,6 +152,7 @@ class PagePipeline:
             except RecordMappingError as exc:
                 self._error(result, f"record {external_id}: {exc}")
                 continue
+            data_json, data_hash = hashed(data)
             updated_raw = self.adapter.updated_at(raw)
             updated = parse_timestamp(updated_raw)
             if updated and (result.max_updated_at is None or updated > result.max_updated_at):
@@ -161,14 +163,10 @@ class PagePipeline:
                     by_self=self._by_self(raw),
                     position=position,
                     external_id=external_id,
-                    record_id=record_id(
-                        self.scope.tenant_id,
-                        self.scope.integration_id,
-                        self.scope.entity_type,
-                        external_id,
-                    ),
+                    record_id=self._record_id(external_id),
                     data=data,
-                    content_hash=content_hash(data),
+                    content_hash=data_hash,
+                    data_json=data_json,
                     remote_updated_at=updated,
                     deleted=self.adapter.is_deleted(raw),
                     match_keys=self.strategy.keys(data),
@@ -302,6 +300,7 @@ class PagePipeline:
                     entity_type=self.scope.entity_type,
                     external_id=decision.external_id,
                     data=inc.data,
+                    data_json=inc.data_json,
                     content_hash=inc.content_hash,
                     base_data=inc.data,
                     base_hash=inc.content_hash,
@@ -373,6 +372,7 @@ class PagePipeline:
             return "updated", self._stamp(
                 ex.copy(
                     data=inc.data,
+                    data_json=inc.data_json,
                     content_hash=inc.content_hash,
                     version=ex.version + 1,
                     **remote_changes,

@@ -57,6 +57,10 @@ class StoredRecord:
     # Stores outside the database transaction: the history row this write is owed, written
     # with the record (syncing/records/history_repair.py). None elsewhere.
     feed_intent: dict | None = None
+    # ``data`` as JSON text, when the pipeline already built it (the canonical JSON of its
+    # content hash): the ORM store's COPY sends it rather than encoding the data again.
+    # Dropped by copy() when the data changes.
+    data_json: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def locally_modified(self) -> bool:
@@ -64,6 +68,8 @@ class StoredRecord:
         return bool(self.base_hash) and self.content_hash != self.base_hash
 
     def copy(self, **changes) -> StoredRecord:
+        if "data" in changes and "data_json" not in changes:
+            changes["data_json"] = None
         return replace(self, **changes)
 
     def stored_base(self) -> dict | None:

@@ -48,6 +48,8 @@ def _row(record, attributes, now) -> list:
             if value is None:
                 row.append(None)
                 continue
+        elif attname == "data" and record.data_json is not None:
+            encoded.append((value, record.data_json))  # the pipeline's canonical JSON of it
         if is_json:
             text = next((done for prior, done in encoded if prior is value), None)
             if text is None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from castiel.db.leases import LeaseLost, fenced_update, fenced_update_or_raise, new_token
@@ -66,11 +65,10 @@ def renew(task_id, token: str, **fields) -> None:
 def lock_for_page(task_id, token: str) -> None:
     """Inside the page transaction: hold the task row so the reaper cannot take it meanwhile.
 
-    PostgreSQL: a row lock (the reaper's UPDATE waits, then re-checks the renewed expiry).
-    SQLite: the renewing UPDATE itself takes the database write lock for the transaction.
+    The renewing UPDATE does it: on PostgreSQL it locks the row it renews (the reaper's UPDATE
+    waits, then re-checks the renewed expiry); on SQLite it takes the database write lock for
+    the transaction. A lost lease matches no row and raises LeaseLost.
     """
-    if connection.features.has_select_for_update:
-        list(SyncTask.objects.select_for_update().filter(id=task_id).values_list("id"))
     renew(task_id, token)
 
 

@@ -46,7 +46,9 @@ class PageCommit:
         while True:
             attempt += 1
             try:
-                return self.commit(page)
+                self.commit(page)
+                waiting.renewed()  # the page's commit renewed the lease
+                return
             except RecordStoreUnavailable as exc:
                 code, reason, retry_after = STORE_UNAVAILABLE, str(exc), exc.retry_after
             except StaleRecordError as exc:

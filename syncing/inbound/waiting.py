@@ -34,14 +34,30 @@ def sync_retries() -> RetryPolicy:
 class Waiting:
     """The waits of one run of ``task`` under ``token``."""
 
+    # A lease renewed this recently (a fraction of the lease) is not renewed again before a
+    # request: nobody can take the task before it expires (the reaper takes expired leases
+    # only), so the check would cost every page a write and a commit and say nothing new.
+    # Every write to the task stays fenced.
+    RENEWED_FRACTION = 0.1
+
     def __init__(self, task: SyncTask, run: SyncRun, token: str, provider: str):
         self.task = task
         self.run = run
         self.token = token
         self.provider = provider
+        self._renewed_at: float | None = None  # time.monotonic() of the last renewal
 
     def renew(self) -> None:
+        """Renew the lease (or raise LeaseLost) unless it was renewed a moment ago."""
+        since = None if self._renewed_at is None else time.monotonic() - self._renewed_at
+        if since is not None and since < leases.lease_seconds() * self.RENEWED_FRACTION:
+            return
         leases.renew(self.task.id, self.token)
+        self.renewed()
+
+    def renewed(self) -> None:
+        """The lease was just renewed (and committed)."""
+        self._renewed_at = time.monotonic()
 
     def retry(self, attempt: int, code: str, reason: str, retry_after) -> None:
         """Back off before attempt ``attempt + 1`` (in the worker, or deferred when long);

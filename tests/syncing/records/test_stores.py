@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from syncing.models import RecordChange
-from syncing.records.hashing import content_hash, record_id
+from syncing.records.hashing import canonical_json, content_hash, record_id
 from syncing.records.stores.base import Scope, StaleRecordError, StoredRecord
 from tests.factories import IntegrationFactory
 
@@ -216,11 +216,13 @@ def test_a_write_round_trips_every_field(record_store, scope):
     now = timezone.now().replace(microsecond=123456)
     awkward = 'tab\there, newline\nthere, quote " back \\ slash, \\N, é ✓ 𝄞'
     first = make(scope, "a", keys=["email:é@x.com"], name="Ada", note=awkward, n=None)
+    elsewhere = timezone.get_fixed_timezone(120)  # a provider's own offset
     first = first.copy(
-        remote_updated_at=now - timedelta(days=1),
+        remote_updated_at=(now - timedelta(days=1)).astimezone(elsewhere),
         remote_version='"etag-1"',
         last_pushed_hash="abc",
         seen_generation=7,
+        data_json=canonical_json(first.data),  # as the pipeline hands it over
     )
     record_store.write(scope, [first], [])
     stored = record_store.get(scope.tenant_id, first.id)
@@ -230,6 +232,7 @@ def test_a_write_round_trips_every_field(record_store, scope):
         now - timedelta(days=1),
         '"etag-1"',
     )
+    assert (stored.synced_at, stored.created_at) == (first.synced_at, first.created_at)
     assert (stored.last_pushed_hash, stored.seen_generation) == ("abc", 7)
     assert stored.local_updated_at is None and stored.deleted_at is None
 

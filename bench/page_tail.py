@@ -1,5 +1,7 @@
-"""A page's tail, waited for or pipelined: what overlapping an inbound page's commit with the
-next page's Python would give (a simulation; the worker does not do it yet).
+"""Inbound page tail (history INSERT + COMMIT) waited for vs pipelined: a simulation.
+
+What overlapping an inbound page's commit with the next page's Python would give (the worker
+does not do it yet).
 
 Raw psycopg against Castiel's real tables in a scratch PostgreSQL (bench/_syncdb.py), N pages
 of 1,000 new records each, one connection, alternating runs of two modes:

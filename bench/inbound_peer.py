@@ -280,7 +280,12 @@ def _castiel_once(tenant, url: str, args, round_: int, worker) -> dict:
     while not SyncRun.objects.filter(task=task, status__in=done).exists():
         if worker.poll() is not None:
             raise RuntimeError("the qcluster exited")
-        if time.perf_counter() - started > 1800:
+        waited = time.perf_counter() - started
+        if waited > 60 and not SyncRun.objects.filter(task=task).exists():
+            # The wake-up was taken but no run began: the task failed before its first write
+            # (an import error, say), which only the qcluster's own log would show.
+            raise RuntimeError("the qcluster did not start the sync run within 60 s")
+        if waited > 1800:
             raise RuntimeError("the Castiel run did not finish in 30 minutes")
         time.sleep(0.05)
     seconds = time.perf_counter() - started

@@ -22,11 +22,9 @@ docs/benchmarks.md ("Session 7") has the figures and what the worker would need.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import statistics
 import time
-import uuid
 from datetime import UTC, datetime
 
 from bench._syncdb import scratch_postgres
@@ -46,7 +44,6 @@ HISTORY = (
     "WHERE tenant_id = %s) FROM unnest(%s::uuid[]) WITH ORDINALITY AS page(id, position) "
     "JOIN syncing_record r ON r.id = page.id ORDER BY page.position"
 )
-ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def add_arguments(parser):
@@ -88,7 +85,10 @@ def run(args) -> dict:
 
 
 def _python_page(scope, run_id: str, page: int) -> list[tuple]:
-    """About what the worker does per record in Python outside the COPY."""
+    """About what the worker does per record in Python outside the COPY: parsing, the
+    canonical JSON and its hash, the record id, the updated-at."""
+    from syncing.records.hashing import hashed, record_ids
+
     tenant, integration = scope
     raw = json.dumps(
         [
@@ -103,24 +103,12 @@ def _python_page(scope, run_id: str, page: int) -> list[tuple]:
             for n in range(PAGE)
         ]
     )
-    prefix = hashlib.sha1(  # noqa: S324 - uuid5's hash, as syncing/records/hashing.py
-        uuid.UUID("5b0d7c3e-58a4-4d8e-9d0f-6a1f3c2e9b71").bytes
-        + f"{tenant}/{integration}/contacts/".encode()
-    )
+    record_id = record_ids(tenant, integration, "contacts")
     rows = []
     for item in json.loads(raw):
-        text = ENCODER.encode(item)
-        digest = prefix.copy()
-        digest.update(item["id"].encode())
+        text, digest = hashed(item)
         datetime.fromisoformat(item["updatedAt"].replace("Z", "+00:00"))
-        rows.append(
-            (
-                uuid.UUID(bytes=digest.digest()[:16], version=5),
-                item["id"],
-                text,
-                hashlib.sha256(text.encode()).hexdigest(),
-            )
-        )
+        rows.append((record_id(item["id"]), item["id"], text, digest))
     return rows
 
 

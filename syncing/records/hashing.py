@@ -44,7 +44,7 @@ def canonical_json(data) -> str:
 
 
 def content_hash(data) -> str:
-    return hashlib.sha256(canonical_json(data).encode()).hexdigest()
+    return hashed(data)[1]
 
 
 def hashed(data) -> tuple[str, str]:

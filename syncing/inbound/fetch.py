@@ -14,13 +14,18 @@ from syncing.inbound.preflight import Plan
 from syncing.inbound.waiting import Waiting
 
 
-def fetch_page(plan: Plan, waiting: Waiting):
-    """The page at ``plan.cursor`` (renewing the lease before every request)."""
+def fetch_page(plan: Plan, waiting: Waiting, first=None):
+    """The page at ``plan.cursor`` (renewing the lease before every request). ``first``: the
+    first attempt made already (``read_ahead.py``), as a callable that returns its page or
+    raises its error."""
     attempt = 0
     while True:
         attempt += 1
         waiting.renew()
         try:
+            if first is not None:
+                attempt_made, first = first, None
+                return attempt_made()
             return plan.adapter.fetch_page(plan.cursor, since=plan.since)
         except InvalidCursor as exc:
             raise SyncFailure("invalid_cursor", str(exc)) from None

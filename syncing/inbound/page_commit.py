@@ -41,12 +41,12 @@ class PageCommit:
         self.plan = plan
         self.provider = provider
 
-    def commit_with_retries(self, page, waiting: Waiting) -> None:
+    def commit_with_retries(self, page, waiting: Waiting, mapped=None) -> None:
         attempt = 0
         while True:
             attempt += 1
             try:
-                self.commit(page)
+                self.commit(page, mapped)
                 waiting.renewed()  # the page's commit renewed the lease
                 return
             except RecordStoreUnavailable as exc:
@@ -56,13 +56,14 @@ class PageCommit:
             waiting.retry(attempt, code, reason, retry_after)
             waiting.renew()
 
-    def commit(self, page) -> None:
-        """Apply one page and move the checkpoint, atomically (fenced by the lease)."""
+    def commit(self, page, mapped=None) -> None:
+        """Apply one page (``mapped``: its records mapped already) and move the checkpoint,
+        atomically (fenced by the lease)."""
         plan = self.plan
         store = plan.pipeline.store
         with transaction.atomic(), store.atomic():
             leases.lock_for_page(self.task.id, self.token)
-            result = plan.pipeline.apply(page.records)
+            result = plan.pipeline.apply(page.records, mapped)
             if result.max_updated_at and (
                 plan.max_updated is None or result.max_updated_at > plan.max_updated
             ):

@@ -55,6 +55,15 @@ class PageResult:
     max_updated_raw: str | None = None
 
 
+@dataclass
+class MappedPage:
+    """A page's records mapped, hashed and given their ids: everything about a page that needs
+    neither the database nor the page before it (so the read-ahead can do it early)."""
+
+    incoming: list[Incoming]
+    result: PageResult
+
+
 def _copy_result(result: PageResult) -> PageResult:
     return replace(
         result, counts=Counter(result.counts), rules=Counter(result.rules), errors=[*result.errors]
@@ -190,7 +199,14 @@ class PagePipeline:
 
     # -- the page ------------------------------------------------------------------------
 
-    def apply(self, raw_records: list[dict]) -> PageResult:
+    def map_page(self, raw_records: list[dict]) -> MappedPage:
+        """The page's mapping (:meth:`map`), apart from applying it: touches no database and
+        no state a page's application changes, so it may run in another thread."""
+        result = PageResult()
+        result.counts["fetched"] = len(raw_records)
+        return MappedPage(self.map(raw_records, result), result)
+
+    def apply(self, raw_records: list[dict], mapped: MappedPage | None = None) -> PageResult:
         """Run the whole pipeline for one page. Call inside the page transaction.
 
         While a run's pages hold only new records (a first load), a page is written as
@@ -202,10 +218,11 @@ class PagePipeline:
         where that refusal says everything the lookups would: a store inside the transaction,
         a strategy that matches by id alone (keys need the key index), and a page with no
         tombstones (deleting a stored record writes nothing new).
+
+        ``mapped``: the page already mapped by :meth:`map_page` (the read-ahead's).
         """
-        result = PageResult()
-        result.counts["fetched"] = len(raw_records)
-        incoming = self.map(raw_records, result)
+        mapped = mapped or self.map_page(raw_records)
+        incoming, result = mapped.incoming, _copy_result(mapped.result)
         if self._only_new and self._may_assume_new(incoming):
             try:
                 return self._apply(incoming, _copy_result(result), assume_new=True)

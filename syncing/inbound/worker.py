@@ -18,9 +18,11 @@ committed page left it (``endings.py``).
 from __future__ import annotations
 
 import time
+from functools import partial
 
 from django.conf import settings
 
+from castiel.db import overlap
 from castiel.db.leases import LeaseLost
 from castiel.http.errors import OutboundError
 from castiel.observability import tracing
@@ -41,6 +43,7 @@ from syncing.inbound.errors import (
 from syncing.inbound.fetch import fetch_page
 from syncing.inbound.page_commit import PageCommit
 from syncing.inbound.preflight import preflight
+from syncing.inbound.read_ahead import ReadAhead
 from syncing.inbound.waiting import Waiting
 from syncing.models import SyncRun, SyncTask
 from syncing.records.stores.base import RecordStoreUnavailable
@@ -150,12 +153,19 @@ class InboundRun:
 
     def pages(self) -> None:
         plan = preflight(self.task, self.run)
+        ahead = ReadAhead(plan)
+        try:
+            self._pages(plan, ahead)
+        finally:
+            ahead.close()
+
+    def _pages(self, plan, ahead: ReadAhead) -> None:
         pages = PageCommit(self.task, self.run, self.token, plan, self.provider)
         while True:
             if time.monotonic() > self.deadline:
                 raise Deferred(0, BUDGET_REACHED)
             fetch_started = time.perf_counter()
-            page = fetch_page(plan, self.waiting)
+            page = fetch_page(plan, self.waiting, first=ahead.take(plan.cursor))
             metrics.PAGE_DURATION.labels(self.provider, "fetch").observe(
                 time.perf_counter() - fetch_started
             )
@@ -165,7 +175,8 @@ class InboundRun:
                     f"the provider returned the same cursor again: {plan.cursor}",
                 )
             commit_started = time.perf_counter()
-            pages.commit_with_retries(page, self.waiting)
+            with overlap.meanwhile(self._read_ahead(ahead, page)):
+                pages.commit_with_retries(page, self.waiting, ahead.mapped(page))
             metrics.PAGE_DURATION.labels(self.provider, "commit").observe(
                 time.perf_counter() - commit_started
             )
@@ -174,3 +185,11 @@ class InboundRun:
                 return
             plan.cursor = page.next_cursor
             self.waiting.respect_exhausted_limit(page)
+
+    def _read_ahead(self, ahead: ReadAhead, page):
+        """What to start once the page's last statements are sent: the next page's request,
+        unless there is none or the provider's limit says to wait first."""
+        info = page.rate_limit
+        if page.next_cursor is None or (info is not None and info.remaining == 0):
+            return lambda: None
+        return partial(ahead.start, page.next_cursor)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from contextlib import nullcontext
 from datetime import timedelta
 from typing import NamedTuple
 
@@ -39,6 +40,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from castiel.db import overlap
 from castiel.observability.context import get_correlation_id
 from syncing.models import ChangeFeedPruned, RecordChange
 from syncing.records.diff import changed_fields
@@ -109,11 +111,11 @@ def page_written(pipeline, decisions: Iterable, creates: list, updates: list) ->
     correlation_id, now = _correlation_id(), timezone.now()
     created = None
     rows = []
-    if creates and connection.vendor == "postgresql" and pipeline.store.joins_transaction:
-        # The new records are in syncing_record already (this transaction): their history
-        # rows are read from there by the database, not built and sent row by row.
-        created = _Created([r.id for r in creates], {r.tenant_id for r in creates})
-    else:
+    if creates and connection.vendor == "postgresql":
+        # A page's creates share their scope: their history rows are built by the database
+        # from the ids, external ids and versions, not sent row by row.
+        created = _Created.of(creates)
+    if created is None:
         rows = [
             _values(r, Action.CREATED, (), source, source_id, "", correlation_id, now)
             for r in creates
@@ -127,10 +129,28 @@ def page_written(pipeline, decisions: Iterable, creates: list, updates: list) ->
 
 
 class _Created(NamedTuple):
-    """Records this transaction inserted into syncing_record, whose creation to record."""
+    """New records of one scope, whose creation to record."""
 
+    tenant_id: object
+    integration_id: object
+    entity_type: str
     ids: list
-    tenant_ids: set
+    external_ids: list
+    versions: list
+
+    @classmethod
+    def of(cls, records: list) -> _Created | None:
+        """None when the records do not share one scope (then they go row by row)."""
+        first = records[0]
+        scope = (first.tenant_id, first.integration_id, first.entity_type)
+        if any((r.tenant_id, r.integration_id, r.entity_type) != scope for r in records):
+            return None
+        return cls(
+            *scope,
+            [r.id for r in records],
+            [r.external_id[:255] for r in records],
+            [getattr(r, "version", 0) or 0 for r in records],
+        )
 
 
 def _insert(rows: list[tuple], *, created: _Created | None = None, common=()) -> None:
@@ -138,9 +158,9 @@ def _insert(rows: list[tuple], *, created: _Created | None = None, common=()) ->
     pipeline's hot path writes a row per changed record, and COPY takes a fraction of
     ``bulk_create``'s time for a 1,000-row page (docs/benchmarks.md, "Why some code is
     hand-written") — preceded by the one-row read of the page's feed key. ``created`` (on
-    PostgreSQL only): records just inserted, whose "created" rows — ``common`` is their
-    (source, source_id, correlation_id, at) — are copied from syncing_record by one
-    ``INSERT … SELECT``, in the order given, before ``rows``."""
+    PostgreSQL only): new records of one scope, whose "created" rows — ``common`` is their
+    (source, source_id, correlation_id, at) — are written by one ``INSERT … SELECT`` from
+    arrays of their ids, external ids and versions, in the order given, before ``rows``."""
     if connection.vendor != "postgresql":
         if len(rows) == 1:
             _model(rows[0]).save(force_insert=True)
@@ -149,15 +169,31 @@ def _insert(rows: list[tuple], *, created: _Created | None = None, common=()) ->
         return
     table = connection.ops.quote_name(RecordChange._meta.db_table)
     fields = COLUMNS.index("fields")
-    tenant_ids = {row[0] for row in rows} | (created.tenant_ids if created else set())
+    tenant_ids = {row[0] for row in rows} | ({created.tenant_id} if created else set())
     with connection.cursor() as cursor:
         key = _feed_key(cursor, table, tenant_ids)
         if created:
             source, source_id, correlation_id, now = common
-            cursor.execute(
-                _CREATED_FROM_RECORDS.format(table=table),
-                [source, str(source_id or "")[:64], correlation_id, now, key, created.ids],
-            )
+            # The page's last statement when nothing follows it (a first load's page): sent
+            # with the page's foreign-key checks without waiting, so the worker's next page
+            # overlaps with them (castiel/db/overlap.py).
+            with overlap.sent_ahead(check_constraints=True) if not rows else nullcontext():
+                cursor.execute(
+                    _CREATED.format(table=table),
+                    [
+                        created.tenant_id,
+                        created.integration_id,
+                        created.entity_type,
+                        source,
+                        str(source_id or "")[:64],
+                        correlation_id,
+                        now,
+                        key,
+                        created.ids,
+                        created.external_ids,
+                        created.versions,
+                    ],
+                )
         if not rows:
             return
         # psycopg 3's COPY; the column list is ours, the values go through the protocol.
@@ -166,14 +202,16 @@ def _insert(rows: list[tuple], *, created: _Created | None = None, common=()) ->
                 copy.write_row((*row[:fields], json.dumps(row[fields]), *row[fields + 1 :], key))
 
 
-# The "created" rows of records in syncing_record, in the order of the ids given (the feed
-# orders one transaction's changes by id). The same values _values() gives a created record.
-_CREATED_FROM_RECORDS = (
+# The "created" rows of new records of one scope, in the order given (the feed orders one
+# transaction's changes by id): the same values _values() gives a created record. Built from
+# arrays, not read back from syncing_record: until the table's statistics catch up with a
+# first load, that join scanned the whole table for every page (docs/benchmarks.md).
+_CREATED = (
     "INSERT INTO {table} (" + ", ".join(COLUMNS) + ", txid) "  # noqa: S608 - our columns
-    "SELECT r.tenant_id, r.id, r.integration_id, r.entity_type, r.external_id, "
-    f"'{Action.CREATED.value}', '[]'::jsonb, %s, %s, '', %s, %s, r.version, %s "
-    "FROM unnest(%s::uuid[]) WITH ORDINALITY AS page(id, position) "
-    "JOIN syncing_record r ON r.id = page.id ORDER BY page.position"
+    "SELECT %s::uuid, page.id, %s::uuid, %s, page.external_id, "
+    f"'{Action.CREATED.value}', '[]'::jsonb, %s, %s, '', %s, %s, page.version, %s "
+    "FROM unnest(%s::uuid[], %s::text[], %s::integer[]) "
+    "WITH ORDINALITY AS page(id, external_id, version, position) ORDER BY page.position"
 )
 
 

@@ -37,10 +37,22 @@ def record_ids(tenant_id, integration_id, entity_type: str) -> Callable[[str], u
 _CANONICAL = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
 )
+# And the C encoder that JSONEncoder.encode builds again on every call (another ~1.7 µs of
+# ~5.5 per record): the same function with the same options, so the same bytes. Without
+# the circular-reference bookkeeping: records are decoded JSON, which cannot be circular.
+_C_ENCODER = (
+    json.encoder.c_make_encoder(
+        None, str, json.encoder.encode_basestring, None, ":", ",", True, False, True
+    )
+    if json.encoder.c_make_encoder is not None
+    else None
+)
 
 
 def canonical_json(data) -> str:
-    return _CANONICAL.encode(data)
+    if _C_ENCODER is None or isinstance(data, str):
+        return _CANONICAL.encode(data)
+    return "".join(_C_ENCODER(data, 0))
 
 
 def content_hash(data) -> str:

@@ -189,9 +189,9 @@ def _insert(rows: list[tuple], *, created: _Created | None = None, common=()) ->
                         correlation_id,
                         now,
                         key,
-                        created.ids,
-                        created.external_ids,
-                        created.versions,
+                        _array(map(str, created.ids)),
+                        _array(map(_quoted, created.external_ids)),
+                        _array(map(str, created.versions)),
                     ],
                 )
         if not rows:
@@ -213,6 +213,17 @@ _CREATED = (
     "FROM unnest(%s::uuid[], %s::text[], %s::integer[]) "
     "WITH ORDINALITY AS page(id, external_id, version, position) ORDER BY page.position"
 )
+
+
+def _array(elements) -> str:
+    """A PostgreSQL array literal of already formatted elements: one string for psycopg to
+    quote, instead of its per-element array dumper (a tenth of a page's CPU in the worker)."""
+    return "{" + ",".join(elements) + "}"
+
+
+def _quoted(text: str) -> str:
+    """An array element holding any text: double-quoted, backslash and quote escaped."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _feed_key(cursor, table: str, tenant_ids) -> int:

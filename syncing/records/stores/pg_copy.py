@@ -56,7 +56,9 @@ def _row(record, attributes, now, memo: dict) -> list:
         elif attname == "data" and record.data_json is not None:
             encoded.append((value, record.data_json))  # the pipeline's canonical JSON of it
         if is_json:
-            text = next((done for prior, done in encoded if prior is value), None)
+            # An empty list (a record's usual match keys) is the same text every time.
+            text = "[]" if value == [] else None
+            text = text or next((done for prior, done in encoded if prior is value), None)
             if text is None:
                 text = json.dumps(value)
                 encoded.append((value, text))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import uuid
 
 from syncing.records.hashing import canonical_json, content_hash, hashed, record_id, record_ids
@@ -60,3 +61,19 @@ def test_a_record_s_json_is_dropped_when_its_data_changes():
     )
     assert record.copy(version=2).data_json == '{"a":1}'
     assert record.copy(data={"a": 2}).data_json is None
+
+
+def test_the_canonical_json_is_json_dumps_with_sorted_keys_and_no_spaces():
+    """Stored content hashes depend on these exact bytes, whichever encoder builds them."""
+    data = {
+        "b": [1, 2.5, 1e16, 1e-05, None, True, False, 10**30],
+        "a": 'quote " backslash \\ newline \n tab \t é 😀 \u2028 \x00',
+        "nested": {"z": {}, "y": [], "x": (1, 2)},
+        "when": datetime.datetime(2024, 1, 1, 12, 30, tzinfo=datetime.UTC),
+        "1": "a key that sorts first",
+    }
+    expected = json.dumps(
+        data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    )
+    assert canonical_json(data) == expected
+    assert canonical_json("just text") == json.dumps("just text", ensure_ascii=False)

@@ -43,14 +43,19 @@ class ReadAhead:
         self._mapped: tuple | None = None  # (page, its MappedPage), set by the helper
 
     def start(self, cursor) -> None:
-        """Request the page at ``cursor`` in the helper thread (returns at once)."""
+        """Request the page at ``cursor`` in the helper thread (returns at once). Runs inside
+        the page's transaction: a helper that cannot start is logged, never the page's error
+        (the worker then asks for the page itself)."""
         if self._future is not None:
             return
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="castiel-read-ahead")
-        context = contextvars.copy_context()  # the run's trace and correlation id
-        self._cursor = cursor
-        self._future = self._executor.submit(context.run, self._fetch, cursor)
+        try:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="castiel-read-ahead")
+            context = contextvars.copy_context()  # the run's trace and correlation id
+            self._future = self._executor.submit(context.run, self._fetch, cursor)
+            self._cursor = cursor
+        except Exception:
+            log.exception("sync.read_ahead_not_started")
 
     def _fetch(self, cursor):
         page = self.plan.adapter.fetch_page(cursor, since=self.plan.since)
@@ -84,12 +89,15 @@ class ReadAhead:
         return done[1] if done is not None and done[0] is page else None
 
     def close(self) -> None:
-        """Wait for a request still under way, and close the helper's connection."""
-        if self._executor is None:
+        """Wait for a request still under way, and close the helper's connection (the run's
+        outcome is decided by then: a failure here is logged, not the run's)."""
+        executor, self._executor, self._future = self._executor, None, None
+        if executor is None:
             return
-        if self._future is not None:
-            self._future.cancel()
-            self._future = None
-        self._executor.submit(connections.close_all).result()
-        self._executor.shutdown(wait=True)
-        self._executor = None
+        try:
+            if self._cursor is not None:  # the helper ran: it may hold a connection
+                executor.submit(connections.close_all).result()
+        except Exception:
+            log.exception("sync.read_ahead_not_closed")
+        finally:
+            executor.shutdown(wait=True)

@@ -188,8 +188,10 @@ class InboundRun:
 
     def _read_ahead(self, ahead: ReadAhead, page):
         """What to start once the page's last statements are sent: the next page's request,
-        unless there is none or the provider's limit says to wait first."""
+        unless there is none, the provider's limit says to wait first, or the run's time is
+        up (the next page belongs to the next execution)."""
         info = page.rate_limit
-        if page.next_cursor is None or (info is not None and info.remaining == 0):
+        exhausted = info is not None and info.remaining == 0
+        if page.next_cursor is None or exhausted or time.monotonic() > self.deadline:
             return lambda: None
         return partial(ahead.start, page.next_cursor)

@@ -184,6 +184,20 @@ def test_a_failure_inside_the_helper_is_not_the_providers_answer(
     assert [provider.requests_for(page) for page in (1, 2, 3)] == [1, 2, 2]
 
 
+def test_a_helper_that_cannot_start_costs_the_page_nothing(
+    postgres, task, http_server, enqueued, monkeypatch
+):
+    def refuse(self, *args, **kwargs):
+        raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+
+    monkeypatch.setattr("syncing.inbound.read_ahead.ThreadPoolExecutor.submit", refuse)
+    provider = Provider(http_server)
+    run = run_once(task, enqueued)
+
+    everything_landed(task, run)
+    assert [provider.requests_for(page) for page in (1, 2, 3)] == [1, 1, 1]
+
+
 def test_statements_sent_ahead_fail_the_transaction_they_belong_to(postgres, tenant):
     """A foreign key broken by a statement sent ahead surfaces when the block waits (its
     checks run there, not at COMMIT), as Django's IntegrityError, and nothing of the

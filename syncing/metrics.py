@@ -27,8 +27,12 @@ RUN_RATE = Histogram(
     ["provider"],
     buckets=(1, 10, 50, 100, 500, 1000, 2500, 5000, 10000, 25000),
 )
+# The worker's own time per phase: with the next page requested during the commit
+# (syncing/inbound/read_ahead.py), "fetch" is what the worker still waited for the page.
 PAGE_DURATION = Histogram(
-    "castiel_sync_page_seconds", "Time to fetch and commit one page", ["provider", "phase"]
+    "castiel_sync_page_seconds",
+    "Time the worker spent fetching (waiting for) and committing one page",
+    ["provider", "phase"],
 )
 RETRIES = Counter("castiel_sync_retries_total", "Retried page fetches", ["provider", "reason"])
 TASKS_CLAIMED = Counter("castiel_sync_tasks_claimed_total", "Sync tasks claimed by the scheduler")

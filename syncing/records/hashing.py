@@ -37,9 +37,10 @@ def record_ids(tenant_id, integration_id, entity_type: str) -> Callable[[str], u
 _CANONICAL = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
 )
-# And the C encoder that JSONEncoder.encode builds again on every call (another ~1.7 µs of
-# ~5.5 per record): the same function with the same options, so the same bytes. Without
-# the circular-reference bookkeeping: records are decoded JSON, which cannot be circular.
+# And the C encoder that JSONEncoder.encode builds again on every call (~0.8 µs of ~2.4 per
+# record, docs/benchmarks.md "Session 8"): the same function with the same options, so the
+# same bytes. Without the circular-reference bookkeeping: records are decoded JSON, which
+# cannot be circular.
 _C_ENCODER = (
     json.encoder.c_make_encoder(
         None, str, json.encoder.encode_basestring, None, ":", ",", True, False, True

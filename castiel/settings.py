@@ -97,6 +97,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: the webhook receiver's requests take the short chain below (castiel/lean_paths.py).
+    "castiel.lean_paths.LeanPathsMiddleware",
     "castiel.observability.middleware.CorrelationIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -108,6 +110,13 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last: turns a locked-out login into its 429 answer.
     "axes.middleware.AxesMiddleware",
+]
+# Paths served for machines, not browsers, at full rate: only these middleware run for them.
+CASTIEL_LEAN_PATH_PREFIXES = ["/webhooks/"]
+CASTIEL_LEAN_MIDDLEWARE = [
+    "castiel.observability.middleware.CorrelationIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
 ]
 
 ROOT_URLCONF = "castiel.urls"

@@ -178,21 +178,23 @@ class WebhookEvent(TenantOwned):
     received_at = models.DateTimeField(default=timezone.now)
     receive_ms = models.FloatField(null=True, blank=True, help_text="Receipt time until stored.")
 
-    # Filled by processing.
-    provider = models.CharField(max_length=64, blank=True, default="")
-    event_type = models.CharField(max_length=200, blank=True, default="")
-    entity_type = models.CharField(max_length=100, blank=True, default="")
-    external_id = models.CharField(max_length=255, blank=True, default="")
+    # Filled by processing. The receipt's INSERT leaves these columns out
+    # (webhooks/receipt_insert.py), so each non-null one has its default in the database too
+    # (``db_default``, the same value as ``default``).
+    provider = models.CharField(max_length=64, blank=True, default="", db_default="")
+    event_type = models.CharField(max_length=200, blank=True, default="", db_default="")
+    entity_type = models.CharField(max_length=100, blank=True, default="", db_default="")
+    external_id = models.CharField(max_length=255, blank=True, default="", db_default="")
     occurred_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0, db_default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     processing_started_at = models.DateTimeField(null=True, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     processing_ms = models.FloatField(null=True, blank=True)
-    last_error = models.TextField(blank=True, default="")
-    actions = models.JSONField(default=list, blank=True)
-    replay_count = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="", db_default="")
+    actions = models.JSONField(default=list, blank=True, db_default=[])
+    replay_count = models.PositiveIntegerField(default=0, db_default=0)
     last_replayed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import uuid
 from contextlib import nullcontext
 from datetime import datetime, timedelta
 
@@ -36,8 +37,8 @@ def event_store(
     receive_ms: float | None = None,
     duplicate_of_id=None,
     body_seen: tuple[str, datetime] | None = None,
-) -> WebhookEvent:
-    """Insert one audit row, committed when this returns (raises DatabaseError).
+) -> uuid.UUID:
+    """Insert one audit row, committed when this returns (raises DatabaseError); returns its id.
 
     ``body_seen``: also claim the body's hash in the same statement (PostgreSQL, see
     ``webhooks.receipt_insert``)."""
@@ -46,24 +47,26 @@ def event_store(
     # one statement, durably committed when execute() returns — no BEGIN/COMMIT round trips.
     # Inside one (tests, callers' atomic blocks) a savepoint keeps a dedupe conflict from
     # breaking the caller's transaction.
-    event = WebhookEvent(
-        tenant_id=snapshot.tenant_id,
-        registration_id=snapshot.id,
-        outcome=outcome,
-        reason=reason,
-        http_status=http_status,
-        status=WebhookEvent.Status.RECEIVED if accepted else WebhookEvent.Status.NONE,
-        dedupe_key=dedupe_key,
-        matched_secret=matched_secret,
-        correlation_id=get_correlation_id() or "",
-        receive_ms=receive_ms,
-        duplicate_of_id=duplicate_of_id,
+    values = {
+        "id": uuid.uuid4(),
+        "tenant_id": snapshot.tenant_id,
+        "registration_id": snapshot.id,
+        "outcome": outcome,
+        "reason": reason,
+        "http_status": http_status,
+        "status": WebhookEvent.Status.RECEIVED if accepted else WebhookEvent.Status.NONE,
+        "dedupe_key": dedupe_key,
+        "duplicate_of_id": duplicate_of_id,
+        "matched_secret": matched_secret,
+        "correlation_id": get_correlation_id() or "",
+        "received_at": timezone.now(),
+        "receive_ms": receive_ms,
         **request_data,
-    )
+    }
     guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
     with guard:
-        insert_event(event, body_seen=body_seen)
-    return event
+        insert_event(values, body_seen=body_seen)
+    return values["id"]
 
 
 class _BodyReplayed(Exception):
@@ -76,17 +79,17 @@ class _BodyReplayed(Exception):
 
 def event_accept(
     *, snapshot, dedupe_key: str, request_data: dict, matched_secret: str, started: float
-) -> tuple[WebhookEvent | None, str]:
-    """Store an accepted delivery. Returns (event, outcome): ``"created"``, or for a
-    duplicate the original event (None if it vanished meanwhile) and ``"duplicate"`` (same
-    dedupe key) or ``"duplicate_body"`` (same signed body, see ``WebhookBodySeen``).
+) -> tuple[uuid.UUID | None, str]:
+    """Store an accepted delivery. Returns (event id, outcome): ``"created"``, or for a
+    duplicate the original event's id (None if it vanished meanwhile) and ``"duplicate"``
+    (same dedupe key) or ``"duplicate_body"`` (same signed body, see ``WebhookBodySeen``).
 
     The insert commits before this returns, which is what allows the 2xx. Schemes that sign
     the body alone also claim the body's hash, in the same transaction as the event.
     """
     scheme = get_scheme(snapshot.scheme)
 
-    def store(body_seen=None) -> WebhookEvent:
+    def store(body_seen=None) -> uuid.UUID:
         return event_store(
             snapshot=snapshot,
             outcome=WebhookEvent.Outcome.ACCEPTED,
@@ -110,25 +113,26 @@ def event_accept(
                 pass
         if scheme.dedupe_signed_body:
             with transaction.atomic():
-                event = store()
-                _claim_body(snapshot, event, request_data["body"])
+                event_id = store()
+                _claim_body(snapshot, event_id, request_data["body"])
         else:
-            event = store()
+            event_id = store()
     except IntegrityError:
-        return original_event(snapshot=snapshot, dedupe_key=dedupe_key), "duplicate"
+        original = original_event(snapshot=snapshot, dedupe_key=dedupe_key)
+        return (original.pk if original is not None else None), "duplicate"
     except _BodyReplayed as replay:
-        original = WebhookEvent.objects.filter(pk=replay.original_id).only("id").first()
-        return original, "duplicate_body"
-    return event, "created"
+        original = WebhookEvent.objects.filter(pk=replay.original_id)
+        return original.values_list("id", flat=True).first(), "duplicate_body"
+    return event_id, "created"
 
 
 def _one_statement() -> bool:
     return connection.vendor == "postgresql" and not connection.in_atomic_block
 
 
-def _claim_body(snapshot, event: WebhookEvent, body: bytes) -> None:
-    """Record that ``event`` carries ``body``, or raise :class:`_BodyReplayed` when an event
-    accepted within the retention window already does.
+def _claim_body(snapshot, event_id: uuid.UUID, body: bytes) -> None:
+    """Record that event ``event_id`` carries ``body``, or raise :class:`_BodyReplayed` when an
+    event accepted within the retention window already does.
 
     Race-free: the unique (registration, hash) row is inserted in the event's transaction, so
     of two concurrent deliveries of one body the second waits on the first's index entry and
@@ -140,14 +144,14 @@ def _claim_body(snapshot, event: WebhookEvent, body: bytes) -> None:
     try:
         with transaction.atomic():
             WebhookBodySeen.objects.create(
-                registration_id=snapshot.id, body_sha256=digest, event=event, seen_at=now
+                registration_id=snapshot.id, body_sha256=digest, event_id=event_id, seen_at=now
             )
         return
     except IntegrityError:
         pass
     seen = WebhookBodySeen.objects.filter(registration_id=snapshot.id, body_sha256=digest)
     cutoff = now - timedelta(days=settings.CASTIEL_WEBHOOK_RETENTION_DAYS)
-    if seen.filter(seen_at__lt=cutoff).update(event=event, seen_at=now):
+    if seen.filter(seen_at__lt=cutoff).update(event_id=event_id, seen_at=now):
         return
     original_id = seen.values_list("event_id", flat=True).first()
     raise _BodyReplayed(original_id)

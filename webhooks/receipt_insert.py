@@ -4,9 +4,15 @@ Every accepted delivery pays for this insert before its 2xx, so on PostgreSQL it
 costs ``Model.save()`` pays on every call (measured in-process per 13.5 kB GitHub delivery:
 docs/benchmarks.md, "Why some code is hand-written"):
 
-* compiling the same 36-column ``INSERT`` again: the statement is compiled once per
-  process by Django's own compiler, and only the values are prepared per event, with the same
-  ``pre_save`` / ``get_db_prep_save`` calls the compiler makes;
+* building a model instance (``Model.__init__`` sets and defaults all 35 fields) and
+  preparing every column: a receipt is a dict of the 20 columns the receiver knows
+  (``RECEIPT_FIELDS``), and the other 15 — filled later by processing — are left to their
+  database defaults (``db_default`` on the model, the same values as ``default``). Under load
+  the instance and the 35 preparations were a quarter of the receiver view's CPU
+  (docs/benchmarks.md, "Session 9");
+* compiling the same ``INSERT`` again: the statement is compiled once per process by
+  Django's own compiler, and only the values are prepared per event, with the same
+  ``get_db_prep_save`` calls the compiler makes;
 * client-side binding, psycopg's default in Django, which escapes the raw body into the SQL
   text: this statement is sent with server-side binding, so the body
   travels as binary bytea, unescaped.
@@ -25,9 +31,9 @@ an INSERT whose answer was lost left its row, and the second one stops at the de
 the body's claim), so the delivery is reported as the duplicate it is.
 
 The cursor is still Django's wrapper (database errors become ``django.db`` exceptions, query
-logging and execute wrappers see it), and the row is the one ``save()`` would have written —
-tests/webhooks/test_receipt_insert.py reads both back column by column. Other databases use
-``save()``.
+logging and execute wrappers see it), and the row is the one ``save()`` of a model built from
+the same values would have written — tests/webhooks/test_receipt_insert.py reads both back
+column by column. Other databases use ``save()``.
 """
 
 from __future__ import annotations
@@ -55,13 +61,24 @@ class BodySeenConflict(Exception):
     stored, the event neither."""
 
 
+# The columns a receipt writes; every other column of WebhookEvent takes its database default.
+RECEIPT_FIELDS = (
+    "id", "tenant_id", "registration_id", "outcome", "reason", "http_status", "status",
+    "dedupe_key", "duplicate_of_id", "method", "query_string", "headers", "body", "body_size",
+    "content_type", "remote_addr", "correlation_id", "matched_secret", "received_at",
+    "receive_ms",
+)  # fmt: skip
+_RECEIPT_KEYS = frozenset(RECEIPT_FIELDS)
+
+
 @cache
 def _compiled() -> tuple[str, tuple]:
-    fields = tuple(WebhookEvent._meta.local_concrete_fields)
+    by_attname = {field.attname: field for field in WebhookEvent._meta.local_concrete_fields}
+    fields = tuple(by_attname[name] for name in RECEIPT_FIELDS)
     query = InsertQuery(WebhookEvent)
     query.insert_values(fields, [WebhookEvent()])
     [(sql, _params)] = query.get_compiler(connection=connection).as_sql()
-    return sql, fields
+    return sql, tuple(field.get_db_prep_save for field in fields)
 
 
 @cache
@@ -94,35 +111,37 @@ def _server_binding_cursor(db):
         return db._prepare_cursor(ServerBindingCursor(db.connection))
 
 
-def insert_event(event: WebhookEvent, *, body_seen: tuple[str, datetime] | None = None) -> None:
-    """INSERT ``event`` (raises ``django.db.IntegrityError`` on a dedupe conflict).
+def insert_event(values: dict, *, body_seen: tuple[str, datetime] | None = None) -> None:
+    """INSERT the event whose columns are ``values`` (exactly ``RECEIPT_FIELDS``, by attname;
+    raises ``django.db.IntegrityError`` on a dedupe conflict).
 
     ``body_seen`` (PostgreSQL only): the body's ``(sha256, seen_at)`` claimed in the same
     statement; :class:`BodySeenConflict` when it is claimed already.
     """
+    if values.keys() != _RECEIPT_KEYS:
+        raise ValueError(f"a receipt has exactly the columns {RECEIPT_FIELDS}")
     # The connection itself, not django.db.connection: that proxy finds it anew (a context-
-    # local lookup) on every attribute read, and preparing the 36 values reads it ~100 times.
+    # local lookup) on every attribute read.
     db = connections[DEFAULT_DB_ALIAS]
     if db.vendor != "postgresql":
         assert body_seen is None, "the body claim in one statement needs PostgreSQL"
-        event.save(force_insert=True)
+        WebhookEvent(**values).save(force_insert=True)
         return
-    sql, fields = _compiled()
-    params = [field.get_db_prep_save(field.pre_save(event, True), db) for field in fields]
+    sql, preparers = _compiled()
+    columns = zip(RECEIPT_FIELDS, preparers, strict=True)
+    params = [prepare(values[name], db) for name, prepare in columns]
     if body_seen is not None:
         sql = _compiled_with_body()
         digest, seen_at = body_seen
         seen = WebhookBodySeen._meta.get_field("seen_at").get_db_prep_save(seen_at, db)
-        params += [event.registration_id, digest, event.pk, seen]
+        params += [values["registration_id"], digest, values["id"], seen]
     try:
         _execute_once_more_if_dropped(db, sql, params)
     except IntegrityError as exc:
         diag = getattr(exc.__cause__, "diag", None)
         if body_seen is not None and getattr(diag, "constraint_name", "") == BODY_SEEN_CONSTRAINT:
-            raise BodySeenConflict(event.registration_id) from None
+            raise BodySeenConflict(values["registration_id"]) from None
         raise
-    event._state.adding = False
-    event._state.db = db.alias
 
 
 def _execute_once_more_if_dropped(db, sql: str, params: list) -> None:

@@ -302,7 +302,7 @@ def receive(request, registration_id: str):
         )
 
     try:
-        event, stored = receipt.event_accept(
+        event_id, stored = receipt.event_accept(
             snapshot=snapshot,
             dedupe_key=key,
             request_data=data(),
@@ -314,14 +314,14 @@ def receive(request, registration_id: str):
         metrics.DELIVERIES.labels(scheme.slug, Outcome.REJECTED, "storage_unavailable").inc()
         return _error(503, "storage_unavailable", Retry_After=RETRY_AFTER_UNAVAILABLE)
     if stored != "created":
-        if event is None:  # the original vanished between the conflict and the read
+        if event_id is None:  # the original vanished between the conflict and the read
             return _error(503, "storage_unavailable", Retry_After=RETRY_AFTER_UNAVAILABLE)
-        return _duplicate(snapshot, scheme.slug, event.pk, key, data(), reason=stored)
+        return _duplicate(snapshot, scheme.slug, event_id, key, data(), reason=stored)
 
-    receipt.event_enqueue(event.pk, coalesce=True)
-    tracing.set_span_attributes(event=event.pk, outcome="accepted")
+    receipt.event_enqueue(event_id, coalesce=True)
+    tracing.set_span_attributes(event=event_id, outcome="accepted")
     metrics.DELIVERIES.labels(scheme.slug, Outcome.ACCEPTED, "ok").inc()
     metrics.RECEIVE_DURATION.labels(scheme.slug).observe(time.perf_counter() - started)
     return JsonResponse(
-        {"status": "accepted", "event_id": str(event.pk)}, status=scheme.accepted_status
+        {"status": "accepted", "event_id": str(event_id)}, status=scheme.accepted_status
     )

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import IntegrityError, connection, transaction
+from django.db.models import NOT_PROVIDED
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -21,8 +22,10 @@ pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
 BODY = bytes(range(256)) * 64 + json.dumps({"title": "résumé ✓"}).encode()
 
 
-def _event(registration, **fields) -> WebhookEvent:
+def _event(registration, **fields) -> dict:
+    """A receipt's columns (``RECEIPT_FIELDS``), as the receiver builds them."""
     values = {
+        "id": uuid.uuid4(),
         "tenant_id": registration.tenant_id,
         "registration_id": registration.id,
         "outcome": WebhookEvent.Outcome.ACCEPTED,
@@ -40,10 +43,11 @@ def _event(registration, **fields) -> WebhookEvent:
         "body_size": len(BODY),
         "content_type": "application/json",
         "remote_addr": "2001:db8::1",
+        "duplicate_of_id": None,
         "received_at": timezone.now() - timedelta(seconds=3),
     }
     values.update(fields)
-    return WebhookEvent(**values)
+    return values
 
 
 def _columns(pk) -> dict:
@@ -56,26 +60,48 @@ def test_insert_writes_the_row_save_writes(tenant):
     registration = make_registration(tenant)
     fast, saved = _event(registration), _event(registration)
     insert_event(fast)
-    saved.save(force_insert=True)
+    WebhookEvent(**saved).save(force_insert=True)
 
-    fast_row, saved_row = _columns(fast.pk), _columns(saved.pk)
+    fast_row, saved_row = _columns(fast["id"]), _columns(saved["id"])
     for row in (fast_row, saved_row):
         del row["id"], row["dedupe_key"], row["received_at"]
     assert fast_row == saved_row
     assert fast_row["body"] == BODY
     assert fast_row["headers"]["X-Nested"] == ["é", {"n": None}]
-    stored = WebhookEvent.objects.get(pk=fast.pk)
-    assert stored.received_at == fast.received_at
-    assert stored.attempts == 0 and stored.actions == [] and stored.processed_at is None
+    stored = WebhookEvent.objects.get(pk=fast["id"])
+    assert stored.received_at == fast["received_at"]
+    # The columns a receipt leaves out hold the model's defaults.
+    assert stored.attempts == 0 and stored.replay_count == 0 and stored.actions == []
+    assert stored.provider == stored.event_type == stored.last_error == ""
+    assert stored.processed_at is None and stored.next_attempt_at is None
 
 
-def test_the_inserted_instance_behaves_like_a_saved_one(tenant):
-    event = _event(make_registration(tenant))
-    insert_event(event)
-    assert event._state.adding is False
-    event.status = WebhookEvent.Status.PROCESSED
-    event.save(update_fields=["status"])  # an UPDATE of the row, not a second INSERT
-    assert WebhookEvent.objects.get(pk=event.pk).status == WebhookEvent.Status.PROCESSED
+def test_a_receipt_is_exactly_the_receipt_columns(tenant):
+    registration = make_registration(tenant)
+    with pytest.raises(ValueError, match="exactly the columns"):
+        insert_event({**_event(registration), "provider": "github"})
+    values = _event(registration)
+    del values["receive_ms"]
+    with pytest.raises(ValueError, match="exactly the columns"):
+        insert_event(values)
+    assert not WebhookEvent.objects.exists()
+
+
+def test_the_database_defaults_are_the_model_defaults(tenant):
+    """What a receipt leaves to the database is what the model would have written."""
+    from webhooks.receipt_insert import RECEIPT_FIELDS
+
+    left_out = [
+        field
+        for field in WebhookEvent._meta.local_concrete_fields
+        if field.attname not in RECEIPT_FIELDS
+    ]
+    assert left_out  # the receipt does leave columns to the database
+    for field in left_out:
+        if field.null:
+            assert not field.has_default() and field.db_default is NOT_PROVIDED, field.name
+        else:
+            assert field.db_default == field.get_default(), field.name
 
 
 def test_a_dedupe_conflict_is_djangos_integrity_error(tenant):

@@ -25,7 +25,7 @@ def test_bodies_are_compressed_with_lz4_where_the_server_has_it(tenant):
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT pg_column_compression(body) FROM webhooks_webhookevent WHERE id = %s",
-            [event.pk],
+            [event["id"]],
         )
         assert cursor.fetchone()[0] == "lz4"
 

@@ -14,6 +14,7 @@ docs/architecture.md), so a lost message is recovered by the reaper, never by th
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Iterable
@@ -123,7 +124,7 @@ def send_now(func_path: str, calls: list[tuple[list, dict, Any]], *, cluster: st
     from django_q.brokers import get_broker
     from django_q.conf import Conf
     from django_q.signals import pre_enqueue
-    from django_q.signing import SignedPackage
+    from django_q.signing import PickleSerializer
     from django_q.tasks import async_task
 
     name = func_path.rsplit(".", 1)[-1]
@@ -137,6 +138,7 @@ def send_now(func_path: str, calls: list[tuple[list, dict, Any]], *, cluster: st
             )
         return
     started = timezone.now()
+    signer = _signer(Conf.SECRET_KEY, Conf.PREFIX)
     packages = []
     for args, kwargs, origin in calls:
         task_id = uuid.uuid4().hex
@@ -154,8 +156,22 @@ def send_now(func_path: str, calls: list[tuple[list, dict, Any]], *, cluster: st
         if Conf.ACK_FAILURES:
             task["ack_failure"] = Conf.ACK_FAILURES
         pre_enqueue.send(sender="django_q", task=task)
-        packages.append(SignedPackage.dumps(task))
+        # What django-q2's SignedPackage.dumps(task) returns, with one signer for all.
+        packages.append(
+            signer.sign_object(task, serializer=PickleSerializer, compress=Conf.COMPRESSED)
+        )
     _push(get_broker(cluster), packages)
+
+
+@functools.cache
+def _signer(key: str, salt: str):
+    """The signer of queued packages. django-q2's ``SignedPackage.dumps`` is Django's
+    ``signing.dumps``, which builds a ``TimestampSigner`` for every message — half of a
+    message's CPU (27 → 12 µs per message measured in-process): for a web process pushing the
+    wake-ups of every accepted delivery, one per key and salt signs the same packages."""
+    from django.core.signing import TimestampSigner
+
+    return TimestampSigner(key=key, salt=salt)
 
 
 def _push(broker, packages: list) -> None:

@@ -130,3 +130,24 @@ def test_enqueue_coalesces_on_redis_and_sends_at_once_otherwise(monkeypatch):
             break
     assert sorted(messages) == sorted(f"m{i}" for i in range(20))
     broker.purge_queue()
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_packages_are_byte_for_byte_what_django_q2_signs(monkeypatch, compressed):
+    """send_now signs with one reused signer; a worker must read exactly what django-q2's
+    own SignedPackage.dumps would have given it."""
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", False)
+    monkeypatch.setattr(Conf, "COMPRESSED", compressed)
+    monkeypatch.setattr("django.core.signing.time.time", lambda: 1_800_000_000.0)
+    pushed = []
+    monkeypatch.setattr(queue, "_push", lambda broker, packages: pushed.extend(packages))
+    calls = [([f"event-{i}"], {}, f"corr-{i}") for i in range(3)]
+    queue.send_now("tests.foundation.tasks.record", calls, cluster=queue.cluster_for("webhooks"))
+
+    assert len(pushed) == 3
+    for i, package in enumerate(pushed):
+        task = SignedPackage.loads(package)
+        assert task["args"] == ("tests.foundation.tasks.record", f"corr-{i}", [f"event-{i}"], {})
+        assert package == SignedPackage.dumps(task, compressed=compressed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 REDACTED = "[redacted]"
@@ -12,11 +13,15 @@ MAX_VALUE = 2048
 
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    out = {}
-    for name, value in headers.items():
-        lowered = name.lower()
-        if any(word in lowered for word in SENSITIVE):
-            out[name] = REDACTED
-        else:
-            out[name] = str(value)[:MAX_VALUE]
-    return out
+    return {
+        name: REDACTED if _sensitive(name) else str(value)[:MAX_VALUE]
+        for name, value in headers.items()
+    }
+
+
+@functools.lru_cache(maxsize=1024)
+def _sensitive(name: str) -> bool:
+    """Decided once per header name (deliveries repeat the same few dozen names; a bounded
+    cache, because senders choose them)."""
+    lowered = name.lower()
+    return any(word in lowered for word in SENSITIVE)

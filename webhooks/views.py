@@ -30,7 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.db import DatabaseError
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from castiel.api.errors import error_body
@@ -322,6 +322,11 @@ def receive(request, registration_id: str):
     tracing.set_span_attributes(event=event_id, outcome="accepted")
     metrics.DELIVERIES.labels(scheme.slug, Outcome.ACCEPTED, "ok").inc()
     metrics.RECEIVE_DURATION.labels(scheme.slug).observe(time.perf_counter() - started)
-    return JsonResponse(
-        {"status": "accepted", "event_id": str(event_id)}, status=scheme.accepted_status
-    )
+    return _accepted(event_id, scheme.accepted_status)
+
+
+def _accepted(event_id, status: int) -> HttpResponse:
+    """``{"status": "accepted", "event_id": "…"}``: the bytes ``JsonResponse`` would send, built
+    without the JSON encoder (a third of this answer's CPU, on every accepted delivery)."""
+    content = b'{"status": "accepted", "event_id": "%s"}' % str(event_id).encode()
+    return HttpResponse(content, content_type="application/json", status=status)

@@ -62,6 +62,15 @@ def test_signed_delivery_is_stored_verbatim_and_answered_200(client, github):
     assert event.receive_ms is not None
 
 
+def test_the_accepted_answer_is_the_json_django_would_send(client, github):
+    from django.http import JsonResponse
+
+    response = post(client, github, **gh())
+    expected = JsonResponse({"status": "accepted", "event_id": response.json()["event_id"]})
+    assert response.content == expected.content
+    assert response["Content-Type"] == expected["Content-Type"] == "application/json"
+
+
 def test_whitespace_in_json_is_kept_byte_for_byte(client, github):
     body = b'{ "action" :"opened",\n  "issue": {"id": 7}  }'
     response = post(client, github, body, **gh(body))

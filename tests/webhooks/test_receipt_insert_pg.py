@@ -5,12 +5,18 @@ from __future__ import annotations
 import pytest
 from django.db import close_old_connections, connection
 
+from tests.support.services import require_postgres
 from tests.webhooks.factories import make_registration
 from tests.webhooks.test_receipt_insert import _event
 from webhooks.receipt_insert import insert_event
 
 # Not marked embedded: PostgreSQL only (the embedded run is SQLite).
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _postgres():
+    require_postgres()  # skips with the reason on a laptop's SQLite; under CI=true, fails
 
 
 def test_bodies_are_compressed_with_lz4_where_the_server_has_it(tenant):

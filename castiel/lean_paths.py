@@ -2,9 +2,10 @@
 
 The webhook receiver answers providers, not browsers, and it runs at the platform's full rate.
 Sessions, authentication, CSRF, messages, static files, clickjacking headers and login
-lock-outs do nothing for a signed POST, yet the full ``MIDDLEWARE`` stack cost as much CPU per
-request as a bare view (docs/benchmarks.md, "Session 9"). Django has no per-URL middleware, so
-this middleware, first in ``MIDDLEWARE``, hands requests whose path starts with one of
+lock-outs do nothing for a signed POST, yet the full ``MIDDLEWARE`` stack cost nearly twice
+the CPU of the short chain below on every delivery (docs/benchmarks.md, "Session 9"). Django
+has no per-URL middleware, so this middleware, first in ``MIDDLEWARE``, hands requests whose
+path starts with one of
 ``CASTIEL_LEAN_PATH_PREFIXES`` to a second handler that runs ``CASTIEL_LEAN_MIDDLEWARE`` only
 (by default the correlation id and request metrics, ``SecurityMiddleware`` and
 ``CommonMiddleware``: what every HTTP answer needs), then resolves and calls the view exactly as

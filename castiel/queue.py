@@ -167,8 +167,8 @@ def send_now(func_path: str, calls: list[tuple[list, dict, Any]], *, cluster: st
 def _signer(key: str, salt: str):
     """The signer of queued packages. django-q2's ``SignedPackage.dumps`` is Django's
     ``signing.dumps``, which builds a ``TimestampSigner`` for every message — half of a
-    message's CPU (27 → 12 µs per message measured in-process): for a web process pushing the
-    wake-ups of every accepted delivery, one per key and salt signs the same packages."""
+    message's CPU (docs/benchmarks.md, "Session 9"): for a web process pushing the wake-ups of
+    every accepted delivery, one per key and salt signs the same packages."""
     from django.core.signing import TimestampSigner
 
     return TimestampSigner(key=key, salt=salt)

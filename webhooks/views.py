@@ -327,6 +327,7 @@ def receive(request, registration_id: str):
 
 def _accepted(event_id, status: int) -> HttpResponse:
     """``{"status": "accepted", "event_id": "…"}``: the bytes ``JsonResponse`` would send, built
-    without the JSON encoder (a third of this answer's CPU, on every accepted delivery)."""
+    without the JSON encoder — most of this answer's CPU, on every accepted delivery
+    (docs/benchmarks.md, "Session 9")."""
     content = b'{"status": "accepted", "event_id": "%s"}' % str(event_id).encode()
     return HttpResponse(content, content_type="application/json", status=status)

@@ -5,11 +5,11 @@ Sessions, authentication, CSRF, messages, static files, clickjacking headers and
 lock-outs do nothing for a signed POST, yet the full ``MIDDLEWARE`` stack cost nearly twice
 the CPU of the short chain below on every delivery (docs/benchmarks.md, "Session 9"). Django
 has no per-URL middleware, so this middleware, first in ``MIDDLEWARE``, hands requests whose
-path starts with one of
-``CASTIEL_LEAN_PATH_PREFIXES`` to a second handler that runs ``CASTIEL_LEAN_MIDDLEWARE`` only
-(by default the correlation id and request metrics, ``SecurityMiddleware`` and
-``CommonMiddleware``: what every HTTP answer needs), then resolves and calls the view exactly as
-Django does. Every other request goes down the full stack unchanged.
+path starts with one of ``CASTIEL_LEAN_PATH_PREFIXES`` to a second handler that runs
+``CASTIEL_LEAN_MIDDLEWARE`` only (by default the correlation id and request metrics,
+``SecurityMiddleware`` and ``CommonMiddleware``: what every HTTP answer needs), then resolves
+and calls the view exactly as Django does. Every other request goes down the full stack
+unchanged.
 
 The lean handler is a ``BaseHandler`` whose chain is built here from its own list: Django's
 ``load_middleware`` reads ``settings.MIDDLEWARE`` and has no parameter for another list. Only

@@ -91,3 +91,20 @@ def test_an_error_in_the_lean_chain_is_answered_like_any_other(client, github, m
     response = deliver(client, github)
     assert response.status_code == 500
     assert response["X-Correlation-ID"]  # the chain's middleware still saw the answer
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_lean_chain_serves_asgi_too(async_client, github):
+    """castiel/asgi.py: Django adapts the synchronous lean middleware like any other."""
+    from asgiref.sync import async_to_sync
+
+    meta = github_headers(SECRET, BODY, event="issues", delivery=str(uuid.uuid4()))
+    headers = {key.removeprefix("HTTP_").replace("_", "-"): value for key, value in meta.items()}
+    with override_settings(MIDDLEWARE=[*settings.MIDDLEWARE, RECORDING]):
+        response = async_to_sync(async_client.post)(
+            f"/webhooks/{github.pk}/", data=BODY, content_type="application/json", headers=headers
+        )
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "accepted"
+    assert response["X-Correlation-ID"] and "X-Frame-Options" not in response
+    assert SEEN == []

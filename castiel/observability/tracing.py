@@ -268,10 +268,9 @@ def configure() -> None:
 
     processors = []
     if "otlp" in exporters:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-        processors.append(watch(BatchSpanProcessor(CountingExporter(OTLPSpanExporter()))))
+        processors.append(watch(BatchSpanProcessor(CountingExporter(_otlp_exporter(settings)))))
     if "azure_monitor" in exporters:
         provider = _azure_monitor_provider(settings, processors)
     else:
@@ -299,6 +298,17 @@ def configure() -> None:
 
     castiel_logging.set_trace_ids(current_ids)
     log.info("tracing.configured", exporters=exporters)
+
+
+def _otlp_exporter(settings):
+    """The OTLP/HTTP exporter, with Castiel's encoder unless ``CASTIEL_OTLP_ENCODER=library``."""
+    if settings.CASTIEL_OTLP_ENCODER == "library":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter()
+    from castiel.observability import otlp
+
+    return otlp.exporter_class()()
 
 
 # How long a process waits at exit for its last spans to be exported: an exporter outage must

@@ -48,6 +48,7 @@ class Receiver:
     url: str = ""
     spans: list[ReceivedSpan] = field(default_factory=list)
     requests: int = 0
+    bodies: list[bytes] = field(default_factory=list)  # each request's protobuf, as sent
     stopped: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -93,6 +94,7 @@ class Receiver:
                     )
         with self.lock:
             self.spans.extend(spans)
+            self.bodies.append(body)
             self.requests += 1
 
 

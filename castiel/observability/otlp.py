@@ -1,0 +1,332 @@
+"""OTLP/HTTP span export with a faster encoder than the library's (``OTLPSpanExporter``).
+
+The official exporter builds one protobuf object per span, attribute and value in Python and
+then serializes them: ~120 µs per receiver span on this machine, more than the span's whole
+life on the request's thread, and paid by the web process (docs/benchmarks.md, "Session 10").
+We deliberately write the bytes ourselves instead, for the one message the exporter sends
+(``ExportTraceServiceRequest``): the wire format is small and stable (OTLP 1.x, proto3), and
+this encoder gives **the very bytes** the library's ``encode_spans(…).SerializePartialToString()``
+gives, field by field in field-number order, including its choices (the status always
+present, empty scope and resource messages, array and map values, unencodable attributes left
+out with a logged error). tests/observability/test_otlp_encoding.py holds it to that, byte
+for byte, across every field and value type; everything else — HTTP, retries, compression,
+size limit, the exporter's own metrics — is the library's.
+
+``CASTIEL_OTLP_ENCODER=library`` goes back to the library's encoder.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import struct
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+_logger = logging.getLogger(__name__)
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_DOUBLE = struct.Struct("<d").pack
+_FIXED64 = struct.Struct("<Q").pack
+_FIXED32 = struct.Struct("<I").pack
+# Span flags (trace.proto): the context's remoteness is known; the parent is remote.
+_HAS_IS_REMOTE, _IS_REMOTE = 0x100, 0x200
+
+
+def _varint(n: int) -> bytes:
+    if n < 0x80:
+        return _SMALL[n]
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+_SMALL = [bytes((n,)) for n in range(0x80)]
+
+
+def _field(tag: bytes, payload: bytes) -> bytes:
+    """A length-delimited field (string, bytes or message)."""
+    return tag + _varint(len(payload)) + payload
+
+
+def _value(value: Any) -> bytes:
+    """An ``AnyValue``'s fields, in the library's order of type checks (bool before int)."""
+    if value is None:
+        return b""
+    if isinstance(value, bool):
+        return b"\x10\x01" if value else b"\x10\x00"
+    if isinstance(value, str):
+        return _field(b"\x0a", value.encode())
+    if isinstance(value, int):
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            raise ValueError(f"Value out of range: {value}")
+        return b"\x18" + _varint(value & 0xFFFFFFFFFFFFFFFF)
+    if isinstance(value, float):
+        return b"\x21" + _DOUBLE(value)
+    if isinstance(value, bytes):
+        return _field(b"\x3a", value)
+    if isinstance(value, Sequence):
+        return _field(b"\x2a", b"".join(_field(b"\x0a", _value(item)) for item in value))
+    if isinstance(value, Mapping):
+        pairs = b"".join(_field(b"\x0a", _key_value(str(k), v)) for k, v in value.items())
+        return _field(b"\x32", pairs)
+    raise TypeError(f"Invalid type {type(value)} of value {value}")
+
+
+def _key_value(key: str, value: Any) -> bytes:
+    name = _field(b"\x0a", key.encode()) if key else b""
+    return name + _field(b"\x12", _value(value))
+
+
+@functools.lru_cache(maxsize=4096, typed=True)  # typed: True and 1 are different values
+def _scalar_attribute(tag: bytes, key: str, value: str | bool | int | float) -> bytes:
+    """One attribute with a plain value, as a field: most recur from span to span (method,
+    route, status, tenant, outcome), so the least recently used are kept encoded."""
+    return _field(tag, _key_value(key, value))
+
+
+_SCALARS = frozenset((str, bool, int, float))
+
+
+def _attributes(tag: bytes, attributes) -> bytes:
+    """Repeated ``KeyValue`` fields under ``tag``; one that cannot be encoded is left out."""
+    if not attributes:
+        return b""
+    out = []
+    for key, value in attributes.items():
+        try:
+            if type(value) in _SCALARS:
+                out.append(_scalar_attribute(tag, key, value))
+            else:
+                out.append(_field(tag, _key_value(key, value)))
+        except Exception as error:
+            _logger.error("Failed to encode key %s: %s", key, error)
+    return b"".join(out)
+
+
+def _optional(tag: bytes, text: str | None) -> bytes:
+    return _field(tag, text.encode()) if text else b""
+
+
+def _count(tag: bytes, number: int) -> bytes:
+    return tag + _varint(number) if number else b""
+
+
+def _flags(context) -> bytes:
+    flags = _HAS_IS_REMOTE | (_IS_REMOTE if context is not None and context.is_remote else 0)
+    return b"\x85\x01" + _FIXED32(flags)
+
+
+def _trace_state(trace_state) -> bytes:
+    if trace_state is None:
+        return b""
+    return _optional(b"\x1a", ",".join(f"{k}={v}" for k, v in trace_state.items()))
+
+
+def _event(event) -> bytes:
+    return b"".join(
+        (
+            b"\x09" + _FIXED64(event.timestamp) if event.timestamp else b"",
+            _optional(b"\x12", event.name),
+            _attributes(b"\x1a", event.attributes),
+            _count(b"\x20", event.dropped_attributes),
+        )
+    )
+
+
+def _link(link) -> bytes:
+    context = link.context
+    return b"".join(
+        (
+            b"\x0a\x10" + context.trace_id.to_bytes(16, "big"),
+            b"\x12\x08" + context.span_id.to_bytes(8, "big"),
+            _attributes(b"\x22", link.attributes),
+            _count(b"\x28", link.dropped_attributes),
+            b"\x35" + _FIXED32(_HAS_IS_REMOTE | (_IS_REMOTE if context.is_remote else 0)),
+        )
+    )
+
+
+def _status(status) -> bytes:
+    if status is None:
+        return b""
+    return _field(
+        b"\x7a",
+        _optional(b"\x12", status.description) + _count(b"\x18", status.status_code.value),
+    )
+
+
+def encode_span(span) -> bytes:
+    """One ``Span`` message's fields (trace.proto, fields 1 to 16 in order)."""
+    context = span.get_span_context()
+    parent = span.parent
+    parts = [
+        b"\x0a\x10" + context.trace_id.to_bytes(16, "big"),
+        b"\x12\x08" + context.span_id.to_bytes(8, "big"),
+        _trace_state(context.trace_state),
+        b"\x22\x08" + parent.span_id.to_bytes(8, "big") if parent else b"",
+        _optional(b"\x2a", span.name),
+        b"\x30" + _SMALL[span.kind.value + 1],  # the SDK's kinds are the protocol's minus one
+        b"\x39" + _FIXED64(span.start_time) if span.start_time else b"",
+        b"\x41" + _FIXED64(span.end_time) if span.end_time else b"",
+        _attributes(b"\x4a", span.attributes),
+        _count(b"\x50", span.dropped_attributes),
+    ]
+    if span.events:
+        parts.extend(_field(b"\x5a", _event(event)) for event in span.events)
+    parts.append(_count(b"\x60", span.dropped_events))
+    if span.links:
+        parts.extend(_field(b"\x6a", _link(link)) for link in span.links)
+    parts.append(_count(b"\x70", span.dropped_links))
+    parts.append(_status(span.status))
+    parts.append(_flags(parent))
+    return b"".join(parts)
+
+
+def _scope(scope) -> bytes:
+    if scope is None:
+        return b""
+    return b"".join(
+        (
+            _optional(b"\x0a", scope.name),
+            _optional(b"\x12", scope.version),
+            _attributes(b"\x1a", scope.attributes),
+        )
+    )
+
+
+class _Encoded:
+    """The encoded ``Resource`` or ``InstrumentationScope`` of an object the SDK shares
+    between all the spans of a provider or tracer, computed once (they are immutable)."""
+
+    def __init__(self, encode):
+        self.encode = encode
+        self.cache: dict[int, tuple[Any, bytes]] = {}
+
+    def __call__(self, item) -> bytes:
+        hit = self.cache.get(id(item))
+        if hit is not None and hit[0] is item:
+            return hit[1]
+        encoded = self.encode(item)
+        if len(self.cache) >= 64:
+            self.cache.clear()
+        self.cache[id(item)] = (item, encoded)  # holds the item: its id is not reused
+        return encoded
+
+
+_encoded_resource = _Encoded(lambda resource: _attributes(b"\x0a", resource.attributes))
+_encoded_scope = _Encoded(_scope)
+
+
+def _group(spans) -> list[tuple[Any, list[tuple[Any, list[Any]]]]]:
+    """Spans by resource, then by instrumentation scope, both compared as the library does
+    (by equality, in order of first appearance)."""
+    groups: list[tuple[Any, list[tuple[Any, list[Any]]]]] = []
+    last_resource = last_scope = last_list = None
+    for span in spans:
+        resource, scope = span.resource, span.instrumentation_scope or None
+        if resource is last_resource and scope is last_scope:
+            last_list.append(span)
+            continue
+        scopes = next((s for r, s in groups if r is resource), None)
+        if scopes is None:
+            scopes = next((s for r, s in groups if r == resource), None)
+        if scopes is None:
+            scopes = []
+            groups.append((resource, scopes))
+        spans_of_scope = next((kept for s, kept in scopes if s is scope or s == scope), None)
+        if spans_of_scope is None:
+            spans_of_scope = []
+            scopes.append((scope, spans_of_scope))
+        spans_of_scope.append(span)
+        last_resource, last_scope, last_list = resource, scope, spans_of_scope
+    return groups
+
+
+def encode_spans(spans) -> bytes:
+    """A serialized ``ExportTraceServiceRequest`` of ``spans``: the bytes the library's
+    ``encode_spans(spans).SerializePartialToString()`` gives."""
+    out = []
+    for resource, scopes in _group(spans):
+        scope_spans = []
+        for scope, members in scopes:
+            body = _field(b"\x0a", _encoded_scope(scope))
+            body += b"".join(_field(b"\x12", encode_span(span)) for span in members)
+            body += _optional(b"\x1a", scope.schema_url if scope else None)
+            scope_spans.append(_field(b"\x12", body))
+        resource_spans = (
+            _field(b"\x0a", _encoded_resource(resource))
+            + b"".join(scope_spans)
+            + _optional(b"\x1a", resource.schema_url)
+        )
+        out.append(_field(b"\x0a", resource_spans))
+    return b"".join(out)
+
+
+def exporter_class():
+    """``OTLPSpanExporter`` (OTLP/HTTP, protobuf) with :func:`encode_spans` as its encoder.
+
+    Its ``export`` is the library's (opentelemetry-exporter-otlp-proto-http 1.45, pinned in
+    requirements/base.txt) with one line changed: the request's bytes come from
+    :func:`encode_spans`. The size limit, the HTTP client and the exporter's own metrics are
+    the library's objects. tests/observability/test_otlp_encoding.py sends the same spans
+    through both exporters to a local receiver and compares the bodies."""
+    global _exporter_class
+    if _exporter_class is None:
+        _exporter_class = _define_exporter_class()
+    return _exporter_class
+
+
+_exporter_class = None
+
+
+def _define_exporter_class():
+    from opentelemetry.exporter.otlp.proto.http._common import (
+        RequestPayloadTooLargeError,
+        _is_request_too_large,
+    )
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import SpanExportResult
+    from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
+
+    library_logger = logging.getLogger("opentelemetry.exporter.otlp.proto.http.trace_exporter")
+
+    class CastielOTLPSpanExporter(OTLPSpanExporter):
+        def export(self, spans) -> SpanExportResult:
+            if self._shutdown:
+                library_logger.warning("Exporter already shutdown, ignoring batch")
+                return SpanExportResult.FAILURE
+            with self._metrics.export_operation(len(spans)) as result:
+                try:
+                    serialized_data = encode_spans(spans)
+                except Exception as error:
+                    library_logger.error("Failed to encode span batch: %s", error)
+                    result.error = error
+                    return SpanExportResult.FAILURE
+                if _is_request_too_large(serialized_data, self._max_request_size):
+                    library_logger.warning(
+                        "Dropping span batch: serialized size %d bytes exceeds "
+                        "max_request_size %d bytes.",
+                        len(serialized_data),
+                        self._max_request_size,
+                    )
+                    result.error = RequestPayloadTooLargeError(
+                        f"Serialized span request size {len(serialized_data)} bytes exceeds "
+                        f"max_request_size {self._max_request_size} bytes."
+                    )
+                    return SpanExportResult.FAILURE
+                export_result = self._client.export(serialized_data)
+                if not export_result.success:
+                    result.error = export_result.error
+                    result.error_attrs = (
+                        {HTTP_RESPONSE_STATUS_CODE: export_result.status_code}
+                        if export_result.status_code is not None
+                        else None
+                    )
+                    return SpanExportResult.FAILURE
+            return SpanExportResult.SUCCESS
+
+    return CastielOTLPSpanExporter

@@ -512,6 +512,7 @@ def _compared(rounds: dict, window: list[dict], hook: float, cpu_ms) -> dict:
         "compare_rates": [round(r["status_2xx"] / (r["duration_us"] / 1e6), 1) for r in done],
         "rates": [round(r["status_2xx"] / (r["duration_us"] / 1e6), 1) for r in rounds["webhook"]],
         "compare_cpu_ms": round(cpu_b, 3),
+        "compare_cpu_ms_per_group": {**shared, "web_b_whole_run": round(web_b, 3)},
         "cpu_ms": round(cpu_a, 3),
         "compare_cpu_ratio": round(cpu_a / cpu_b, 3),
     }

@@ -43,13 +43,16 @@ def traced_endpoint(view):
 @functools.cache
 def _api():
     """What a traced request needs from OpenTelemetry, imported on the first one only."""
-    from opentelemetry import propagate, trace
+    from opentelemetry import context, propagate, trace
     from opentelemetry.instrumentation.wsgi import wsgi_getter
 
     return SimpleNamespace(
         current_span=trace.get_current_span,
         extract=propagate.extract,
         getter=wsgi_getter,
+        in_context=trace.set_span_in_context,
+        attach=context.attach,
+        detach=context.detach,
         server=trace.SpanKind.SERVER,
         error=trace.Status(trace.StatusCode.ERROR),
     )
@@ -70,22 +73,23 @@ def _traced(tracer, view, request, args, kwargs):
         "http.target": target,
         "http.scheme": request.scheme,
     }
-    with tracer.start_as_current_span(
-        f"{request.method} {route}",
-        context=api.extract(meta, getter=api.getter),
-        kind=api.server,
-        attributes=attributes,
-        record_exception=False,
-        set_status_on_exception=False,
-    ) as span:
-        try:
-            response = view(request, *args, **kwargs)
-        except BaseException as exc:
-            tracing.record_error(exc)  # its type only: the message may quote data
-            raise
+    parent = api.extract(meta, getter=api.getter)
+    # start_span and attach/detach: what start_as_current_span does, without its two
+    # generator-based context managers (a measurable part of a traced delivery's CPU).
+    span = tracer.start_span(f"{request.method} {route}", parent, api.server, attributes)
+    token = api.attach(api.in_context(span, parent))
+    try:
+        response = view(request, *args, **kwargs)
+    except BaseException as exc:
+        tracing.record_error(exc)  # its type only: the message may quote data
+        raise
+    else:
         if span.is_recording():
             span.set_attribute("http.status_code", response.status_code)
             tracing.name_correlation_id(span, request)
             if response.status_code >= 500:
                 span.set_status(api.error)
         return response
+    finally:
+        api.detach(token)
+        span.end()

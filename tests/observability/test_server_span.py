@@ -8,6 +8,7 @@ import json
 import pytest
 from django.http import HttpResponse
 from django.test import Client, RequestFactory
+from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -84,6 +85,8 @@ def test_a_failing_view_marks_its_span_failed_with_the_error_type_only(spans):
         return HttpResponse(status=503)
 
     assert unavailable(_request()).status_code == 503
+    # Both spans ended and left the context as it was, raised or not.
+    assert not trace.get_current_span().is_recording()
     failed, answered_503 = exporter.get_finished_spans()
     assert failed.status.status_code == StatusCode.ERROR
     assert failed.attributes["error.type"] == "RuntimeError"

@@ -533,8 +533,8 @@ if not _otel_off and (
     CASTIEL_TRACING_EXPORTERS.append("otlp")
 if not _otel_off and APPLICATIONINSIGHTS_CONNECTION_STRING:
     CASTIEL_TRACING_EXPORTERS.append("azure_monitor")
-# The OTLP exporter's encoder: Castiel's (the same bytes as the library's, ~10x less CPU per
-# span; castiel/observability/otlp.py) or the library's own ('library').
+# The OTLP exporter's encoder: Castiel's (the same bytes as the library's for less CPU;
+# castiel/observability/otlp.py, docs/benchmarks.md) or the library's own ('library').
 CASTIEL_OTLP_ENCODER = env.str("CASTIEL_OTLP_ENCODER", default="castiel")
 if CASTIEL_OTLP_ENCODER not in ("castiel", "library"):
     raise ConfigurationError(

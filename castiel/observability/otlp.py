@@ -1,16 +1,17 @@
 """OTLP/HTTP span export with a faster encoder than the library's (``OTLPSpanExporter``).
 
 The official exporter builds one protobuf object per span, attribute and value in Python and
-then serializes them: ~120 µs per receiver span on this machine, more than the span's whole
-life on the request's thread, and paid by the web process (docs/benchmarks.md, "Session 10").
-We deliberately write the bytes ourselves instead, for the one message the exporter sends
-(``ExportTraceServiceRequest``): the wire format is small and stable (OTLP 1.x, proto3), and
-this encoder gives **the very bytes** the library's ``encode_spans(…).SerializePartialToString()``
-gives, field by field in field-number order, including its choices (the status always
-present, empty scope and resource messages, array and map values, unencodable attributes left
-out with a logged error). tests/observability/test_otlp_encoding.py holds it to that, byte
-for byte, across every field and value type; everything else — HTTP, retries, compression,
-size limit, the exporter's own metrics — is the library's.
+then serializes them, in a thread of the web process: several times the cost of writing the
+bytes directly (docs/benchmarks.md, "Session 10"). We deliberately write the bytes ourselves
+instead, for the one message the exporter sends (``ExportTraceServiceRequest``): the wire
+format is small and stable (OTLP 1.x, proto3), and this encoder gives **the very bytes** the
+library's ``encode_spans(…).SerializePartialToString()`` gives, field by field in
+field-number order, including its choices: the status always present, empty scope and
+resource messages, array and map values, unencodable attributes left out with a logged error
+(ours names the key and the error's type, never the value).
+tests/observability/test_otlp_encoding.py holds it to that, byte for byte, across every field
+and value type. Everything else — HTTP, retries, compression, size limit, the exporter's own
+metrics — is the library's.
 
 ``CASTIEL_OTLP_ENCODER=library`` goes back to the library's encoder.
 """
@@ -62,7 +63,7 @@ def _value(value: Any) -> bytes:
         return _field(b"\x0a", value.encode())
     if isinstance(value, int):
         if not _INT64_MIN <= value <= _INT64_MAX:
-            raise ValueError(f"Value out of range: {value}")
+            raise ValueError("int value out of the int64 range")
         return b"\x18" + _varint(value & 0xFFFFFFFFFFFFFFFF)
     if isinstance(value, float):
         return b"\x21" + _DOUBLE(value)
@@ -73,7 +74,7 @@ def _value(value: Any) -> bytes:
     if isinstance(value, Mapping):
         pairs = b"".join(_field(b"\x0a", _key_value(str(k), v)) for k, v in value.items())
         return _field(b"\x32", pairs)
-    raise TypeError(f"Invalid type {type(value)} of value {value}")
+    raise TypeError(f"invalid type {type(value).__name__}")
 
 
 def _key_value(key: str, value: Any) -> bytes:
@@ -103,6 +104,7 @@ def _attributes(tag: bytes, attributes) -> bytes:
             else:
                 out.append(_field(tag, _key_value(key, value)))
         except Exception as error:
+            # The key and the error only: a value could be anything (scrub() has run already).
             _logger.error("Failed to encode key %s: %s", key, error)
     return b"".join(out)
 

@@ -177,6 +177,9 @@ def test_the_encoder_gives_the_librarys_bytes_for_odd_values(caplog):
         ours = otlp.encode_spans(spans)
     # What cannot be encoded (an int beyond int64, an object) is left out and logged by both.
     assert "too.big" in caplog.text and "unencodable" in caplog.text
+    # Castiel's log lines name the key, never the value.
+    ours_logged = [r.getMessage() for r in caplog.records if r.name == otlp.__name__]
+    assert len(ours_logged) == 2 and not any(str(2**64) in line for line in ours_logged)
     assert ours == library_encode(spans).SerializePartialToString()
 
 

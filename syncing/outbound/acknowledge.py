@@ -11,6 +11,7 @@ content that is already there. A create that could land twice is committed at on
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -25,7 +26,6 @@ from syncing.outbound.fencing import BatchLease, fenced_update_many
 from syncing.records import history
 from syncing.records.diff import changed_fields
 from syncing.records.hashing import content_hash
-from syncing.records.stores.base import StaleRecordError
 
 log = get_logger(__name__)
 
@@ -50,6 +50,7 @@ class Acks:
         self.lease = lease
         self.store = store
         self.pending: list[_Ack] = []
+        self.grouping = False
 
     def add(self, change, ctx: PushContext, record, result: PushResult, notes=()) -> str:
         """Record a successful write: the change's result and what the provider now holds."""
@@ -90,13 +91,26 @@ class Acks:
             )
         )
         harmless = ctx.adapter.supports_idempotency_keys or change.operation != Operation.CREATE
-        if (
-            not harmless
-            or len(self.pending) >= settings.CASTIEL_OUTBOUND_ACK_GROUP
-            or time.monotonic() - self.pending[0].at > ACK_GROUP_SECONDS
+        if not harmless or (
+            not self.grouping
+            and (
+                len(self.pending) >= settings.CASTIEL_OUTBOUND_ACK_GROUP
+                or time.monotonic() - self.pending[0].at > ACK_GROUP_SECONDS
+            )
         ):
             self.flush()
         return "succeeded"
+
+    @contextmanager
+    def one_group(self):
+        """The results recorded inside commit together when it ends: a provider batch's items
+        came in one answer, so they are recorded in one group, whatever its size."""
+        self.grouping = True
+        try:
+            yield
+        finally:
+            self.grouping = False
+        self.flush()
 
     def flush(self) -> None:
         """Commit the pending push results: each change's outcome and its record's new state
@@ -109,28 +123,25 @@ class Acks:
                 self.lease.token, [(ack.change.pk, ack.fields) for ack in acks]
             )
             edited_since = records_with_later_changes([ack.change for ack in acks])
-            written_back = []
+            recorded = []
             for ack in acks:
                 if ack.change.pk not in held:
                     log.warning("outbound.lease_lost", change_id=str(ack.change.pk))
                     continue  # its new holder pushes it again (same key) and records it
-                push = {**ack.push, "keep_local": ack.change.record_id in edited_since}
-                if self._record_push(push) and ack.push["pushed_hash"] != (ack.record.content_hash):
-                    # The provider's copy differs from what was pushed: it is the data now.
-                    fields = changed_fields(ack.record.data, ack.push["remote"])
-                    written_back.append((ack.record, fields, ack.change.pk))
-            history.written_back(written_back)
-
-    def _record_push(self, push: dict) -> bool:
-        """``mark_pushed``; True when the record's data became the provider's copy."""
-        for _ in range(5):
-            try:
-                return self.store.mark_pushed(**push)
-            except StaleRecordError:
-                continue  # a local edit landed meanwhile (stores without a conditional UPDATE)
-            except KeyError:
-                return False  # the record vanished locally; the change itself is done
-        raise StaleRecordError([push["record_id"]])
+                recorded.append(ack)
+            # mark_pushed for the group: whether each record's data became the provider's copy.
+            took = self.store.mark_pushed_many(
+                [
+                    {**ack.push, "keep_local": ack.change.record_id in edited_since}
+                    for ack in recorded
+                ]
+            )
+            history.written_back(
+                # The provider's copy differs from what was pushed: it is the data now.
+                (ack.record, changed_fields(ack.record.data, ack.push["remote"]), ack.change.pk)
+                for ack, data_is_remote in zip(recorded, took, strict=True)
+                if data_is_remote and ack.push["pushed_hash"] != ack.record.content_hash
+            )
 
 
 def records_with_later_changes(changes) -> set:

@@ -180,19 +180,19 @@ def _send(batch, chunk: list[_Entry], counts: dict[str, int]) -> list[OutboundCh
             )
     duration = time.perf_counter() - started
     log.info("outbound.batch_pushed", operation=operation, size=len(chunk), seconds=duration)
-    for entry in chunk:
-        outcome = outcomes.get(entry.item.key) or ItemOutcome(
-            error=ItemFailed("the batch answer has no result for this item", retryable=True)
-        )
-        try:
-            result = _record(batch, entry, outcome, duration, shared)
-        except LeaseLost:
-            log.warning("outbound.lease_lost", change_id=str(entry.change.pk))
-            result = "lease_lost"
-        counts[result] = counts.get(result, 0) + 1
-        metrics.PUSHES.labels(provider, operation, result).inc()
+    with batch.acks.one_group():
+        for entry in chunk:
+            outcome = outcomes.get(entry.item.key) or ItemOutcome(
+                error=ItemFailed("the batch answer has no result for this item", retryable=True)
+            )
+            try:
+                result = _record(batch, entry, outcome, duration, shared)
+            except LeaseLost:
+                log.warning("outbound.lease_lost", change_id=str(entry.change.pk))
+                result = "lease_lost"
+            counts[result] = counts.get(result, 0) + 1
+            metrics.PUSHES.labels(provider, operation, result).inc()
     metrics.PUSH_DURATION.labels(provider, operation).observe(duration)
-    batch.acks.flush()
     return []
 
 

@@ -226,6 +226,25 @@ class RecordStore:
         """Delete a record for good (a duplicate the outbound push found; see mark_pushed)."""
         raise NotImplementedError
 
+    def mark_pushed_many(self, pushes: list[dict]) -> list[bool]:
+        """:meth:`mark_pushed` for a group of push results (each dict its keyword arguments),
+        applied in order; per push whether the record's data became its ``remote``. A record
+        that no longer exists locally is skipped (False): its change is done all the same.
+
+        Stores that cannot write conditionally see a local edit racing the result as
+        ``StaleRecordError`` and apply the push again on the record as it is now."""
+        return [self._mark_pushed_retrying(push) for push in pushes]
+
+    def _mark_pushed_retrying(self, push: dict) -> bool:
+        for _ in range(5):
+            try:
+                return self.mark_pushed(**push)
+            except StaleRecordError:
+                continue  # a local edit landed meanwhile
+            except KeyError:
+                return False
+        raise StaleRecordError([push["record_id"]])
+
     def mark_pushed(
         self,
         tenant_id: UUID,

@@ -23,7 +23,7 @@ from django.db.models import F, Subquery
 
 from syncing.models import Record, RecordKey
 from syncing.records import history
-from syncing.records.stores import pg_copy
+from syncing.records.stores import pg_copy, pg_pushed
 from syncing.records.stores.base import (
     RecordRef,
     RecordStore,
@@ -335,6 +335,14 @@ class OrmRecordStore(RecordStore):
             raise KeyError(record_id)
         # The CASE kept a local edit made meanwhile: then the hash is not the pushed one.
         return remote is not None and not keep_local and row[0] == pushed_hash
+
+    def mark_pushed_many(self, pushes):
+        """A group of push results in two statements on PostgreSQL (``pg_pushed``); one
+        ``mark_pushed`` each elsewhere."""
+        if connection.vendor == "postgresql" and len(pushes) > 1:
+            with transaction.atomic(savepoint=False):
+                return pg_pushed.mark_pushed_many(pushes)
+        return super().mark_pushed_many(pushes)
 
     def mark_seen(self, scope, ids, generation):
         ids = list(ids)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -209,6 +209,83 @@ def test_records_are_found_by_external_id_and_a_push_result_is_recorded(record_s
     )
     again = record_store.get(scope.tenant_id, local.id)
     assert again.data == edited.data == {"name": "mine"} and again.base_data == {"name": "old"}
+
+
+def _push_group(record_store, scope) -> list[dict]:
+    """A group of push results covering every case of ``mark_pushed``, on fresh records."""
+    created = make(scope, "castiel-pending:1")
+    twin = make(scope, "r-1")  # what a pull stored meanwhile for the created record
+    raced = make(scope, "r-2")  # edited locally after the push read it
+    kept = make(scope, "r-3")  # holds edits of a later change
+    plain = make(scope, "r-4")  # only the pushed hash
+    twice = make(scope, "r-5")  # two results of one record in one group
+    first, second = make(scope, "castiel-pending:6"), make(scope, "castiel-pending:7")
+    record_store.write(scope, [created, twin, raced, kept, plain, twice, first, second], [])
+    record_store.local_edit(scope.tenant_id, raced.id, {"name": "mine"}, at=timezone.now())
+    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+    def push(record, pushed_hash, **fields):
+        return {
+            "tenant_id": scope.tenant_id,
+            "record_id": record.id,
+            "pushed_hash": pushed_hash,
+            **fields,
+        }
+
+    return [
+        push(
+            created,
+            "h1",
+            remote={"id": "r-1", "n": 1},
+            local_hash=created.content_hash,
+            external_id="r-1",
+            remote_version="v1",
+            remote_updated_at=at,
+        ),
+        push(raced, "h2", remote={"id": "r-2", "n": 2}, local_hash=raced.content_hash),
+        push(
+            kept, "h3", remote={"id": "r-3", "n": 3}, local_hash=kept.content_hash, keep_local=True
+        ),
+        push(plain, "h4"),
+        push(twice, "h5", remote={"id": "r-5", "n": 5}),
+        push(twice, "h5b", remote={"id": "r-5", "n": 55}, remote_version="v5b"),
+        # The provider answered two creates with one id: the second finds the first as its
+        # twin, as it would one push at a time.
+        push(first, "h6", remote={"id": "r-6"}, external_id="r-6"),
+        push(second, "h7", remote={"id": "r-6", "again": True}, external_id="r-6"),
+        push(make(scope, "never-stored"), "h8", remote={"id": "x"}),
+    ]
+
+
+def _state(record_store, scope) -> list[tuple]:
+    return sorted(
+        (
+            r.external_id,
+            r.data,
+            r.base_data,
+            r.content_hash,
+            r.last_pushed_hash,
+            r.remote_version,
+            r.remote_updated_at,
+            r.version,
+        )
+        for r in record_store.iter_scope(scope)
+    )
+
+
+def test_a_group_of_push_results_is_recorded_as_one_at_a_time(record_store, scope, tenant):
+    """``mark_pushed_many`` (two statements on PostgreSQL) leaves every record, its history
+    and its answer exactly as ``mark_pushed`` one result after another does."""
+    one_by_one = Scope(tenant.id, IntegrationFactory(tenant=tenant).id, "contacts")
+    expected = [
+        record_store._mark_pushed_retrying(push) for push in _push_group(record_store, one_by_one)
+    ]
+    took = record_store.mark_pushed_many(_push_group(record_store, scope))
+
+    assert took == expected == [True, False, False, False, True, True, True, True, False]
+    assert _state(record_store, scope) == _state(record_store, one_by_one)
+    removed = RecordChange.objects.filter(integration_id=scope.integration_id, source="push")
+    assert sorted(removed.values_list("external_id", flat=True)) == ["r-1", "r-6"]
 
 
 def test_a_write_round_trips_every_field(record_store, scope):

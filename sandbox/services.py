@@ -104,6 +104,22 @@ def object_create(*, account: SandboxAccount, collection: str, data: dict, at=No
     return obj
 
 
+def object_new(account: SandboxAccount, collection: str, data) -> SandboxObject:
+    """An object not saved yet (:func:`objects_create` saves many at once)."""
+    now = timezone.now()
+    return SandboxObject(
+        account=account, collection=collection, data=_clean(data), created_at=now, updated_at=now
+    )
+
+
+@transaction.atomic
+def objects_create(*, account: SandboxAccount, objects: list[SandboxObject]) -> None:
+    """Save new objects in one INSERT (their ids set on them), each with its webhook."""
+    SandboxObject.objects.bulk_create(objects)
+    for obj in objects:
+        emit(account=account, event_type=f"{obj.collection}.created", obj=obj)
+
+
 def objects_seed(*, account: SandboxAccount, collection: str, rows: list[dict], at=None) -> int:
     """Bulk-create objects (no webhooks): demo data and big test fixtures."""
     now = at or timezone.now()

@@ -71,7 +71,10 @@ def _remove_twins(creates: list[tuple[int, dict]]) -> None:
     # twin by the (integration, entity type, external id) unique index. Left to itself the
     # planner hash-joined the VALUES list against a sequential scan of the whole table (no
     # index starts with the tenant and external id), ~65 ms a group in bench outbound_batch;
-    # OFFSET 0 keeps each subquery from being flattened back into that join.
+    # OFFSET 0 keeps each subquery from being flattened back into that join. The twin is not
+    # matched on its tenant: its integration is the created record's, whose tenant ``p`` was
+    # matched on, and a tenant condition let the planner pick the (tenant, entity type) index
+    # on a table without statistics yet — a scan of the tenant's records per created record.
     statement = (
         "SELECT r.* "  # noqa: S608 - our columns; values are params
         f"FROM (VALUES {rows}) AS v (tenant_id, id, external_id) "
@@ -82,7 +85,7 @@ def _remove_twins(creates: list[tuple[int, dict]]) -> None:
         f"r.{col['entity_type']}, r.{col['external_id']}, r.{col['version']} FROM {table} AS r "
         f"WHERE r.{col['integration']} = p.integration_id "
         f"AND r.{col['entity_type']} = p.entity_type AND r.{col['external_id']} = v.external_id "
-        f"AND r.{col['tenant']} = v.tenant_id AND r.{col['id']} <> v.id "
+        f"AND r.{col['id']} <> v.id "
         f"FOR UPDATE OF r) AS r ORDER BY 1"
     )
     with connection.cursor() as cursor:

@@ -3,7 +3,8 @@
 N local creates (``local_changes.record_create``, not timed) are pushed by a real
 ``manage.py qcluster`` (Redis broker) to the sandbox served by gunicorn on the same scratch
 PostgreSQL (bench/_syncdb.py). The sandbox allows ``--budget`` requests per second (its own
-fixed window; the batch endpoint counts one request however many items it carries) and fails
+fixed window of ``--window`` seconds, with rate-limit headers that Castiel's adaptive limiter
+reads; the batch endpoint counts one request however many items it carries) and fails
 ``--item-error-rate`` of the items inside batches (422, seeded by each item's key); Castiel's
 limiter is set to the same budget. Reported: records per provider request, records/s against
 the ceiling ``budget x batch size`` (the ratio), and whether every change's result is exactly
@@ -28,6 +29,13 @@ from bench.support import REPO
 def add_arguments(parser):
     parser.add_argument("--changes", type=int, default=10_000)
     parser.add_argument("--budget", type=int, default=10, help="provider requests per second")
+    parser.add_argument(
+        "--window",
+        type=int,
+        default=1,
+        help="the provider's rate window in seconds (budget x window requests per window; "
+        "HubSpot's is 10)",
+    )
     parser.add_argument("--batch-size", type=int, default=100, help="items per provider request")
     parser.add_argument("--item-error-rate", type=float, default=0.05)
     parser.add_argument("--workers", type=int, default=2, help="qcluster worker processes")
@@ -102,7 +110,10 @@ def _measure(args, base: str) -> dict:
     n = args.changes
     faults = {"item_error_rate": args.item_error_rate, "seed": 20}
     account = sandbox_services.account_create(
-        slug="bench", rate_limit=args.budget, rate_window_seconds=1, faults=faults
+        slug="bench",
+        rate_limit=args.budget * args.window,
+        rate_window_seconds=args.window,
+        faults=faults,
     )
     tenant = tenant_create(name="Bench")
     integration = Integration.objects.create(
@@ -125,7 +136,7 @@ def _measure(args, base: str) -> dict:
     Level = RateLimitOverride.Level
     for level, operation, limit in (
         (Level.TENANT, "", 10**9),
-        (Level.INTEGRATION, "", args.budget),
+        (Level.INTEGRATION, "", args.budget * args.window),
         (Level.OPERATION, "create", 10**9),
     ):
         RateLimitOverride.objects.create(
@@ -134,7 +145,7 @@ def _measure(args, base: str) -> dict:
             level=level,
             operation=operation,
             limit=limit,
-            window_seconds=1,
+            window_seconds=args.window,
         )
     requests.get(f"{base}/sandbox/bench/_control/", timeout=10).raise_for_status()
 
@@ -223,6 +234,7 @@ def _measure(args, base: str) -> dict:
         "ratio": round(rate / ceiling, 3),
         "changes": n,
         "budget_requests_per_s": args.budget,
+        "window_seconds": args.window,
         "batch_size": args.batch_size,
         "push_seconds": round(push_seconds, 2),
         "provider_requests": requests_made + single_requests,

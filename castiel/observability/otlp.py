@@ -268,6 +268,7 @@ def encode_spans(spans) -> bytes:
     return b"".join(out)
 
 
+@functools.cache
 def exporter_class():
     """``OTLPSpanExporter`` (OTLP/HTTP, protobuf) with :func:`encode_spans` as its encoder.
 
@@ -276,16 +277,6 @@ def exporter_class():
     :func:`encode_spans`. The size limit, the HTTP client and the exporter's own metrics are
     the library's objects. tests/observability/test_otlp_encoding.py sends the same spans
     through both exporters to a local receiver and compares the bodies."""
-    global _exporter_class
-    if _exporter_class is None:
-        _exporter_class = _define_exporter_class()
-    return _exporter_class
-
-
-_exporter_class = None
-
-
-def _define_exporter_class():
     from opentelemetry.exporter.otlp.proto.http._common import (
         RequestPayloadTooLargeError,
         _is_request_too_large,

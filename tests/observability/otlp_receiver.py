@@ -47,7 +47,6 @@ class ReceivedSpan:
 class Receiver:
     url: str = ""
     spans: list[ReceivedSpan] = field(default_factory=list)
-    requests: int = 0
     bodies: list[bytes] = field(default_factory=list)  # each request's protobuf, as sent
     stopped: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -95,7 +94,6 @@ class Receiver:
         with self.lock:
             self.spans.extend(spans)
             self.bodies.append(body)
-            self.requests += 1
 
 
 def _handler(receiver: Receiver):

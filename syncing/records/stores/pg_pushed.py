@@ -4,9 +4,10 @@ One pushed change used to cost the record two round trips: the lookup of a twin 
 pull under the external id a create was just given, and the conditional ``UPDATE`` of
 ``OrmRecordStore.mark_pushed``. A provider batch of a hundred items made that two hundred
 round trips, about half of a push worker's turn (docs/benchmarks.md, ``outbound_batch``).
-Here a group goes as one twin lookup (``SELECT … JOIN (VALUES …) … FOR UPDATE``) and one
-``UPDATE … FROM (VALUES …)`` with the same SET expressions per row as the single statement —
-each CASE sees the row as it was before the UPDATE, under its row lock.
+Here a group goes as one twin lookup (a ``VALUES`` list probing the indexes per created
+record, ``FOR UPDATE``) and one ``UPDATE … FROM (VALUES …)`` with the same SET expressions
+per row as the single statement — each CASE sees the row as it was before the UPDATE, under
+its row lock.
 
 A group is split into rounds that hold each record, and each external id a create was given,
 at most once: an ``UPDATE … FROM`` applies one source row per target row, and the second of
@@ -26,7 +27,7 @@ from syncing.records.stores.base import RecordRef
 def mark_pushed_many(pushes: list[dict]) -> list[bool]:
     taken: dict[int, bool] = {}
     for round_ in _rounds(pushes):
-        _remove_twins([(i, pushes[i]) for i in round_ if pushes[i].get("external_id")])
+        _remove_twins([pushes[i] for i in round_ if pushes[i].get("external_id")])
         taken.update(_update([(i, pushes[i]) for i in round_]))
     return [taken.get(i, False) for i in range(len(pushes))]
 
@@ -56,7 +57,7 @@ def _columns() -> tuple[str, dict[str, str]]:
     return quote(meta.db_table), {f.name: quote(f.column) for f in meta.concrete_fields}
 
 
-def _remove_twins(creates: list[tuple[int, dict]]) -> None:
+def _remove_twins(creates: list[dict]) -> None:
     """A pull may have stored the provider's copy of a created record while the create's answer
     was outstanding: that duplicate goes (and its removal is in the history), ours keeps its
     id — what ``mark_pushed`` does for one record."""
@@ -65,7 +66,7 @@ def _remove_twins(creates: list[tuple[int, dict]]) -> None:
     table, col = _columns()
     rows = ", ".join(["(%s::uuid, %s::uuid, %s::varchar)"] * len(creates))
     params: list = []
-    for _, push in creates:
+    for push in creates:
         params += [push["tenant_id"], push["record_id"], push["external_id"]]
     # One index probe per created record, each LATERAL: its scope by primary key, then the
     # twin by the (integration, entity type, external id) unique index. Left to itself the

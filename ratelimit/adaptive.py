@@ -7,7 +7,9 @@ TCP's congestion window — decrease fast, recover slowly:
 * a rate-limit response (429, GitHub's 403) halves it and blocks until ``Retry-After`` (or the
   quota's reset);
 * a reported quota below ``LOW_WATER`` of its size pulls it toward ``fraction / LOW_WATER``
-  (5 % left → half speed), and an exhausted quota blocks until its reset;
+  (5 % left → half speed) until the quota's reset, when the quota says when that is (then
+  the multiplier is whole again at once: the shortage ended with the window), and an
+  exhausted quota blocks until its reset;
 * a healthy response (plenty left, or no rate-limit headers at all) raises it by ``STEP``, so
   ten healthy answers bring a halved limit back to full.
 
@@ -50,7 +52,9 @@ def adjustment_for(signal: ProviderSignal, *, multiplier: float) -> Adjustment |
         return Adjustment(scale=DECREASE, block=block, minimum=MINIMUM)
     if quota is not None and quota.fraction < LOW_WATER:
         target = max(MINIMUM, quota.fraction / LOW_WATER)
-        return Adjustment(target=target, step=STEP, block=block, minimum=MINIMUM)
+        # The slowdown ends when the quota resets, as the quota's shortage does.
+        until = quota.reset_after if quota.reset_after and quota.reset_after > 0 else 0.0
+        return Adjustment(target=target, step=STEP, block=block, minimum=MINIMUM, until=until)
     if multiplier < 1.0 or block:
         return Adjustment(step=STEP if multiplier < 1.0 else 0.0, block=block, minimum=MINIMUM)
     return None

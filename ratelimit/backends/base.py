@@ -2,7 +2,9 @@
 share (the Redis backend runs the same steps in Lua).
 
 A backend stores, per key, a map ``bucket index -> count`` (a Redis hash; a database row; a
-dict) and, per integration, the adaptive state ``{"m": multiplier, "b": blocked-until ms}``.
+dict) and, per integration, the adaptive state ``{"m": multiplier, "b": blocked-until ms,
+"u": ms at which the multiplier counts as whole again}`` (``u``: set by a slowdown a quota's
+reset ends; see :class:`Adjustment`).
 """
 
 from __future__ import annotations
@@ -57,6 +59,12 @@ class Adjustment:
     ``m' = m * scale``; then with a target ``m' = min(target, m' + step)`` (move toward the
     provider's figure, upward by at most one step), without one ``m' = m' + step``; clamped to
     [minimum, 1]. ``block`` seconds from now extends (never shortens) the block.
+
+    ``until`` (seconds from now, 0: none): the provider's quota resets then, and a multiplier
+    below one counts as whole again from that moment — a slowdown for a quota running low
+    ends with the quota's window instead of recovering step by step into the next. A
+    decrease (``scale`` < 1: the provider refused a request) is not tied to a window: it
+    clears that moment, and the multiplier recovers by steps.
     """
 
     scale: float = 1.0
@@ -64,6 +72,7 @@ class Adjustment:
     step: float = 0.0
     block: float = 0.0
     minimum: float = 0.05
+    until: float = 0.0
 
     def apply(self, multiplier: float) -> float:
         value = multiplier * self.scale
@@ -162,7 +171,7 @@ def evaluate(
     buckets: int,
 ) -> tuple[Decision, dict[str, dict[int, int]] | None]:
     """Decide; on admission also return the new counts of every level key (pruned)."""
-    multiplier = float(state.get("m", 1.0))
+    multiplier = current_multiplier(state, now_ms)
     blocked_until = float(state.get("b", 0))
     now = now_ms / 1000
     if blocked_until > now_ms:
@@ -224,7 +233,7 @@ def level_usage(
     buckets: int,
     operation_of: Mapping[str, str | None],
 ) -> Usage:
-    multiplier = float(state.get("m", 1.0))
+    multiplier = current_multiplier(state, now_ms)
     blocked = float(state.get("b", 0))
     result = []
     for spec in levels:
@@ -251,11 +260,26 @@ def level_usage(
 def adjusted_state(
     state: Mapping[str, float], adjustment: Adjustment, *, now_ms: int
 ) -> dict[str, float]:
-    multiplier = adjustment.apply(float(state.get("m", 1.0)))
+    multiplier = adjustment.apply(current_multiplier(state, now_ms))
     blocked = float(state.get("b", 0))
     if adjustment.block > 0:
         blocked = max(blocked, now_ms + adjustment.block * 1000)
+    until = float(state.get("u", 0))
+    if adjustment.scale < 1:
+        until = 0
+    if adjustment.until > 0:
+        until = now_ms + adjustment.until * 1000
     new = {"m": multiplier}
     if blocked > now_ms:
         new["b"] = blocked
+    if until > now_ms and multiplier < 1:
+        new["u"] = until
     return new
+
+
+def current_multiplier(state: Mapping[str, float], now_ms: int) -> float:
+    """The state's multiplier, whole again once the quota whose slowdown it was has reset."""
+    until = float(state.get("u", 0))
+    if until and until <= now_ms:
+        return 1.0
+    return float(state.get("m", 1.0))

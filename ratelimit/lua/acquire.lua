@@ -1,6 +1,7 @@
 -- Three-level acquire in one round trip: castiel/ratelimit/window.py explains the algorithm
 -- (bucketed sliding window) and backends/base.py:evaluate is the same steps in Python.
--- KEYS[1]      adaptive state hash of the integration {m = multiplier, b = blocked-until ms}
+-- KEYS[1]      adaptive state hash of the integration {m = multiplier, b = blocked-until ms,
+--              u = ms from which the multiplier counts as whole again}
 -- KEYS[2..n]   one hash per level: bucket index -> count
 -- ARGV[1]      little-endian int32s: cost, buckets, then limit, window ms, adaptive (1 when
 --              the provider multiplier applies) of each level — one packed argument, because
@@ -17,9 +18,12 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local spec = {struct.unpack(string.rep('i', #ARGV[1] / 4), ARGV[1])}
 local cost = spec[1]
 local buckets = spec[2]
-local st = redis.call('HMGET', KEYS[1], 'm', 'b')
+local st = redis.call('HMGET', KEYS[1], 'm', 'b', 'u')
 local mult = tonumber(st[1]) or 1
 local blocked = tonumber(st[2]) or 0
+if (tonumber(st[3]) or 0) > 0 and tonumber(st[3]) <= now then
+  mult = 1  -- a slowdown for a quota running low ends at the quota's reset
+end
 if blocked > now then
   return string.format('-2 %d 0 %d %s', blocked - now, now, tostring(mult))
 end

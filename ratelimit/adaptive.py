@@ -53,8 +53,9 @@ def adjustment_for(signal: ProviderSignal, *, multiplier: float) -> Adjustment |
     if quota is not None and quota.fraction < LOW_WATER:
         target = max(MINIMUM, quota.fraction / LOW_WATER)
         # The slowdown ends when the quota resets, as the quota's shortage does.
-        until = quota.reset_after if quota.reset_after and quota.reset_after > 0 else 0.0
-        return Adjustment(target=target, step=STEP, block=block, minimum=MINIMUM, until=until)
+        return Adjustment(
+            target=target, step=STEP, block=block, minimum=MINIMUM, until=quota.reset_after or 0.0
+        )
     if multiplier < 1.0 or block:
         return Adjustment(step=STEP if multiplier < 1.0 else 0.0, block=block, minimum=MINIMUM)
     return None

@@ -62,7 +62,7 @@ def batch(request, account, name: str, operation: str):
 
 def _item(account, name, operation, entry, position, faults, number, path) -> dict:
     if not isinstance(entry, dict):
-        return {"key": None, "status": 400, "error": f"input {position} is not an object"}
+        return _not_an_object(position)
     key = str(entry.get("key") or "")[:255]
     if key:
         stored = SandboxIdempotencyKey.objects.filter(account=account, key=key).first()
@@ -70,7 +70,7 @@ def _item(account, name, operation, entry, position, faults, number, path) -> di
             return _replayed(stored, key)
     fault = _item_fault(faults, key or str(position), number)
     if fault == "503":
-        return {"key": key, "status": 503, "error": "injected item error (retryable)"}
+        return _retry_later(key)
     body_hash = _body_hash(entry)
     try:
         with transaction.atomic():
@@ -113,32 +113,17 @@ def _together(account, name, operation, inputs, faults, number, path) -> list[di
     creates: list[tuple[int, SandboxObject]] = []
     for position, (entry, key) in enumerate(zip(inputs, keys, strict=True)):
         if not isinstance(entry, dict):
-            results[position] = {
-                "key": None,
-                "status": 400,
-                "error": f"input {position} is not an object",
-            }
+            results[position] = _not_an_object(position)
         elif key in stored:
             results[position] = _replayed(stored[key], key)
         elif (fault := _item_fault(faults, key or str(position), number)) == "503":
-            results[position] = {
-                "key": key,
-                "status": 503,
-                "error": "injected item error (retryable)",
-            }
+            results[position] = _retry_later(key)
         elif operation == "create" and fault != "422":
             try:
                 services.validate(name, entry.get("data"))
                 creates.append((position, services.object_new(account, name, entry.get("data"))))
-            except services.BadRequest as exc:
-                results[position] = {"key": key, "status": 400, "error": str(exc)}
-            except services.Invalid as exc:
-                results[position] = {
-                    "key": key,
-                    "status": 422,
-                    "error": "validation failed",
-                    "fields": exc.fields,
-                }
+            except (services.BadRequest, services.Invalid) as exc:
+                results[position] = {"key": key, **_refused(exc)}
         else:
             results[position] = {"key": key, "fault": fault}  # applied below, in order
     try:
@@ -173,6 +158,21 @@ def _together(account, name, operation, inputs, faults, number, path) -> list[di
     except IntegrityError:
         return None
     return results
+
+
+def _refused(exc: services.BadRequest | services.Invalid) -> dict:
+    """An item's answer to bad data (400) or data that fails validation (422)."""
+    if isinstance(exc, services.Invalid):
+        return {"status": 422, "error": "validation failed", "fields": exc.fields}
+    return {"status": 400, "error": str(exc)}
+
+
+def _not_an_object(position: int) -> dict:
+    return {"key": None, "status": 400, "error": f"input {position} is not an object"}
+
+
+def _retry_later(key: str) -> dict:
+    return {"key": key, "status": 503, "error": "injected item error (retryable)"}
 
 
 def _body_hash(entry: dict) -> str:
@@ -214,10 +214,8 @@ def _apply(account, name: str, operation: str, entry: dict, fault: str) -> dict:
         if obj.deleted_at is None:
             services.object_delete(obj=obj)
         return {"status": 200, "id": obj.pk}
-    except services.BadRequest as exc:
-        return {"status": 400, "error": str(exc)}
-    except services.Invalid as exc:
-        return {"status": 422, "error": "validation failed", "fields": exc.fields}
+    except (services.BadRequest, services.Invalid) as exc:
+        return _refused(exc)
 
 
 def _pk(value) -> int:

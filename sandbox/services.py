@@ -96,17 +96,15 @@ def _clean(data) -> dict:
 
 @transaction.atomic
 def object_create(*, account: SandboxAccount, collection: str, data: dict, at=None):
-    now = at or timezone.now()
-    obj = SandboxObject.objects.create(
-        account=account, collection=collection, data=_clean(data), created_at=now, updated_at=now
-    )
+    obj = object_new(account, collection, data, at=at)
+    obj.save(force_insert=True)
     emit(account=account, event_type=f"{collection}.created", obj=obj)
     return obj
 
 
-def object_new(account: SandboxAccount, collection: str, data) -> SandboxObject:
+def object_new(account: SandboxAccount, collection: str, data, at=None) -> SandboxObject:
     """An object not saved yet (:func:`objects_create` saves many at once)."""
-    now = timezone.now()
+    now = at or timezone.now()
     return SandboxObject(
         account=account, collection=collection, data=_clean(data), created_at=now, updated_at=now
     )

@@ -44,6 +44,11 @@ def add_arguments(parser):
     )
     parser.add_argument("--web-workers", type=int, default=3, help="gunicorn workers")
     parser.add_argument(
+        "--timeline",
+        action="store_true",
+        help="print each provider request's start, answer (s from the first) and status",
+    )
+    parser.add_argument(
         "--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     )
 
@@ -225,6 +230,8 @@ def _measure(args, base: str) -> dict:
         if done is not None
     ]
     sandbox_seconds = sum(answered) / max(1, len(answered))
+    if args.timeline:
+        _print_timeline(batch_requests)
     rate = n / push_seconds
     ceiling = args.budget * args.batch_size
     return {
@@ -266,3 +273,14 @@ def _wait_for_workers(count: int, timeout: float = 60) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError("the qcluster workers did not start")
         time.sleep(0.2)
+
+
+def _print_timeline(provider_requests) -> None:
+    """Where a window's requests went and where it idled (stderr, one request per line)."""
+    rows = sorted(provider_requests.values_list("at", "answered_at", "status"))
+    if not rows:
+        return
+    first = rows[0][0]
+    for at, answered, status in rows:
+        done = f"{(answered - first).total_seconds():8.3f}" if answered else "       -"
+        print(f"{(at - first).total_seconds():8.3f} {done} {status}", file=sys.stderr)

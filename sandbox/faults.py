@@ -48,7 +48,9 @@ def admit(account_id: int, method: str = "GET") -> Admission:
             headers = {
                 "X-RateLimit-Limit": str(account.rate_limit),
                 "X-RateLimit-Remaining": str(remaining),
-                "X-RateLimit-Reset": str(math.ceil(reset_at.timestamp())),
+                # UTC epoch seconds to the millisecond (as Discord sends it): a whole-second
+                # reset would be up to a second late, a whole short window.
+                "X-RateLimit-Reset": f"{reset_at.timestamp():.3f}",
                 # IETF draft header fields (delta-seconds reset).
                 "RateLimit-Limit": str(account.rate_limit),
                 "RateLimit-Remaining": str(remaining),

@@ -21,7 +21,10 @@ its own — and marks those the integration's main limit must not be scaled by (
 
 When several quotas are reported (HubSpot's interval and daily ones, several IETF policies),
 the signal keeps the tightest: the lowest remaining fraction, and the latest reset among the
-exhausted ones.
+exhausted ones. One quota is often told twice (the sandbox, like many APIs, sends both
+``X-RateLimit-*`` and ``RateLimit-*`` with the same limit): its reset is then the most precise
+of the two — a delta rounded to whole seconds is up to a second late for a quota whose other
+header says the millisecond, and on a one-second window that second is the whole window.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ class Quota:
     # A quota the integration's main limit is not scaled by (GitHub's "search" resource):
     # exhausted, it only blocks until its reset.
     side: bool = False
+    # The precision of reset_after as the header said it, in seconds (1.0: whole seconds).
+    reset_resolution: float = 1.0
 
     @property
     def fraction(self) -> float:
@@ -97,6 +102,12 @@ def header_float(value: str | None) -> float | None:
         return None
 
 
+def resolution(value: str | None) -> float:
+    """The precision of a number of seconds as written: ``"12"`` → 1.0, ``"12.250"`` → 0.001."""
+    _, dot, decimals = (value or "").strip().partition(".")
+    return 10.0 ** -len(decimals) if dot and decimals.isdigit() else 1.0
+
+
 def reset_seconds(value: str | None, now: float) -> float | None:
     """Seconds until a reset given as UTC epoch seconds or as a delta (told apart by size)."""
     number = header_float(value)
@@ -117,12 +128,14 @@ def x_ratelimit(headers: Mapping[str, str], now: float) -> list[Quota]:
     remaining = header_int(headers.get("x-ratelimit-remaining"))
     if limit is None or remaining is None:
         return []
+    reset = headers.get("x-ratelimit-reset")
     return [
         Quota(
             limit=limit,
             remaining=remaining,
-            reset_after=reset_seconds(headers.get("x-ratelimit-reset"), now),
+            reset_after=reset_seconds(reset, now),
             name=headers.get("x-ratelimit-resource", ""),
+            reset_resolution=resolution(reset),
         )
     ]
 
@@ -176,7 +189,10 @@ def ietf(headers: Mapping[str, str], now: float) -> list[Quota]:
         }
         limit, remaining = header_int(fields.get("limit")), header_int(fields.get("remaining"))
         if limit is not None and remaining is not None:
-            quotas.append(Quota(limit, remaining, header_float(fields.get("reset")), "ratelimit"))
+            reset = fields.get("reset")
+            quotas.append(
+                Quota(limit, remaining, header_float(reset), "ratelimit", False, resolution(reset))
+            )
     elif value:
         # draft-08+: RateLimit: "default";r=50;t=30 with RateLimit-Policy: "default";q=100;w=10
         for match in _SF_ITEM.finditer(value):
@@ -189,15 +205,18 @@ def ietf(headers: Mapping[str, str], now: float) -> list[Quota]:
             if quota_value is None:
                 # No policy to compare with: only an exhausted quota is meaningful.
                 quota_value = max(remaining, 1)
-            reset = header_float(params.get("t"))
-            quotas.append(Quota(quota_value, remaining, reset, name))
+            reset = params.get("t")
+            quotas.append(
+                Quota(quota_value, remaining, header_float(reset), name, False, resolution(reset))
+            )
     # draft-06 and earlier: separate fields; the limit may be followed by its policies
     # ("100, 100;w=60"): the first item is the expiring limit.
     limit = header_int(re.split(r"[,;]", headers.get("ratelimit-limit", ""))[0] or None)
     remaining = header_int(headers.get("ratelimit-remaining"))
     if limit is not None and remaining is not None:
+        reset = headers.get("ratelimit-reset")
         quotas.append(
-            Quota(limit, remaining, reset_seconds(headers.get("ratelimit-reset"), now), "")
+            Quota(limit, remaining, reset_seconds(reset, now), "", False, resolution(reset))
         )
     return quotas
 
@@ -210,13 +229,26 @@ def generic_quotas(headers: Mapping[str, str], now: float) -> list[Quota]:
 def _tightest(quotas: list[Quota]) -> Quota | None:
     if not quotas:
         return None
-    exhausted = [q for q in quotas if q.remaining <= 0]
+    exhausted: dict[int, list[Quota]] = {}
+    for q in quotas:
+        if q.remaining <= 0:
+            exhausted.setdefault(q.limit, []).append(q)
     if exhausted:
-        # The one that keeps us waiting longest (an unknown reset counts as longest).
-        return max(
-            exhausted, key=lambda q: float("inf") if q.reset_after is None else q.reset_after
-        )
+        # Each quota (told apart by its limit) as its most precise header tells it; then the
+        # one that keeps us waiting longest (an unknown reset counts as longest).
+        told = [min(same, key=_precision_then_latest) for same in exhausted.values()]
+        return max(told, key=_wait)
     return min(quotas, key=lambda q: q.fraction)
+
+
+def _wait(q: Quota) -> float:
+    return float("inf") if q.reset_after is None else q.reset_after
+
+
+def _precision_then_latest(q: Quota) -> tuple[float, float]:
+    # A said reset before an unknown one, the finest resolution first; at equal precision
+    # the latest (the cautious reading of two roundings of one instant).
+    return (q.reset_after is None, q.reset_resolution, -_wait(q))
 
 
 # How long an exhausted side quota that does not say when it resets blocks.

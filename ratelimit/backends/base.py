@@ -172,6 +172,7 @@ def evaluate(
 ) -> tuple[Decision, dict[str, dict[int, int]] | None]:
     """Decide; on admission also return the new counts of every level key (pruned)."""
     multiplier = current_multiplier(state, now_ms)
+    slowdown_ends = slowdown_end(state, now_ms)
     blocked_until = float(state.get("b", 0))
     now = now_ms / 1000
     if blocked_until > now_ms:
@@ -205,6 +206,18 @@ def evaluate(
             width_ms=width,
             cost=cost,
         )
+        if wait > 0 and slowdown_ends and limit < spec.limit.limit:
+            # The slowdown ends at the quota's reset: wait no longer than until then, if the
+            # whole limit admits the request by that moment.
+            whole = window.wait_ms(
+                live,
+                now_ms=now_ms,
+                limit=spec.limit.limit,
+                window_ms=spec.limit.window_ms,
+                width_ms=width,
+                cost=cost,
+            )
+            wait = min(wait, max(slowdown_ends - now_ms, whole))
         if wait > 0:
             if worst is None or wait / 1000 > worst.wait:
                 worst = Decision(
@@ -275,6 +288,12 @@ def adjusted_state(
     if until > now_ms and multiplier < 1:
         new["u"] = until
     return new
+
+
+def slowdown_end(state: Mapping[str, float], now_ms: int) -> int:
+    """The ms at which the current slowdown ends with its quota's reset (0: none pending)."""
+    until = int(float(state.get("u", 0)))
+    return until if until > now_ms and float(state.get("m", 1.0)) < 1.0 else 0
 
 
 def current_multiplier(state: Mapping[str, float], now_ms: int) -> float:

@@ -368,3 +368,29 @@ def test_an_exhausted_side_quota_without_a_reset_blocks_a_minute():
     headers = {"x-ratelimit-limit": "10", "x-ratelimit-remaining": "0"}
     signal = parse({**headers, "x-ratelimit-resource": "graphql"}, provider="github")
     assert signal.side_quota_exhausted_for == limit_headers.SIDE_QUOTA_WAIT
+
+
+def test_one_quota_told_twice_resets_when_its_most_precise_header_says():
+    """Discord-style ``X-RateLimit-Reset`` carries the millisecond; the IETF delta beside it is
+    whole seconds (at least 1). Both tell the same exhausted quota: waiting for the coarse one
+    would idle up to a second, the whole of a one-second window."""
+    now = 1700000000.0
+    both = {
+        "X-RateLimit-Limit": "10",
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": "1700000000.250",
+        "RateLimit-Limit": "10",
+        "RateLimit-Remaining": "0",
+        "RateLimit-Reset": "1",
+    }
+    assert parse(both, now=now).quota.reset_after == pytest.approx(0.25)
+    assert adaptive.adjustment_for(parse(both, now=now), multiplier=1.0).block == pytest.approx(
+        0.25
+    )
+    # Told in whole seconds twice, the later rounding is kept (the cautious reading).
+    coarse = {**both, "X-RateLimit-Reset": "1700000002"}
+    assert parse(coarse, now=now).quota.reset_after == 2
+    # Two quotas (different sizes) both exhausted: the one that resets last, however precise
+    # the other.
+    two = {**both, "RateLimit-Limit": "600", "RateLimit-Reset": "30"}
+    assert parse(two, now=now).quota.reset_after == 30

@@ -176,3 +176,23 @@ def test_a_slowdown_for_a_quota_running_low_ends_at_the_quotas_reset(backend):
     assert backend.usage(tenant, b, _specs(backend, tenant, b, pol, [])).state.multiplier == 0.25
     # The next adjustment starts from the whole multiplier, not the expired one.
     assert backend.adjust(tenant, a, Adjustment(scale=0.5), ttl=60).multiplier == 0.5
+
+
+def test_a_request_held_by_a_slowdown_waits_only_until_the_quotas_reset(backend):
+    """A request the slowdown holds back is told to come back when the quota resets (then the
+    whole limit applies), not when enough of the window has passed for the lowered limit."""
+    tenant, a, b = new_id(), new_id(), new_id()
+    pol = policy(tenant=(100, 60), integration=(10, 60), fetch=(100, 60))
+    backend.adjust(tenant, a, Adjustment(target=0.5, until=2.0), ttl=60)
+    assert admit(backend, subject(tenant, a), pol, 5) == [True] * 5
+    held = backend.acquire(subject(tenant, a), pol)
+    assert not held.allowed and 1.5 < held.wait <= 2.0
+    # A slowdown after a refusal has no reset to end at: the lowered limit's wait stands.
+    backend.adjust(tenant, b, Adjustment(scale=0.5), ttl=60)
+    assert admit(backend, subject(tenant, b), pol, 5) == [True] * 5
+    assert backend.acquire(subject(tenant, b), pol).wait > 50
+    # Nor does the reset help when the whole limit is used up too.
+    c = new_id()
+    assert admit(backend, subject(tenant, c), pol, 10) == [True] * 10
+    backend.adjust(tenant, c, Adjustment(target=0.5, until=2.0), ttl=60)
+    assert backend.acquire(subject(tenant, c), pol).wait > 50

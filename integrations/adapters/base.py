@@ -32,12 +32,11 @@ HTTP failures surface as :class:`castiel.http.OutboundError` (retryable or not, 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from django.utils.module_loading import import_string
 
-from castiel.http.errors import parse_retry_after
+from castiel.http import limit_headers
 
 
 class AdapterError(Exception):
@@ -171,31 +170,23 @@ class RateLimitInfo:
     reset_after: float | None = None
 
     @classmethod
-    def from_headers(cls, headers) -> RateLimitInfo | None:
-        def first_int(*names: str) -> int | None:
-            for name in names:
-                value = headers.get(name)
-                if value is not None:
-                    try:
-                        return int(str(value).split(",")[0].split(";")[0].strip())
-                    except ValueError:
-                        continue
-            return None
+    def from_headers(cls, headers, *, reader=None) -> RateLimitInfo | None:
+        """Read as the rate limiter reads it (``castiel.http.limit_headers``, the provider's
+        ``reader`` or the generic families)."""
+        return cls.from_signal(limit_headers.parse(headers, reader=reader))
 
-        limit = first_int("x-ratelimit-limit", "ratelimit-limit")
-        remaining = first_int("x-ratelimit-remaining", "ratelimit-remaining")
-        reset_after = parse_retry_after(headers.get("retry-after"))
-        if reset_after is None and headers.get("ratelimit-reset") is not None:
-            # IETF draft: RateLimit-Reset is delta-seconds.
-            reset_after = float(first_int("ratelimit-reset") or 0)
-        if reset_after is None and headers.get("x-ratelimit-reset") is not None:
-            reset = first_int("x-ratelimit-reset") or 0
-            # GitHub-style epoch seconds, or small delta-seconds (both exist in the wild).
-            now = datetime.now().timestamp()
-            reset_after = max(0.0, reset - now) if reset > 10**9 else float(reset)
-        if limit is None and remaining is None and reset_after is None:
+    @classmethod
+    def from_signal(cls, signal: limit_headers.ProviderSignal) -> RateLimitInfo | None:
+        quota = signal.quota
+        if quota is None and signal.retry_after is None:
             return None
-        return cls(limit=limit, remaining=remaining, reset_after=reset_after)
+        return cls(
+            limit=quota.limit if quota else None,
+            remaining=quota.remaining if quota else None,
+            reset_after=signal.retry_after
+            if signal.retry_after is not None
+            else (quota.reset_after if quota else None),
+        )
 
 
 @dataclass

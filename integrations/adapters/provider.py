@@ -160,16 +160,8 @@ class ProviderAdapter(Adapter):
 
     def rate_limit_info(self, response: requests.Response) -> RateLimitInfo | None:
         """The provider's limit feedback, read as the rate limiter reads it."""
-        signal = limit_headers.parse_response(response, reader=self.provider.limit_headers)
-        quota = signal.quota
-        if quota is None and signal.retry_after is None:
-            return None
-        return RateLimitInfo(
-            limit=quota.limit if quota else None,
-            remaining=quota.remaining if quota else None,
-            reset_after=signal.retry_after
-            if signal.retry_after is not None
-            else (quota.reset_after if quota else None),
+        return RateLimitInfo.from_signal(
+            limit_headers.parse_response(response, reader=self.provider.limit_headers)
         )
 
     def check_cursor_keys(self, value, /, **types) -> None:

@@ -180,6 +180,7 @@ def _send(batch, chunk: list[_Entry], counts: dict[str, int]) -> list[OutboundCh
             )
     duration = time.perf_counter() - started
     log.info("outbound.batch_pushed", operation=operation, size=len(chunk), seconds=duration)
+    _describe_item_failures(adapter, chunk, outcomes)
     with batch.acks.one_group():
         for entry in chunk:
             outcome = outcomes.get(entry.item.key) or ItemOutcome(
@@ -194,6 +195,21 @@ def _send(batch, chunk: list[_Entry], counts: dict[str, int]) -> list[OutboundCh
             metrics.PUSHES.labels(provider, operation, result).inc()
     metrics.PUSH_DURATION.labels(provider, operation).observe(duration)
     return []
+
+
+def _describe_item_failures(adapter, chunk: list[_Entry], outcomes: dict) -> None:
+    """An item's own failure is described, for its dead letter, as the batch's request with
+    that item alone as its body: the operator sees what was sent for this change — not the
+    other items' data, and not a hundred items redacted and encoded per failed one."""
+    batch_request = None
+    for entry in chunk:
+        outcome = outcomes.get(entry.item.key)
+        error = outcome.error if outcome is not None else None
+        if not isinstance(error, ItemFailed):
+            continue
+        if batch_request is None:
+            batch_request = adapter.describe_request()
+        error.request_described = {**batch_request, "body": entry.item.payload}
 
 
 def _record(batch, entry: _Entry, outcome: ItemOutcome, duration: float, shared=None) -> str:

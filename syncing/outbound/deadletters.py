@@ -69,7 +69,11 @@ def request_summary(exc: BaseException, adapter=None) -> dict:
             "headers": _kept(request.headers, KEPT_REQUEST_HEADERS),
             "body": body_excerpt(request.body),
         }
-    described = adapter.describe_request() if adapter is not None else {}
+    # A batch item's failure carries its own part of the batch (batches.py); otherwise the
+    # adapter's last write describes it.
+    described = getattr(exc, "request_described", None) or (
+        adapter.describe_request() if adapter is not None else {}
+    )
     if not described:
         return {}
     return {

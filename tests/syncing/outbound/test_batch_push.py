@@ -125,6 +125,11 @@ def test_a_failed_item_is_a_dead_letter_of_its_own_change_only(tenant, sandbox, 
     assert bad.status == "dead" and bad.error_code == "http_422"
     letter = DeadLetter.objects.get()
     assert letter.change_id == bad.pk and "validation failed" in letter.error_message
+    # What was sent for this change: the batch's request, with this item alone as its body.
+    assert letter.request["method"] == "POST"
+    assert letter.request["url"].endswith("/contacts/batch/create/")
+    assert "not-an-email" in letter.request["body"] and "g0@example.com" not in str(letter.request)
+    assert letter.response_status == 422
     for change in good:
         change.refresh_from_db()
         assert change.status == "succeeded"

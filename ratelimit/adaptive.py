@@ -6,10 +6,15 @@ TCP's congestion window — decrease fast, recover slowly:
 
 * a rate-limit response (429, GitHub's 403) halves it and blocks until ``Retry-After`` (or the
   quota's reset);
-* a reported quota below ``LOW_WATER`` of its size pulls it toward ``fraction / LOW_WATER``
-  (5 % left → half speed) until the quota's reset, when the quota says when that is (then
-  the multiplier is whole again at once: the shortage ended with the window), and an
-  exhausted quota blocks until its reset;
+* a reported quota below ``LOW_WATER`` of its size that says when it resets is **paced**:
+  each answer blocks the integration for ``reset / (remaining + 1)``, so what is left is
+  spread evenly over the rest of its window and all of it is used inside that window; the
+  multiplier is left alone. (Lowering it instead — the earlier design — cut the sliding
+  window's limit below what the window had already admitted: a full stop until the window
+  slid, with the quota's last fifth unused.) An exhausted quota blocks until its reset;
+* a quota below ``LOW_WATER`` that does not say when it resets (Salesforce's rolling day,
+  HubSpot's daily quota) pulls the multiplier toward ``fraction / LOW_WATER`` (5 % left →
+  half speed);
 * a healthy response (plenty left, or no rate-limit headers at all) raises it by ``STEP``, so
   ten healthy answers bring a halved limit back to full.
 
@@ -50,11 +55,18 @@ def adjustment_for(signal: ProviderSignal, *, multiplier: float) -> Adjustment |
         if not block and signal.retry_after is None:
             block = quota.reset_after if quota and quota.reset_after else unknown_reset
         return Adjustment(scale=DECREASE, block=block, minimum=MINIMUM)
-    if quota is not None and quota.fraction < LOW_WATER:
-        target = max(MINIMUM, quota.fraction / LOW_WATER)
-        # The slowdown ends when the quota resets, as the quota's shortage does.
+    if quota is not None and quota.fraction < LOW_WATER and quota.reset_after:
+        # What is left is spread evenly over the time until the reset, every request of it
+        # inside the window; the limit itself is untouched (lowering it would stop outright
+        # a window already used past the lowered limit, and leave the rest unused).
+        pace = quota.reset_after / (quota.remaining + 1)
         return Adjustment(
-            target=target, step=STEP, block=block, minimum=MINIMUM, until=quota.reset_after or 0.0
+            step=STEP if multiplier < 1.0 else 0.0, block=max(block, pace), minimum=MINIMUM
+        )
+    if quota is not None and quota.fraction < LOW_WATER:
+        # No reset to spread toward (Salesforce's rolling day, HubSpot's daily quota).
+        return Adjustment(
+            target=max(MINIMUM, quota.fraction / LOW_WATER), step=STEP, block=block, minimum=MINIMUM
         )
     if multiplier < 1.0 or block:
         return Adjustment(step=STEP if multiplier < 1.0 else 0.0, block=block, minimum=MINIMUM)

@@ -2,9 +2,7 @@
 share (the Redis backend runs the same steps in Lua).
 
 A backend stores, per key, a map ``bucket index -> count`` (a Redis hash; a database row; a
-dict) and, per integration, the adaptive state ``{"m": multiplier, "b": blocked-until ms,
-"u": ms at which the multiplier counts as whole again}`` (``u``: set by a slowdown a quota's
-reset ends; see :class:`Adjustment`).
+dict) and, per integration, the adaptive state ``{"m": multiplier, "b": blocked-until ms}``.
 """
 
 from __future__ import annotations
@@ -59,12 +57,6 @@ class Adjustment:
     ``m' = m * scale``; then with a target ``m' = min(target, m' + step)`` (move toward the
     provider's figure, upward by at most one step), without one ``m' = m' + step``; clamped to
     [minimum, 1]. ``block`` seconds from now extends (never shortens) the block.
-
-    ``until`` (seconds from now, 0: none): the provider's quota resets then, and a multiplier
-    below one counts as whole again from that moment — a slowdown for a quota running low
-    ends with the quota's window instead of recovering step by step into the next. A
-    decrease (``scale`` < 1: the provider refused a request) is not tied to a window: it
-    clears that moment, and the multiplier recovers by steps.
     """
 
     scale: float = 1.0
@@ -72,7 +64,6 @@ class Adjustment:
     step: float = 0.0
     block: float = 0.0
     minimum: float = 0.05
-    until: float = 0.0
 
     def apply(self, multiplier: float) -> float:
         value = multiplier * self.scale
@@ -171,8 +162,7 @@ def evaluate(
     buckets: int,
 ) -> tuple[Decision, dict[str, dict[int, int]] | None]:
     """Decide; on admission also return the new counts of every level key (pruned)."""
-    multiplier = current_multiplier(state, now_ms)
-    slowdown_ends = slowdown_end(state, now_ms)
+    multiplier = float(state.get("m", 1.0))
     blocked_until = float(state.get("b", 0))
     now = now_ms / 1000
     if blocked_until > now_ms:
@@ -206,18 +196,6 @@ def evaluate(
             width_ms=width,
             cost=cost,
         )
-        if wait > 0 and slowdown_ends and limit < spec.limit.limit:
-            # The slowdown ends at the quota's reset: wait no longer than until then, if the
-            # whole limit admits the request by that moment.
-            whole = window.wait_ms(
-                live,
-                now_ms=now_ms,
-                limit=spec.limit.limit,
-                window_ms=spec.limit.window_ms,
-                width_ms=width,
-                cost=cost,
-            )
-            wait = min(wait, max(slowdown_ends - now_ms, whole))
         if wait > 0:
             if worst is None or wait / 1000 > worst.wait:
                 worst = Decision(
@@ -246,7 +224,7 @@ def level_usage(
     buckets: int,
     operation_of: Mapping[str, str | None],
 ) -> Usage:
-    multiplier = current_multiplier(state, now_ms)
+    multiplier = float(state.get("m", 1.0))
     blocked = float(state.get("b", 0))
     result = []
     for spec in levels:
@@ -273,32 +251,11 @@ def level_usage(
 def adjusted_state(
     state: Mapping[str, float], adjustment: Adjustment, *, now_ms: int
 ) -> dict[str, float]:
-    multiplier = adjustment.apply(current_multiplier(state, now_ms))
+    multiplier = adjustment.apply(float(state.get("m", 1.0)))
     blocked = float(state.get("b", 0))
     if adjustment.block > 0:
         blocked = max(blocked, now_ms + adjustment.block * 1000)
-    until = float(state.get("u", 0))
-    if adjustment.scale < 1:
-        until = 0
-    if adjustment.until > 0:
-        until = now_ms + adjustment.until * 1000
     new = {"m": multiplier}
     if blocked > now_ms:
         new["b"] = blocked
-    if until > now_ms and multiplier < 1:
-        new["u"] = until
     return new
-
-
-def slowdown_end(state: Mapping[str, float], now_ms: int) -> int:
-    """The ms at which the current slowdown ends with its quota's reset (0: none pending)."""
-    until = int(float(state.get("u", 0)))
-    return until if until > now_ms and float(state.get("m", 1.0)) < 1.0 else 0
-
-
-def current_multiplier(state: Mapping[str, float], now_ms: int) -> float:
-    """The state's multiplier, whole again once the quota whose slowdown it was has reset."""
-    until = float(state.get("u", 0))
-    if until and until <= now_ms:
-        return 1.0
-    return float(state.get("m", 1.0))

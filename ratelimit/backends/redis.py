@@ -111,7 +111,6 @@ class RedisBackend:
             adjustment.block,
             adjustment.minimum,
             round(ttl * 1000),
-            adjustment.until,
         ]
         try:
             multiplier, blocked = self._adjust(

@@ -1,7 +1,6 @@
 -- Three-level acquire in one round trip: castiel/ratelimit/window.py explains the algorithm
 -- (bucketed sliding window) and backends/base.py:evaluate is the same steps in Python.
--- KEYS[1]      adaptive state hash of the integration {m = multiplier, b = blocked-until ms,
---              u = ms from which the multiplier counts as whole again}
+-- KEYS[1]      adaptive state hash of the integration {m = multiplier, b = blocked-until ms}
 -- KEYS[2..n]   one hash per level: bucket index -> count
 -- ARGV[1]      little-endian int32s: cost, buckets, then limit, window ms, adaptive (1 when
 --              the provider multiplier applies) of each level — one packed argument, because
@@ -18,17 +17,9 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local spec = {struct.unpack(string.rep('i', #ARGV[1] / 4), ARGV[1])}
 local cost = spec[1]
 local buckets = spec[2]
-local st = redis.call('HMGET', KEYS[1], 'm', 'b', 'u')
+local st = redis.call('HMGET', KEYS[1], 'm', 'b')
 local mult = tonumber(st[1]) or 1
 local blocked = tonumber(st[2]) or 0
-local slowdown_ends = 0
-if (tonumber(st[3]) or 0) > 0 then
-  if tonumber(st[3]) <= now then
-    mult = 1  -- a slowdown for a quota running low ends at the quota's reset
-  elseif mult < 1 then
-    slowdown_ends = tonumber(st[3])
-  end
-end
 if blocked > now then
   return string.format('-2 %d 0 %d %s', blocked - now, now, tostring(mult))
 end
@@ -41,7 +32,6 @@ for i = 2, #KEYS do
   if cost > limit then
     return string.format('-1 0 %d %d %s', i - 1, now, tostring(mult))
   end
-  local whole = limit
   if spec[base + 2] == 1 then
     limit = math.max(1, math.floor(limit * mult + 1e-9))
   end
@@ -74,25 +64,14 @@ for i = 2, #KEYS do
       end
     end
     table.sort(live, function(a, b) return a[1] < b[1] end)
-    local function wait_under(most)
-      local freed = 0
-      for _, entry in ipairs(live) do
-        freed = freed + entry[2]
-        if used - freed + cost <= most then
-          return (entry[1] + 1) * width + window - now
-        end
+    local wait = window
+    local freed = 0
+    for _, entry in ipairs(live) do
+      freed = freed + entry[2]
+      if used - freed + cost <= limit then
+        wait = (entry[1] + 1) * width + window - now
+        break
       end
-      return window
-    end
-    local wait = wait_under(limit)
-    if slowdown_ends > 0 and limit < whole then
-      -- the slowdown ends at the quota's reset: no longer than until then, if the whole
-      -- limit admits the request by that moment
-      local at_whole = 0
-      if used + cost > whole then
-        at_whole = wait_under(whole)
-      end
-      wait = math.min(wait, math.max(slowdown_ends - now, at_whole))
     end
     if wait > worst_wait then
       worst_wait = wait

@@ -1,17 +1,11 @@
 -- Apply provider feedback to an integration's adaptive state atomically (see
 -- backends/base.py:Adjustment).  KEYS[1] state hash.
--- ARGV: scale, target ('' = none), step, block seconds, minimum multiplier, ttl ms,
---       until seconds (0 = none: the moment the multiplier counts as whole again).
+-- ARGV: scale, target ('' = none), step, block seconds, minimum multiplier, ttl ms.
 -- Returns {multiplier, blocked-until ms (0 = none)}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local st = redis.call('HMGET', KEYS[1], 'm', 'b', 'u')
-local untl = tonumber(st[3]) or 0
-local m = tonumber(st[1]) or 1
-if untl > 0 and untl <= now then
-  m = 1
-end
-m = m * tonumber(ARGV[1])
+local st = redis.call('HMGET', KEYS[1], 'm', 'b')
+local m = (tonumber(st[1]) or 1) * tonumber(ARGV[1])
 if ARGV[2] ~= '' then
   m = math.min(tonumber(ARGV[2]), m + tonumber(ARGV[3]))
 else
@@ -27,22 +21,11 @@ end
 if blocked <= now then
   blocked = 0
 end
-if tonumber(ARGV[1]) < 1 then
-  untl = 0
-end
-if tonumber(ARGV[7]) > 0 then
-  untl = now + math.floor(tonumber(ARGV[7]) * 1000)
-end
 if m >= 1 and blocked == 0 then
   redis.call('DEL', KEYS[1])
   return {'1', 0}
 end
 redis.call('HSET', KEYS[1], 'm', tostring(m))
-if untl > now and m < 1 then
-  redis.call('HSET', KEYS[1], 'u', untl)
-else
-  redis.call('HDEL', KEYS[1], 'u')
-end
 if blocked > 0 then
   redis.call('HSET', KEYS[1], 'b', blocked)
 else

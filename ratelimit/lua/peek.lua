@@ -4,12 +4,8 @@
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local buckets = tonumber(ARGV[1])
-local st = redis.call('HMGET', KEYS[1], 'm', 'b', 'u')
-local mult = tonumber(st[1]) or 1
-if (tonumber(st[3]) or 0) > 0 and tonumber(st[3]) <= now then
-  mult = 1  -- the quota whose slowdown it was has reset
-end
-local result = {now, tostring(mult), tonumber(st[2]) or 0}
+local st = redis.call('HMGET', KEYS[1], 'm', 'b')
+local result = {now, tostring(tonumber(st[1]) or 1), tonumber(st[2]) or 0}
 for i = 2, #KEYS do
   local window = tonumber(ARGV[i])
   local width = math.max(1, math.ceil(window / buckets))

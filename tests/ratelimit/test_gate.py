@@ -169,17 +169,24 @@ def test_the_multiplier_recovers_once_the_provider_is_healthy(integration, serve
     assert usage_for(integration)[1].state.multiplier == 1.0
 
 
-def test_a_quota_running_low_slows_down_until_its_reset_only(integration, server):
-    """IETF draft headers: 1 of 10 left, the window resets in 1 s. The integration slows down
-    for the rest of that window and is at full speed once it has reset."""
+def test_a_quota_running_low_is_spread_over_the_rest_of_its_window(integration, server):
+    """IETF draft headers: 1 of 10 left, the window resets in 1 s. The next request waits
+    half of that second — the one left lands inside the window — and the limit is whole."""
     headers = {"RateLimit-Limit": "10", "RateLimit-Remaining": "1", "RateLimit-Reset": "1"}
     server.route("GET", "/low-until-reset")(lambda r: (200, headers, []))
-    client_for(integration).get("/low-until-reset")
-    assert usage_for(integration)[1].state.multiplier == 0.5
-    time.sleep(1.1)
+    client = client_for(integration)
+    client.get("/low-until-reset")
     _policy, usage = usage_for(integration)
     assert usage.state.multiplier == 1.0
     assert usage.levels[1].effective_limit == usage.levels[1].limit.limit
+    assert usage.state.blocked_until == pytest.approx(usage.now + 0.5, abs=0.05)
+    started = time.monotonic()
+    client.get("/items")
+    assert 0.35 < time.monotonic() - started < 3
+    # With plenty left there is no pause.
+    headers["RateLimit-Remaining"] = "5"
+    client.get("/low-until-reset")
+    assert usage_for(integration)[1].state.blocked_until is None
 
 
 def test_provider_running_low_reduces_the_effective_limit(integration, server):

@@ -394,3 +394,14 @@ def test_one_quota_told_twice_resets_when_its_most_precise_header_says():
     # the other.
     two = {**both, "RateLimit-Limit": "600", "RateLimit-Reset": "30"}
     assert parse(two, now=now).quota.reset_after == 30
+
+
+def test_a_low_quota_that_says_its_reset_is_paced_not_scaled():
+    """9 of 100 left, reset in 5 s: one request per half second from now on uses the nine
+    inside the window; the limit itself stays whole."""
+    signal = parse({"RateLimit-Policy": "100;w=10", "RateLimit": "limit=100, remaining=9, reset=5"})
+    change = adaptive.adjustment_for(signal, multiplier=1.0)
+    assert change.target is None and change.scale == 1.0 and change.step == 0
+    assert change.block == pytest.approx(0.5)
+    # A multiplier lowered by an earlier refusal still recovers on this healthy answer.
+    assert adaptive.adjustment_for(signal, multiplier=0.5).step == adaptive.STEP

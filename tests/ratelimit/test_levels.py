@@ -6,8 +6,6 @@ move during a test.
 
 from __future__ import annotations
 
-import time
-
 from ratelimit.backends.base import Adjustment
 from ratelimit.policy import OPERATION, TENANT, Limit, Policy
 from tests.ratelimit.conftest import new_id, policy, subject
@@ -153,46 +151,3 @@ def test_recovery_brings_the_multiplier_back_to_one(backend):
     for _ in range(20):
         state = backend.adjust(tenant, a, Adjustment(scale=0.5, minimum=0.05), ttl=60)
     assert state.multiplier == 0.05
-
-
-def test_a_slowdown_for_a_quota_running_low_ends_at_the_quotas_reset(backend):
-    """A quota's shortage ends with its window: the multiplier is whole again at the reset,
-    not ten healthy answers into the next window. A provider's refusal is not tied to a
-    window: its decrease outlives the reset."""
-    tenant, a, b = new_id(), new_id(), new_id()
-    pol = policy(tenant=(100, 60), integration=(10, 60), fetch=(100, 60))
-    assert backend.adjust(tenant, a, Adjustment(target=0.5, until=0.4), ttl=60).multiplier == 0.5
-    backend.adjust(tenant, b, Adjustment(target=0.5, until=0.4), ttl=60)
-    assert backend.adjust(tenant, b, Adjustment(scale=0.5), ttl=60).multiplier == 0.25
-    # A healthy answer's step keeps the reset's moment.
-    assert backend.adjust(tenant, a, Adjustment(step=0.1), ttl=60).multiplier == 0.6
-    assert admit(backend, subject(tenant, a), pol, 7) == [True] * 6 + [False]
-
-    time.sleep(0.5)
-    usage = backend.usage(tenant, a, _specs(backend, tenant, a, pol, ["fetch"]))
-    assert usage.state.multiplier == 1.0
-    assert [lvl.effective_limit for lvl in usage.levels] == [100, 10, 100]
-    assert admit(backend, subject(tenant, a), pol, 5) == [True] * 4 + [False]
-    assert backend.usage(tenant, b, _specs(backend, tenant, b, pol, [])).state.multiplier == 0.25
-    # The next adjustment starts from the whole multiplier, not the expired one.
-    assert backend.adjust(tenant, a, Adjustment(scale=0.5), ttl=60).multiplier == 0.5
-
-
-def test_a_request_held_by_a_slowdown_waits_only_until_the_quotas_reset(backend):
-    """A request the slowdown holds back is told to come back when the quota resets (then the
-    whole limit applies), not when enough of the window has passed for the lowered limit."""
-    tenant, a, b = new_id(), new_id(), new_id()
-    pol = policy(tenant=(100, 60), integration=(10, 60), fetch=(100, 60))
-    backend.adjust(tenant, a, Adjustment(target=0.5, until=2.0), ttl=60)
-    assert admit(backend, subject(tenant, a), pol, 5) == [True] * 5
-    held = backend.acquire(subject(tenant, a), pol)
-    assert not held.allowed and 1.5 < held.wait <= 2.0
-    # A slowdown after a refusal has no reset to end at: the lowered limit's wait stands.
-    backend.adjust(tenant, b, Adjustment(scale=0.5), ttl=60)
-    assert admit(backend, subject(tenant, b), pol, 5) == [True] * 5
-    assert backend.acquire(subject(tenant, b), pol).wait > 50
-    # Nor does the reset help when the whole limit is used up too.
-    c = new_id()
-    assert admit(backend, subject(tenant, c), pol, 10) == [True] * 10
-    backend.adjust(tenant, c, Adjustment(target=0.5, until=2.0), ttl=60)
-    assert backend.acquire(subject(tenant, c), pol).wait > 50

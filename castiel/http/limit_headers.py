@@ -227,18 +227,23 @@ def generic_quotas(headers: Mapping[str, str], now: float) -> list[Quota]:
 
 
 def _tightest(quotas: list[Quota]) -> Quota | None:
-    if not quotas:
+    told = _once_each(quotas)
+    if not told:
         return None
-    exhausted: dict[int, list[Quota]] = {}
-    for q in quotas:
-        if q.remaining <= 0:
-            exhausted.setdefault(q.limit, []).append(q)
+    exhausted = [q for q in told if q.remaining <= 0]
     if exhausted:
-        # Each quota (told apart by its limit) as its most precise header tells it; then the
-        # one that keeps us waiting longest (an unknown reset counts as longest).
-        told = [min(same, key=_precision_then_latest) for same in exhausted.values()]
-        return max(told, key=_wait)
-    return min(quotas, key=lambda q: q.fraction)
+        # The one that keeps us waiting longest (an unknown reset counts as longest).
+        return max(exhausted, key=_wait)
+    return min(told, key=lambda q: q.fraction)
+
+
+def _once_each(quotas: list[Quota]) -> list[Quota]:
+    """Each quota once (told apart by size and remaining), as its most precise header tells
+    it."""
+    same: dict[tuple[int, int], list[Quota]] = {}
+    for q in quotas:
+        same.setdefault((q.limit, max(0, q.remaining)), []).append(q)
+    return [min(group, key=_precision_then_latest) for group in same.values()]
 
 
 def _wait(q: Quota) -> float:

@@ -137,6 +137,10 @@ class BatchItem:
 class ItemFailed(AdapterError):
     """One item of a batch failed (the others may have succeeded)."""
 
+    # What was sent for this item (the batch's method, URL and headers, the item as the
+    # body), for its dead letter; set by the push worker (syncing/outbound/batches.py).
+    request_described: dict | None = None
+
     def __init__(
         self,
         message: str,

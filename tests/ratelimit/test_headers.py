@@ -387,6 +387,12 @@ def test_one_quota_told_twice_resets_when_its_most_precise_header_says():
     assert adaptive.adjustment_for(parse(both, now=now), multiplier=1.0).block == pytest.approx(
         0.25
     )
+    # Not yet exhausted, the pacing spreads the last request toward the precise reset too.
+    low = {**both, "X-RateLimit-Remaining": "1", "RateLimit-Remaining": "1"}
+    assert parse(low, now=now).quota.reset_after == pytest.approx(0.25)
+    assert adaptive.adjustment_for(parse(low, now=now), multiplier=1.0).block == pytest.approx(
+        0.125
+    )
     # Told in whole seconds twice, the later rounding is kept (the cautious reading).
     coarse = {**both, "X-RateLimit-Reset": "1700000002"}
     assert parse(coarse, now=now).quota.reset_after == 2

@@ -126,8 +126,12 @@ def x_ratelimit(headers: Mapping[str, str], now: float) -> list[Quota]:
     provider says which quota the request counted against."""
     limit = header_int(headers.get("x-ratelimit-limit"))
     remaining = header_int(headers.get("x-ratelimit-remaining"))
-    if limit is None or remaining is None:
+    if remaining is None:
         return []
+    if limit is None:
+        # No size to compare with (some APIs send only -Remaining/-Reset): only an exhausted
+        # quota is meaningful, as with an IETF quota without its policy.
+        limit = max(remaining, 1)
     reset = headers.get("x-ratelimit-reset")
     return [
         Quota(

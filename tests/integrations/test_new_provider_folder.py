@@ -142,8 +142,11 @@ def test_a_copied_folder_syncs_and_receives_webhooks_with_nothing_registered_by_
             r.headers["authorization"] == "Bearer test-token-not-real" for r in server.requests
         )
         # The rate-limit gate read X-HubSpot-RateLimit-* with the copy's reader (the generic
-        # families know nothing of them): 5 % left pulls the limit to a quarter.
-        assert usage_for(integration)[1].state.multiplier == pytest.approx(0.25)
+        # families know nothing of them): 5 of 100 left in the 10-s interval paces the
+        # integration, one request per 10/6 s, the limit itself whole.
+        usage = usage_for(integration)[1]
+        assert usage.state.multiplier == 1.0
+        assert 1.0 < usage.state.blocked_until - usage.now <= 10 / 6
         # ...and so do the adapter's pages.
         page = adapter_for(integration, "companies").fetch_page({"mode": "list", "after": last})
         assert (page.rate_limit.limit, page.rate_limit.remaining) == (100, 5)

@@ -411,3 +411,12 @@ def test_a_low_quota_that_says_its_reset_is_paced_not_scaled():
     assert change.block == pytest.approx(0.5)
     # A multiplier lowered by an earlier refusal still recovers on this healthy answer.
     assert adaptive.adjustment_for(signal, multiplier=0.5).step == adaptive.STEP
+
+
+def test_remaining_without_a_limit_counts_only_when_exhausted():
+    """Some APIs send ``X-RateLimit-Remaining``/``-Reset`` without ``-Limit``: with no size
+    to compare with, only an exhausted quota means anything — it blocks until its reset."""
+    exhausted = parse({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "3"})
+    assert exhausted.quota.remaining == 0 and exhausted.quota.reset_after == 3
+    assert adaptive.adjustment_for(exhausted, multiplier=1.0).block == 3
+    assert adaptive.adjustment_for(parse({"X-RateLimit-Remaining": "2"}), multiplier=1.0) is None

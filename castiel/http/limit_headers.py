@@ -195,7 +195,13 @@ def ietf(headers: Mapping[str, str], now: float) -> list[Quota]:
         if limit is not None and remaining is not None:
             reset = fields.get("reset")
             quotas.append(
-                Quota(limit, remaining, header_float(reset), "ratelimit", False, resolution(reset))
+                Quota(
+                    limit,
+                    remaining,
+                    header_float(reset),
+                    "ratelimit",
+                    reset_resolution=resolution(reset),
+                )
             )
     elif value:
         # draft-08+: RateLimit: "default";r=50;t=30 with RateLimit-Policy: "default";q=100;w=10
@@ -211,7 +217,13 @@ def ietf(headers: Mapping[str, str], now: float) -> list[Quota]:
                 quota_value = max(remaining, 1)
             reset = params.get("t")
             quotas.append(
-                Quota(quota_value, remaining, header_float(reset), name, False, resolution(reset))
+                Quota(
+                    quota_value,
+                    remaining,
+                    header_float(reset),
+                    name,
+                    reset_resolution=resolution(reset),
+                )
             )
     # draft-06 and earlier: separate fields; the limit may be followed by its policies
     # ("100, 100;w=60"): the first item is the expiring limit.
@@ -220,7 +232,7 @@ def ietf(headers: Mapping[str, str], now: float) -> list[Quota]:
     if limit is not None and remaining is not None:
         reset = headers.get("ratelimit-reset")
         quotas.append(
-            Quota(limit, remaining, reset_seconds(reset, now), "", False, resolution(reset))
+            Quota(limit, remaining, reset_seconds(reset, now), reset_resolution=resolution(reset))
         )
     return quotas
 
@@ -254,7 +266,7 @@ def _wait(q: Quota) -> float:
     return float("inf") if q.reset_after is None else q.reset_after
 
 
-def _precision_then_latest(q: Quota) -> tuple[float, float]:
+def _precision_then_latest(q: Quota) -> tuple[bool, float, float]:
     # A said reset before an unknown one, the finest resolution first; at equal precision
     # the latest (the cautious reading of two roundings of one instant).
     return (q.reset_after is None, q.reset_resolution, -_wait(q))

@@ -10,11 +10,12 @@ from django.http import HttpResponse
 from django.test import Client, RequestFactory
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 from castiel.observability import server_span, tracing
+from castiel.observability.lean_span import recorder_for
 from tests.webhooks.factories import make_registration
 from tests.webhooks.support import github_headers
 
@@ -22,13 +23,30 @@ TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
 
 
-@pytest.fixture
-def spans(monkeypatch):
+class _Finished:
+    """The exporter's spans, once the provider's processors handed over what they hold."""
+
+    def __init__(self, provider, exporter):
+        self.provider, self.exporter = provider, exporter
+
+    def get_finished_spans(self):
+        self.provider.force_flush()
+        return self.exporter.get_finished_spans()
+
+
+@pytest.fixture(params=["sdk", "lean"])
+def spans(request, monkeypatch):
+    """Castiel's tracer, its receiver span started by the SDK (a synchronous processor) or
+    lean (a batch processor, as Castiel's OTLP set-up: castiel/observability/lean_span.py)."""
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    monkeypatch.setattr(tracing, "_tracer", provider.get_tracer("castiel"))
-    return provider.get_tracer("outer"), exporter
+    processor = BatchSpanProcessor if request.param == "lean" else SimpleSpanProcessor
+    provider.add_span_processor(processor(exporter))
+    tracer = provider.get_tracer("castiel")
+    assert (recorder_for(tracer) is not None) == (request.param == "lean")
+    monkeypatch.setattr(tracing, "_tracer", tracer)
+    yield provider.get_tracer("outer"), _Finished(provider, exporter)
+    provider.shutdown()
 
 
 @pytest.mark.django_db

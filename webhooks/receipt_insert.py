@@ -82,8 +82,8 @@ _RECEIPT_KEYS = frozenset(RECEIPT_FIELDS)
 # path only, ``adapt_integerfield_value`` (psycopg's ``Int2`` or ``Int4``: the parameter's
 # type stays the column's). Everything else goes through ``get_db_prep_save`` as before
 # (JSON, binary and IP address values are wrapped for psycopg; a naive datetime is made
-# aware). Preparing the 20 columns the general way cost ~70 µs per delivery in one process,
-# this way ~25 (docs/benchmarks.md, "Session 13").
+# aware). Preparing the 20 columns the general way cost ~72 µs per delivery in one process,
+# this way ~32 (docs/benchmarks.md, "Session 13").
 _PASSED_AS_IS = {
     models.CharField: str,
     models.TextField: str,
@@ -115,6 +115,8 @@ def _prepared(field):
             return prepare(value, db)
 
         return prepare_int
+    if field.is_relation and type(field) is not models.ForeignKey:
+        return prepare
     kind = _PASSED_AS_IS.get(type(field.target_field if field.is_relation else field))
     if kind is str:
 

@@ -15,10 +15,10 @@ exactly equivalent: :func:`recorder_for` returns None — and the receiver uses 
 — unless the tracer is the SDK's and each of its processors is a plain
 ``BatchSpanProcessor``, whose ``on_start`` and ``_on_ending`` do nothing (Castiel's own OTLP
 set-up; the Azure Monitor distro adds processors of its own, so it keeps the SDK's span).
-Two of the SDK's extras are not reproduced, and need not be for this one span: its attribute
-count limit (128 by default; this span holds about a dozen) and its self-monitoring span
-metrics, which count only when an OpenTelemetry ``MeterProvider`` is installed — Castiel's
-OTLP set-up installs none.
+Two of the SDK's extras are not reproduced, and need not be for this one span: its count
+limits on a span's attributes and events (128 each by default; this span holds about a dozen
+attributes and no events) and its self-monitoring span metrics, which count only when an
+OpenTelemetry ``MeterProvider`` is installed — Castiel's OTLP set-up installs none.
 
 tests/observability/test_lean_span.py compares a lean span with the SDK's for the same
 request, field by field and encoded, so a new SDK release that changes the contract fails
@@ -30,7 +30,7 @@ from __future__ import annotations
 from time import time_ns
 
 from opentelemetry import trace
-from opentelemetry.attributes import _clean_attribute_value
+from opentelemetry.attributes import BoundedAttributes, _clean_attribute_value
 from opentelemetry.sdk.trace import Event, ReadableSpan, SynchronousMultiSpanProcessor, Tracer
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
@@ -45,6 +45,7 @@ class Recorder:
     def __init__(self, tracer: Tracer):
         self._tracer = tracer
         self.on_end = tracer.span_processor.on_end
+        self.limits = tracer._span_limits
         self.max_length = tracer._span_limits.max_span_attribute_length
 
     def start(self, name: str, context, attributes: dict) -> trace.Span:
@@ -137,7 +138,14 @@ class LeanSpan(trace.Span):
             self.set_attribute(key, value)
 
     def add_event(self, name: str, attributes=None, timestamp: int | None = None) -> None:
-        if self._end is None:
+        if self._end is None:  # the SDK's event: its attributes cleaned, bounded and frozen
+            limits = self._recorder.limits
+            attributes = BoundedAttributes(
+                limits.max_event_attributes,
+                attributes,
+                max_value_len=limits.max_attribute_length,
+                immutable=True,
+            )
             self._events.append(Event(name, attributes, timestamp))
 
     def record_exception(self, exception, attributes=None, timestamp=None, escaped=False):

@@ -79,7 +79,7 @@ def _request(span):
     span.set_status(StatusCode.ERROR, "RuntimeError")
     span.set_status(StatusCode.UNSET)  # never overrides, as a code or a Status
     span.set_status(Status(StatusCode.UNSET))
-    span.add_event("retry", {"castiel.attempt": 2}, timestamp=5)
+    span.add_event("retry", {"castiel.attempt": 2, "castiel.kind": "k" * 40}, timestamp=5)
     span.update_name("POST webhooks/<uuid:registration_id>/")
     span.end(end_time=2_000_000_000)
     span.set_attribute("http.status_code", 500)  # after the end: ignored
@@ -95,6 +95,7 @@ ATTRIBUTES = {"http.method": "POST", "http.route": "webhooks/<uuid>/", "http.tar
         (TraceFlags.SAMPLED, None, None),  # continuing a sampled caller
         (TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID, None, None),
         (TraceFlags.SAMPLED, None, SpanLimits(max_span_attribute_length=16)),  # cut values
+        (TraceFlags.SAMPLED, None, SpanLimits(max_attribute_length=16)),  # events' values too
         (TraceFlags.DEFAULT, None, None),  # the caller did not sample: nothing recorded
         (None, sampling.ALWAYS_OFF, None),
         (None, sampling.TraceIdRatioBased(0.5), None),

@@ -51,6 +51,16 @@ _tracer: Any = None
 _configured = False
 
 
+def _import_inject() -> dict[str, str] | None:
+    from castiel.observability.carrier import inject
+
+    return inject()
+
+
+# The carrier's writer: castiel.observability.carrier.inject once configure() has run.
+_inject: Callable[[], dict[str, str] | None] = _import_inject
+
+
 def _import_current_span() -> Any:
     from opentelemetry import trace
 
@@ -174,19 +184,27 @@ def _failed(current, exc: BaseException) -> None:
     current.set_status(trace.StatusCode.ERROR, type(exc).__name__)
 
 
+# ``castiel.<name>`` for each allowed name, built once (this runs on every traced delivery).
+_ATTRIBUTE_KEYS = {name: f"castiel.{name}" for name in ALLOWED_ATTRIBUTES}
+
+
 def _clean(ids: dict[str, Any]) -> dict[str, Any]:
     attributes = {}
     for key, value in ids.items():
-        if type(value) is uuid.UUID:  # most ids: always safe, no pattern to match
-            attributes[f"castiel.{key}"] = str(value)
+        kind = type(value)
+        if kind is uuid.UUID:  # most ids: always safe, no pattern to match
+            attributes[_ATTRIBUTE_KEYS[key]] = str(value)
+        elif kind is str:  # codes (an outcome) and ids that are not UUIDs
+            if _VALUE.match(value):
+                attributes[_ATTRIBUTE_KEYS[key]] = value
         elif isinstance(value, bool | int | float):
-            attributes[f"castiel.{key}"] = value
+            attributes[_ATTRIBUTE_KEYS[key]] = value
         elif isinstance(value, list | tuple):  # ids of many (a provider batch's changes)
             kept = [str(v) for v in value if v is not None and _VALUE.match(str(v))]
             if kept:
-                attributes[f"castiel.{key}"] = kept
+                attributes[_ATTRIBUTE_KEYS[key]] = kept
         elif value is not None and _VALUE.match(str(value)):
-            attributes[f"castiel.{key}"] = str(value)
+            attributes[_ATTRIBUTE_KEYS[key]] = str(value)
     return attributes
 
 
@@ -197,11 +215,7 @@ def inject() -> dict[str, str] | None:
     """The current trace context as a small dict for a queued message (None when off)."""
     if _tracer is None:
         return None
-    from opentelemetry import propagate
-
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    return carrier or None
+    return _inject()
 
 
 @contextmanager
@@ -255,7 +269,7 @@ def current_ids() -> tuple[str, str] | None:
 
 def configure() -> None:
     """Install tracing in this process if an exporter is configured (once)."""
-    global _configured, _current_span, _tracer
+    global _configured, _current_span, _inject, _tracer
     from django.conf import settings
 
     if _configured:
@@ -293,6 +307,9 @@ def configure() -> None:
     logging.getLogger("opentelemetry.exporter").setLevel(logging.ERROR)
     _instrument(settings)
     _current_span = trace.get_current_span
+    from castiel.observability.carrier import inject as carrier_inject
+
+    _inject = carrier_inject
     _tracer = trace.get_tracer("castiel")
     from castiel.observability import logging as castiel_logging
 

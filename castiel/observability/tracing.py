@@ -318,14 +318,17 @@ def configure() -> None:
 
 
 def _otlp_exporter(settings):
-    """The OTLP/HTTP exporter, with Castiel's encoder unless ``CASTIEL_OTLP_ENCODER=library``."""
+    """The OTLP/HTTP exporter, with Castiel's encoder and the library's urllib3 transport where
+    it is equivalent (castiel/observability/otlp_transport.py), unless
+    ``CASTIEL_OTLP_ENCODER=library``: then the library's exporter exactly as it comes."""
     if settings.CASTIEL_OTLP_ENCODER == "library":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         return OTLPSpanExporter()
     from castiel.observability import otlp
+    from castiel.observability.otlp_transport import use_lighter_transport
 
-    return otlp.exporter_class()()
+    return use_lighter_transport(otlp.exporter_class()())
 
 
 # How long a process waits at exit for its last spans to be exported: an exporter outage must

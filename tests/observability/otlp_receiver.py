@@ -48,6 +48,7 @@ class Receiver:
     url: str = ""
     spans: list[ReceivedSpan] = field(default_factory=list)
     bodies: list[bytes] = field(default_factory=list)  # each request's protobuf, as sent
+    headers: list[dict[str, str]] = field(default_factory=list)  # each request's, lower-cased
     stopped: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -111,6 +112,8 @@ def _handler(receiver: Receiver):
                 return
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)
+            with receiver.lock:
+                receiver.headers.append({k.lower(): v for k, v in self.headers.items()})
             if self.headers.get("Content-Encoding") == "gzip":
                 body = gzip.decompress(body)
             if self.path != "/v1/traces":

@@ -43,13 +43,13 @@ def traced_endpoint(view):
 @functools.cache
 def _api():
     """What a traced request needs from OpenTelemetry, imported on the first one only."""
-    from opentelemetry import context, propagate, trace
-    from opentelemetry.instrumentation.wsgi import wsgi_getter
+    from opentelemetry import context, trace
+
+    from castiel.observability import carrier
 
     return SimpleNamespace(
-        current_span=trace.get_current_span,
-        extract=propagate.extract,
-        getter=wsgi_getter,
+        current_span=carrier.current_span,
+        extract=carrier.extract_wsgi,
         in_context=trace.set_span_in_context,
         attach=context.attach,
         detach=context.detach,
@@ -90,7 +90,7 @@ def _traced(tracer, view, request, args, kwargs):
         "http.target": target,
         "http.scheme": request.scheme,
     }
-    parent = api.extract(meta, getter=api.getter)
+    parent = api.extract(meta)
     # A span started and attached: what start_as_current_span does, without its two
     # generator-based context managers (a measurable part of a traced delivery's CPU), and
     # a lean span where it is equivalent to the SDK's (lean_span.py).

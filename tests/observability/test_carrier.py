@@ -101,3 +101,60 @@ def test_any_other_propagator_is_the_librarys_own(textmap, propagators):
 
     textmap(CompositePropagator([Custom(), W3CBaggagePropagator()]))
     assert dict(_written(carrier.inject))["nothing"] == {"custom": "1"}
+
+
+def test_the_current_span_is_the_librarys():
+    for name, ctx in CONTEXTS:
+        token = context.attach(ctx)
+        try:
+            assert carrier.current_span() is trace.get_current_span(), name
+        finally:
+            context.detach(token)
+    assert carrier.current_span() is trace.get_current_span() is trace.INVALID_SPAN
+
+
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+ENVIRONS = {
+    "no trace headers": {"HTTP_X_GITHUB_EVENT": "issues"},
+    "traceparent": {"HTTP_TRACEPARENT": TRACEPARENT},
+    "traceparent and tracestate": {"HTTP_TRACEPARENT": TRACEPARENT, "HTTP_TRACESTATE": "a=1"},
+    "tracestate alone": {"HTTP_TRACESTATE": "a=1"},
+    "malformed traceparent": {"HTTP_TRACEPARENT": "00-zz"},
+    "empty traceparent": {"HTTP_TRACEPARENT": ""},
+    "baggage": {"HTTP_BAGGAGE": "tenant=acme"},
+    "empty baggage": {"HTTP_BAGGAGE": ""},
+}
+
+
+def _comparable(value):
+    if isinstance(value, trace.Span):
+        return type(value), value.get_span_context()
+    return value
+
+
+def _extracted(extract) -> dict:
+    """Each environ's extracted context, as what a span started from it would see."""
+    seen = {}
+    for name, environ in ENVIRONS.items():
+        extracted = extract(environ)
+        seen[name] = (
+            type(extracted),
+            trace.get_current_span(extracted).get_span_context(),
+            dict(baggage.get_all(extracted)),
+            {key: _comparable(value) for key, value in extracted.items()},
+        )
+    return seen
+
+
+@pytest.mark.parametrize("default", [True, False], ids=["default propagators", "other"])
+def test_a_requests_extracted_context_is_the_librarys(textmap, default):
+    if not default:
+        textmap(CompositePropagator([TraceContextTextMapPropagator()]))
+    for outside in CONTEXTS[:2]:  # what is current around the request changes nothing
+        token = context.attach(outside[1])
+        try:
+            assert _extracted(carrier.extract_wsgi) == _extracted(carrier.library_extract_wsgi)
+        finally:
+            context.detach(token)
+    remote = trace.get_current_span(carrier.extract_wsgi(ENVIRONS["traceparent"]))
+    assert remote.get_span_context().trace_id == REMOTE.trace_id

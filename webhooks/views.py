@@ -320,8 +320,9 @@ def receive(request, registration_id: str):
 
     receipt.event_enqueue(event_id, coalesce=True)
     tracing.set_span_attributes(event=event_id, outcome="accepted")
-    metrics.DELIVERIES.labels(scheme.slug, Outcome.ACCEPTED, "ok").inc()
-    metrics.RECEIVE_DURATION.labels(scheme.slug).observe(time.perf_counter() - started)
+    deliveries, receive_time = metrics.accepted(scheme.slug)
+    deliveries.inc()
+    receive_time.observe(time.perf_counter() - started)
     return _accepted(event_id, scheme.accepted_status)
 
 

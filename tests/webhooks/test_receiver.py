@@ -71,6 +71,24 @@ def test_the_accepted_answer_is_the_json_django_would_send(client, github):
     assert response["Content-Type"] == expected["Content-Type"] == "application/json"
 
 
+def test_accepted_deliveries_are_counted_and_timed_per_scheme(client, github):
+    from webhooks import metrics
+
+    def counts():
+        return (
+            metrics.DELIVERIES.labels("github", "accepted", "ok")._value.get(),
+            metrics.RECEIVE_DURATION.labels("github")._sum.get() > 0,
+            metrics.DELIVERIES.labels("github", "rejected", "bad_signature")._value.get(),
+        )
+
+    accepted, _, rejected = counts()
+    for n in range(2):
+        body = json.dumps({"action": "opened", "issue": {"id": n}}).encode()
+        assert post(client, github, body, **gh(body)).json()["status"] == "accepted"
+    assert post(client, github, **gh(secret="wrong")).status_code == 401
+    assert counts() == (accepted + 2, True, rejected + 1)
+
+
 def test_whitespace_in_json_is_kept_byte_for_byte(client, github):
     body = b'{ "action" :"opened",\n  "issue": {"id": 7}  }'
     response = post(client, github, body, **gh(body))

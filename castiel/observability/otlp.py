@@ -123,7 +123,7 @@ def _flags(context) -> bytes:
 
 
 def _trace_state(trace_state) -> bytes:
-    if trace_state is None:
+    if not trace_state:  # None, or empty (most spans): nothing is written either way
         return b""
     return _optional(b"\x1a", ",".join(f"{k}={v}" for k, v in trace_state.items()))
 
@@ -155,10 +155,20 @@ def _link(link) -> bytes:
 def _status(status) -> bytes:
     if status is None:
         return b""
-    return _field(
-        b"\x7a",
-        _optional(b"\x12", status.description) + _count(b"\x18", status.status_code.value),
-    )
+    key = (status.status_code, status.description)
+    encoded = _STATUSES.get(key)
+    if encoded is None:
+        encoded = _field(
+            b"\x7a",
+            _optional(b"\x12", status.description) + _count(b"\x18", status.status_code.value),
+        )
+        if len(_STATUSES) < 256:  # descriptions are error types: a handful in practice
+            _STATUSES[key] = encoded
+    return encoded
+
+
+# Encoded statuses by (code, description): nearly every span's is one of a few.
+_STATUSES: dict[tuple[Any, str | None], bytes] = {}
 
 
 def encode_span(span) -> bytes:

@@ -155,6 +155,27 @@ def _odd_spans() -> list:
     ]
 
 
+def test_every_status_encodes_like_the_librarys():
+    """Statuses are kept encoded by code and description: each pair must stay its own."""
+    context = SpanContext(trace_id=1, span_id=2, is_remote=False)
+    statuses = [
+        Status(StatusCode.ERROR, "ConnectionError"),
+        Status(StatusCode.ERROR, "Timeout"),
+        Status(StatusCode.ERROR),
+        Status(StatusCode.OK),
+        Status(StatusCode.UNSET),
+        Status(StatusCode.ERROR, "ConnectionError"),
+        None,
+    ]
+    spans = [
+        ReadableSpan(name="s", context=context, resource=Resource({}), status=status)
+        for status in statuses
+    ]
+    for span in spans:
+        assert otlp.encode_spans([span]) == library_encode([span]).SerializePartialToString()
+    assert otlp.encode_spans(spans) == library_encode(spans).SerializePartialToString()
+
+
 def test_the_encoder_gives_the_librarys_bytes_for_sdk_spans():
     spans = _sdk_spans()
     assert len(spans) == 7

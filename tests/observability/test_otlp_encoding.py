@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 
-import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as library_encode
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
     OTLPSpanExporter as LibraryExporter,
@@ -224,15 +223,6 @@ def test_the_exporter_fails_like_the_librarys_when_nobody_listens(unused_port):
     endpoint = f"http://127.0.0.1:{unused_port}/v1/traces"
     exporter = otlp.exporter_class()(endpoint=endpoint, timeout=1)
     assert exporter.export(_sdk_spans()[:1]) == SpanExportResult.FAILURE
-
-
-@pytest.fixture
-def unused_port():
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_tracing_exports_with_castiels_encoder_unless_told_otherwise(settings):

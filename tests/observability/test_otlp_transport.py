@@ -67,15 +67,6 @@ def test_an_export_nobody_receives_fails_without_raising(unused_port):
     assert exporter.export(_sdk_spans()[:1]) == SpanExportResult.FAILURE
 
 
-@pytest.fixture
-def unused_port():
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _pool_settings(exporter) -> dict:
     return exporter._client._transport._pool.connection_pool_kw
 

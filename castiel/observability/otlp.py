@@ -83,13 +83,36 @@ def _key_value(key: str, value: Any) -> bytes:
 
 
 @functools.lru_cache(maxsize=4096, typed=True)  # typed: True and 1 are different values
-def _scalar_attribute(tag: bytes, key: str, value: str | bool | int | float) -> bytes:
-    """One attribute with a plain value, as a field: most recur from span to span (method,
-    route, status, tenant, outcome), so the least recently used are kept encoded."""
+def _scalar_attribute(tag: bytes, key: str, value: bool | int | float) -> bytes:
+    """One attribute with a number or a boolean, as a field: most recur from span to span
+    (an HTTP status), so the least recently used are kept encoded."""
     return _field(tag, _key_value(key, value))
 
 
-_SCALARS = frozenset((str, bool, int, float))
+_SCALARS = frozenset((bool, int, float))
+# Attributes with a text value, encoded, by (tag, key, value): most recur from span to span
+# (method, route, tenant, outcome). A plain dict, emptied when full, not an LRU cache: the
+# least-recently-used bookkeeping cost as much as encoding the values that do not recur.
+_TEXTS: dict[tuple[bytes, str, str], bytes] = {}
+_TEXTS_KEPT = 4096
+# A key's encoded ``KeyValue.key`` field followed by the ``value`` tag, by key.
+_KEY_FIELDS: dict[str, bytes] = {}
+
+
+def _text_attribute(tag: bytes, key: str, value: str) -> bytes:
+    """One attribute with a text value, as a field (``_field(tag, _key_value(key, value))``)."""
+    key_field = _KEY_FIELDS.get(key)
+    if key_field is None:
+        key_field = (_field(b"\x0a", key.encode()) if key else b"") + b"\x12"
+        if len(_KEY_FIELDS) < _TEXTS_KEPT:
+            _KEY_FIELDS[key] = key_field
+    text = value.encode()
+    size = len(text)
+    any_value = (b"\x0a" + _SMALL[size] if size < 0x80 else b"\x0a" + _varint(size)) + text
+    size = len(any_value)
+    pair = key_field + (_SMALL[size] if size < 0x80 else _varint(size)) + any_value
+    size = len(pair)
+    return tag + (_SMALL[size] if size < 0x80 else _varint(size)) + pair
 
 
 def _attributes(tag: bytes, attributes) -> bytes:
@@ -97,15 +120,24 @@ def _attributes(tag: bytes, attributes) -> bytes:
     if not attributes:
         return b""
     out = []
+    texts = _TEXTS
     for key, value in attributes.items():
         try:
-            if type(value) in _SCALARS:
+            if type(value) is str:
+                cached = texts.get((tag, key, value))
+                if cached is None:
+                    if len(texts) >= _TEXTS_KEPT:
+                        texts.clear()
+                    cached = texts[(tag, key, value)] = _text_attribute(tag, key, value)
+                out.append(cached)
+            elif type(value) in _SCALARS:
                 out.append(_scalar_attribute(tag, key, value))
             else:
                 out.append(_field(tag, _key_value(key, value)))
         except Exception as error:
-            # The key and the error only: a value could be anything (scrub() has run already).
-            _logger.error("Failed to encode key %s: %s", key, error)
+            # The key and the error's type only: a value could be anything, and some errors
+            # quote it (scrub() has run already).
+            _logger.error("Failed to encode key %s: %s", key, type(error).__name__)
     return b"".join(out)
 
 
@@ -117,9 +149,8 @@ def _count(tag: bytes, number: int) -> bytes:
     return tag + _varint(number) if number else b""
 
 
-def _flags(context) -> bytes:
-    flags = _HAS_IS_REMOTE | (_IS_REMOTE if context is not None and context.is_remote else 0)
-    return b"\x85\x01" + _FIXED32(flags)
+_LOCAL_PARENT = b"\x85\x01" + _FIXED32(_HAS_IS_REMOTE)
+_REMOTE_PARENT = b"\x85\x01" + _FIXED32(_HAS_IS_REMOTE | _IS_REMOTE)
 
 
 def _trace_state(trace_state) -> bytes:
@@ -175,15 +206,22 @@ def encode_span(span) -> bytes:
     """One ``Span`` message's fields (trace.proto, fields 1 to 16 in order)."""
     context = span.get_span_context()
     parent = span.parent
+    name = span.name
+    encoded_name = _NAMES.get(name)
+    if encoded_name is None:
+        encoded_name = _optional(b"\x2a", name)
+        if len(_NAMES) < 1024:  # span names are routes and task names: a few dozen
+            _NAMES[name] = encoded_name
+    start, end = span.start_time, span.end_time
     parts = [
         b"\x0a\x10" + context.trace_id.to_bytes(16, "big"),
         b"\x12\x08" + context.span_id.to_bytes(8, "big"),
         _trace_state(context.trace_state),
         b"\x22\x08" + parent.span_id.to_bytes(8, "big") if parent else b"",
-        _optional(b"\x2a", span.name),
-        b"\x30" + _SMALL[span.kind.value + 1],  # the SDK's kinds are the protocol's minus one
-        b"\x39" + _FIXED64(span.start_time) if span.start_time else b"",
-        b"\x41" + _FIXED64(span.end_time) if span.end_time else b"",
+        encoded_name,
+        _encoded_kind(span.kind),
+        b"\x39" + _FIXED64(start) if start else b"",
+        b"\x41" + _FIXED64(end) if end else b"",
         _attributes(b"\x4a", span.attributes),
         _count(b"\x50", span.dropped_attributes),
     ]
@@ -193,9 +231,13 @@ def encode_span(span) -> bytes:
     if span.links:
         parts.extend(_field(b"\x6a", _link(link)) for link in span.links)
     parts.append(_count(b"\x70", span.dropped_links))
-    parts.append(_status(span.status))
-    parts.append(_flags(parent))
+    parts.append(_encoded_status(span.status))
+    parts.append(_REMOTE_PARENT if parent is not None and parent.is_remote else _LOCAL_PARENT)
     return b"".join(parts)
+
+
+# Encoded span names, by name.
+_NAMES: dict[str, bytes] = {}
 
 
 def _scope(scope) -> bytes:
@@ -211,8 +253,9 @@ def _scope(scope) -> bytes:
 
 
 class _Encoded:
-    """The encoded ``Resource`` or ``InstrumentationScope`` of an object the SDK shares
-    between all the spans of a provider or tracer, computed once (they are immutable)."""
+    """The encoding of an immutable object many spans share (the ``Resource`` of a provider,
+    the ``InstrumentationScope`` of a tracer, a span kind, a status), computed once per
+    object and found again by identity."""
 
     def __init__(self, encode):
         self.encode = encode
@@ -230,7 +273,12 @@ class _Encoded:
 
 
 _encoded_resource = _Encoded(lambda resource: _attributes(b"\x0a", resource.attributes))
+# The SDK's kinds are the protocol's minus one (an enum's ``value`` and hash are Python calls).
+_encoded_kind = _Encoded(lambda kind: b"\x30" + _SMALL[kind.value + 1])
 _encoded_scope = _Encoded(_scope)
+# A span's status: most spans share one of a few Status objects (the receiver's lean span
+# always does), so it is looked up by identity first, then by its code and description.
+_encoded_status = _Encoded(_status)
 
 
 def _group(spans) -> list[tuple[Any, list[tuple[Any, list[Any]]]]]:

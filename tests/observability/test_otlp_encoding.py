@@ -229,3 +229,36 @@ def test_tracing_exports_with_castiels_encoder_unless_told_otherwise(settings):
     assert isinstance(tracing._otlp_exporter(settings), otlp.exporter_class())
     settings.CASTIEL_OTLP_ENCODER = "library"
     assert type(tracing._otlp_exporter(settings)) is LibraryExporter
+
+
+def test_text_attributes_encode_like_the_librarys_at_every_length_and_past_the_cache(
+    monkeypatch, caplog
+):
+    """Text attributes are kept encoded (a dict emptied when full): lengths around the one-byte
+    length limit at every nesting level, keys of every size, more texts than the dict keeps,
+    and a text that is not valid UTF-8 (left out and logged, like the library does)."""
+    monkeypatch.setattr(otlp, "_TEXTS_KEPT", 16)
+    monkeypatch.setattr(otlp, "_TEXTS", {})
+    monkeypatch.setattr(otlp, "_KEY_FIELDS", {})
+    context = SpanContext(trace_id=1, span_id=2, is_remote=False)
+    resource = Resource({"service.name": "texts"})
+    spans = []
+    for key in ("k", "key." * 30, "ü" * 70):
+        attributes = {f"{key}{size}": "v" * size for size in (0, 1, 100, 110, 120, 125, 127, 128)}
+        attributes["é"] = "é" * 64  # 128 bytes of UTF-8
+        spans += [
+            ReadableSpan(name=f"s{turn}", context=context, resource=resource, attributes=attributes)
+            for turn in range(3)
+        ]
+    spans.append(
+        ReadableSpan(
+            name="bad", context=context, resource=resource, attributes={"a": "x", "bad": "\ud800"}
+        )
+    )
+    with caplog.at_level(logging.ERROR):
+        ours = otlp.encode_spans(spans)
+    assert ours == library_encode(spans).SerializePartialToString()
+    assert otlp.encode_spans(spans) == ours  # again, from what the dict kept
+    assert len(otlp._TEXTS) <= 16 and len(otlp._KEY_FIELDS) <= 16
+    ours_logged = [r.getMessage() for r in caplog.records if r.name == otlp.__name__]
+    assert ours_logged == ["Failed to encode key bad: UnicodeEncodeError"] * 2

@@ -9,9 +9,11 @@ transport (``opentelemetry-exporter-http-transport``, registered under the name
 yet choose it from the environment, so :func:`lighter_transport` does, and only where the
 requests ``Session`` would add nothing of its own: no credential-provider session (a plain
 ``requests.Session`` without auth, proxies, hooks, cookies or extra adapters), no proxy and
-no ``.netrc`` entry for the endpoint, no ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``, and no
-CA directory. It then verifies TLS with the very CA bundle ``requests`` would use: the
-configured certificate file, or certifi's. In every other case the exporter keeps
+no ``.netrc`` entry for the endpoint, and no CA directory. It then verifies TLS with the
+very CA bundle ``requests`` would use, found by ``requests`` itself
+(``Session.merge_environment_settings``): ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` when
+set (they override the configured certificate file, as in ``requests``), else the
+configured certificate file, else certifi's. In every other case the exporter keeps
 ``requests``. Retries, timeouts, compression and results stay the library's
 (``_OTLPHTTPClient``), whichever transport sends. tests/observability/test_otlp_transport.py
 holds both halves.
@@ -21,8 +23,6 @@ from __future__ import annotations
 
 import os
 from typing import Any
-
-_CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 
 def _plain_session(session) -> bool:
@@ -49,23 +49,27 @@ def lighter_transport(exporter) -> Any | None:
     sends what the exporter's requests session would, else None (keep requests)."""
     from opentelemetry.exporter.http.transport._requests import RequestsHTTPTransport
     from opentelemetry.exporter.http.transport._urllib3 import Urllib3HTTPTransport
-    from requests.utils import DEFAULT_CA_BUNDLE_PATH, get_environ_proxies, get_netrc_auth
+    from requests.utils import DEFAULT_CA_BUNDLE_PATH, get_netrc_auth
 
     transport = exporter._client._transport
     if type(transport) is not RequestsHTTPTransport:
         return None
     session = transport._session
     endpoint = exporter._endpoint
-    if not _plain_session(session) or any(os.environ.get(name) for name in _CA_BUNDLE_VARIABLES):
+    if not _plain_session(session):
         return None
-    if get_environ_proxies(endpoint) or get_netrc_auth(endpoint):
+    # What requests itself merges into each of this session's requests (the transport passes
+    # no proxies or verify of its own): the environment's proxies for the endpoint, and
+    # REQUESTS_CA_BUNDLE or else CURL_CA_BUNDLE in place of the session's verify.
+    merged = session.merge_environment_settings(endpoint, {}, None, None, None)
+    if merged["proxies"] or get_netrc_auth(endpoint):
         return None
-    verify = session.verify
+    verify = merged["verify"]
     if verify is True:
         verify = DEFAULT_CA_BUNDLE_PATH  # what requests' HTTPAdapter.cert_verify uses
     elif isinstance(verify, str) and os.path.isdir(verify):
         return None  # requests passes a directory as ca_cert_dir; this transport cannot
-    return Urllib3HTTPTransport(verify=verify, cert=session.cert)
+    return Urllib3HTTPTransport(verify=verify, cert=merged["cert"])
 
 
 def use_lighter_transport(exporter):

@@ -1,7 +1,8 @@
 """The OTLP exporter sends through the library's urllib3 transport only where that sends what
-its requests session would: the same request reaches the collector, and everything requests
-would add (a proxy, a .netrc login, a CA bundle from the environment, a credential
-provider's session) keeps requests."""
+its requests session would: the same request reaches the collector, TLS is verified with the
+CA bundle requests would use (the environment's included), and everything else requests
+would add (a proxy, a .netrc login, a CA directory, a credential provider's session) keeps
+requests."""
 
 from __future__ import annotations
 
@@ -91,14 +92,45 @@ def test_tls_is_verified_against_the_ca_bundle_requests_would_use(monkeypatch, t
     [
         ("HTTP_PROXY", "http://127.0.0.1:3128"),
         ("ALL_PROXY", "http://127.0.0.1:3128"),
-        ("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt"),
-        ("CURL_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt"),
         ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/ssl/certs"),  # a CA directory
+        ("REQUESTS_CA_BUNDLE", "/etc/ssl/certs"),
+        ("CURL_CA_BUNDLE", "/etc/ssl/certs"),
     ],
 )
 def test_whatever_requests_would_add_keeps_requests(monkeypatch, variable, value):
     monkeypatch.setenv(variable, value)
     assert type(_built()._client._transport) is RequestsHTTPTransport
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {"REQUESTS_CA_BUNDLE": "env.pem"},
+        {"CURL_CA_BUNDLE": "curl.pem"},
+        {"REQUESTS_CA_BUNDLE": "env.pem", "CURL_CA_BUNDLE": "curl.pem"},
+        {"REQUESTS_CA_BUNDLE": "env.pem", "OTEL_EXPORTER_OTLP_CERTIFICATE": "configured.pem"},
+        {"REQUESTS_CA_BUNDLE": "", "CURL_CA_BUNDLE": "curl.pem"},
+        {"OTEL_EXPORTER_OTLP_CERTIFICATE": "configured.pem"},
+    ],
+)
+def test_a_ca_bundle_from_the_environment_is_the_one_requests_would_verify_with(
+    monkeypatch, tmp_path, variables
+):
+    """REQUESTS_CA_BUNDLE, else CURL_CA_BUNDLE, else the configured file: requests' own order
+    (the environment overrides the exporter's certificate file), read from requests itself."""
+    for name, file in variables.items():
+        path = tmp_path / file if file else ""
+        if path:
+            path.write_text("not a real bundle: never loaded, these exporters only get built")
+        monkeypatch.setenv(name, str(path))
+    with_requests = otlp.exporter_class()(endpoint=ENDPOINT.replace("http:", "https:"))
+    session = with_requests._client._transport._session
+    expected = session.merge_environment_settings(with_requests._endpoint, {}, None, None, None)
+    assert isinstance(expected["verify"], str)
+    lighter = _built(ENDPOINT.replace("http:", "https:"))
+    assert type(lighter._client._transport) is Urllib3HTTPTransport
+    assert _pool_settings(lighter)["ca_certs"] == expected["verify"]
+    assert _pool_settings(lighter)["cert_reqs"] == "CERT_REQUIRED"
 
 
 def test_a_proxy_the_endpoint_bypasses_does_not_keep_requests(monkeypatch):

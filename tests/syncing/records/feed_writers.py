@@ -20,7 +20,9 @@ class RolledBack(Exception):
     pass
 
 
-def write(*, db_url, seed, writer, task_id, external_ids, seconds, ready, results) -> None:
+def write(
+    *, db_url, seed, writer, task_id, external_ids, seconds, min_committed, ready, results
+) -> None:
     os.environ["DATABASE_URL"] = db_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "castiel.settings")
     import django
@@ -130,7 +132,11 @@ def write(*, db_url, seed, writer, task_id, external_ids, seconds, ready, result
     ready.wait(timeout=120)
     stop_at = time.monotonic() + seconds
     n = 0
-    while time.monotonic() < stop_at:
+    # For ``seconds``, and on a slow machine until ``min_committed`` transactions committed: the
+    # scenario's volume must not depend on the machine's speed (bounded by the attempts).
+    while time.monotonic() < stop_at or (
+        committed < min_committed and attempts < 50 * min_committed
+    ):
         n += 1
         token = f"w{writer}-{n}"
         attempts += 1

@@ -28,6 +28,7 @@ from tests.syncing.records.feed_support import settle
 URL = "/api/v1/records/changes/"
 WRITERS = 8
 SECONDS = 6.0
+MIN_COMMITTED = 6  # per writer, however slow the machine (the volume asserted below)
 EXTERNAL_IDS = [f"r{i}" for i in range(150)]
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -77,6 +78,7 @@ def _start_writers(seed: int, task) -> tuple[list, object, object]:
                 "task_id": str(task.pk),
                 "external_ids": EXTERNAL_IDS,
                 "seconds": SECONDS,
+                "min_committed": MIN_COMMITTED,
                 "ready": ready,
                 "results": results,
             },

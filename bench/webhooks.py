@@ -40,9 +40,10 @@ registration = registrations.registration_create(
 from bench.support import subscribe_if_asked
 subscribe_if_asked(tenant)
 from django.db import connection
-from castiel.bench_views import CREATE_INSERT_TABLE
+from castiel.bench_views import CREATE_INSERT_TABLE, LZ4_IF_AVAILABLE
 with connection.cursor() as cursor:
     cursor.execute(CREATE_INSERT_TABLE)
+    cursor.execute(LZ4_IF_AVAILABLE)
 print(registration.pk)
 """
 EXAMPLES = Path(support.REPO) / "tests/node/node_modules/@octokit/webhooks-examples"

@@ -1,5 +1,6 @@
 """Baseline views for the benchmark harness (only routed when CASTIEL_BENCH_VIEWS=1)."""
 
+import psycopg
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -31,8 +32,6 @@ def bare_insert_view(request):
     own INSERT (webhooks/receipt_insert.py): one round trip (no health-check ``SELECT 1``
     first), the body bound server-side as binary rather than escaped into the SQL text, and
     the same TOAST compression (``LZ4_IF_AVAILABLE``)."""
-    import psycopg
-
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
+from django.utils import timezone
 
 from castiel.db.leases import LeaseLost
 from castiel.http.errors import PERMANENT, RETRY, next_step
@@ -175,8 +177,10 @@ def _send(batch, chunk: list[_Entry], counts: dict[str, int]) -> list[OutboundCh
         if next_step(exc) == RETRY:
             # One backoff for the whole batch: its changes come due together and go out in
             # one request again (each drawing its own would scatter them).
-            shared = time.monotonic() + first.ctx.retries.delay(
-                first.change.attempts, retry_after=getattr(exc, "retry_after", None)
+            shared = timezone.now() + timedelta(
+                seconds=first.ctx.retries.delay(
+                    first.change.attempts, retry_after=getattr(exc, "retry_after", None)
+                )
             )
     duration = time.perf_counter() - started
     log.info("outbound.batch_pushed", operation=operation, size=len(chunk), seconds=duration)
@@ -241,9 +245,7 @@ def _record(batch, entry: _Entry, outcome: ItemOutcome, duration: float, shared=
         ctx=ctx,
         started=batch.started,
         inline=False,
-        delay=max(0.0, shared - time.monotonic())
-        if shared is not None and outcome.error is not None
-        else None,
+        due_at=shared if outcome.error is not None else None,
     )
     return outcome_name
 

@@ -11,6 +11,7 @@ change; anything else becomes a dead letter at once.
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
@@ -55,15 +56,17 @@ def failed(
     ctx: PushContext | None,
     started: float,
     inline: bool = True,
-    delay: float | None = None,
+    due_at: datetime | None = None,
 ) -> tuple[str, float | None]:
     """Record the failed attempt; (outcome, seconds until an inline retry or None).
 
     ``ctx``: the change's push context if it could be built; ``started``: the batch's start
     (an inline retry must fit its time budget); ``inline=False``: a retry always goes back to
     the outbox (a change of a provider batch is retried in a later batch, under its key);
-    ``delay``: the backoff to use instead of drawing one (a failed provider batch's changes
-    share one, so they come due — and go out — together again)."""
+    ``due_at``: when a retry comes due, instead of a backoff drawn for this change (a failed
+    provider batch's changes share one due time, written as is to each of them, so they come
+    due — and go out — together again: a delay per change, measured as each is recorded, would
+    scatter them by the time recording takes)."""
     # A local write raced ours on the record (stores without a conditional UPDATE):
     # trying again is all it takes.
     step = RETRY if isinstance(exc, StaleRecordError) else next_step(exc)
@@ -82,8 +85,10 @@ def failed(
         # Without a context (a broken configuration) there is no second attempt.
         policy = ctx.retries if ctx else RetryPolicy(max_attempts=1)
         if step == RETRY and not policy.exhausted(change.attempts):
-            if delay is None:
+            if due_at is None:
                 delay = policy.delay(change.attempts, retry_after=retry_after)
+            else:
+                delay = max(0.0, (due_at - timezone.now()).total_seconds())
             metrics.PUSH_RETRIES.labels(provider, code).inc()
             entry = lease.log(
                 change,
@@ -107,7 +112,9 @@ def failed(
                     attempt_log=entry,
                 )
                 return "retry", delay
-            lease.release(change, delay=delay, reason=message, attempted=True, log=entry)
+            lease.release(
+                change, delay=delay, reason=message, attempted=True, log=entry, due_at=due_at
+            )
             return "retry", None
         reason = f"gave up after {change.attempts} attempts" if step == RETRY else ""
         dead(lease, change, exc, reason=reason, adapter=ctx.adapter if ctx else None)

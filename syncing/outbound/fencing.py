@@ -134,14 +134,17 @@ class BatchLease:
             **fields,
         )
 
-    def release(self, change, *, delay: float, reason: str, attempted: bool, log=None) -> None:
-        """Back to the outbox, due in ``delay`` seconds (an attempt not ``attempted`` is not
-        counted); a lost lease is the new holder's business."""
+    def release(
+        self, change, *, delay: float, reason: str, attempted: bool, log=None, due_at=None
+    ) -> None:
+        """Back to the outbox, due in ``delay`` seconds — or at ``due_at`` exactly, when given
+        (an attempt not ``attempted`` is not counted); a lost lease is the new holder's
+        business."""
         fields = {
             "status": Status.PENDING,
             "lease_owner": "",
             "lease_expires_at": None,
-            "next_attempt_at": timezone.now() + timedelta(seconds=delay),
+            "next_attempt_at": due_at or timezone.now() + timedelta(seconds=delay),
             "status_reason": reason[:2000],
         }
         if log is not None:

@@ -8,6 +8,7 @@ import time
 from types import SimpleNamespace
 
 import pytest
+from django.utils import timezone
 
 from integrations.adapters.base import BatchSupport
 from sandbox.models import SandboxObject, SandboxRequest
@@ -150,6 +151,21 @@ def test_a_failed_request_retries_every_item_in_a_later_batch(
         change.refresh_from_db()
         assert (change.status, change.attempts) == ("succeeded", 2)
     assert SandboxObject.objects.filter(account=account).count() == 4
+
+
+def test_a_failed_request_gives_its_changes_one_due_time(tenant, sandbox, enqueued, pushes):
+    _, task = setup(tenant, sandbox, enqueued, n=0, faults={"script": ["503"]})
+    changes = [create(task, first_name=f"N{i}") for i in range(4)]
+
+    assert push_all(pushes) == {"retry": 4}
+    # One instant, not four near ones: a dispatch between them would split the batch into
+    # two requests against the provider's budget.
+    due = {
+        change.next_attempt_at
+        for change in OutboundChange.objects.filter(pk__in=[c.pk for c in changes])
+    }
+    assert len(due) == 1
+    assert due.pop() > timezone.now()
 
 
 def test_a_lost_batch_answer_is_replayed_per_item_never_applied_twice(
